@@ -1,0 +1,296 @@
+"""The ``disrnn`` command line: one subcommand per pipeline step, argument parsing only.
+
+Each subcommand converts its arguments into the package's config objects and calls one
+public function; the Snakemake scripts and a notebook call the same functions.
+
+    disrnn simulate --preset NAME --out SESSION.nwb [--seed S]
+    disrnn fetch --dandiset ID --path ASSET [--version V] [--api-url URL] --out DIR
+    disrnn bin SESSION.nwb --out DATASET.nc --bin-width SECONDS [...]
+    disrnn fit DATASET.nc --method NAME --out FITDIR [...]
+    disrnn evaluate FITDIR DATASET.nc --out EVALDIR
+    disrnn report ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+log = logging.getLogger("disrnn")
+
+
+def _float_list(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--groups takes comma-separated integer group sizes such as 3,3; got {text!r}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- simulate
+def _add_simulate(sub) -> None:
+    from disrnn.simulate import PRESETS
+
+    p = sub.add_parser(
+        "simulate",
+        help="write a simulated NWB session with known ground truth",
+        description="Simulate G independent latent systems driving a low-rank RNN and "
+        "write the session (spikes or continuous activity, trials, truth) as NWB.",
+    )
+    p.add_argument("--preset", required=True, choices=sorted(PRESETS), help="ground-truth system")
+    p.add_argument("--out", required=True, help="output .nwb path")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--n-trials", type=int, default=None, help="override the preset's trial count")
+    p.add_argument("--n-units", type=int, default=None, help="override the preset's neuron count")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args) -> None:
+    from disrnn.simulate import simulate_nwb
+
+    overrides = {k: v for k, v in (("n_trials", args.n_trials), ("n_units", args.n_units)) if v}
+    path = simulate_nwb(args.preset, args.out, seed=args.seed, **overrides)
+    print(path)
+
+
+# ------------------------------------------------------------------------------- fetch
+def _add_fetch(sub) -> None:
+    p = sub.add_parser(
+        "fetch",
+        help="download one NWB asset from a DANDI archive",
+        description="Download one asset with the dandi client, verifying its digest. The API "
+        "token, if needed, is read from the DANDI_API_KEY environment variable only.",
+    )
+    p.add_argument("--dandiset", required=True, help="dandiset identifier, e.g. 000207")
+    p.add_argument("--path", required=True, help="asset path inside the dandiset (a glob lists matches)")
+    p.add_argument("--version", default=None, help="version: 'draft' or e.g. 0.220927.1850 (default: most recent published)")
+    p.add_argument("--api-url", default=None, help="DANDI API URL (default: DANDI_API_URL or the public archive)")
+    p.add_argument("--out", required=True, help="download folder; the asset path is kept below it")
+    p.set_defaults(func=_run_fetch)
+
+
+def _run_fetch(args) -> None:
+    from disrnn.data.dandi import fetch_asset
+
+    path = fetch_asset(args.dandiset, args.path, args.out, version=args.version, api_url=args.api_url)
+    print(path)
+
+
+# --------------------------------------------------------------------------------- bin
+def _add_bin(sub) -> None:
+    p = sub.add_parser(
+        "bin",
+        help="bin an NWB session into an xarray dataset (NetCDF)",
+        description="Bin spikes (or a continuous TimeSeries) of one NWB session into a "
+        "Dataset with dims (trial, time, unit). With no filter options every unit is kept.",
+    )
+    p.add_argument("nwb", help="input .nwb file")
+    p.add_argument("--out", required=True, help="output .nc path")
+    p.add_argument("--bin-width", type=float, required=True, help="bin width in seconds")
+    p.add_argument("--trials", default=None, help="'trials' or the name of an interval table in nwb.intervals")
+    p.add_argument("--align", default=None, help="column of the trials table to align on (default start_time)")
+    p.add_argument("--window", type=float, nargs=2, metavar=("START", "END"), default=None,
+                   help="window around the alignment in seconds, e.g. -0.5 1.5")
+    p.add_argument("--window-length", type=float, default=None,
+                   help="without trials: cut the recording into consecutive windows of this length (s)")
+    p.add_argument("--activity", default=None,
+                   help="bin this continuous TimeSeries instead of the Units table")
+    p.add_argument("--min-rate", type=float, default=None, help="drop units below this mean rate (Hz)")
+    p.add_argument("--max-rate", type=float, default=None, help="drop units above this mean rate (Hz)")
+    p.add_argument("--min-spikes", type=int, default=None, help="drop units with fewer spikes in the windows")
+    p.add_argument("--behavior", nargs="*", default=[], metavar="NAME", help="TimeSeries names to bin as behavior")
+    p.add_argument("--heldout-fraction", type=float, default=None,
+                   help="fraction of units held out for co-smoothing when the file has no 'heldout' column")
+    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
+                   help="trial split fractions (default 0.7 0.15 0.15)")
+    p.add_argument("--stratify", default=None, help="condition column to stratify the split by")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and held-out draw")
+    p.set_defaults(func=_run_bin)
+
+
+def _run_bin(args) -> None:
+    from disrnn.data.binning import BinConfig, bin_session
+    from disrnn.data.io import save_dataset
+
+    options = {
+        "bin_width": args.bin_width,
+        "trials": args.trials,
+        "align": args.align,
+        "window": tuple(args.window) if args.window else None,
+        "window_length": args.window_length,
+        "activity": args.activity,
+        "min_rate": args.min_rate,
+        "max_rate": args.max_rate,
+        "min_spikes": args.min_spikes,
+        "behavior": tuple(args.behavior),
+        "heldout_fraction": args.heldout_fraction,
+        "split": tuple(args.split) if args.split else None,
+        "stratify": args.stratify,
+        "seed": args.seed,
+    }
+    config = BinConfig(**{k: v for k, v in options.items() if v is not None})
+    ds = bin_session(args.nwb, config)
+    save_dataset(ds, args.out)
+    sizes = ", ".join(f"{d}={n}" for d, n in ds.sizes.items() if d in ("trial", "time", "unit"))
+    print(f"{args.out}: {sizes}")
+
+
+# --------------------------------------------------------------------------------- fit
+def _add_fit(sub) -> None:
+    from disrnn.models.methods import METHODS
+
+    p = sub.add_parser(
+        "fit",
+        help="fit one method (DisRNN or a baseline) to a binned dataset",
+        description="Fit on the 'train' trials with early stopping on 'val'. The fit folder "
+        "holds config.json, weights.pt, losses.csv and a checkpoint a killed run resumes from.",
+    )
+    p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
+    p.add_argument("--method", required=True, choices=sorted(METHODS), help="model or baseline")
+    p.add_argument("--out", required=True, help="fit folder")
+    p.add_argument("--groups", type=_int_list, default=None, help="group sizes, e.g. 3,3 (sum = rank K)")
+    p.add_argument("--beta", type=float, default=None, help="partial-correlation weight")
+    p.add_argument("--alpha", type=float, default=None, help="block-diagonal penalty weight (bdRNN)")
+    p.add_argument("--likelihood", choices=["auto", "gaussian", "poisson"], default=None,
+                   help="observation model (auto: poisson for spike counts, gaussian for continuous)")
+    p.add_argument("--link", choices=["softplus", "exp"], default=None, help="Poisson link")
+    p.add_argument("--history", type=int, default=None, help="history length L in bins (default 1)")
+    p.add_argument("--kernel", choices=["fixed", "learned"], default=None, help="history kernel for L > 1")
+    p.add_argument("--sigma", choices=["fixed", "learned"], default=None, help="encoder sd: rule of thumb or learned")
+    p.add_argument("--epochs", type=int, default=None, help="maximum passes over the training bins")
+    p.add_argument("--batch-size", type=int, default=None, help="bins per mini-batch (default 128)")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
+    p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="torch device")
+    p.add_argument("--init-from", default=None, help="lrRNN fit folder that post-hoc methods transform")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_run_fit)
+
+
+def _run_fit(args) -> None:
+    from disrnn.models.config import FitConfig
+    from disrnn.training import fit
+
+    options = {
+        "method": args.method,
+        "groups": args.groups,
+        "beta": args.beta,
+        "alpha": args.alpha,
+        "likelihood": args.likelihood,
+        "link": args.link,
+        "history": args.history,
+        "kernel": args.kernel,
+        "sigma": args.sigma,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "patience": args.patience,
+    }
+    config = FitConfig.create(**{k: v for k, v in options.items() if v is not None})
+    out = fit(
+        args.dataset,
+        config,
+        args.out,
+        seed=args.seed,
+        device=args.device,
+        init_from=args.init_from,
+        progress=not args.no_progress,
+    )
+    print(out)
+
+
+# ---------------------------------------------------------------------------- evaluate
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a fit on the test trials",
+        description="Write EVALDIR/metrics.json (test-split metrics) and EVALDIR/latents.nc "
+        "(latents of every trial with its split).",
+    )
+    p.add_argument("fit", help="fit folder from `disrnn fit`")
+    p.add_argument("dataset", help="the dataset the fit was trained on (.nc)")
+    p.add_argument("--out", required=True, help="evaluation folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of Monte Carlo estimates and rollouts")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> None:
+    from disrnn.evaluation import evaluate
+
+    out = evaluate(args.fit, args.dataset, args.out, seed=args.seed)
+    print(out)
+
+
+# ------------------------------------------------------------------------------ report
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="render HTML reports from evaluated fits")
+    rsub = p.add_subparsers(dest="report_kind", required=True)
+    s = rsub.add_parser("session", help="one session's report")
+    s.add_argument("--dataset", required=True, help="the session's dataset (.nc)")
+    s.add_argument("--evals", nargs="+", required=True, help="evaluation folders of this session")
+    s.add_argument("--session", required=True, help="session id shown in the report")
+    s.add_argument("--out", required=True, help="output .html")
+    s.set_defaults(func=_run_report_session)
+    m = rsub.add_parser("summary", help="the summary over sessions")
+    m.add_argument("--evals", nargs="+", required=True, help="evaluation folders of all sessions")
+    m.add_argument("--out", required=True, help="output index.html")
+    m.set_defaults(func=_run_report_summary)
+
+
+def _run_report_session(args) -> None:
+    from disrnn.report import render_session_report
+
+    print(render_session_report(args.session, args.dataset, args.evals, args.out))
+
+
+def _run_report_summary(args) -> None:
+    from disrnn.report import render_summary_report
+
+    print(render_summary_report(args.evals, args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="disrnn",
+        description="Disentangled low-rank RNNs for neural population recordings.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_simulate, _add_fetch, _add_bin, _add_fit, _add_evaluate, _add_report):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``disrnn`` command; returns the exit status.
+
+    User errors (bad values, missing files) print one line ``disrnn: error: ...`` and
+    exit with status 2; the traceback is shown with ``--verbose``.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, PermissionError, KeyError, OSError) as err:
+        if args.verbose:
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"disrnn {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

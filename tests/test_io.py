@@ -1,0 +1,71 @@
+"""Dataset NetCDF round trip and atomic writes."""
+
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from disrnn._atomic import atomic_dir, atomic_file
+from disrnn.data.io import clean_attrs, load_dataset, save_dataset
+
+
+def _toy_dataset(rng: np.random.Generator) -> xr.Dataset:
+    counts = rng.poisson(2.0, size=(4, 5, 3)).astype(np.int32)
+    return xr.Dataset(
+        {"activity": (("trial", "time", "unit"), counts, {"kind": "spike_counts"})},
+        coords={
+            "trial": [10, 11, 12, 13],
+            "time": np.arange(5) * 0.05 + 0.025,
+            "unit": [3, 5, 9],
+            "area": ("unit", ["CA1", "CA1", "AMY"]),
+            "split": ("trial", ["train", "train", "val", "test"]),
+        },
+        attrs=clean_attrs({"bin_width": 0.05, "filters": {"min_rate": None}, "flag": True}),
+    )
+
+
+def test_netcdf_round_trip_is_identical(tmp_path):
+    ds = _toy_dataset(np.random.default_rng(0))
+    path = save_dataset(ds, tmp_path / "d.nc")
+    back = load_dataset(path)
+    xr.testing.assert_identical(ds, back)
+    assert back["activity"].dims == ("trial", "time", "unit")
+    assert back["activity"].dtype == np.int32
+
+
+def test_load_missing_dataset_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.nc"):
+        load_dataset(tmp_path / "nope.nc")
+
+
+def test_atomic_file_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert not target.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_dir_replaces_only_when_complete(tmp_path):
+    target = tmp_path / "fit"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (target / "a.txt").read_text() == "1"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("2")
+            raise RuntimeError("boom")
+    assert (target / "a.txt").read_text() == "1"
+    assert sorted(os.listdir(tmp_path)) == ["fit"]
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path):
+    # A regular file where the output folder should be cannot be written even by root.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match="cannot create the output folder"):
+        save_dataset(_toy_dataset(np.random.default_rng(0)), blocker / "sub" / "d.nc")
+    assert sorted(os.listdir(tmp_path)) == ["blocker"]
