@@ -34,17 +34,26 @@ def _int_list(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _choices(module: str, name: str) -> list[str] | None:
+    """Sorted keys of a registry, imported only when the parser is built."""
+    import importlib
+
+    try:
+        return sorted(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError):  # a registry still being written: accept any value
+        return None
+
+
 # ---------------------------------------------------------------------------- simulate
 def _add_simulate(sub) -> None:
-    from disrnn.simulate import PRESETS
-
     p = sub.add_parser(
         "simulate",
         help="write a simulated NWB session with known ground truth",
         description="Simulate G independent latent systems driving a low-rank RNN and "
         "write the session (spikes or continuous activity, trials, truth) as NWB.",
     )
-    p.add_argument("--preset", required=True, choices=sorted(PRESETS), help="ground-truth system")
+    p.add_argument("--preset", required=True, choices=_choices("disrnn.simulate", "PRESETS"),
+                   help="ground-truth system")
     p.add_argument("--out", required=True, help="output .nwb path")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--n-trials", type=int, default=None, help="override the preset's trial count")
@@ -144,8 +153,6 @@ def _run_bin(args) -> None:
 
 # --------------------------------------------------------------------------------- fit
 def _add_fit(sub) -> None:
-    from disrnn.models.methods import METHODS
-
     p = sub.add_parser(
         "fit",
         help="fit one method (DisRNN or a baseline) to a binned dataset",
@@ -153,7 +160,8 @@ def _add_fit(sub) -> None:
         "holds config.json, weights.pt, losses.csv and a checkpoint a killed run resumes from.",
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
-    p.add_argument("--method", required=True, choices=sorted(METHODS), help="model or baseline")
+    p.add_argument("--method", required=True, choices=_choices("disrnn.models.methods", "METHODS"),
+                   help="model or baseline")
     p.add_argument("--out", required=True, help="fit folder")
     p.add_argument("--groups", type=_int_list, default=None, help="group sizes, e.g. 3,3 (sum = rank K)")
     p.add_argument("--beta", type=float, default=None, help="partial-correlation weight")
