@@ -1,0 +1,112 @@
+"""Seeded train/val/test splits over trials and held-out units for co-smoothing.
+
+Randomness is injected: every function takes a ``np.random.Generator``; :func:`generators`
+derives independent ones for the trial split and the held-out draw from one seed, so
+changing the split fractions does not change which units are held out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Two independent generators (trial split, held-out units) derived from ``seed``."""
+    split_seq, heldout_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(split_seq), np.random.default_rng(heldout_seq)
+
+
+def _counts(n: int, fractions: tuple[float, float, float]) -> np.ndarray:
+    """Integer counts summing to ``n`` in proportion to ``fractions`` (largest remainder)."""
+    exact = np.asarray(fractions, dtype=np.float64) * n
+    counts = np.floor(exact).astype(np.int64)
+    remainder = exact - counts
+    # ties broken in train, val, test order (stable sort on the negated remainder)
+    order = np.argsort(-remainder, kind="stable")
+    counts[order[: n - counts.sum()]] += 1
+    return counts
+
+
+def split_trials(
+    n_trials: int,
+    fractions: tuple[float, float, float],
+    rng: np.random.Generator,
+    strata: np.ndarray | None = None,
+) -> np.ndarray:
+    """Assign each trial to "train", "val" or "test".
+
+    Args:
+        n_trials: number of trials.
+        fractions: (train, val, test), non-negative, summing to 1.
+        rng: the generator that shuffles the trials.
+        strata: (trial,) condition labels; when given, each condition is split in
+            proportion on its own (largest-remainder rounding per condition).
+
+    Returns:
+        (trial,) str array of split names.
+
+    Raises:
+        ValueError: fractions negative or not summing to 1; strata of the wrong length.
+    """
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(
+            f"split fractions must be three non-negative numbers (train, val, test) summing "
+            f"to 1, got {fractions}"
+        )
+    out = np.empty(n_trials, dtype="<U5")
+    if strata is None:
+        groups = [np.arange(n_trials)]
+    else:
+        strata = np.asarray(strata)
+        if strata.shape != (n_trials,):
+            raise ValueError(
+                f"strata must have one label per trial ({n_trials}), got {strata.shape}"
+            )
+        groups = [np.flatnonzero(strata == value) for value in np.unique(strata)]
+    for idx in groups:
+        shuffled = rng.permutation(idx)
+        counts = _counts(len(idx), fractions)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        for name, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:], strict=True):
+            out[shuffled[lo:hi]] = name
+    return out
+
+
+def heldout_units(
+    n_units: int,
+    fraction: float,
+    rng: np.random.Generator,
+    column: np.ndarray | None = None,
+) -> np.ndarray:
+    """Which units are held out for co-smoothing.
+
+    Args:
+        n_units: number of units.
+        fraction: in [0, 1); used only without ``column``: ``round(fraction * n_units)``
+            units drawn at random without replacement.
+        rng: the generator of the random draw.
+        column: (unit,) the NWB units table's ``heldout`` column; when given it decides.
+
+    Returns:
+        (unit,) bool.
+
+    Raises:
+        ValueError: fraction outside [0, 1); column of the wrong length.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in [0, 1), got {fraction}")
+    if column is not None:
+        column = np.asarray(column)
+        if column.shape != (n_units,):
+            raise ValueError(f"heldout column must have one value per unit ({n_units})")
+        if column.dtype.kind == "U":
+            return np.isin(np.char.lower(column), ["true", "1", "yes"])
+        return column.astype(bool)
+    out = np.zeros(n_units, dtype=bool)
+    n = int(round(fraction * n_units))
+    if n:
+        out[rng.choice(n_units, size=n, replace=False)] = True
+    return out

@@ -1,0 +1,229 @@
+"""bin_session against independent computations (np.histogram, explicit averages)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from nwb_factory import poisson_spikes, write_nwb
+
+from disrnn.data.binning import BinConfig, bin_session
+from disrnn.data.io import load_dataset, save_dataset
+
+
+def _histogram(spikes, align, edges):
+    """Independent reference: np.histogram per trial and unit, last bin made half-open."""
+    out = np.zeros((len(align), len(edges) - 1, len(spikes)), dtype=np.int64)
+    for u, s in enumerate(spikes):
+        for t, a in enumerate(align):
+            rel = np.asarray(s, dtype=np.float64) - a
+            rel = rel[rel < edges[-1]]
+            out[t, :, u] = np.histogram(rel, bins=edges)[0]
+    return out
+
+
+@pytest.fixture
+def edge_session(tmp_path):
+    """Random spikes plus spikes exactly on bin edges (and on the last edge)."""
+    rng = np.random.default_rng(1)
+    starts = np.arange(10) * 3.0 + 1.0
+    align = starts + 0.5  # 'cue_time'
+    spikes = poisson_spikes(rng, 4, 33.0, 12.0)
+    bw, window = 0.125, (-0.25, 1.0)
+    edges = window[0] + np.arange(11) * bw
+    on_edges = (align[:, None] + edges[None, :]).ravel()  # exactly representable
+    spikes[0] = np.sort(np.concatenate([spikes[0], on_edges]))
+    spikes[2] = np.sort(np.concatenate([spikes[2], align + 0.05 * 7, align - 0.05 * 3]))
+    path = write_nwb(
+        tmp_path / "edges.nwb",
+        spike_times=spikes,
+        unit_ids=[3, 7, 11, 20],
+        locations=["CA1", "CA1", "AMY", "ACC"],
+        trials={
+            "start_time": starts,
+            "stop_time": starts + 2.0,
+            "cue_time": align,
+            "condition": np.array(["a", "b"] * 5),
+        },
+    )
+    return path, spikes, align, bw, window
+
+
+def test_counts_equal_independent_histogram_with_spikes_on_edges(edge_session):
+    path, spikes, align, bw, window = edge_session
+    ds = bin_session(path, BinConfig(bin_width=bw, align="cue_time", window=window))
+    edges = window[0] + np.arange(11) * bw
+    assert ds["activity"].dims == ("trial", "time", "unit")
+    assert ds["activity"].dtype == np.int32
+    assert ds["activity"].attrs["kind"] == "spike_counts"
+    np.testing.assert_array_equal(ds["activity"].values, _histogram(spikes, align, edges))
+    # spikes exactly on an edge fall in the bin that starts there (half-open bins)
+    assert (ds["activity"].sel(unit=3).values >= 1).all()
+    np.testing.assert_allclose(ds["time"].values, (edges[:-1] + edges[1:]) / 2)
+    assert ds["unit"].values.tolist() == [3, 7, 11, 20]
+    assert ds["area"].values.tolist() == ["CA1", "CA1", "AMY", "ACC"]
+    assert ds["condition"].values.tolist() == ["a", "b"] * 5
+    assert ds.attrs["alignment"] == "trials/cue_time"
+    assert ds.attrs["window_start"] == -0.25 and ds.attrs["window_end"] == 1.0
+
+
+def test_generic_bin_width_matches_histogram(edge_session):
+    path, spikes, align, _, _ = edge_session
+    ds = bin_session(path, BinConfig(bin_width=0.05, align="cue_time", window=(-0.5, 1.5)))
+    edges = -0.5 + np.arange(41) * 0.05
+    assert ds.sizes["time"] == 40
+    np.testing.assert_array_equal(ds["activity"].values, _histogram(spikes, align, edges))
+
+
+def test_trials_default_to_common_duration(edge_session):
+    path, spikes, _, _, _ = edge_session
+    ds = bin_session(path, BinConfig(bin_width=0.1))
+    starts = np.arange(10) * 3.0 + 1.0
+    edges = np.arange(21) * 0.1
+    assert ds.sizes["time"] == 20
+    assert ds.attrs["alignment"] == "trials/start_time"
+    np.testing.assert_array_equal(ds["activity"].values, _histogram(spikes, starts, edges))
+
+
+def test_windows_without_trials(tmp_path):
+    rng = np.random.default_rng(2)
+    spikes = poisson_spikes(rng, 3, 20.0, 8.0)
+    spikes[0] = np.concatenate([[0.0], spikes[0], [19.999]])
+    path = write_nwb(tmp_path / "w.nwb", spike_times=spikes)
+    ds = bin_session(path, BinConfig(bin_width=0.25, window_length=2.0))
+    t0 = min(s[0] for s in spikes)
+    t1 = max(s[-1] for s in spikes)
+    n = int(np.floor((t1 - t0) / 2.0))
+    starts = t0 + np.arange(n) * 2.0
+    assert ds.sizes == {"trial": n, "time": 8, "unit": 3}
+    assert ds.attrs["alignment"] == "windows"
+    np.testing.assert_array_equal(
+        ds["activity"].values, _histogram(spikes, starts, np.arange(9) * 0.25)
+    )
+    np.testing.assert_allclose(ds["start_time"].values, starts)
+    assert set(ds["split"].values) <= {"train", "val", "test"}
+
+
+def test_interval_table_drops_nan_and_outside_trials(tmp_path):
+    rng = np.random.default_rng(3)
+    spikes = poisson_spikes(rng, 2, 10.0, 20.0)
+    align = np.array([0.2, 2.0, np.nan, 5.0, 9.8])
+    path = write_nwb(
+        tmp_path / "iv.nwb",
+        spike_times=spikes,
+        intervals={
+            "task": {
+                "start_time": np.array([0.0, 1.5, 3.0, 4.5, 9.5]),
+                "stop_time": np.array([1.0, 2.5, 4.0, 5.5, 10.0]),
+                "go_time": align,
+            }
+        },
+    )
+    ds = bin_session(
+        path, BinConfig(bin_width=0.1, trials="task", align="go_time", window=(-0.5, 0.5))
+    )
+    assert ds["trial"].values.tolist() == [1, 3]
+    dropped = json.loads(ds.attrs["dropped_trials"])
+    assert dropped["nan_alignment"] == {"count": 1, "ids": [2]}
+    assert dropped["outside_recording"]["count"] == 2
+    assert dropped["outside_recording"]["ids"] == [0, 4]
+    np.testing.assert_array_equal(
+        ds["activity"].values,
+        _histogram(spikes, align[[1, 3]], -0.5 + np.arange(11) * 0.1),
+    )
+
+
+def test_obs_intervals_become_mask(tmp_path):
+    spikes = [np.arange(0.05, 10, 0.1), np.arange(0.05, 10, 0.2)]
+    obs = [[[0.0, 10.0]], [[0.0, 4.0], [6.0, 10.0]]]
+    path = write_nwb(
+        tmp_path / "obs.nwb",
+        spike_times=spikes,
+        obs_intervals=obs,
+        trials={"start_time": np.array([0.0, 3.0, 6.0]), "stop_time": np.array([2.0, 5.0, 8.0])},
+    )
+    ds = bin_session(path, BinConfig(bin_width=0.5))
+    mask = ds["mask"]
+    assert mask.dims == ("trial", "time") and mask.dtype == bool
+    # trial 1 spans 3-5 s; unit 1 is not observed in 4-5 s
+    assert mask.values[0].all() and mask.values[2].all()
+    assert mask.values[1].tolist() == [True, True, False, False]
+    assert (ds["activity"].values[1, 2:, 1] == 0).all()
+    assert (ds["activity"].values[1, 2:, 0] == 5).all()
+
+
+def test_unit_filters_are_recorded(tmp_path):
+    spikes = [np.arange(0.01, 10, 0.01), np.arange(0.1, 10, 1.0), [], [5.0]]
+    path = write_nwb(
+        tmp_path / "f.nwb",
+        spike_times=spikes,
+        trials={"start_time": np.array([0.0, 5.0]), "stop_time": np.array([5.0, 10.0])},
+    )
+    ds = bin_session(path, BinConfig(bin_width=0.5, min_spikes=1, min_rate=0.5, max_rate=50))
+    assert ds["unit"].values.tolist() == [1]
+    filters = json.loads(ds.attrs["filters"])
+    assert filters["min_spikes"]["removed"] == 1 and filters["min_spikes"]["removed_units"] == [2]
+    assert filters["min_rate"]["removed"] == 1 and filters["min_rate"]["removed_units"] == [3]
+    assert filters["max_rate"]["removed"] == 1 and filters["max_rate"]["removed_units"] == [0]
+    # without filters every unit stays, the empty one with zeros
+    ds = bin_session(path, BinConfig(bin_width=0.5))
+    assert ds.sizes["unit"] == 4 and int(ds["activity"].sel(unit=2).sum()) == 0
+    assert json.loads(ds.attrs["filters"]) == {}
+
+
+def test_behavior_is_averaged_or_interpolated(tmp_path):
+    rng = np.random.default_rng(4)
+    spikes = poisson_spikes(rng, 2, 10.0, 5.0)
+    fine_t = np.arange(1000) * 0.01 + 0.005  # 100 Hz, sample centres
+    fine = np.stack([np.sin(fine_t), fine_t], axis=1)
+    coarse_t = np.arange(0.0, 10.01, 0.5)  # 2 Hz, coarser than the bins
+    path = write_nwb(
+        tmp_path / "b.nwb",
+        spike_times=spikes,
+        trials={"start_time": np.array([1.0, 4.0]), "stop_time": np.array([3.0, 6.0])},
+        timeseries={
+            "processing/behavior/Position/hand": {"data": fine, "timestamps": fine_t},
+            "acquisition/pupil": {"data": coarse_t * 2, "timestamps": coarse_t},
+            "processing/other/BehavioralTimeSeries/speed": {"data": np.ones(100), "rate": 10.0},
+        },
+    )
+    ds = bin_session(path, BinConfig(bin_width=0.1, behavior=("hand", "pupil", "speed")))
+    assert ds["hand"].dims == ("trial", "time", "hand_dim") and ds.sizes["hand_dim"] == 2
+    assert ds["pupil"].dims == ("trial", "time", "pupil_dim") and ds.sizes["pupil_dim"] == 1
+    assert ds["hand"].attrs["kind"] == "behavior"
+    # explicit average of the 10 samples in the first bin of trial 0 (1.0-1.1 s)
+    sel = (fine_t >= 1.0) & (fine_t < 1.1)
+    np.testing.assert_allclose(ds["hand"].values[0, 0], fine[sel].mean(axis=0))
+    # coarse series: linear interpolation at bin centres (value = 2 * t)
+    centres = np.array([1.0, 4.0])[:, None] + ds["time"].values[None, :]
+    np.testing.assert_allclose(ds["pupil"].values[:, :, 0], 2 * centres)
+    np.testing.assert_allclose(ds["speed"].values, 1.0)
+
+
+def test_dataset_round_trips_through_netcdf(edge_session, tmp_path):
+    path, *_ = edge_session
+    ds = bin_session(
+        path,
+        BinConfig(
+            bin_width=0.125,
+            align="cue_time",
+            window=(-0.25, 1.0),
+            heldout_fraction=0.5,
+            stratify="condition",
+            seed=3,
+        ),
+    )
+    out = save_dataset(ds, tmp_path / "out" / "d.nc")
+    xr.testing.assert_identical(ds, load_dataset(out))
+
+
+def test_config_is_not_mutated_and_results_are_deterministic(edge_session):
+    path, *_ = edge_session
+    config = BinConfig(bin_width=0.125, align="cue_time", window=(-0.25, 1.0), seed=5)
+    before = repr(config)
+    a = bin_session(path, config)
+    b = bin_session(path, config)
+    assert repr(config) == before
+    xr.testing.assert_identical(a, b)
