@@ -34,7 +34,9 @@ Fault injection (plain attributes, may be changed while the server runs):
 
 - ``fail_downloads = N``: the next N download requests get HTTP ``fail_status`` (500).
 - ``truncate_downloads = N``: the next N blob responses announce the full
-  ``Content-Length`` but send only ``truncate_fraction`` of the bytes, then close.
+  ``Content-Length`` but send only ``truncate_fraction`` of the bytes, then close
+  (``truncate_announce_length = False``: no ``Content-Length``, so the client sees a
+  short body that ends cleanly and only a size check can notice).
 - ``wrong_digest = True``: asset metadata carries digests of other bytes.
 - ``digest_types``: which digests the metadata carries (``dandi:sha2-256``,
   ``dandi:dandi-etag``); e.g. ``("dandi:dandi-etag",)`` for an etag-only asset.
@@ -167,6 +169,7 @@ class DandiStub:
         self.fail_status = 500
         self.truncate_downloads = 0
         self.truncate_fraction = 0.5
+        self.truncate_announce_length = True
         self.wrong_digest = False
         self.digest_types: tuple[str, ...] = ("dandi:dandi-etag", "dandi:sha2-256")
         # records
@@ -182,7 +185,9 @@ class DandiStub:
         handler = type("_BoundHandler", (_Handler,), {"stub": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -441,7 +446,8 @@ class _Handler(BaseHTTPRequestHandler):
                 stub.truncate_downloads -= 1
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        if not (truncate and not stub.truncate_announce_length):
+            self.send_header("Content-Length", str(len(body)))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("ETag", f'"{asset.etag}"')
@@ -452,3 +458,25 @@ class _Handler(BaseHTTPRequestHandler):
             body = body[: int(len(body) * stub.truncate_fraction)]
             self.close_connection = True
         self.wfile.write(body)
+
+
+try:  # the pytest fixture, for test modules (tests/conftest.py re-exports it)
+    import pytest
+except ImportError:  # pragma: no cover - the stub also works outside pytest
+    pytest = None
+
+if pytest is not None:
+
+    @pytest.fixture
+    def dandi_stub(monkeypatch):
+        """A running :class:`DandiStub` serving the shared NWB file; skips without it.
+
+        The dandi client is made quiet and fast for the test (:func:`quiet_dandi_client`).
+        """
+        if not SHARED_NWB.is_file():
+            pytest.skip(
+                f"the shared test file {SHARED_NWB} is absent (a fresh clone has no ../shared/data)"
+            )
+        quiet_dandi_client(monkeypatch)
+        with DandiStub() as stub:
+            yield stub
