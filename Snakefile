@@ -1,0 +1,35 @@
+"""disrnn: NWB sessions -> binned datasets -> DisRNN fits and baselines per seed ->
+evaluations -> HTML reports. Wiring only; the stages live in workflow/rules/*.smk and
+the science in the `disrnn` package.
+
+    snakemake --cores 8                                # the built-in default config
+    snakemake --cores 8 --configfile my.yaml           # your sessions
+    snakemake --workflow-profile workflow/profiles/slurm --configfile my.yaml
+"""
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+# the default config sits beside this file, also when run with --directory elsewhere;
+# --configfile replaces it
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{RESULTS}/reports/index.html",

@@ -1,0 +1,36 @@
+"""Rule evaluate: test-split metrics and latents of one fit.
+
+snakemake.input.fit: the fit's ``fit_info.json`` (its folder is the fit);
+snakemake.input.dataset: the dataset it was trained on; snakemake.params.seed: seed of the
+Monte Carlo estimates and rollouts. snakemake.output.metrics: ``<eval folder>/metrics.json``,
+written with ``latents.nc`` and the other files by :func:`disrnn.evaluation.evaluate`.
+"""
+
+import logging
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import torch
+
+from disrnn.evaluation import evaluate
+
+
+def main(smk) -> None:
+    fit_dir = Path(smk.input.fit).parent
+    out = Path(smk.output.metrics).parent
+    torch.set_num_threads(smk.threads)
+    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
+        logging.basicConfig(
+            stream=log,
+            level=logging.INFO,
+            force=True,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        logging.info("evaluate %s on %s -> %s", fit_dir, smk.input.dataset, out)
+        evaluate(fit_dir, smk.input.dataset, out, seed=int(smk.params.seed))
+        if not (out / "metrics.json").is_file():
+            raise RuntimeError(f"evaluate() wrote no {out / 'metrics.json'}")
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake's script directive

@@ -1,0 +1,29 @@
+"""Rule session_report: one self-contained HTML report of one session.
+
+snakemake.input.dataset: the session's dataset; snakemake.input.metrics: the
+``metrics.json`` of every evaluation of the session (their folders are the evaluations).
+snakemake.params.session: the session id. snakemake.output.html: written by
+:func:`disrnn.report.render_session_report`.
+"""
+
+import logging
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from disrnn.report import render_session_report
+
+
+def main(smk) -> None:
+    eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
+    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
+        logging.basicConfig(
+            stream=log,
+            level=logging.INFO,
+            force=True,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        render_session_report(smk.params.session, smk.input.dataset, eval_dirs, smk.output.html)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake's script directive

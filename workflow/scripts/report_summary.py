@@ -1,0 +1,28 @@
+"""Rule summary_report: the summary over all sessions, linking to each session's report.
+
+snakemake.input.metrics: the ``metrics.json`` of every evaluation of every session;
+snakemake.input.sessions: the session reports it links to. snakemake.output.html:
+``<results>/reports/index.html``, written by :func:`disrnn.report.render_summary_report`.
+"""
+
+import logging
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from disrnn.report import render_summary_report
+
+
+def main(smk) -> None:
+    eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
+    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
+        logging.basicConfig(
+            stream=log,
+            level=logging.INFO,
+            force=True,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        render_summary_report(eval_dirs, smk.output.html)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake's script directive
