@@ -164,16 +164,21 @@ def test_glob_with_one_match(dandi_stub, tmp_path):
 
 
 def test_glob_with_several_matches_lists_them(quiet, tmp_path):
-    other = "sub-4/sub-4_ses-5_ecephys.nwb"
-    with DandiStub(files={ASSET_PATH: SHARED_NWB, other: b"another session"}) as stub:
-        with pytest.raises(ValueError, match="matches 2 assets") as err:
+    others = ["sub-4/sub-4_ses-5_ecephys.nwb", "sub-4/sub-4_ses-6_ecephys.nwb"]
+    files = {ASSET_PATH: SHARED_NWB, **{o: o.encode() for o in others}}
+    # page_size=1: the client fetches pages 2 and 3 concurrently, as with a big dandiset
+    with DandiStub(files=files, page_size=1) as stub:
+        with pytest.raises(ValueError, match="matches 3 assets") as err:
             fetch_asset(DANDISET, "sub-4/*", tmp_path, api_url=stub.api_url)
-        assert repr(ASSET_PATH) in str(err.value) and repr(other) in str(err.value)
+        for path in (ASSET_PATH, *others):
+            assert repr(path) in str(err.value)
         assert stub.download_count() == 0
         # '*' does not cross '/': a pattern one level up matches nothing
         with pytest.raises(FileNotFoundError, match="no asset matches"):
             fetch_asset(DANDISET, "*.nwb", tmp_path, api_url=stub.api_url)
-    assert _files(tmp_path) == []
+        out = fetch_asset(DANDISET, "sub-4/*ses-6*", tmp_path, api_url=stub.api_url)
+        assert out.read_bytes() == others[1].encode()
+    assert _files(tmp_path) == [others[1], f"{others[1]}.dandi.json"]
 
 
 # ------------------------------------------------------------------------ path escapes

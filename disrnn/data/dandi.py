@@ -285,11 +285,7 @@ def _find_asset(remote, path: str, where: str):
         matches = [a for a in remote.get_assets_with_path_prefix(path) if a.path == path]
     if matches:
         return matches[0]
-    candidates = _candidate_paths(remote, path)
-    if _is_glob(path):
-        close = _close_matches(_glob_prefix(path) or path, candidates)
-    else:
-        close = _close_matches(path, candidates)
+    close = _close_matches(path, _candidate_paths(remote, path))
     hint = f"; close matches: {_listing(close)}" if close else ""
     raise FileNotFoundError(
         f"no asset {'matches' if _is_glob(path) else 'at'} {path!r} in {where}{hint}"
