@@ -480,3 +480,16 @@ if pytest is not None:
         quiet_dandi_client(monkeypatch)
         with DandiStub() as stub:
             yield stub
+
+
+if __name__ == "__main__":  # serve by hand: python tests/dandi_stub.py, then Ctrl-C
+    import time
+
+    with DandiStub() as _stub:
+        print(f"DANDI stand-in serving {sorted(_stub.assets)} as dandiset {_stub.dandiset}")
+        print(f"export DANDI_API_URL={_stub.api_url} DANDI_NO_ET=1")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
