@@ -227,3 +227,34 @@ def test_config_is_not_mutated_and_results_are_deterministic(edge_session):
     b = bin_session(path, config)
     assert repr(config) == before
     xr.testing.assert_identical(a, b)
+
+
+def test_provenance_from_dandi_sidecar(edge_session):
+    import hashlib
+
+    path, *_ = edge_session
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    config = BinConfig(bin_width=0.125, align="cue_time", window=(-0.25, 1.0))
+    ds = bin_session(path, config)
+    assert ds.attrs["source"] == "local" and ds.attrs["sha256"] == sha
+    assert ds.attrs["nwb_path"] == str(path.resolve()) and ds.attrs["dandiset"] == ""
+    sidecar = path.with_name(path.name + ".dandi.json")
+    sidecar.write_text(
+        json.dumps(
+            {
+                "dandiset": "000207",
+                "version": "0.220216.0323",
+                "asset_path": "sub-4/sub-4_ses-4_ecephys+image.nwb",
+                "api_url": "http://127.0.0.1:8000/api",
+                "sha256": sha,
+                "size": path.stat().st_size,
+            }
+        )
+    )
+    ds = bin_session(path, config)
+    assert ds.attrs["source"] == "dandi"
+    assert ds.attrs["dandiset"] == "000207"
+    assert ds.attrs["dandiset_version"] == "0.220216.0323"
+    assert ds.attrs["asset_path"] == "sub-4/sub-4_ses-4_ecephys+image.nwb"
+    assert ds.attrs["api_url"] == "http://127.0.0.1:8000/api"
+    assert ds.attrs["sha256"] == sha

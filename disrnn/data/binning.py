@@ -402,7 +402,9 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         ``xr.Dataset`` with ``activity`` (trial, time, unit): int32 spike counts per bin
         (``kind="spike_counts"``) or float32 bin means of a continuous TimeSeries
         (``kind="continuous"``); ``mask`` (trial, time) bool when the units have
-        ``obs_intervals``; behavior variables (trial, time, <name>_dim) float64; ground
+        ``obs_intervals`` (a bin is observed when it lies wholly inside an interval of
+        every kept unit; a unit's counts in bins outside its own intervals are 0 and
+        its mean rate for the filters is taken over its observed bins); behavior variables (trial, time, <name>_dim) float64; ground
         truth of simulated files (``true_latents``, ``true_rates``, ``true_A``, ``true_B``,
         ``true_bias``); coords ``trial`` (+ table columns, ``split``), ``time`` (bin
         centres, s), ``unit`` (+ ``area``, ``heldout``, other unit columns).
@@ -472,6 +474,8 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     observed = None
     if kind == "spike_counts":
         unit_ids = session.unit_ids
+        if len(unit_ids) == 0:
+            raise ValueError(f"{path.name}: the Units table has no units; nothing to bin")
         counts = count_spikes(session.spike_times, align, edges)
         if session.obs_intervals is not None:
             observed = observed_bins(session.obs_intervals, align, edges)

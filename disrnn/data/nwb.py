@@ -397,8 +397,10 @@ def read_session(path: str | os.PathLike, series: tuple[str, ...] | list[str] = 
     except OSError as err:
         raise _open_error(path, err) from err
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    # pynwb warns about harmless schema quirks of other labs' converters (e.g. an
+    # OpticalSeries in the real DANDI file); they are logged at debug level, not printed.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             io = pynwb.NWBHDF5IO(str(path), "r")
             nwb = io.read()
@@ -412,6 +414,8 @@ def read_session(path: str | os.PathLike, series: tuple[str, ...] | list[str] = 
             raise _open_error(path, err) from err
         finally:
             io.close()
+            for w in caught:
+                log.debug("%s: %s", path.name, w.message)
 
 
 def _read_open(nwb, path: Path, want: tuple[str, ...]) -> Session:
