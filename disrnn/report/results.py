@@ -1,0 +1,297 @@
+"""Read evaluation folders (and the fit folders beside them) for figures and reports.
+
+An evaluation folder (``disrnn evaluate``) holds ``metrics.json``, ``latents.nc``,
+``connectivity.nc`` and ``rollout.nc``; its fit folder holds ``config.json`` and
+``losses.csv``. The fit folder is ``metrics.json["fit_dir"]`` when present, else the
+workflow's sibling convention ``results/{session}/fits/{method}/seed{seed}/`` for
+``results/{session}/evals/{method}/seed{seed}/``.
+
+Nothing here computes science: it only reads what the pipeline saved, lazily (the
+NetCDF files are opened only when a figure needs them).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+REFERENCE_METHOD = "DisRNN"
+
+# The summary's key metrics: (label, exact flattened keys tried in order, key patterns).
+KEY_METRICS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("co-bps", ("co_bps", "cobps", "co-bps", "test.co_bps"), (r"co.?bps",)),
+    (
+        "test log-likelihood (per bin, per neuron)",
+        (
+            "test_ll_per_bin_neuron",
+            "test_ll",
+            "ll_per_bin_per_neuron",
+            "log_likelihood_per_bin_neuron",
+            "test_log_likelihood",
+            "ll_per_bin",
+            "test_ll_per_bin",
+        ),
+        (r"^(test_)?(ll|log_?likelihood)",),
+    ),
+    ("PC", ("pc", "PC", "partial_correlation"), (r"^pc$", r"^pc[._]")),
+    (
+        "group latent R²",
+        ("group_latent_r2", "latent_r2_group", "group_r2"),
+        (r"group.*latent.*r2", r"latent.*group.*r2"),
+    ),
+    (
+        "behavior R²",
+        ("behavior_r2", "behavior_r2.all", "behaviour_r2"),
+        (r"behavio.?r.*r2.*all", r"behavio.?r.*r2"),
+    ),
+)
+
+
+def flatten_metrics(metrics: dict, prefix: str = "") -> dict[str, float | None]:
+    """Flatten nested dicts of numbers into ``{"a.b": value}``.
+
+    Booleans, strings and lists are dropped (lists of numbers become ``a.0``, ``a.1``...).
+    ``None`` stays ``None`` (the metric does not apply); non-finite numbers become ``None``.
+    """
+    out: dict[str, float | None] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_metrics(value, prefix=f"{name}."))
+        elif isinstance(value, list | tuple):
+            if value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+                out.update(flatten_metrics(dict(enumerate(value)), prefix=f"{name}."))
+        elif value is None:
+            out[name] = None
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = float(value) if math.isfinite(value) else None
+    return out
+
+
+# Keys in metrics.json that identify a run rather than measure it.
+_ID_KEYS = {"seed", "epochs", "best_epoch", "n_trials", "n_units", "n_test_trials"}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {err}") from err
+
+
+@dataclass
+class EvalResult:
+    """One evaluation folder and its fit folder, read lazily.
+
+    Attributes:
+        path: the evaluation folder.
+        metrics: ``metrics.json`` as written.
+        values: numeric metrics, flattened (``{"behavior_r2.hand_vel.all": 0.7}``);
+            ``None`` where a metric does not apply.
+        session, method, seed: from ``metrics.json``, else the fit's ``config.json``,
+            else the path ``.../{session}/evals/{method}/seed{seed}``.
+        fit_dir: the fit folder, or ``None`` when it cannot be found.
+    """
+
+    path: Path
+    metrics: dict
+    values: dict[str, float | None]
+    session: str
+    method: str
+    seed: int | None
+    fit_dir: Path | None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # -- saved arrays -------------------------------------------------------------------
+    def _nc(self, name: str) -> xr.Dataset | None:
+        if name not in self._cache:
+            p = self.path / name
+            if p.exists():
+                with xr.open_dataset(p, engine="h5netcdf") as ds:
+                    self._cache[name] = ds.load()
+            else:
+                self._cache[name] = None
+        return self._cache[name]
+
+    @property
+    def latents(self) -> xr.DataArray | None:
+        """(trial, time, latent) inferred latents with coords latent_group and split."""
+        ds = self._nc("latents.nc")
+        if ds is None:
+            return None
+        return _pick(ds, ("latents", "latent", "z", "mean"), ("trial", "time", "latent"))
+
+    @property
+    def predicted(self) -> xr.DataArray | None:
+        """(trial, time, unit) one-step-ahead predicted mean activity, if saved."""
+        for fname in ("latents.nc", "rates.nc", "predictions.nc", "rollout.nc"):
+            ds = self._nc(fname)
+            if ds is None:
+                continue
+            da = _pick(
+                ds,
+                ("rates", "predicted", "prediction", "predicted_rates", "pred_rates"),
+                ("trial", "time", "unit"),
+                strict=True,
+            )
+            if da is not None:
+                return da
+        return None
+
+    @property
+    def connectivity(self) -> xr.Dataset | None:
+        """``connectivity.nc``: W (unit, unit), J (latent, latent), per-group W_g, eigenvalues."""
+        return self._nc("connectivity.nc")
+
+    @property
+    def rollout(self) -> xr.Dataset | None:
+        """``rollout.nc``: free-running predictions and/or their statistics."""
+        return self._nc("rollout.nc")
+
+    @functools.cached_property
+    def config(self) -> dict | None:
+        if self.fit_dir is not None and (self.fit_dir / "config.json").exists():
+            return _read_json(self.fit_dir / "config.json")
+        return None
+
+    @functools.cached_property
+    def losses(self):
+        """``losses.csv`` of the fit as a pandas DataFrame (epoch, split, terms), or None."""
+        import pandas as pd
+
+        if self.fit_dir is None or not (self.fit_dir / "losses.csv").exists():
+            return None
+        return pd.read_csv(self.fit_dir / "losses.csv")
+
+    @functools.cached_property
+    def fit_info(self) -> dict | None:
+        if self.fit_dir is not None and (self.fit_dir / "fit_info.json").exists():
+            return _read_json(self.fit_dir / "fit_info.json")
+        return None
+
+    def metric(self, key: str) -> float | None:
+        return self.values.get(key)
+
+
+def _pick(ds: xr.Dataset, names, dims, strict: bool = False) -> xr.DataArray | None:
+    for n in names:
+        if n in ds.data_vars:
+            return ds[n]
+    if strict:
+        return None
+    for da in ds.data_vars.values():
+        if tuple(da.dims) == tuple(dims):
+            return da
+    return None
+
+
+def load_eval(eval_dir: str | os.PathLike) -> EvalResult:
+    """Read one evaluation folder (metrics now, arrays on first use).
+
+    Raises:
+        FileNotFoundError: the folder or its ``metrics.json`` does not exist.
+    """
+    path = Path(eval_dir)
+    mpath = path / "metrics.json"
+    if not mpath.exists():
+        raise FileNotFoundError(
+            f"no metrics.json in {str(path)!r}; run `disrnn evaluate FITDIR DATASET --out {path}`"
+        )
+    metrics = _read_json(mpath)
+    values = {k: v for k, v in flatten_metrics(metrics).items() if k not in _ID_KEYS}
+
+    fit_dir = None
+    if metrics.get("fit_dir"):
+        fit_dir = Path(metrics["fit_dir"])
+        if not fit_dir.is_absolute() and not fit_dir.exists():
+            fit_dir = (path / fit_dir).resolve()
+    else:
+        parts = path.resolve().parts
+        if len(parts) >= 3 and parts[-3] == "evals":
+            fit_dir = Path(*parts[:-3], "fits", *parts[-2:])
+    if fit_dir is not None and not fit_dir.exists():
+        fit_dir = None
+
+    config = {}
+    if fit_dir is not None and (fit_dir / "config.json").exists():
+        config = _read_json(fit_dir / "config.json")
+
+    parts = path.resolve().parts
+    method = metrics.get("method") or config.get("method")
+    if not method:
+        method = parts[-2] if len(parts) >= 2 else path.name
+    seed = metrics.get("seed", config.get("seed"))
+    if seed is None:
+        m = re.fullmatch(r"seed[_-]?(\d+)", path.name)
+        seed = int(m.group(1)) if m else None
+    session = metrics.get("session")
+    if not session:
+        session = parts[-4] if len(parts) >= 4 and parts[-3] == "evals" else "session"
+    result = EvalResult(
+        path=path,
+        metrics=metrics,
+        values=values,
+        session=str(session),
+        method=str(method),
+        seed=None if seed is None else int(seed),
+        fit_dir=fit_dir,
+    )
+    if config:
+        result.__dict__["config"] = config
+    return result
+
+
+def resolve_key(results: list[EvalResult], exact, patterns) -> str | None:
+    """The first flattened metric key present in ``results`` among ``exact``, then
+    the first (sorted) key matching one of the regular expressions ``patterns``."""
+    keys = set()
+    for r in results:
+        keys |= {k for k, v in r.values.items() if v is not None}
+    for k in exact:
+        if k in keys:
+            return k
+    for pat in patterns:
+        hits = sorted(k for k in keys if re.search(pat, k, flags=re.IGNORECASE))
+        if hits:
+            return min(hits, key=len)
+    return None
+
+
+def key_metrics(results: list[EvalResult]) -> list[tuple[str, str]]:
+    """``[(label, flattened key)]`` of the key metrics present in ``results``."""
+    out = []
+    for label, exact, patterns in KEY_METRICS:
+        k = resolve_key(results, exact, patterns)
+        if k is not None and k not in [kk for _, kk in out]:
+            out.append((label, k))
+    return out
+
+
+def mean_sd(values) -> tuple[float, float, int]:
+    """Mean, sample sd (ddof=1; 0 for one value) and count of the finite values."""
+    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if arr.size == 0:
+        return float("nan"), float("nan"), 0
+    sd = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return float(arr.mean()), sd, int(arr.size)
+
+
+def representative(results: list[EvalResult], key: str | None) -> EvalResult:
+    """The run whose ``key`` metric is the median over seeds (lowest seed on ties or
+    when the metric is missing): the seed a report shows figures of."""
+    ordered = sorted(results, key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0))
+    if key is None:
+        return ordered[0]
+    scored = [r for r in ordered if r.values.get(key) is not None]
+    if not scored:
+        return ordered[0]
+    scored.sort(key=lambda r: r.values[key])
+    return scored[(len(scored) - 1) // 2]
