@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import xarray as xr
 
 from disrnn.cli import main
 from disrnn.data.binning import BinConfig, bin_session
@@ -79,7 +80,7 @@ def test_real_file_counts_equal_independent_histogram(real_dataset):
     assert json.loads(ds.attrs["dropped_trials"])["outside_recording"]["count"] == 0
 
 
-def test_real_file_through_the_cli(tmp_path, capsys):
+def test_real_file_through_the_cli(tmp_path, capsys, real_dataset):
     out = tmp_path / "out" / "real.nc"
     argv = [
         "bin",
@@ -99,6 +100,7 @@ def test_real_file_through_the_cli(tmp_path, capsys):
     assert main(argv) == 0
     ds = load_dataset(out)
     assert dict(ds.sizes) == {"trial": 180, "time": 40, "unit": 35}
+    xr.testing.assert_identical(ds, real_dataset)  # the NetCDF round trip loses nothing
     assert os.listdir(out.parent) == ["real.nc"]
     assert "trial=180, time=40, unit=35" in capsys.readouterr().out
 
