@@ -7,17 +7,12 @@
 - ``connectivity`` - W, J, sub-connectivities, eigenvalues, agreement with the truth
 - ``rollout`` - k-step-ahead and free-running generation from a fit
 
-``evaluate`` is imported lazily so that the numpy-only modules do not import torch.
+The package imports numpy, scipy and xarray only; torch is imported on first use (by
+``load_fit`` and the rollouts).
 """
 
 from __future__ import annotations
 
+from disrnn.evaluation.evaluate import evaluate
+
 __all__ = ["evaluate"]
-
-
-def __getattr__(name: str):
-    if name == "evaluate":
-        from disrnn.evaluation.evaluate import evaluate
-
-        return evaluate
-    raise AttributeError(f"module 'disrnn.evaluation' has no attribute {name!r}")

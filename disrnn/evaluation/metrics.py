@@ -21,6 +21,7 @@ __all__ = [
     "psth_r2",
     "r2_per_unit",
     "ridge_decoding_r2",
+    "unit_correlations",
 ]
 
 RATE_FLOOR = 1e-6  # expected counts per bin; predictions below are clipped (Poisson LL)
@@ -245,22 +246,49 @@ def ridge_decoding_r2(z, y, trial, n_splits=5, alphas=None) -> float:
 
 
 # ------------------------------------------------------- generated vs held-out data
-def mean_rate_stats(x, gen, valid=None) -> dict[str, float]:
+# ``x`` is the reference (observed, held-out) data and ``gen`` the generated data; they may
+# hold different trials (e.g. training trials as a reference ceiling), so each has its own
+# ``valid`` mask (``valid_gen`` defaults to ``valid`` when the shapes agree) and condition.
+
+
+def _ok(a: np.ndarray, valid) -> np.ndarray:
+    ok = np.isfinite(a)
+    if valid is not None:
+        ok &= np.broadcast_to(np.asarray(valid, dtype=bool), a.shape)
+    return ok
+
+
+def _gen_masks(x, gen, valid, valid_gen):
+    x = np.asarray(x, dtype=float)
+    gen = np.asarray(gen, dtype=float)
+    if x.shape[1:] != gen.shape[1:]:
+        raise ValueError(f"x {x.shape} and gen {gen.shape} differ in (time, unit)")
+    if valid_gen is None and gen.shape == x.shape:
+        valid_gen = valid
+    ok_x = _ok(x, None if valid is None else np.asarray(valid, dtype=bool))
+    ok_g = _ok(gen, None if valid_gen is None else np.asarray(valid_gen, dtype=bool))
+    return x, gen, ok_x, ok_g
+
+
+def _masked_mean(a, ok, axis):
+    n = ok.sum(axis)
+    return np.where(ok, a, 0).sum(axis) / np.maximum(n, 1), n
+
+
+def mean_rate_stats(x, gen, valid=None, valid_gen=None) -> dict[str, float]:
     """Compare per-unit mean activity of generated and observed data.
 
     Args:
-        x, gen: (trial, time, unit); valid: optional bool broadcastable.
+        x: (trial, time, unit) observed; gen: (trial', time, unit) generated;
+        valid / valid_gen: optional bool masks broadcastable to each.
 
     Returns:
         ``rate_pearson`` (corr over units of the two mean vectors), ``rate_rmse`` (same
-        units as x, per bin), ``rate_rel_err`` = mean_u |gen_u - x_u| / mean_u x_u.
+        units as x, per bin), ``rate_rel_err`` = mean_u |gen_u - x_u| / mean_u |x_u|.
     """
-    x = np.asarray(x, dtype=float)
-    gen = np.asarray(gen, dtype=float)
-    ok = _valid(x, gen, valid=valid)
-    n = ok.sum((0, 1))
-    mx = np.where(ok, x, 0).sum((0, 1)) / np.maximum(n, 1)
-    mg = np.where(ok, gen, 0).sum((0, 1)) / np.maximum(n, 1)
+    x, gen, ok_x, ok_g = _gen_masks(x, gen, valid, valid_gen)
+    mx, _ = _masked_mean(x, ok_x, (0, 1))
+    mg, _ = _masked_mean(gen, ok_g, (0, 1))
     denom = np.mean(np.abs(mx))
     return {
         "rate_pearson": _pearson(mx, mg),
@@ -269,54 +297,68 @@ def mean_rate_stats(x, gen, valid=None) -> dict[str, float]:
     }
 
 
-def psth_r2(x, gen, condition=None, valid=None) -> float:
+def psth_r2(x, gen, condition=None, condition_gen=None, valid=None, valid_gen=None) -> float:
     """R^2 of the generated condition-averaged PSTHs against the observed ones.
 
     PSTH = mean over the trials of one condition, per (time, unit); R^2 is variance-weighted
-    over (condition, time, unit) with the observed PSTHs as the target.
+    over (condition, time, unit) with the observed PSTHs as the target; only conditions and
+    (time, unit) cells present in both are scored.
 
     Args:
-        x, gen: (trial, time, unit); condition: (trial,) labels (None: one condition).
+        x: (trial, time, unit) observed; gen: (trial', time, unit) generated;
+        condition / condition_gen: (trial,) / (trial',) labels (None: one condition;
+        ``condition_gen`` defaults to ``condition`` when the trial counts agree).
     """
-    x = np.asarray(x, dtype=float)
-    gen = np.asarray(gen, dtype=float)
-    ok = _valid(x, gen, valid=valid)
-    cond = np.zeros(x.shape[0]) if condition is None else np.asarray(condition)
+    x, gen, ok_x, ok_g = _gen_masks(x, gen, valid, valid_gen)
+    cx = np.zeros(x.shape[0]) if condition is None else np.asarray(condition)
+    if condition_gen is None:
+        cg = cx if gen.shape[0] == x.shape[0] else np.zeros(gen.shape[0])
+    else:
+        cg = np.asarray(condition_gen)
     px, pg = [], []
-    for c in np.unique(cond):
-        sel = cond == c
-        n = ok[sel].sum(0)
-        keep = n > 0
-        px.append((np.where(ok[sel], x[sel], 0).sum(0) / np.maximum(n, 1))[keep])
-        pg.append((np.where(ok[sel], gen[sel], 0).sum(0) / np.maximum(n, 1))[keep])
+    for c in np.intersect1d(np.unique(cx), np.unique(cg)):
+        mx, nx = _masked_mean(x[cx == c], ok_x[cx == c], 0)
+        mg, ng = _masked_mean(gen[cg == c], ok_g[cg == c], 0)
+        keep = (nx > 0) & (ng > 0)
+        px.append(mx[keep])
+        pg.append(mg[keep])
+    if not px:
+        return float("nan")
     px, pg = np.concatenate(px), np.concatenate(pg)
     sst = np.sum((px - px.mean()) ** 2)
     return float(1 - np.sum((px - pg) ** 2) / sst) if sst > 0 else float("nan")
 
 
-def corr_similarity(x, gen, valid=None) -> dict[str, float]:
+def unit_correlations(x, valid=None) -> np.ndarray:
+    """(unit, unit) Pearson correlations over all valid (trial, time) bins (NaN: no variance)."""
+    x = np.asarray(x, dtype=float)
+    ok = _ok(x, None if valid is None else np.asarray(valid, dtype=bool)).all(-1).reshape(-1)
+    a = x.reshape(-1, x.shape[-1])[ok]
+    if a.shape[0] < 3:
+        return np.full((x.shape[-1], x.shape[-1]), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.atleast_2d(np.corrcoef(a, rowvar=False))
+
+
+def corr_similarity(x, gen, valid=None, valid_gen=None) -> dict[str, float]:
     """Similarity of the unit-by-unit correlation matrices of observed and generated data.
 
-    Correlations are over all valid (trial, time) bins; pairs involving a unit without
-    variance are skipped.
+    Correlations over all valid (trial, time) bins of each (:func:`unit_correlations`);
+    pairs involving a unit without variance are skipped.
 
     Returns:
         ``corr_pearson`` (correlation of the upper triangles), ``corr_rmse``.
     """
-    x = np.asarray(x, dtype=float)
-    gen = np.asarray(gen, dtype=float)
-    ok = _valid(x, gen, valid=valid).all(-1).reshape(-1)
-    a = x.reshape(-1, x.shape[-1])[ok]
-    b = gen.reshape(-1, x.shape[-1])[ok]
-    if a.shape[0] < 3 or a.shape[1] < 2:
-        return {"corr_pearson": float("nan"), "corr_rmse": float("nan")}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ca, cb = np.corrcoef(a, rowvar=False), np.corrcoef(b, rowvar=False)
-    iu = np.triu_indices(a.shape[1], 1)
+    x, gen, ok_x, ok_g = _gen_masks(x, gen, valid, valid_gen)
+    nan = {"corr_pearson": float("nan"), "corr_rmse": float("nan")}
+    if x.shape[-1] < 2:
+        return nan
+    ca, cb = unit_correlations(x, ok_x), unit_correlations(gen, ok_g)
+    iu = np.triu_indices(x.shape[-1], 1)
     ua, ub = ca[iu], cb[iu]
     keep = np.isfinite(ua) & np.isfinite(ub)
     if keep.sum() < 2:
-        return {"corr_pearson": float("nan"), "corr_rmse": float("nan")}
+        return nan
     return {
         "corr_pearson": _pearson(ua[keep], ub[keep]),
         "corr_rmse": float(np.sqrt(np.mean((ua[keep] - ub[keep]) ** 2))),

@@ -1,0 +1,144 @@
+"""Generation from a fitted model: k-step-ahead prediction and free-running rollouts.
+
+Works on any object with the Fit contract of docs/design.md (``rollout``, ``predict``,
+``history``); the data are an ``xarray.Dataset`` with ``activity`` (trial, time, unit).
+
+- k-step-ahead: from a start bin s (the bins before s are real), the network runs on its
+  own, feeding back its mean predictions; the prediction of bin s + k - 1 is its
+  k-step-ahead prediction (k = 1 is the ordinary one-step prediction). Several starts per
+  trial are pooled so that the horizon is not confounded with the time in the trial.
+- free-running: from the first predictable bin (L) to the end of the trial, once feeding
+  back means and once sampling latents and observations (seeded ``torch.Generator``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from disrnn.evaluation.metrics import bits_per_spike, r2_per_unit
+
+__all__ = ["free_run", "history_length", "kstep_ahead", "valid_bins"]
+
+
+def history_length(fit, ds: xr.Dataset | None = None) -> int:
+    """L, the number of history-only bins at the start of each trial.
+
+    ``fit.history`` when present, else the number of leading all-NaN bins of
+    ``fit.predict(ds)``.
+    """
+    if getattr(fit, "history", None) is not None:
+        return int(fit.history)
+    if ds is None:
+        raise ValueError("fit has no 'history' attribute; pass the dataset to infer it")
+    pred = fit.predict(ds).transpose("trial", "time", "unit").values
+    finite = np.isfinite(pred).any(axis=(0, 2))
+    return int(np.argmax(finite)) if finite.any() else pred.shape[1]
+
+
+def valid_bins(ds: xr.Dataset, history: int) -> np.ndarray:
+    """(trial, time) bool: observed (``mask``, when present) and not history-only."""
+    n_trial, n_time = ds.sizes["trial"], ds.sizes["time"]
+    ok = np.ones((n_trial, n_time), dtype=bool)
+    ok[:, :history] = False
+    if "mask" in ds:
+        ok &= ds["mask"].transpose("trial", "time").values.astype(bool)
+    return ok
+
+
+def _to_full_time(da: xr.DataArray, ds: xr.Dataset, start: int) -> np.ndarray:
+    """(trial, n_steps, unit) rollout -> (trial, time, unit) on ds's bins, NaN elsewhere."""
+    vals = da.transpose("trial", "time", "unit").values
+    out = np.full((ds.sizes["trial"], ds.sizes["time"], vals.shape[2]), np.nan)
+    n = min(vals.shape[1], ds.sizes["time"] - start)
+    out[:, start : start + n] = vals[:, :n]
+    return out
+
+
+def default_horizons(n_pred: int) -> list[int]:
+    """1, 2, 4, 8, ... up to ``n_pred`` (the number of predictable bins per trial)."""
+    out, k = [], 1
+    while k <= n_pred:
+        out.append(k)
+        k *= 2
+    return out
+
+
+def kstep_ahead(fit, ds, horizons=None, n_starts=4, null_rate=None, kind="spike_counts"):
+    """k-step-ahead prediction quality on the trials of ``ds``.
+
+    Args:
+        fit: a Fit (see module doc).
+        ds: Dataset, normally the test trials.
+        horizons: k values (default :func:`default_horizons`, capped at the trial length).
+        n_starts: start bins per trial, evenly spaced in [L, T - max(horizons)].
+        null_rate: (unit,) training mean counts per bin, for bits per spike (spike counts).
+        kind: ``spike_counts`` or ``continuous``.
+
+    Returns:
+        Dataset on dim ``horizon``: ``kstep_r2`` (pooled R^2 of the mean prediction vs the
+        observed activity), ``kstep_bps`` (bits per spike vs ``null_rate``; NaN for
+        continuous data), ``kstep_n`` (number of scored bins).
+    """
+    L = history_length(fit, ds)
+    n_time = ds.sizes["time"]
+    n_pred = n_time - L
+    if n_pred < 1:
+        raise ValueError(f"trials of {n_time} bins leave nothing to predict after L={L}")
+    horizons = default_horizons(n_pred) if horizons is None else sorted(set(horizons))
+    horizons = [int(k) for k in horizons if 1 <= k <= n_pred]
+    kmax = max(horizons)
+    starts = np.unique(np.linspace(L, n_time - kmax, max(1, n_starts)).round().astype(int))
+    x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    ok = valid_bins(ds, L)
+    obs = {k: [] for k in horizons}
+    pred = {k: [] for k in horizons}
+    for s in starts:
+        r = fit.rollout(ds, n_steps=kmax, start=int(s), sample=False)
+        r = r.transpose("trial", "time", "unit").values
+        for k in horizons:
+            t = s + k - 1
+            keep = ok[:, t]
+            obs[k].append(x[keep, t])  # (trial', unit)
+            pred[k].append(r[keep, k - 1])
+    r2, bps, n = [], [], []
+    for k in horizons:
+        o = np.concatenate(obs[k])[:, None]  # (sample, 1, unit)
+        p = np.concatenate(pred[k])[:, None]
+        r2.append(r2_per_unit(o, p)[1] if o.shape[0] > 1 else np.nan)
+        if kind == "spike_counts" and null_rate is not None:
+            bps.append(bits_per_spike(o, p, null_rate))
+        else:
+            bps.append(np.nan)
+        n.append(o.shape[0])
+    return xr.Dataset(
+        {
+            "kstep_r2": ("horizon", np.asarray(r2, float)),
+            "kstep_bps": ("horizon", np.asarray(bps, float)),
+            "kstep_n": ("horizon", np.asarray(n, int)),
+        },
+        coords={"horizon": np.asarray(horizons, int)},
+        attrs={"kstep_starts": starts.astype(int)},
+    )
+
+
+def free_run(fit, ds, seed=0):
+    """Free-running rollouts from bin L to the end of every trial of ``ds``.
+
+    Args:
+        fit: a Fit; ds: Dataset (normally the test trials); seed: seeds the sampled rollout.
+
+    Returns:
+        (mean, sample): two (trial, time, unit) float arrays on ds's bins (NaN on the first
+        L bins): feeding back mean predictions, and sampling latents and observations.
+    """
+    import torch
+
+    L = history_length(fit, ds)
+    n_steps = ds.sizes["time"] - L
+    if n_steps < 1:
+        raise ValueError(f"trials of {ds.sizes['time']} bins leave nothing to generate after L={L}")
+    mean = fit.rollout(ds, n_steps=n_steps, start=L, sample=False)
+    gen = torch.Generator().manual_seed(int(seed))
+    sample = fit.rollout(ds, n_steps=n_steps, start=L, sample=True, generator=gen)
+    return _to_full_time(mean, ds, L), _to_full_time(sample, ds, L)
