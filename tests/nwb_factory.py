@@ -26,8 +26,8 @@ def _add_table_columns(table_adder, column_adder, columns: dict) -> None:
         table_adder(**{k: v[i] for k, v in columns.items()})
 
 
-def _series(name: str, data, timestamps=None, rate=None, spatial=False):
-    kwargs = {"name": name, "data": np.asarray(data), "unit": "a.u."}
+def _series(name: str, data, timestamps=None, rate=None, spatial=False, **extra):
+    kwargs = {"name": name, "data": np.asarray(data), "unit": "a.u.", **extra}
     if timestamps is not None:
         kwargs["timestamps"] = np.asarray(timestamps, dtype=np.float64)
     else:
@@ -61,7 +61,8 @@ def write_nwb(
         obs_intervals: one (interval, 2) list per unit.
         trials: ``nwb.trials`` columns (start_time, stop_time, ...), name -> values.
         intervals: other interval tables, table name -> columns.
-        timeseries: path -> dict(data=..., timestamps=... or rate=...). Paths:
+        timeseries: path -> dict(data=..., timestamps=... or rate=..., optionally
+            conversion=..., offset=...). Paths:
             ``acquisition/NAME``, ``processing/MODULE/NAME``,
             ``processing/MODULE/Position/NAME`` (a SpatialSeries) or
             ``processing/MODULE/BehavioralTimeSeries/NAME``.

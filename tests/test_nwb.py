@@ -223,3 +223,21 @@ def test_stratify_through_bin_session(tmp_path):
         assert [(sel == s).sum() for s in splits.SPLITS] == [10, 5, 5]
     with pytest.raises(ValueError, match="available: start_time, stop_time, condition"):
         bin_session(path, BinConfig(bin_width=0.5, stratify="nope"))
+
+
+def test_series_conversion_and_ambiguous_names(tmp_path):
+    raw = np.arange(20, dtype=np.int16)
+    path = write_nwb(
+        tmp_path / "c.nwb",
+        spike_times=[[0.5]],
+        timeseries={
+            "acquisition/lfp": {"data": raw, "rate": 10.0, "conversion": 0.5, "offset": 1.0},
+            "processing/a/BehavioralTimeSeries/speed": {"data": np.ones(5), "rate": 1.0},
+            "processing/b/BehavioralTimeSeries/speed": {"data": np.zeros(5), "rate": 1.0},
+        },
+    )
+    s = read_session(path, series=("lfp", "processing/b/BehavioralTimeSeries/speed"))
+    np.testing.assert_allclose(s.series["lfp"].data[:, 0], raw * 0.5 + 1.0)
+    assert s.series["processing/b/BehavioralTimeSeries/speed"].data.sum() == 0
+    with pytest.raises(ValueError, match="several TimeSeries named 'speed'"):
+        read_session(path, series=("speed",))

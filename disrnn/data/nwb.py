@@ -36,7 +36,8 @@ class Series:
         path: where it lives, e.g. ``processing/behavior/Position/hand``.
         timestamps: (sample,) float64 seconds (built from ``starting_time`` and ``rate``
             when the file stores no timestamps).
-        data: (sample, channel) float64 values (a 1-d series has one channel).
+        data: (sample, channel) float64 values in ``unit`` (``conversion`` and ``offset``
+            applied; a 1-d series has one channel, more dims are flattened).
         unit: the series' ``unit`` string.
     """
 
@@ -211,6 +212,10 @@ def _object_path(obj, nwb) -> str:
 
 def _read_series(ts, path: str) -> Series:
     data = np.asarray(ts.data[:], dtype=np.float64)
+    conversion = float(getattr(ts, "conversion", 1.0) or 1.0)
+    offset = float(getattr(ts, "offset", 0.0) or 0.0)
+    if conversion != 1.0 or offset != 0.0:  # stored integers -> the series' unit
+        data = data * conversion + offset
     if data.ndim == 1:
         data = data[:, None]
     elif data.ndim > 2:
