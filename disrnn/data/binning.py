@@ -404,9 +404,10 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         (``kind="continuous"``); ``mask`` (trial, time) bool when the units have
         ``obs_intervals`` (a bin is observed when it lies wholly inside an interval of
         every kept unit; a unit's counts in bins outside its own intervals are 0 and
-        its mean rate for the filters is taken over its observed bins); behavior variables (trial, time, <name>_dim) float64; ground
-        truth of simulated files (``true_latents``, ``true_rates``, ``true_A``, ``true_B``,
-        ``true_bias``); coords ``trial`` (+ table columns, ``split``), ``time`` (bin
+        its mean rate for the filters is taken over its observed bins); behavior
+        variables (trial, time, <name>_dim) float64; ground truth of simulated files
+        (``true_latents``, ``true_rates`` as expected counts per bin for spikes,
+        ``true_A``, ``true_B``, ``true_bias``, coord ``latent_group``); coords ``trial`` (+ table columns, ``split``), ``time`` (bin
         centres, s), ``unit`` (+ ``area``, ``heldout``, other unit columns).
 
     Raises:
