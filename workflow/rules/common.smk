@@ -31,6 +31,11 @@ BINNING_KEYS = (
 )
 RULE_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30}
 
+try:  # the simulator's presets (numpy only, no torch), to check names before any job
+    from disrnn.simulate.generate import PRESETS
+except ImportError:
+    PRESETS = None
+
 
 def _where(config, path):
     """'session 'x' (sessions[2]), field 'a.b'' or 'field 'a.b'' for a JSON path."""
@@ -45,18 +50,30 @@ def _where(config, path):
 
 def _explain(config, error):
     """One line per leaf error of a jsonschema ValidationError."""
-    if error.validator == "oneOf" and error.path and error.path[0] == "sessions":
+    if error.validator == "oneOf" and len(error.path) == 2 and error.path[0] == "sessions":
+        given = [k for k in ("dandi", "local", "simulate") if k in error.instance]
         return [
-            f"{_where(config, error.path)}: give exactly one source, one of 'dandi', "
-            "'local' or 'simulate'"
+            f"{_where(config, [*error.path, 'dandi|local|simulate'])}: give exactly one "
+            f"source, 'dandi', 'local' or 'simulate'; got {given or 'none'}"
+        ]
+    if error.validator == "required":
+        return [
+            f"{_where(config, [*error.absolute_path, key])}: missing (required)"
+            for key in error.validator_value
+            if key not in error.instance
         ]
     if error.validator in ("anyOf", "oneOf") and error.context:
         best = jsonschema.exceptions.best_match(error.context)
         return _explain(config, best)
-    where = _where(config, error.absolute_path)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        return [f"{where}: {error.message}; allowed keys: {', '.join(allowed)}"]
+        return [
+            f"{_where(config, [*error.absolute_path, key])}: unknown key {key!r}; "
+            f"allowed keys here: {', '.join(allowed)}"
+            for key in error.instance
+            if key not in allowed
+        ]
+    where = _where(config, error.absolute_path)
     if error.validator == "enum" and "lrRNN" in error.validator_value:
         return [
             f"{where}: unknown method {error.instance!r}; valid methods: "
@@ -77,9 +94,12 @@ def check_config(config):
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(e.path)):
         problems += _explain(config, error)
-    if not problems:
+    sessions = config.get("sessions")
+    if isinstance(sessions, list):
         seen = {}
-        for i, entry in enumerate(config["sessions"]):
+        for i, entry in enumerate(sessions):
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                continue
             if entry["id"] in seen:
                 problems.append(
                     f"session {entry['id']!r} (sessions[{i}]), field 'id': duplicate "
@@ -90,6 +110,12 @@ def check_config(config):
                 problems.append(
                     f"session {entry['id']!r} (sessions[{i}]), field 'id': {entry['id']!r} "
                     "is reserved for the summary report; choose another id"
+                )
+            preset = (entry.get("simulate") or {}).get("preset")
+            if preset is not None and PRESETS is not None and preset not in PRESETS:
+                problems.append(
+                    f"session {entry['id']!r} (sessions[{i}]), field 'simulate.preset': "
+                    f"unknown preset {preset!r}; presets: {', '.join(sorted(PRESETS))}"
                 )
             local = entry.get("local")
             if local is not None and not os.path.exists(local):

@@ -1,0 +1,310 @@
+"""The workflow's configuration: schema validation, error messages, shipped configs.
+
+Every check runs Snakemake itself (``--dry-run`` in a subprocess, in a temporary working
+directory), so what is tested is what a user gets on the command line. No job runs here.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "Snakefile"
+DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
+EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.yaml"))
+SMALL_CONFIG = ROOT / "tests" / "config_small.yaml"
+SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
+
+
+def snakemake(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
+    """Run ``snakemake --snakefile <repo>/Snakefile --directory cwd ARGS``; return the result."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
+    cmd += ["--directory", str(cwd), *args]
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def dry_run_jobs(stdout: str) -> list[tuple[str, str]]:
+    """(rule, first output) of every job a dry run lists, sorted."""
+    jobs, rule = [], None
+    for line in stdout.splitlines():
+        m = re.match(r"^(?:local)?rule (\S+):$", line)
+        if m:
+            if rule is not None:
+                jobs.append((rule, ""))
+            rule = m.group(1)
+            continue
+        m = re.match(r"^\s+output: ([^,]+)", line)
+        if m and rule is not None:
+            jobs.append((rule, m.group(1).strip()))
+            rule = None
+    if rule is not None:
+        jobs.append((rule, ""))
+    return sorted(jobs)
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rule, _ in dry_run_jobs(stdout):
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def small_config() -> dict:
+    return yaml.safe_load(SMALL_CONFIG.read_text())
+
+
+# ------------------------------------------------------------------------ lint and style
+def test_snakemake_lint_has_no_findings(tmp_path):
+    res = snakemake("--lint", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Lints for" not in res.stdout + res.stderr
+
+
+def test_snakefmt_check():
+    exe = shutil.which("snakefmt")
+    if exe is None:
+        pytest.skip("snakefmt is not installed (it is in requirements/ci.txt)")
+    files = [str(SNAKEFILE), *map(str, sorted((ROOT / "workflow" / "rules").glob("*.smk")))]
+    res = subprocess.run([exe, "--check", *files], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_workflow_scripts_pass_ruff():
+    scripts = sorted(map(str, (ROOT / "workflow" / "scripts").glob("*.py")))
+    res = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", *scripts], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", *scripts],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_snakefile_only_wires():
+    lines = SNAKEFILE.read_text().splitlines()
+    assert len(lines) < 60
+    assert not re.search(r"^rule (?!all:)", SNAKEFILE.read_text(), re.M)
+
+
+# --------------------------------------------------------------------- shipped configs
+def test_default_config_dry_run(tmp_path):
+    """The built-in config: two simulated sessions, all 7 methods x 3 seeds."""
+    res = snakemake("--dry-run", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    counts = job_counts(res.stdout)
+    assert counts["simulate_session"] == 2
+    assert counts["bin_session"] == 2
+    assert counts["fit"] == 2 * 5 * 3  # trained methods
+    assert counts["fit_posthoc"] == 2 * 2 * 3  # lrRNN+ICA and LINT reuse lrRNN
+    assert counts["evaluate"] == 2 * 7 * 3
+    assert counts["session_report"] == 2 and counts["summary_report"] == 1
+    jobs = dry_run_jobs(res.stdout)
+    fits = [out for rule, out in jobs if rule.startswith("fit")]
+    assert all(re.search(r"/fits/[^/]+/seed\d+/fit_info\.json$", f) for f in fits)
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    presets = {s["simulate"]["preset"] for s in config["sessions"]}
+    assert {"lorenz-thomas", "rotation-limitcycle"} <= presets
+    assert config["seeds"] == [0, 1, 2]
+    assert set(config["methods"]) == {
+        "lrRNN",
+        "lrRNN+ICA",
+        "LINT",
+        "bdRNN",
+        "DisRNN-full",
+        "DisRNN",
+        "DisRNN-MLP",
+    }
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_configs_validate_and_dry_run_offline(example, tmp_path):
+    res = snakemake("--dry-run", "--configfile", str(example), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    jobs = dry_run_jobs(res.stdout)
+    fetches = [out for rule, out in jobs if rule == "fetch_dandi"]
+    assert len(fetches) == 1 and fetches[0].startswith("resources/dandi/")
+    config = yaml.safe_load(example.read_text())
+    assert all(
+        out.startswith(config["results_dir"] + "/")
+        for rule, out in jobs
+        if rule not in ("fetch_dandi", "all")
+    )
+
+
+def test_mc_maze_example_matches_the_benchmark():
+    (session,) = yaml.safe_load((ROOT / "config/examples/mc_maze_small.yaml").read_text())[
+        "sessions"
+    ]
+    assert session["dandi"]["dandiset"] == "000140"
+    assert session["dandi"]["path"] == (
+        "sub-Jenkins/sub-Jenkins_ses-small_desc-train_behavior+ecephys.nwb"
+    )
+    assert session["align"] == "move_onset_time"
+    assert session["window"] == [-0.25, 0.45]
+    assert session["bin_width"] == 0.02
+    assert session["behavior"] == ["hand_vel"]
+
+
+def test_small_test_config_dry_run(tmp_path):
+    res = snakemake("--dry-run", "--configfile", str(SMALL_CONFIG), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    counts = job_counts(res.stdout)
+    assert counts["fit"] == 2 and counts["fit_posthoc"] == 1 and counts["evaluate"] == 3
+
+
+def test_results_dir_keeps_runs_apart(tmp_path):
+    config = small_config()
+    config["results_dir"] = "results/other-run"
+    res = snakemake(
+        "--dry-run", "--configfile", str(write_config(tmp_path / "c.yaml", config)), cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    outs = [
+        out for rule, out in dry_run_jobs(res.stdout) if rule not in ("simulate_session", "all")
+    ]
+    assert outs and all(out.startswith("results/other-run/") for out in outs)
+
+
+def test_cuda_device_makes_fits_declare_a_gpu(tmp_path):
+    config = small_config()
+    config["device"] = "cuda"
+    cfg = write_config(tmp_path / "c.yaml", config)
+    res = snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    blocks = res.stdout.split("\nrule ")
+    fit_blocks = [b for b in blocks if b.startswith("fit:")]
+    assert fit_blocks and all("gpu=1" in b for b in fit_blocks)
+    other = [b for b in blocks if b.startswith(("evaluate:", "fit_posthoc:", "bin_session:"))]
+    assert other and not any("gpu=1" in b for b in other)
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    """The SLURM profile parses and its resources reach the jobs.
+
+    Without snakemake-executor-plugin-slurm installed, the profile is dry-run without its
+    ``executor`` line (a dry run submits nothing anyway); with the plugin, as it is.
+    """
+    profile = yaml.safe_load(SLURM_PROFILE.read_text())
+    assert profile["executor"] == "slurm"
+    assert {"runtime", "mem_mb"} <= set(profile["default-resources"])
+    assert {"runtime", "mem_mb"} <= set(profile["set-resources"]["fit"])
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+
+        profile_dir = SLURM_PROFILE.parent
+    except ImportError:
+        profile.pop("executor")
+        profile_dir = tmp_path / "profile"
+        profile_dir.mkdir()
+        (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
+    res = snakemake(
+        "--dry-run", "--cores", "8", "--workflow-profile", str(profile_dir), cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    fit_block = next(b for b in res.stdout.split("\nrule ") if b.startswith("fit:"))
+    assert f"runtime={profile['set-resources']['fit']['runtime']}" in fit_block
+    assert f"mem_mb={profile['set-resources']['fit']['mem_mb']}" in fit_block
+    assert f"threads: {profile['set-threads']['fit']}" in fit_block
+
+
+# ----------------------------------------------------------------------- config errors
+def _session(sid="s1", **extra) -> dict:
+    return {"id": sid, "simulate": {"preset": "lorenz-thomas", "seed": 0}, **extra}
+
+
+#: the issue's four cases, each alone in a config: (config, message pattern)
+HEADLINE_ERRORS = {
+    "wrong key": (
+        {"sessions": [_session(trails="trials")]},
+        r"session 's1' \(sessions\[0\]\), field 'trails': unknown key 'trails'; allowed",
+    ),
+    "missing field": (
+        {"sessions": [{"id": "d1", "dandi": {"dandiset": "000207"}}]},
+        r"session 'd1' \(sessions\[0\]\), field 'dandi\.path': missing \(required\)",
+    ),
+    "duplicate session id": (
+        {"sessions": [_session(), _session()]},
+        r"session 's1' \(sessions\[1\]\), field 'id': duplicate session id, already used "
+        r"by sessions\[0\]",
+    ),
+    "unknown method": (
+        {"methods": ["DisRNN", "DisRNNN"], "sessions": [_session()]},
+        r"field 'methods\.1': unknown method 'DisRNNN'; valid methods: lrRNN",
+    ),
+}
+
+
+def _assert_stopped(res, tmp_path):
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert "invalid config" in out, out
+    assert "Job stats" not in out and not (tmp_path / "results").exists()
+    assert not (tmp_path / "resources").exists()
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(HEADLINE_ERRORS))
+def test_config_error_stops_before_any_job(case, tmp_path):
+    config, pattern = HEADLINE_ERRORS[case]
+    cfg = write_config(tmp_path / "bad.yaml", config)
+    res = snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+    out = _assert_stopped(res, tmp_path)
+    assert re.search(pattern, out), f"{pattern!r} not in:\n{out}"
+
+
+def test_every_config_error_is_reported_at_once(tmp_path):
+    """One config with many mistakes: each is named by session and field in one message."""
+    config = {
+        "method": ["DisRNN"],  # top-level typo
+        "fit": {"epoch": 3},  # nested typo
+        "seeds": [0, -1],
+        "sessions": [
+            _session("a", methods=["LINTT"]),
+            {"simulate": {"preset": "lorenz-thomas"}},  # no id
+            {"id": "x"},  # no source
+            _session("two", local="a.nwb"),
+            _session("win", window=[0.5]),
+            {"id": "p", "simulate": {"preset": "lorenz-thomass"}},
+            {"id": "loc", "local": "data/missing.nwb"},
+            {"id": "index", "simulate": {"preset": "lorenz-thomas"}},
+            {"id": "dd", "dandi": {"dandiset": "207", "path": "sub-1/a.nwb"}},
+        ],
+    }
+    cfg = write_config(tmp_path / "bad.yaml", config)
+    res = snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+    out = _assert_stopped(res, tmp_path)
+    patterns = [
+        r"field 'method': unknown key 'method'",
+        r"field 'fit\.epoch': unknown key 'epoch'",
+        r"field 'seeds\.1': -1 is less than the minimum of 0",
+        r"session 'a' \(sessions\[0\]\), field 'methods\.0': unknown method 'LINTT'",
+        r"\(sessions\[1\]\), field 'id': missing \(required\)",
+        r"session 'x' \(sessions\[2\]\), field 'dandi\|local\|simulate': give exactly one "
+        r"source.*got none",
+        r"session 'two' \(sessions\[3\]\), .*got \['local', 'simulate'\]",
+        r"session 'win' \(sessions\[4\]\), field 'window'",
+        r"session 'p' \(sessions\[5\]\), field 'simulate\.preset': unknown preset "
+        r"'lorenz-thomass'; presets: .*lorenz-thomas",
+        r"session 'loc' \(sessions\[6\]\), field 'local': no file 'data/missing\.nwb'",
+        r"session 'index' \(sessions\[7\]\), field 'id': 'index' is reserved",
+        r"session 'dd' \(sessions\[8\]\), field 'dandi\.dandiset'",
+    ]
+    missing = [p for p in patterns if not re.search(p, out)]
+    assert not missing, f"{missing} not in:\n{out}"
