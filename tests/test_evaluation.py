@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import stats
 
 from disrnn.evaluation.connectivity import (
@@ -114,16 +115,6 @@ def test_pc_and_tc_near_the_gaussian_value_for_correlated_groups():
     assert aggregated_posterior_pc(mu, sigma, groups, n_samples=3000, seed=0) == pc
 
 
-def test_pc_agrees_with_the_training_batch_estimator_if_present():
-    losses = pytest.importorskip("disrnn.losses")
-    torch = pytest.importorskip("torch")
-    fn = getattr(losses, "partial_correlation", None)
-    if fn is None:
-        pytest.skip("disrnn.losses has no partial_correlation estimator yet")
-    pytest.skip(f"signature of {fn} not yet cross-checked")  # see the final report
-    del torch
-
-
 # --------------------------------------------------------------------- ridge decoding
 def test_ridge_decoding_r2_linear_behavior_and_noise():
     rng = np.random.default_rng(6)
@@ -205,3 +196,209 @@ def test_off_block_fraction_and_dataset():
     )
     assert ds.sizes["block_eig"] == 5 and list(ds["block_eig_group"].values) == [0, 0, 1, 1, 1]
     assert list(ds["matched_group"].values) == [-1, -1]
+
+
+def test_pc_matches_the_training_batch_estimator():
+    """The exact-mixture estimate equals the batch estimator of disrnn.losses with M = N_tot."""
+    torch = pytest.importorskip("torch")
+    from disrnn.losses import partial_correlation
+
+    rng = np.random.default_rng(10)
+    C = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.0], [0.3, 0.0, 1.0]])
+    mu = rng.multivariate_normal(np.zeros(3), C, size=1500)
+    sigma = 0.5
+    ours = aggregated_posterior_pc(mu, sigma, [0, 1, 1], n_samples=3000, seed=1)
+    mu_t = torch.from_numpy(mu).float()  # the training estimator works in float32
+    z_t = mu_t + sigma * torch.randn(
+        mu_t.shape, generator=torch.Generator().manual_seed(0), dtype=mu_t.dtype
+    )
+    theirs = float(partial_correlation(z_t, mu_t, np.log(sigma), (1, 2), n_total=mu.shape[0]))
+    assert ours == pytest.approx(theirs, abs=0.03)
+
+
+# ------------------------------------------------------------------ end-to-end evaluate
+def _rotation_session(rng, n_trial=24, n_time=20, n_unit=12, kind="spike_counts"):
+    """Two independent noisy 2-d rotations (groups 0, 1) read out by random A."""
+    z = np.zeros((n_trial, n_time, 4))
+    z[:, 0] = rng.standard_normal((n_trial, 4))
+    for k, w in enumerate((0.4, 0.9)):
+        c, s = np.cos(w), np.sin(w)
+        R = 0.95 * np.array([[c, -s], [s, c]])
+        for t in range(1, n_time):
+            z[:, t, 2 * k : 2 * k + 2] = z[
+                :, t - 1, 2 * k : 2 * k + 2
+            ] @ R.T + 0.3 * rng.standard_normal((n_trial, 2))
+    A = rng.standard_normal((n_unit, 4)) * 0.4
+    eta = z @ A.T
+    if kind == "spike_counts":
+        rates = np.log1p(np.exp(eta - 0.5))
+        act = rng.poisson(rates).astype(np.int32)
+    else:
+        rates = eta
+        act = (eta + 0.1 * rng.standard_normal(eta.shape)).astype(np.float32)
+    split = np.array(["train"] * 14 + ["val"] * 4 + ["test"] * 6)
+    heldout = np.zeros(n_unit, bool)
+    heldout[[2, 7, 11]] = True
+    ds = xr.Dataset(
+        {
+            "activity": (("trial", "time", "unit"), act, {"kind": kind}),
+            "mask": (("trial", "time"), np.ones((n_trial, n_time), bool)),
+            "hand": (
+                ("trial", "time", "hand_dim"),
+                z[..., :2] @ np.array([[1.0], [-0.5]]),
+                {"kind": "behavior"},
+            ),
+            "true_latents": (("trial", "time", "latent"), z),
+            "true_rates": (("trial", "time", "unit"), rates),
+            "true_A": (("unit", "latent"), A),
+            "true_B": (("latent", "unit"), rng.standard_normal((4, n_unit))),
+        },
+        coords={
+            "trial": np.arange(n_trial) + 100,
+            "time": (np.arange(n_time) + 0.5) * 0.02,
+            "unit": np.arange(n_unit) + 1,
+            "split": ("trial", split),
+            "condition": ("trial", np.array(["a", "b"] * (n_trial // 2))),
+            "heldout": ("unit", heldout),
+            "latent_group": ("latent", np.array([0, 0, 1, 1])),
+        },
+        attrs={"bin_width": 0.02, "kind": kind, "source": "test"},
+    )
+    ds["mask"][-1, 5] = False  # one unobserved bin in a test trial
+    return ds
+
+
+@pytest.fixture(scope="module")
+def tiny_fit(tmp_path_factory):
+    pytest.importorskip("torch")
+    training = pytest.importorskip("disrnn.training")
+    from disrnn.data.io import save_dataset
+    from disrnn.models.config import FitConfig
+
+    root = tmp_path_factory.mktemp("eval")
+    ds = _rotation_session(np.random.default_rng(11))
+    path = save_dataset(ds, root / "session.nc")
+    cfg = FitConfig.create("DisRNN", groups=(2, 2), epochs=2, patience=5)
+    fit_dir = training.fit(ds, cfg, root / "fit", seed=0, device="cpu", progress=False)
+    return root, path, fit_dir
+
+
+def test_evaluate_end_to_end(tiny_fit):
+    import json
+
+    import xarray as xr
+
+    from disrnn.data.io import load_dataset
+    from disrnn.evaluation import evaluate
+    from disrnn.training import load_fit
+
+    root, ds_path, fit_dir = tiny_fit
+    out = evaluate(fit_dir, ds_path, root / "eval", seed=3)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "connectivity.nc",
+        "latents.nc",
+        "metrics.json",
+        "rollout.nc",
+    ]
+    m = json.loads((out / "metrics.json").read_text())  # strict JSON: NaN written as null
+    assert m["method"] == "DisRNN" and m["seed"] == 0 and m["eval_seed"] == 3
+    assert m["groups"] == "2,2" and m["n_test_trials"] == 6 and m["n_heldout"] == 3
+
+    ds = load_dataset(ds_path)
+    fit = load_fit(fit_dir)
+    test = ds.isel(trial=np.flatnonzero(ds["split"].values == "test"))
+    x = test["activity"].values.astype(float)
+    rate = fit.predict(test).values
+    ok = np.ones(x.shape[:2], bool)
+    ok[:, : fit.history] = False
+    ok[-1, 5 : 6 + fit.history] = False  # the masked bin and the bins it is history of
+    # independent truth: scipy's Poisson log pmf of the one-step predicted rates
+    ll = stats.poisson.logpmf(x, rate)[ok]
+    assert m["test_ll_per_bin_neuron"] == pytest.approx(ll.mean(), rel=1e-6)
+    train = ds.isel(trial=np.flatnonzero(ds["split"].values == "train"))
+    null = train["activity"].values[:, fit.history :].reshape(-1, x.shape[2]).mean(0)
+    ho = ds["heldout"].values
+    xh, rh = x[..., ho][ok], rate[..., ho][ok]
+    co = (
+        stats.poisson.logpmf(xh, rh).sum()
+        - stats.poisson.logpmf(xh, np.broadcast_to(null[ho], xh.shape)).sum()
+    ) / (xh.sum() * np.log(2))
+    assert m["co_bps"] == pytest.approx(co, rel=1e-6)
+    for key in (
+        "bps",
+        "recon_r2",
+        "pc",
+        "tc",
+        "group_latent_r2",
+        "component_latent_r2",
+        "W_pearson",
+        "Wsub_pearson",
+        "J_offblock_frac",
+        "freerun_psth_r2",
+        "freerun_corr_pearson",
+        "reference_psth_r2",
+    ):
+        assert isinstance(m[key], float), key
+    assert -1.0 <= m["group_latent_r2"] <= 1.0 and m["tc"] >= m["pc"] - 0.05
+    assert set(m["behavior_r2"]["hand"]) == {"all", "g0", "g1"}
+    assert m["kstep_r2"]["1"] is not None and "16" in m["kstep_r2"]
+
+    lat = xr.open_dataset(out / "latents.nc", engine="h5netcdf").load()
+    assert lat["latents"].dims == ("trial", "time", "latent")
+    np.testing.assert_allclose(lat["latents"].values, fit.latents(ds).values)
+    assert list(lat["split"].values) == list(ds["split"].values)
+    assert list(lat["latent_group"].values) == [0, 0, 1, 1]
+    assert lat["aligned_latents"].shape == (24, 20, 4)
+
+    con = xr.open_dataset(out / "connectivity.nc", engine="h5netcdf").load()
+    np.testing.assert_allclose(con["W"].values, fit.W)
+    np.testing.assert_allclose(con["J"].values, fit.J)
+
+    roll = xr.open_dataset(out / "rollout.nc", engine="h5netcdf").load()
+    np.testing.assert_allclose(roll["predicted"].values, rate)
+    L = fit.history
+    # the first free-running bin is the one-step prediction from real history
+    np.testing.assert_allclose(roll["rollout_mean"].values[:, L], rate[:, L], rtol=1e-5)
+    assert np.isnan(roll["rollout_mean"].values[:, :L]).all()
+    assert np.all(roll["rollout_sample"].values[:, L:] >= 0)
+
+
+class _NonlinearStandIn:
+    """Test double: a real Fit with its linear readout hidden, as for DisRNN-MLP (A/B None)."""
+
+    def __init__(self, fit):
+        self._fit = fit
+        self.A = self.B = self.W = self.J = None
+
+    def __getattr__(self, name):
+        return getattr(self._fit, name)
+
+
+def test_evaluate_nonlinear_variant_and_errors(tiny_fit):
+    import json
+
+    from disrnn.data.io import load_dataset
+    from disrnn.evaluation import evaluate
+    from disrnn.training import load_fit
+
+    root, ds_path, fit_dir = tiny_fit
+    ds = load_dataset(ds_path).drop_vars(["true_latents", "true_A", "true_B", "hand"])
+    ds = ds.drop_vars("heldout")
+    out = evaluate(_NonlinearStandIn(load_fit(fit_dir)), ds, root / "eval_mlp")
+    m = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "J_offblock_frac",
+        "W_pearson",
+        "Wsub_r2",
+        "group_latent_r2",
+        "behavior_r2",
+        "co_bps",
+    ):
+        assert m[key] is None, key
+    assert isinstance(m["bps"], float) and isinstance(m["rate_r2_true"], float)
+    no_test = ds.assign_coords(
+        split=("trial", np.where(ds["split"].values == "test", "val", ds["split"].values))
+    )
+    with pytest.raises(ValueError, match="no test trials"):
+        evaluate(fit_dir, no_test, root / "never")
+    assert not (root / "never").exists()

@@ -37,12 +37,19 @@ def history_length(fit, ds: xr.Dataset | None = None) -> int:
 
 
 def valid_bins(ds: xr.Dataset, history: int) -> np.ndarray:
-    """(trial, time) bool: observed (``mask``, when present) and not history-only."""
+    """(trial, time) bool: the bins that are scored.
+
+    A bin t is valid when t >= L and bins t - L .. t are all observed (``mask``, when
+    present): the same rule as the training loss, so a prediction made from an unobserved
+    (zero-filled) history is never scored.
+    """
     n_trial, n_time = ds.sizes["trial"], ds.sizes["time"]
-    ok = np.ones((n_trial, n_time), dtype=bool)
-    ok[:, :history] = False
+    ok = np.zeros((n_trial, n_time), dtype=bool)
+    ok[:, history:] = True
     if "mask" in ds:
-        ok &= ds["mask"].transpose("trial", "time").values.astype(bool)
+        mask = ds["mask"].transpose("trial", "time").values.astype(bool)
+        for lag in range(history + 1):
+            ok[:, history:] &= mask[:, history - lag : n_time - lag]
     return ok
 
 
