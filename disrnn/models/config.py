@@ -1,0 +1,248 @@
+"""FitConfig: the one validated configuration of a model fit.
+
+``FitConfig.create(method="DisRNN", groups=(3, 3), beta=20.0)`` applies the method's
+defaults (from :data:`disrnn.models.methods.METHODS`) and then the overrides, and
+validates every value; a bad value raises ``ValueError`` naming the value and the fix.
+
+Two values may stay unresolved until the data is known (:meth:`FitConfig.resolve`):
+``likelihood="auto"`` (Poisson for ``kind="spike_counts"``, Gaussian for ``continuous``)
+and ``beta=None`` for the methods with a partial-correlation penalty (20 on continuous
+data, 2 on spike counts, the paper's defaults).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+LIKELIHOODS = ("auto", "gaussian", "poisson")
+LINKS = ("softplus", "exp")
+KERNELS = ("fixed", "learned")
+SIGMAS = ("fixed", "learned")
+NETS = ("linear", "mlp")
+POSTHOC = (None, "ica", "lint")
+SCHEDULES = ("constant", "cosine")
+
+#: beta used when a beta-method is given none, by data kind (the paper's defaults).
+DEFAULT_BETA = {"continuous": 20.0, "spike_counts": 2.0}
+
+
+def _nonneg(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    if value < 0:
+        raise ValueError(
+            f"{name} must be non-negative, got {float(value)!r} "
+            f"(did you write 1-3 instead of 1e-3?)"
+        )
+    return float(value)
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _choice(name: str, value: Any, valid: tuple) -> Any:
+    if value not in valid:
+        shown = ", ".join(repr(v) for v in valid)
+        raise ValueError(f"unknown {name} {value!r}; valid values: {shown}")
+    return value
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything that defines one fit except the data, the seed and the device.
+
+    Attributes:
+        method: a key of ``METHODS`` (``lrRNN``, ``lrRNN+ICA``, ``LINT``, ``bdRNN``,
+            ``DisRNN-full``, ``DisRNN``, ``DisRNN-MLP``).
+        groups: latent group sizes H_1..H_G; rank K = sum(groups). One-group methods
+            take one size; ``DisRNN-full`` uses K groups of size 1.
+        beta: partial-correlation weight (None: by data kind, see ``DEFAULT_BETA``).
+        alpha: weight of the off-block-diagonal penalty on J = B A (bdRNN).
+        likelihood: ``auto`` | ``gaussian`` | ``poisson``.
+        link: Poisson rate link f(eta): ``softplus`` | ``exp``.
+        history: L, bins of history; the first L bins of a trial are never predicted.
+        kernel: ``fixed`` (psi_l ~ exp(-(l-1)), sum 1) or ``learned`` (softmax weights).
+        sigma: encoder sd, ``fixed`` = N_tot^(-1/(K+4)) or ``learned`` (initialised there).
+        encoder, decoder: ``linear`` or ``mlp`` (one hidden layer of ``hidden`` tanh units).
+        posthoc: None, ``ica`` or ``lint``: transform of a fitted lrRNN (no training).
+        epochs, batch_size, lr, weight_decay, patience, schedule: AdamW training;
+            ``schedule="cosine"`` anneals lr to lr/100 over ``epochs``.
+        checkpoint_every: epochs between checkpoints a killed run resumes from.
+    """
+
+    method: str = "DisRNN"
+    groups: tuple[int, ...] = (3, 3)
+    beta: float | None = None
+    alpha: float = 0.0
+    likelihood: str = "auto"
+    link: str = "softplus"
+    history: int = 1
+    kernel: str = "fixed"
+    sigma: str = "fixed"
+    encoder: str = "linear"
+    decoder: str = "linear"
+    hidden: int = 64
+    posthoc: str | None = None
+    epochs: int = 300
+    batch_size: int = 128
+    lr: float = 1e-2
+    weight_decay: float = 0.01
+    patience: int = 50
+    schedule: str = "cosine"
+    checkpoint_every: int = 10
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(cls, method: str = "DisRNN", **overrides: Any) -> FitConfig:
+        """The config of ``method`` with its defaults, then ``overrides``, validated.
+
+        ``rank=K`` may be given instead of (or together with) ``groups``: alone it means
+        one group of K (one-group methods) or two equal groups; with ``groups`` the sizes
+        must sum to K.
+
+        Raises:
+            ValueError: unknown method or key, or any invalid value (see ``__post_init__``).
+        """
+        from disrnn.models.methods import METHODS
+
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        spec = METHODS[method]
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(overrides) - names - {"rank"}
+        if unknown:
+            raise ValueError(
+                f"unknown FitConfig option(s) {sorted(unknown)}; valid options: {sorted(names)}"
+            )
+        rank = overrides.pop("rank", None)
+        for key in spec.fixed:
+            if key in overrides and overrides[key] != spec.fixed[key]:
+                raise ValueError(
+                    f"method {method} fixes {key}={spec.fixed[key]!r}, got {key}="
+                    f"{overrides[key]!r}; choose a method that has that option "
+                    f"(e.g. DisRNN for beta, bdRNN for alpha)"
+                )
+        values = {**spec.defaults, **spec.fixed, **overrides, "method": method}
+        if "groups" in values and values["groups"] is not None:
+            values["groups"] = _as_groups(values["groups"])
+        if rank is not None:
+            rank = _positive_int("rank", rank)
+            if "groups" in overrides:
+                if sum(values["groups"]) != rank:
+                    raise ValueError(
+                        f"group sizes {values['groups']} sum to {sum(values['groups'])}, "
+                        f"not to the rank {rank}; give sizes that sum to K"
+                    )
+            elif spec.one_group:
+                values["groups"] = (rank,)
+            else:
+                values["groups"] = (rank // 2, rank - rank // 2) if rank > 1 else (1,)
+        if method == "DisRNN-full":
+            values["groups"] = (1,) * sum(values["groups"])
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        from disrnn.models.methods import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; valid methods: {', '.join(METHODS)}")
+        spec = METHODS[self.method]
+        groups = _as_groups(self.groups)
+        object.__setattr__(self, "groups", groups)
+        if spec.one_group and len(groups) != 1:
+            raise ValueError(
+                f"method {self.method} has one latent group; give one size, e.g. "
+                f"groups=({sum(groups)},) / --groups {sum(groups)}, got {groups}"
+            )
+        if self.beta is not None:
+            object.__setattr__(self, "beta", _nonneg("beta", self.beta))
+        object.__setattr__(self, "alpha", _nonneg("alpha", self.alpha))
+        object.__setattr__(self, "weight_decay", _nonneg("weight_decay", self.weight_decay))
+        _choice("likelihood", self.likelihood, LIKELIHOODS)
+        _choice("link", self.link, LINKS)
+        _choice("kernel", self.kernel, KERNELS)
+        _choice("sigma", self.sigma, SIGMAS)
+        _choice("encoder", self.encoder, NETS)
+        _choice("decoder", self.decoder, NETS)
+        _choice("posthoc", self.posthoc, POSTHOC)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _positive_int("history", self.history)
+        _positive_int("hidden", self.hidden)
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size, minimum=2)
+        _positive_int("patience", self.patience)
+        _positive_int("checkpoint_every", self.checkpoint_every)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
+            raise ValueError(f"lr must be a positive number such as 1e-3, got {self.lr!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(
+                f"lr must be a positive number such as 1e-3, got {self.lr!r}"
+                + (" (did you write 1-3 instead of 1e-3?)" if self.lr < 0 else "")
+            )
+        object.__setattr__(self, "lr", float(self.lr))
+
+    # ----------------------------------------------------------------------- helpers
+    @property
+    def rank(self) -> int:
+        """K, the number of latent dimensions."""
+        return sum(self.groups)
+
+    def resolve(self, kind: str) -> FitConfig:
+        """This config with ``likelihood`` and ``beta`` fixed for data of ``kind``.
+
+        Args:
+            kind: the dataset's ``activity.attrs["kind"]``, ``spike_counts`` or ``continuous``.
+
+        Raises:
+            ValueError: unknown kind.
+        """
+        _choice("data kind", kind, tuple(DEFAULT_BETA))
+        likelihood = self.likelihood
+        if likelihood == "auto":
+            likelihood = "poisson" if kind == "spike_counts" else "gaussian"
+        beta = self.beta
+        if beta is None:
+            beta = DEFAULT_BETA[kind] if len(self.groups) > 1 else 0.0
+        return dataclasses.replace(self, likelihood=likelihood, beta=beta)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; ``FitConfig.from_dict`` inverts it."""
+        out = dataclasses.asdict(self)
+        out["groups"] = list(self.groups)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FitConfig:
+        """Inverse of :meth:`to_dict` (unknown keys raise ``ValueError``)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown FitConfig key(s) {sorted(unknown)} in config")
+        return cls(**{**data, "groups": tuple(data.get("groups", (3, 3)))})
+
+
+def _as_groups(groups: Any) -> tuple[int, ...]:
+    if isinstance(groups, int) and not isinstance(groups, bool):
+        groups = (groups,)
+    try:
+        out = tuple(groups)
+    except TypeError:
+        raise ValueError(
+            f"groups must be a sequence of group sizes such as (3, 3), got {groups!r}"
+        ) from None
+    if not out:
+        raise ValueError("groups must list at least one group size, got an empty list; e.g. (3, 3)")
+    for g in out:
+        if isinstance(g, bool) or not isinstance(g, int) or g < 1:
+            raise ValueError(
+                f"every group size must be a positive integer, got {g!r} in {out}; e.g. (3, 3)"
+            )
+    return tuple(int(g) for g in out)

@@ -1,0 +1,275 @@
+"""The network against independent computations: kernel, W = A B, rollout, post-hoc
+transforms, co-smoothing, and config validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from disrnn.models.config import FitConfig
+from disrnn.models.methods import METHODS
+from disrnn.models.modules import DisRNN, HistoryKernel
+from disrnn.training import fit, load_fit
+
+
+def _rotation(theta: float, axis: int) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    i, j = [k for k in range(3) if k != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def make_dataset(
+    n_trials=40, n_time=50, n_units=20, seed=0, kind="continuous", n_heldout=0, noise=0.1
+) -> xr.Dataset:
+    """Two independent 3-d noisy rotating latent groups read out by a random A.
+
+    activity (trial, time, unit): continuous x = A z + noise, or Poisson counts with rate
+    softplus(A z - 0.5). Splits cycle train/val/test/train.
+    """
+    rng = np.random.default_rng(seed)
+    dyn = [
+        0.97 * _rotation(0.3, 0) @ _rotation(0.2, 1),
+        0.97 * _rotation(0.5, 2) @ _rotation(0.15, 0),
+    ]
+    z = np.zeros((n_trials, n_time, 6))
+    for g, m in enumerate(dyn):
+        s = rng.normal(size=(n_trials, 3))
+        for t in range(n_time):
+            s = s @ m.T + 0.3 * rng.normal(size=s.shape)
+            z[:, t, 3 * g : 3 * g + 3] = s
+    z /= z.reshape(-1, 6).std(0)
+    A = rng.normal(size=(n_units, 6)) / np.sqrt(6)
+    if kind == "continuous":
+        x = (z @ A.T + noise * rng.normal(size=(n_trials, n_time, n_units))).astype(np.float32)
+    else:
+        x = rng.poisson(np.log1p(np.exp(z @ A.T - 0.5))).astype(np.int32)
+    split = np.array(["train", "val", "test", "train"] * n_trials)[:n_trials]
+    return xr.Dataset(
+        {
+            "activity": (("trial", "time", "unit"), x, {"kind": kind}),
+            "true_latents": (("trial", "time", "latent"), z),
+        },
+        coords={
+            "trial": np.arange(n_trials),
+            "time": (np.arange(n_time) + 0.5) * 0.02,
+            "unit": np.arange(n_units) + 100,
+            "split": ("trial", split),
+            "heldout": ("unit", np.arange(n_units) >= n_units - n_heldout),
+            "latent_group": ("latent", np.repeat([0, 1], 3)),
+        },
+        attrs={"kind": kind},
+    )
+
+
+@pytest.fixture(scope="module")
+def gaussian_ds():
+    return make_dataset()
+
+
+@pytest.fixture(scope="module")
+def lr_fit(gaussian_ds, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fits") / "lrRNN"
+    fit(gaussian_ds, FitConfig.create("lrRNN", epochs=15), out, progress=False)
+    return load_fit(out)
+
+
+# ------------------------------------------------------------------------ modules
+def test_history_kernel_against_explicit_loop():
+    rng = np.random.default_rng(0)
+    L, n = 3, 4
+    lagged = torch.tensor(rng.normal(size=(5, L, n)), dtype=torch.float32)
+    psi = np.exp(-np.arange(L)) / np.exp(-np.arange(L)).sum()
+    want = np.zeros((5, n))
+    for b in range(5):
+        for lag in range(L):
+            want[b] += psi[lag] * lagged[b, lag].numpy()
+    for learned in (False, True):  # a learned kernel starts at the fixed one
+        got = HistoryKernel(L, learned)(lagged).detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert isinstance(HistoryKernel(L, True).logits, torch.nn.Parameter)
+
+
+def test_history_features_of_dataset_against_loop(gaussian_ds):
+    from disrnn.training import trial_arrays
+
+    L = 3
+    arr = trial_arrays(gaussian_ds, L)
+    x = gaussian_ds["activity"].values
+    tr, t = 2, 7  # arrays index t - L
+    for lag in range(1, L + 1):
+        np.testing.assert_allclose(arr["lagged"][tr, t - L, lag - 1], np.tanh(x[tr, t - lag]))
+    np.testing.assert_allclose(arr["x"][tr, t - L], x[tr, t])
+
+
+@pytest.mark.parametrize("likelihood,link", [("gaussian", "softplus"), ("poisson", "softplus"),
+                                             ("poisson", "exp")])  # fmt: skip
+def test_predict_equals_low_rank_rnn_step(gaussian_ds, tmp_path, likelihood, link):
+    """fit.predict == f(W tanh(x_{t-1}) + A b + a) with W = A B from the fit's own arrays."""
+    ds = gaussian_ds if likelihood == "gaussian" else make_dataset(kind="spike_counts")
+    cfg = FitConfig.create("DisRNN", epochs=2, likelihood=likelihood, link=link)
+    f = load_fit(fit(ds, cfg, tmp_path / "f", progress=False))
+    x = ds["activity"].values.astype(float)
+    drive = np.tanh(x[:, :-1]) @ f.W.T + f.bias  # (trial, time - 1, unit)
+    if likelihood == "poisson":
+        drive = np.exp(drive) if link == "exp" else np.logaddexp(0, drive)
+    pred = f.predict(ds)
+    assert np.isnan(pred.values[:, 0]).all()
+    np.testing.assert_allclose(pred.values[:, 1:], drive, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(f.W, f.A @ f.B)
+    np.testing.assert_allclose(f.J, f.B @ f.A)
+
+
+def test_rollout_against_unrolled_loop(lr_fit, gaussian_ds):
+    ds = gaussian_ds.isel(trial=slice(0, 4))
+    start, n_steps = 5, 12
+    roll = lr_fit.rollout(ds, n_steps, start=start)
+    assert roll.shape == (4, n_steps, ds.sizes["unit"])
+    np.testing.assert_allclose(roll["time"].values, ds["time"].values[start : start + n_steps])
+    x = ds["activity"].values[:, start - 1].astype(float)
+    for t in range(n_steps):
+        x = lr_fit.W @ np.tanh(x).T
+        x = x.T + lr_fit.bias
+        np.testing.assert_allclose(roll.values[:, t], x, rtol=1e-4, atol=1e-4)
+    # the first generated bin is the one-step prediction
+    pred = lr_fit.predict(ds).values[:, start]
+    np.testing.assert_allclose(roll.values[:, 0], pred, rtol=1e-5, atol=1e-5)
+
+
+def test_rollout_with_history_and_sampling(gaussian_ds, tmp_path):
+    cfg = FitConfig.create("lrRNN", epochs=2, history=2, kernel="learned")
+    f = load_fit(fit(gaussian_ds, cfg, tmp_path / "f", progress=False))
+    ds = gaussian_ds.isel(trial=slice(0, 3))
+    roll = f.rollout(ds, 60, start=10)  # past the trial's end: time extends
+    assert roll.shape == (3, 60, 20) and np.isfinite(roll.values).all()
+    assert np.all(np.diff(roll["time"].values) > 0)
+    # step by step with the learned psi
+    psi = f.module.kernel.psi.detach().numpy().astype(float)
+    x = ds["activity"].values.astype(float)
+    hist = [np.tanh(x[:, 9]), np.tanh(x[:, 8])]
+    for t in range(5):
+        h = psi[0] * hist[0] + psi[1] * hist[1]
+        new = h @ f.W.T + f.bias
+        np.testing.assert_allclose(roll.values[:, t], new, rtol=1e-4, atol=1e-4)
+        hist = [np.tanh(new), hist[0]]
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    s1 = f.rollout(ds, 8, start=10, sample=True, generator=g1)
+    s2 = f.rollout(ds, 8, start=10, sample=True, generator=g2)
+    np.testing.assert_array_equal(s1.values, s2.values)
+    assert not np.allclose(s1.values, f.rollout(ds, 8, start=10).values)
+    with pytest.raises(ValueError, match="start"):
+        f.rollout(ds, 5, start=1)
+
+
+def test_poisson_sampled_rollout_is_counts(tmp_path):
+    ds = make_dataset(kind="spike_counts", n_trials=8)
+    f = load_fit(fit(ds, FitConfig.create("lrRNN", epochs=2), tmp_path / "f", progress=False))
+    s = f.rollout(ds, 10, sample=True).values
+    np.testing.assert_array_equal(s, np.round(s))
+    assert (s >= 0).all()
+
+
+# ----------------------------------------------------------------- post-hoc methods
+@pytest.mark.parametrize("method", ["LINT", "lrRNN+ICA"])
+def test_posthoc_transforms_keep_w_and_predictions(lr_fit, gaussian_ds, tmp_path, method):
+    cfg = FitConfig.create(method)
+    f = load_fit(fit(gaussian_ds, cfg, tmp_path / method, init_from=lr_fit.path, progress=False))
+    np.testing.assert_allclose(f.W, lr_fit.W, atol=1e-5)
+    np.testing.assert_allclose(f.bias, lr_fit.bias, atol=1e-5)
+    np.testing.assert_allclose(
+        f.predict(gaussian_ds).values, lr_fit.predict(gaussian_ds).values, atol=1e-4
+    )
+    assert f.groups == (3, 3) and list(f.latent_group) == [0, 0, 0, 1, 1, 1]
+    assert not np.allclose(f.A, lr_fit.A, atol=1e-3)  # the latents did change
+    lat = f.latents(gaussian_ds).sel(trial=gaussian_ds.split == "train").values.reshape(-1, 6)
+    c = np.corrcoef(lat[~np.isnan(lat).any(1)].T)
+    if method == "lrRNN+ICA":  # ICA components are decorrelated on the training bins
+        np.testing.assert_allclose(c, np.eye(6), atol=0.05)
+    else:  # LINT: B' has orthonormal rows, A' columns are sorted by singular value
+        np.testing.assert_allclose(f.B @ f.B.T, np.eye(6), atol=1e-4)
+        norms = np.linalg.norm(f.A, axis=0)
+        assert np.all(np.diff(norms) <= 1e-6)
+
+
+def test_posthoc_rejects_non_lrrnn_base(gaussian_ds, tmp_path):
+    base = fit(gaussian_ds, FitConfig.create("DisRNN", epochs=1), tmp_path / "d", progress=False)
+    with pytest.raises(ValueError, match="transforms an lrRNN"):
+        fit(gaussian_ds, FitConfig.create("LINT"), tmp_path / "l", init_from=base, progress=False)
+
+
+def test_cosmoothing_encoder_sees_held_in_units_only(tmp_path):
+    ds = make_dataset(n_heldout=5)
+    f = load_fit(fit(ds, FitConfig.create("DisRNN", epochs=3), tmp_path / "f", progress=False))
+    assert np.all(f.B[:, -5:] == 0) and np.any(f.B[:, :-5] != 0)
+    assert np.any(f.A[-5:] != 0)  # the decoder still predicts held-out units
+    # changing held-out activity does not change the latents
+    ds2 = ds.copy(deep=True)
+    ds2["activity"][:, :, -5:] += 3.0
+    np.testing.assert_allclose(f.latents(ds).values, f.latents(ds2).values)
+    assert np.isfinite(f.predict(ds).values[:, 1:, -5:]).all()
+
+
+def test_unequal_groups_and_mlp_variant(gaussian_ds, tmp_path):
+    f = load_fit(
+        fit(gaussian_ds, FitConfig.create("DisRNN", groups=(2, 4), epochs=2), tmp_path / "u",
+            progress=False)
+    )  # fmt: skip
+    assert f.groups == (2, 4) and list(f.latent_group) == [0, 0, 1, 1, 1, 1]
+    m = load_fit(fit(gaussian_ds, FitConfig.create("DisRNN-MLP", epochs=2), tmp_path / "m",
+                     progress=False))  # fmt: skip
+    assert m.A is None and m.W is None
+    assert m.latents(gaussian_ds).shape == (40, 50, 6)
+    assert np.isfinite(m.predict(gaussian_ds).values[:, 1:]).all()
+
+
+def test_module_shapes():
+    m = DisRNN(7, (2, 3), likelihood="poisson", history=2)
+    y = m(torch.zeros(4, 2, 7))
+    assert y.shape == (4, 7) and (y > 0).all()
+
+
+# ---------------------------------------------------------------------- config
+def test_config_defaults_per_method():
+    assert set(METHODS) == {
+        "lrRNN", "lrRNN+ICA", "LINT", "bdRNN", "DisRNN-full", "DisRNN", "DisRNN-MLP"
+    }  # fmt: skip
+    assert FitConfig.create("lrRNN").groups == (6,)
+    assert FitConfig.create("lrRNN", rank=4).groups == (4,)
+    assert FitConfig.create("bdRNN").alpha == 1.0
+    assert FitConfig.create("DisRNN-full", groups=(3, 3)).groups == (1,) * 6
+    assert FitConfig.create("DisRNN-MLP").encoder == "mlp"
+    d = FitConfig.create("DisRNN", groups=(2, 4), beta=3.0)
+    assert FitConfig.from_dict(d.to_dict()) == d
+    assert d.resolve("spike_counts").likelihood == "poisson"
+    assert FitConfig.create("DisRNN").resolve("continuous").beta == 20.0
+    assert FitConfig.create("DisRNN").resolve("spike_counts").beta == 2.0
+    assert FitConfig.create("DisRNN", beta=5.0).resolve("spike_counts").beta == 5.0
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (
+            {"method": "DisRNN", "beta": -3.0},
+            r"beta must be non-negative, got -3.0 \(did you write 1-3",
+        ),
+        ({"method": "bdRNN", "alpha": -1}, "alpha must be non-negative"),
+        ({"method": "DisRNN", "groups": (3, 3), "rank": 5}, "sum to 6, not to the rank 5"),
+        ({"method": "DisRNN", "groups": ()}, "at least one group"),
+        ({"method": "DisRNN", "groups": (3, 0)}, "positive integer"),
+        ({"method": "FooRNN"}, "unknown method 'FooRNN'; valid methods: lrRNN"),
+        ({"method": "DisRNN", "likelihood": "bernoulli"}, "unknown likelihood 'bernoulli'"),
+        ({"method": "lrRNN", "groups": (3, 3)}, "one latent group; give one size"),
+        ({"method": "lrRNN", "beta": 2.0}, "method lrRNN fixes beta"),
+        ({"method": "DisRNN", "lr": -1e-3}, "lr must be a positive number"),
+        ({"method": "DisRNN", "epochs": 0}, "epochs must be an integer >= 1"),
+        ({"method": "DisRNN", "kernel": "gamma"}, "unknown kernel"),
+        ({"method": "DisRNN", "batch": 5}, "unknown FitConfig option"),
+    ],
+)
+def test_bad_config_values_fail_clearly(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FitConfig.create(**kwargs)
