@@ -116,3 +116,24 @@ def test_bad_shapes_raise():
         pair_r2_matrix(np.zeros((5, 2)), [0, 0], np.zeros((4, 2)), [0, 0])
     with pytest.raises(ValueError, match="labels"):
         pair_r2_matrix(np.zeros((5, 2)), [0], np.zeros((5, 2)), [0, 0])
+
+
+def test_partitions_for_fits_without_matching_groups():
+    from disrnn.evaluation.alignment import best_partition, contiguous_labels
+
+    np.testing.assert_array_equal(contiguous_labels((1, 2)), [0, 1, 1])
+    with pytest.raises(ValueError, match="positive"):
+        contiguous_labels((2, 0))
+    rng = np.random.default_rng(5)
+    z_true = rng.standard_normal((2000, 5))
+    labels_true = np.array([0, 0, 0, 1, 1])
+    # single inferred latents, each a scaled copy of one true latent, in shuffled order
+    order = np.array([3, 0, 4, 2, 1])
+    z_inf = z_true[:, order] * rng.uniform(0.5, 2, 5) + 1.0
+    part = best_partition(z_inf, z_true, labels_true)
+    np.testing.assert_array_equal(part, labels_true[order])
+    assert align_groups(z_inf, part, z_true, labels_true).group_r2 == pytest.approx(1.0)
+    # the contiguous split of a shuffled order is worse
+    assert align_groups(z_inf, contiguous_labels((3, 2)), z_true, labels_true).group_r2 < 0.9
+    with pytest.raises(ValueError, match="as many"):
+        best_partition(z_inf[:, :4], z_true, labels_true)

@@ -402,3 +402,25 @@ def test_evaluate_nonlinear_variant_and_errors(tiny_fit):
     with pytest.raises(ValueError, match="no test trials"):
         evaluate(fit_dir, no_test, root / "never")
     assert not (root / "never").exists()
+
+
+def test_evaluate_continuous_one_group_fit(tmp_path):
+    import json
+
+    training = pytest.importorskip("disrnn.training")
+    from disrnn.evaluation import evaluate
+    from disrnn.models.config import FitConfig
+
+    ds = _rotation_session(np.random.default_rng(12), kind="continuous").drop_vars("heldout")
+    cfg = FitConfig.create("lrRNN", groups=(4,), epochs=2, patience=5)
+    fit_dir = training.fit(ds, cfg, tmp_path / "fit", seed=1, device="cpu", progress=False)
+    out = evaluate(fit_dir, ds, tmp_path / "eval")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["kind"] == "continuous" and m["likelihood"] == "gaussian"
+    assert m["bps"] is None and m["co_bps"] is None and m["kstep_bps"] is None
+    # one fitted group, two true groups of 2: PC and group R^2 on the contiguous (2, 2) split
+    assert m["group_partition"] == "contiguous" and m["partition_sizes"] == "2,2"
+    assert isinstance(m["pc"], float) and isinstance(m["group_latent_r2_best_partition"], float)
+    assert m["group_latent_r2_own_groups"] <= m["latent_r2_global"] + 1e-9
+    assert m["group_latent_r2"] <= m["latent_r2_global"] + 1e-9
+    assert m["group_latent_r2_best_partition"] <= m["latent_r2_global"] + 1e-9

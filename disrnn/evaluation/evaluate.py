@@ -83,22 +83,33 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
     - ``recon_r2`` pooled (variance-weighted) R^2 of the one-step prediction,
       ``recon_r2_unit_mean`` mean of per-unit R^2; ``rate_r2_true`` R^2 of the predicted
       against the true rates / noiseless means (simulations).
-    - ``pc`` PC between latent groups, ``tc`` total correlation (one group per latent): Monte
-      Carlo over the Gaussian aggregated posterior of the test bins with sd ``sigma_q``
-      (:func:`~disrnn.evaluation.metrics.aggregated_posterior_pc`); ``pc_partition``
-      the group sizes used: the fit's groups, or for one-group fits with a known truth of the
-      same rank the true group sizes over contiguous latents (so lrRNN, ICA, LINT get a
-      comparable PC, as in the paper's benchmark); ``sigma_q``.
-    - truth (``true_latents`` in the dataset): ``group_latent_r2`` (R^2 of the matched
-      concatenation), ``group_latent_r2_cv`` (maps fitted on half of the test trials, scored
-      on the other half), ``component_latent_r2`` (mean over true dims, affine map from the
-      matched group), ``component_latent_r2_single`` (1-to-1 matched single latents),
-      ``latent_r2_global`` (one affine map from all inferred to all true latents),
-      ``group_r2_matched`` {true group: R^2}, ``group_matching`` ("inf->true,...").
-    - connectivity (linear encoder and decoder; else null): ``J_offblock_frac``,
-      ``J_spectral_radius``, ``J_eig_max_real``; with ``true_A``/``true_B``:
-      ``W_{mae,rmse,r2,pearson}`` (W vs the true A B, over held-in input columns),
-      ``Wsub_*`` (mean over matched groups), ``Wg{t}_*`` per matched true group t.
+    - the evaluation partition of the latents into groups, ``group_partition``: ``"fit"``
+      (the fit's own groups), unless the truth is known, has the same rank K and a different
+      number of groups than the fit (lrRNN, LINT, ICA: one group; DisRNN-full: K groups of
+      one): then ``"contiguous"``, the latents split in order into groups of the true sizes,
+      so every method gets a comparable PC and group R^2 (as a benchmark with known group
+      sizes does). ``partition_sizes`` ("3,3") the sizes of that partition.
+    - ``pc`` PC between the groups of the evaluation partition, ``tc`` total correlation
+      (one group per latent): Monte Carlo over the Gaussian aggregated posterior of the test
+      bins with sd ``sigma_q`` (:func:`~disrnn.evaluation.metrics.aggregated_posterior_pc`);
+      ``sigma_q``.
+    - truth (``true_latents`` in the dataset), all with the evaluation partition:
+      ``group_latent_r2`` (R^2 of the matched concatenation), ``group_latent_r2_cv`` (maps
+      fitted on alternate test trials, scored on the others), ``component_latent_r2`` (mean
+      over true dims, affine map from the matched group), ``group_r2_matched`` {true group:
+      R^2}, ``group_matching`` ("inf->true,..."); independent of the partition:
+      ``group_latent_r2_own_groups`` (the fit's own groups, strictly as the issue defines
+      it), ``group_latent_r2_best_partition`` (single latents assigned to true groups with
+      the true sizes, :func:`~disrnn.evaluation.alignment.best_partition`; an optimistic
+      oracle, null when the ranks differ), ``component_latent_r2_single`` (1-to-1 matched
+      single latents), ``latent_r2_global`` (one affine map from all inferred to all true
+      latents: the ceiling of any grouping).
+    - connectivity (linear encoder and decoder; else null): ``J_offblock_frac`` (fraction
+      of ||J||_F^2 outside the evaluation partition's blocks), ``J_spectral_radius``,
+      ``J_eig_max_real``; with ``true_A``/``true_B``: ``W_{mae,rmse,r2,pearson}`` (W vs the
+      true A B, over held-in input columns), ``Wsub_*`` (sub-connectivities W_g of the
+      evaluation partition vs the matched true ones, mean over matched groups), ``Wg{t}_*``
+      per matched true group t. ``connectivity.nc`` always holds the fit's own groups.
     - behavior (variables with attrs kind = "behavior"): ``behavior_r2`` {name: {"all": R^2,
       "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge.
     - generation: ``kstep_r2`` / ``kstep_bps`` {k: value} k-step-ahead quality (see
@@ -199,9 +210,9 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
     labels = np.asarray(getattr(fit, "latent_group", np.zeros(z_all.shape[2], int))).astype(int)
     mu = al.flatten_latents(z_test, ok)  # (sample, latent)
     sigma = _sigma_q(fit, ds, train, L, z_all.shape[2])
-    partition = _pc_partition(labels, ds)
+    partition, m["group_partition"] = _eval_partition(labels, ds)
+    m["partition_sizes"] = ",".join(str(int((partition == g).sum())) for g in np.unique(partition))
     m["sigma_q"] = sigma
-    m["pc_partition"] = ",".join(str(int((partition == g).sum())) for g in np.unique(partition))
     finite = np.isfinite(mu).all(1)
     if finite.sum() >= 2:
         m["pc"] = mt.aggregated_posterior_pc(mu, sigma, partition, n_pc_samples, seed)
@@ -217,6 +228,8 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
     truth_keys = (
         "group_latent_r2",
         "group_latent_r2_cv",
+        "group_latent_r2_own_groups",
+        "group_latent_r2_best_partition",
         "component_latent_r2",
         "component_latent_r2_single",
         "latent_r2_global",
@@ -233,9 +246,19 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
         )
         zt_all = tl.values.astype(float)
         zt = al.flatten_latents(zt_all[test], ok)
-        res = al.align_groups(mu, labels, zt, true_groups)
+        res = al.align_groups(mu, partition, zt, true_groups)
         matching = res.matching
         m["group_latent_r2"] = res.group_r2
+        m["group_latent_r2_own_groups"] = (
+            res.group_r2
+            if m["group_partition"] == "fit"
+            else al.align_groups(mu, labels, zt, true_groups).group_r2
+        )
+        if mu.shape[1] == zt.shape[1]:
+            best = al.best_partition(mu, zt, true_groups)
+            m["group_latent_r2_best_partition"] = al.align_groups(
+                mu, best, zt, true_groups
+            ).group_r2
         m["component_latent_r2"] = res.component_r2_mean
         m["component_latent_r2_single"] = float(np.mean(al.component_r2(mu, zt)))
         m["latent_r2_global"] = al.affine_r2(mu[finite], zt[finite])
@@ -243,14 +266,14 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
         m["group_matching"] = ",".join(f"{i}->{t}" for i, t in res.matching)
         half = (np.arange(int(test.sum())) % 2 == 0)[:, None] & ok  # alternate test trials
         try:
-            cv = al.align_groups(mu, labels, zt, true_groups, train=half[ok])
+            cv = al.align_groups(mu, partition, zt, true_groups, train=half[ok])
             m["group_latent_r2_cv"] = cv.group_r2
         except ValueError:
             m["group_latent_r2_cv"] = None
         lat_vars["true_latents"] = (("trial", "time", "true_latent"), zt_all)
         lat_vars["aligned_latents"] = (
             ("trial", "time", "true_latent"),
-            _aligned(z_all, labels, mu, zt, true_groups, matching),
+            _aligned(z_all, partition, mu, zt, true_groups, matching),
         )
 
     # ------------------------------------------------------------------- connectivity
@@ -262,8 +285,9 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
             tgroups = ds["true_latents"]["latent_group"].values
         tA = ds["true_A"].transpose("unit", ...).values if has_truth else None
         tB = ds["true_B"].transpose(..., "unit").values if has_truth else None
-        m.update(connectivity_summary(A, B, labels, tA, tB, tgroups, matching, columns=~heldout))
-        conn = connectivity_dataset(A, B, labels, ds["unit"].values, tA, tB, tgroups, matching)
+        m.update(connectivity_summary(A, B, partition, tA, tB, tgroups, matching, columns=~heldout))
+        own = matching if m["group_partition"] == "fit" else None  # matching of the fit's groups
+        conn = connectivity_dataset(A, B, labels, ds["unit"].values, tA, tB, tgroups, own)
     else:
         m.update(dict.fromkeys(_CONN_KEYS))
         conn = xr.Dataset(attrs={"available": 0, "reason": "MLP encoder or decoder: no W, J"})
@@ -407,14 +431,18 @@ def _sigma_q(fit, ds, train, L, K) -> float:
     return float(max(n_tot, 2) ** (-1.0 / (K + 4)))  # the kernel-density rule of thumb
 
 
-def _pc_partition(labels: np.ndarray, ds: xr.Dataset) -> np.ndarray:
-    if np.unique(labels).size > 1 or "true_latents" not in ds:
-        return labels
+def _eval_partition(labels: np.ndarray, ds: xr.Dataset) -> tuple[np.ndarray, str]:
+    """(latent,) group labels used for PC and group R^2, and its name (see evaluate)."""
+    if "true_latents" not in ds:
+        return labels, "fit"
     tl = ds["true_latents"]
     if "latent_group" not in tl.coords or tl.shape[-1] != labels.size:
-        return labels
-    sizes = np.bincount(np.unique(np.asarray(tl["latent_group"].values), return_inverse=True)[1])
-    return np.repeat(np.arange(sizes.size), sizes)
+        return labels, "fit"
+    true_labels = np.asarray(tl["latent_group"].values)
+    if np.unique(true_labels).size == np.unique(labels).size:
+        return labels, "fit"
+    sizes = np.bincount(np.unique(true_labels, return_inverse=True)[1])
+    return al.contiguous_labels(sizes), "contiguous"
 
 
 def _aligned(z_all, labels, mu, zt, true_groups, matching) -> np.ndarray:
