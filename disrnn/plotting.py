@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = [
     "plot_rasters",
@@ -32,6 +33,7 @@ __all__ = [
     "plot_psths",
     "plot_loss_curves",
     "plot_latents",
+    "plot_latents_vs_truth",
     "plot_predicted_vs_observed",
     "plot_connectivity",
     "plot_eigenvalues",
@@ -171,6 +173,7 @@ def plot_rasters(ds: xr.Dataset, n_trials: int = 4) -> Figure:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("time (s)")
     axes[0].set_ylabel("unit (held-out above red line)" if n_heldin < len(order) else "unit")
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
     if im is not None:
         fig.colorbar(im, ax=list(axes), label=_rate_label(ds), shrink=0.8)
     return fig
@@ -255,7 +258,8 @@ def plot_loss_curves(losses) -> Figure:
         and np.issubdtype(df[c].dtype, np.number)
         and df[c].notna().any()
     ]
-    terms = sorted(terms, key=lambda c: (c not in ("loss", "total"), c))[:6]
+    first = ["total", "loss", "nll", "kl", "pc", "bd"]
+    terms = sorted(terms, key=lambda c: (first.index(c) if c in first else len(first), c))[:6]
     if not terms:
         return _empty("losses.csv holds no loss terms")
     fig = _figure(min(2.5 * len(terms) + 0.5, 13), 2.5)
@@ -361,6 +365,47 @@ def plot_latents(
         )
     if len(groups) > len(shown):
         fig.suptitle(f"first {len(shown)} of {len(groups)} groups", fontsize=9)
+    return fig
+
+
+def plot_latents_vs_truth(latents: xr.Dataset | None, n_trials: int = 2) -> Figure:
+    """Aligned inferred latents against the true latents on test trials (simulations).
+
+    Args:
+        latents: ``latents.nc`` with ``true_latents`` and ``aligned_latents`` (trial,
+            time, true_latent) and coord ``true_latent_group``: the inferred latents
+            mapped onto the truth by the evaluation's matched groupwise affine maps.
+
+    One row per true group, one column per test trial; truth solid, aligned dashed.
+    """
+    if latents is None or "aligned_latents" not in latents or "true_latents" not in latents:
+        return _empty("no ground truth for this session")
+    test = _split(latents)
+    true, al = test["true_latents"], test["aligned_latents"]
+    tdim = true.dims[2]
+    groups = (
+        np.asarray(true[f"{tdim}_group"].values)
+        if f"{tdim}_group" in true.coords
+        else np.zeros(true.sizes[tdim], int)
+    )
+    glabels = list(dict.fromkeys(groups.tolist()))[:6]
+    trials = list(range(min(n_trials, test.sizes["trial"])))
+    t = test["time"].values
+    fig = _figure(3.6 * len(trials) + 1.0, 2.0 * len(glabels) + 0.4)
+    axes = fig.subplots(len(glabels), len(trials), squeeze=False, sharex=True)
+    for r, g in enumerate(glabels):
+        idx = np.flatnonzero(groups == g)
+        for c, i in enumerate(trials):
+            ax = axes[r, c]
+            for d, li in enumerate(idx[:5]):
+                col = _COLORS[d % len(_COLORS)]
+                ax.plot(t, true.isel(trial=i, **{tdim: li}).values, color=col, lw=1.3)
+                ax.plot(t, al.isel(trial=i, **{tdim: li}).values, color=col, lw=1.3, ls="--")
+            ax.set_title(f"true group {g}, trial {test['trial'].values[i]}", fontsize=9)
+        axes[r, 0].set_ylabel("latent")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.suptitle("truth (solid) and aligned inferred latents (dashed)", fontsize=9)
     return fig
 
 
@@ -632,8 +677,14 @@ def plot_rollout(ds: xr.Dataset, rollout: xr.Dataset | xr.DataArray | None) -> F
     """
     if rollout is None:
         return _empty("no rollout.nc in the evaluation folder")
+    kstep = None
     if isinstance(rollout, xr.Dataset):
-        names = [n for n in ("rollout", "rates", "prediction", "mean") if n in rollout.data_vars]
+        kstep = {n: rollout[n] for n in ("kstep_r2", "kstep_bps") if n in rollout.data_vars}
+        names = [
+            n
+            for n in ("rollout_sample", "rollout_mean", "rollout", "rates")
+            if n in rollout.data_vars
+        ]
         cands = [rollout[n] for n in names] or [
             v for v in rollout.data_vars.values() if tuple(v.dims) == ("trial", "time", "unit")
         ]
@@ -652,8 +703,21 @@ def plot_rollout(ds: xr.Dataset, rollout: xr.Dataset | xr.DataArray | None) -> F
     valid = np.isfinite(r.values) & np.isfinite(obs.values)
     obs = obs.where(valid)
     r = r.where(valid)
-    fig = _figure(10.0, 3.0)
-    axes = fig.subplots(1, 3, squeeze=False)[0]
+    fig = _figure(13.0 if kstep else 10.0, 3.0)
+    axes = fig.subplots(1, 4 if kstep else 3, squeeze=False)[0]
+    if kstep:
+        for k, (name, da) in enumerate(kstep.items()):
+            h = (
+                da[da.dims[0]].values
+                if da.dims and da.dims[0] in da.coords
+                else np.arange(1, da.size + 1)
+            )
+            axes[3].plot(
+                h, da.values, "o-", ms=3, color=_COLORS[k], label=name.replace("kstep_", "")
+            )
+        axes[3].set_xlabel("steps ahead k")
+        axes[3].set_title("k-step-ahead prediction", fontsize=9)
+        axes[3].legend(fontsize=8, frameon=False)
     om = obs.mean(("trial", "time"), skipna=True).values
     rm = r.mean(("trial", "time"), skipna=True).values
     axes[0].scatter(om, rm, s=10, color="#1b6ca8")
@@ -669,7 +733,7 @@ def plot_rollout(ds: xr.Dataset, rollout: xr.Dataset | xr.DataArray | None) -> F
         axes[1].plot(t, mo.mean("unit", skipna=True).values, color=c, lw=1.2, label=label)
         axes[1].plot(t, mr.mean("unit", skipna=True).values, color=c, lw=1.2, ls="--")
     axes[1].set_xlabel("time (s)")
-    axes[1].set_title("population PSTH (data —, rollout --)", fontsize=9)
+    axes[1].set_title(f"population PSTH (data —, {roll.name or 'rollout'} --)", fontsize=9)
     co = _pairwise_corr(obs.values.reshape(-1, obs.sizes["unit"]))
     cr = _pairwise_corr(r.values.reshape(-1, r.sizes["unit"]))
     if co.size and cr.size:
@@ -735,6 +799,7 @@ def plot_metric_comparison(
                     else None,
                 )
                 ax.hlines(vals.mean(), x - width * 0.4, x + width * 0.4, color=c, lw=2)
+        ax.set_xlim(-0.6, len(methods) - 0.4)
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=35, ha="right", fontsize=8)
         ax.set_title(label, fontsize=10)
@@ -765,9 +830,14 @@ def plot_paired_differences(
     ref = table[table["method"] == reference].set_index(["session", "seed"])
     methods = [m for m in _method_order(table["method"].unique(), reference) if m != reference]
     n = len(metrics)
-    fig = _figure(3.4 * n + 0.5, 2.9)
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    ncol = min(n, 3)
+    nrow = int(np.ceil(n / ncol))
+    fig = _figure(4.0 * ncol + 0.5, 2.9 * nrow)
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.axis("off")
     for ax, (label, col) in zip(axes, metrics, strict=False):
+        ax.set_xlim(-0.6, len(methods) - 0.4)
         for m_i, meth in enumerate(methods):
             sub = table[table["method"] == meth].set_index(["session", "seed"])
             idx = sub.index.intersection(ref.index)

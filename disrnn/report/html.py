@@ -23,11 +23,13 @@ import numpy as np
 from disrnn import plotting
 from disrnn._atomic import atomic_file
 from disrnn.report.results import (
+    HEADLINE_METRICS,
     REFERENCE_METHOD,
     EvalResult,
     key_metrics,
     load_eval,
     mean_sd,
+    natural_key,
     representative,
 )
 
@@ -197,16 +199,22 @@ def _method_order(methods) -> list[str]:
     return plotting._method_order(methods, REFERENCE_METHOD)
 
 
-def _metric_keys(results: list[EvalResult]) -> list[tuple[str, str]]:
-    """[(label, key)]: the key metrics first, then every other numeric metric."""
+def _metric_keys(results: list[EvalResult]) -> tuple[list[tuple[str, str]], int]:
+    """([(label, key)], n_headline): the key metrics, the headline metrics present,
+    then every other numeric metric (natural order)."""
     keys = key_metrics(results)
+    present = {k for r in results for k, v in r.values.items() if v is not None}
     seen = {k for _, k in keys}
-    rest = sorted({k for r in results for k, v in r.values.items() if v is not None} - seen)
-    return keys + [(k, k) for k in rest]
+    head = keys + [(lab, k) for lab, k in HEADLINE_METRICS if k in present and k not in seen]
+    seen |= {k for _, k in head}
+    rest = sorted(present - seen, key=natural_key)
+    return head + [(k, k) for k in rest], len(head)
 
 
 def _stat_cell(values) -> dict:
     m, s, n = mean_sd(values)
+    if n and abs(s) <= 1e-9 * max(abs(m), 1e-12):
+        s = 0.0  # rounding noise of equal values, not a spread
     return {
         "text": "–" if n == 0 else (f"{fmt(m)} ± {fmt(s, 2)}" if n > 1 else fmt(m)),
         "mean": m,
@@ -307,6 +315,18 @@ def _method_section(method: str, runs: list[EvalResult], ds, rep_key: str | None
             cond,
             caption="Left: condition-averaged latents of test trials (trajectory in the plane of a group's first two latents, or the time course of a one-latent group). Right: single test trials.",
         ),
+        *(
+            [
+                _fig(
+                    "Latents against the truth",
+                    plotting.plot_latents_vs_truth,
+                    r.latents_dataset,
+                    caption="Inferred latents mapped onto the true latents by the evaluation's matched groupwise affine maps, two test trials.",
+                )
+            ]
+            if r.latents_dataset is not None and "aligned_latents" in r.latents_dataset
+            else []
+        ),
         _fig(
             "Predicted against observed",
             plotting.plot_predicted_vs_observed,
@@ -319,7 +339,7 @@ def _method_section(method: str, runs: list[EvalResult], ds, rep_key: str | None
             "Connectivity",
             plotting.plot_connectivity,
             r.connectivity,
-            caption="W = AB (unit × unit), J = BA (latent × latent; group blocks outlined) and each group's W_g = A[:, g] B[g, :], all on one colour scale.",
+            caption="W = AB (unit × unit), J = BA (latent × latent; group blocks outlined) and each group's W_g = A[:, g] B[g, :], all on one colour scale; with a ground truth, the true W and true W_g (under the fitted group matched to each) below.",
         ),
         _fig(
             "Eigenvalues",
@@ -385,7 +405,7 @@ def render_session_report(
     ds = load_dataset(dataset_path)
     results = [load_eval(d) for d in eval_dirs]
     by_method = _group_by_method(results)
-    metrics = _metric_keys(results)
+    metrics, n_head = _metric_keys(results)
     keys = key_metrics(results)
     rep_key = (
         keys[1][1]
@@ -413,7 +433,7 @@ def render_session_report(
             caption="Population mean and the highest-rate units, per condition.",
         ),
     ]
-    key_table = {"rows": [r for r in tables["rows"] if r["key"] in {k for _, k in keys}]}
+    head_keys = {k for _, k in metrics[:n_head]}
     summary_figs = []
     if keys:
         import pandas as pd
@@ -446,7 +466,7 @@ def render_session_report(
             prov=_provenance(ds),
             overview=overview,
             tables=tables,
-            key_rows=key_table["rows"],
+            head_keys=head_keys,
             summary_figs=summary_figs,
             sections=sections,
             reference=REFERENCE_METHOD,

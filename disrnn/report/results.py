@@ -55,6 +55,29 @@ KEY_METRICS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
+# Shown in the session report's main tables after the key metrics (when present); every
+# other metric goes to the full tables.
+HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
+    ("bits per spike (all units)", "bps"),
+    ("reconstruction R²", "recon_r2"),
+    ("predicted vs true rates R²", "rate_r2_true"),
+    ("TC", "tc"),
+    ("component latent R²", "component_latent_r2"),
+    ("W agreement (Pearson r)", "W_pearson"),
+    ("sub-connectivity agreement (Pearson r)", "Wsub_pearson"),
+    ("J energy off the group blocks", "J_offblock_frac"),
+    ("J spectral radius", "J_spectral_radius"),
+    ("free-run mean rate r", "freerun_rate_pearson"),
+    ("free-run PSTH R²", "freerun_psth_r2"),
+    ("free-run correlation r", "freerun_corr_pearson"),
+)
+
+
+def natural_key(key: str):
+    """Sort ``kstep_r2.16`` after ``kstep_r2.2``."""
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", key)]
+
+
 def flatten_metrics(metrics: dict, prefix: str = "") -> dict[str, float | None]:
     """Flatten nested dicts of numbers into ``{"a.b": value}``.
 
@@ -77,7 +100,22 @@ def flatten_metrics(metrics: dict, prefix: str = "") -> dict[str, float | None]:
 
 
 # Keys in metrics.json that identify a run rather than measure it.
-_ID_KEYS = {"seed", "epochs", "best_epoch", "n_trials", "n_units", "n_test_trials"}
+_ID_KEYS = {
+    "seed",
+    "eval_seed",
+    "epochs",
+    "best_epoch",
+    "n_trials",
+    "n_units",
+    "n_heldout",
+    "n_test_trials",
+    "n_test_bins",
+    "history",
+    "bin_width",
+    "dandiset",
+    "dandiset_version",
+}
+_ID_PREFIXES = ("pc_partition.",)
 
 
 def _read_json(path: Path) -> dict:
@@ -130,6 +168,11 @@ class EvalResult:
         return _pick(ds, ("latents", "latent", "z", "mean"), ("trial", "time", "latent"))
 
     @property
+    def latents_dataset(self) -> xr.Dataset | None:
+        """All of ``latents.nc`` (with ``true_latents``/``aligned_latents`` when known)."""
+        return self._nc("latents.nc")
+
+    @property
     def predicted(self) -> xr.DataArray | None:
         """(trial, time, unit) one-step-ahead predicted mean activity, if saved."""
         for fname in ("latents.nc", "rates.nc", "predictions.nc", "rollout.nc"):
@@ -138,7 +181,7 @@ class EvalResult:
                 continue
             da = _pick(
                 ds,
-                ("rates", "predicted", "prediction", "predicted_rates", "pred_rates"),
+                ("predicted", "rates", "prediction", "predicted_rates", "pred_rates"),
                 ("trial", "time", "unit"),
                 strict=True,
             )
@@ -206,7 +249,11 @@ def load_eval(eval_dir: str | os.PathLike) -> EvalResult:
             f"no metrics.json in {str(path)!r}; run `disrnn evaluate FITDIR DATASET --out {path}`"
         )
     metrics = _read_json(mpath)
-    values = {k: v for k, v in flatten_metrics(metrics).items() if k not in _ID_KEYS}
+    values = {
+        k: v
+        for k, v in flatten_metrics(metrics).items()
+        if k not in _ID_KEYS and not k.startswith(_ID_PREFIXES)
+    }
 
     fit_dir = None
     if metrics.get("fit_dir"):
@@ -232,9 +279,16 @@ def load_eval(eval_dir: str | os.PathLike) -> EvalResult:
     if seed is None:
         m = re.fullmatch(r"seed[_-]?(\d+)", path.name)
         seed = int(m.group(1)) if m else None
-    session = metrics.get("session")
-    if not session:
-        session = parts[-4] if len(parts) >= 4 and parts[-3] == "evals" else "session"
+    # the workflow's folder names the session; metrics.json's "session" is the dataset
+    # file's stem, which is "dataset" under the workflow's results/{session}/dataset.nc
+    if len(parts) >= 4 and parts[-3] == "evals":
+        session = parts[-4]
+    elif metrics.get("session") and metrics.get("session") != "dataset":
+        session = metrics["session"]
+    elif metrics.get("dataset"):
+        session = Path(metrics["dataset"]).parent.name or "session"
+    else:
+        session = "session"
     result = EvalResult(
         path=path,
         metrics=metrics,
