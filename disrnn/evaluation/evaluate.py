@@ -70,7 +70,8 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
     and not among the first L history-only bins; ``null`` = not applicable):
 
     - identity: ``method``, ``seed`` (the fit's seed), ``eval_seed``, ``fit_dir``,
-      ``dataset``, ``session`` (dataset file stem), ``groups`` ("3,3"), ``kind``,
+      ``dataset`` (absolute paths), ``session`` (dataset attrs ``session``, else the file
+      stem, or the folder name for the workflow's ``{session}/dataset.nc``), ``groups`` ("3,3"), ``kind``,
       ``likelihood``, the dataset attrs ``source dandiset dandiset_version asset_path
       nwb_path sha256 bin_width alignment``, ``n_test_trials``, ``n_test_bins``, ``n_units``,
       ``n_heldout``, ``history``.
@@ -146,9 +147,9 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
         "method": getattr(config, "method", None),
         "seed": getattr(fit, "seed", None),
         "eval_seed": int(seed),
-        "fit_dir": str(getattr(fit, "path", fit_dir)),
-        "dataset": None if ds_path is None else str(ds_path),
-        "session": None if ds_path is None else Path(ds_path).stem,
+        "fit_dir": _abs(getattr(fit, "path", fit_dir)),
+        "dataset": _abs(ds_path),
+        "session": _session(ds, ds_path),
         "groups": ",".join(str(g) for g in getattr(fit, "groups", ())),
         "kind": kind,
         "likelihood": getattr(config, "likelihood", None),
@@ -354,17 +355,18 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
             true_latent=np.arange(lat_vars["true_latents"][1].shape[2]),
             true_latent_group=("true_latent", true_groups),
         )
+    f32 = np.float32  # halves the file; the metrics are computed in float64 above
     roll_vars = {
-        "observed": (("trial", "time", "unit"), x),
-        "predicted": (("trial", "time", "unit"), pred),
-        "rollout_mean": (("trial", "time", "unit"), roll_mean),
-        "rollout_sample": (("trial", "time", "unit"), roll_sample),
+        "observed": (("trial", "time", "unit"), x.astype(f32)),
+        "predicted": (("trial", "time", "unit"), pred.astype(f32)),
+        "rollout_mean": (("trial", "time", "unit"), roll_mean.astype(f32)),
+        "rollout_sample": (("trial", "time", "unit"), roll_sample.astype(f32)),
         "valid": (("trial", "time"), ok),
         "null_rate": ("unit", null_rate),
         **{k: ("unit", v) for k, v in per_unit.items()},
     }
     if true_rates is not None:
-        roll_vars["true_rates"] = (("trial", "time", "unit"), true_rates)
+        roll_vars["true_rates"] = (("trial", "time", "unit"), true_rates.astype(f32))
     tc_test = {"trial": ds["trial"].values[test], "split": ("trial", split[test])}
     if "condition" in trial_coords:
         tc_test["condition"] = ("trial", trial_coords["condition"][1][test])
@@ -407,6 +409,22 @@ def _load(dataset) -> tuple[xr.Dataset, Path | None]:
     if isinstance(dataset, str | os.PathLike):
         return load_dataset(dataset), Path(dataset)
     raise TypeError(f"dataset must be an xarray.Dataset or a path, got {type(dataset).__name__}")
+
+
+def _abs(path) -> str | None:
+    return (
+        None
+        if path is None or not isinstance(path, str | os.PathLike)
+        else str(Path(path).resolve())
+    )
+
+
+def _session(ds: xr.Dataset, path: Path | None) -> str | None:
+    if ds.attrs.get("session"):
+        return str(ds.attrs["session"])
+    if path is None:
+        return None
+    return path.resolve().parent.name if path.stem == "dataset" else path.stem
 
 
 def _kind(ds: xr.Dataset) -> str:
