@@ -1,7 +1,8 @@
 """Evaluation of fitted models: metrics, latent alignment, connectivity, rollouts.
 
 - :func:`evaluate` (``disrnn.evaluation.evaluate``) - one fit on one dataset's test split,
-  written as an evaluation folder (metrics.json, latents.nc, connectivity.nc, rollout.nc)
+  written as an evaluation folder (metrics.json, latents.nc, connectivity.nc, rollout.nc);
+  :func:`compute_evaluation` returns the same in memory
 - ``alignment`` - affine maps and Hungarian matching of latent groups (numpy only)
 - ``metrics`` - likelihoods, bits per spike, PC/TC, decoding, generation statistics
 - ``connectivity`` - W, J, sub-connectivities, eigenvalues, agreement with the truth
@@ -13,6 +14,6 @@ The package imports numpy, scipy and xarray only; torch is imported on first use
 
 from __future__ import annotations
 
-from disrnn.evaluation.evaluate import evaluate
+from disrnn.evaluation.evaluate import compute_evaluation, evaluate
 
-__all__ = ["evaluate"]
+__all__ = ["compute_evaluation", "evaluate"]

@@ -34,7 +34,7 @@ from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.connectivity import connectivity_dataset, connectivity_summary
 from disrnn.evaluation.rollout import free_run, history_length, kstep_ahead, valid_bins
 
-__all__ = ["evaluate"]
+__all__ = ["compute_evaluation", "evaluate"]
 
 _SESSION_ATTRS = (
     "source",
@@ -51,6 +51,9 @@ _CONN_KEYS = ("J_offblock_frac", "J_spectral_radius", "J_eig_max_real")
 
 def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000) -> Path:
     """Evaluate a fit on the ``test`` trials of ``dataset``; write ``out_dir``.
+
+    :func:`compute_evaluation` computes everything in memory (for notebooks and benchmark
+    scripts); this function writes its result as the evaluation folder.
 
     Args:
         fit_dir: fit folder (``disrnn.training.load_fit``) or an object with the Fit contract.
@@ -121,7 +124,34 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
       same statistics of the observed training trials vs the test trials as a reference
       ceiling: ``reference_rate_pearson``, ``reference_psth_r2``, ``reference_corr_pearson``.
     """
-    fit = _load_fit(fit_dir)
+    m, files = compute_evaluation(fit_dir, dataset, seed=seed, n_pc_samples=n_pc_samples)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        with atomic_file(tmp / "metrics.json") as f:
+            f.write_text(json.dumps(_sanitize(m), indent=2, allow_nan=False) + "\n")
+        for name, nc in files.items():
+            save_dataset(nc, tmp / name)
+    return out_dir
+
+
+def compute_evaluation(
+    fit, dataset, seed: int = 0, n_pc_samples: int = 2000
+) -> tuple[dict, dict[str, xr.Dataset]]:
+    """Everything :func:`evaluate` writes, in memory.
+
+    Args:
+        fit: a Fit, or a fit folder; dataset: path or ``xr.Dataset``; seed, n_pc_samples:
+            as for :func:`evaluate`.
+
+    Returns:
+        (metrics, files): the ``metrics.json`` dict (NaN not yet replaced by None) and
+        ``{"latents.nc": ..., "connectivity.nc": ..., "rollout.nc": ...}``.
+
+    Raises:
+        as :func:`evaluate`.
+    """
+    fit_dir = fit
+    fit = _load_fit(fit)
     ds, ds_path = _load(dataset)
     if "split" not in ds.coords:
         raise ValueError("the dataset has no 'split' coordinate; build it with `disrnn bin`")
@@ -384,14 +414,7 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
     roll["valid"] = roll["valid"].astype(np.int8)  # NetCDF has no bool
     roll = roll.assign_coords(heldout=("unit", heldout.astype(np.int8)))
 
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        with atomic_file(tmp / "metrics.json") as f:
-            f.write_text(json.dumps(_sanitize(m), indent=2, allow_nan=False) + "\n")
-        save_dataset(lat_ds, tmp / "latents.nc")
-        save_dataset(conn, tmp / "connectivity.nc")
-        save_dataset(roll, tmp / "rollout.nc")
-    return out_dir
+    return m, {"latents.nc": lat_ds, "connectivity.nc": conn, "rollout.nc": roll}
 
 
 # --------------------------------------------------------------------------- helpers
