@@ -258,3 +258,36 @@ def test_provenance_from_dandi_sidecar(edge_session):
     assert ds.attrs["asset_path"] == "sub-4/sub-4_ses-4_ecephys+image.nwb"
     assert ds.attrs["api_url"] == "http://127.0.0.1:8000/api"
     assert ds.attrs["sha256"] == sha
+
+
+@pytest.mark.parametrize("preset", ["lorenz-thomas", "paper-gaussian"])
+def test_simulated_session_bins_back_to_its_counts_and_truth(tmp_path, preset):
+    simulate_mod = pytest.importorskip("disrnn.simulate")
+    sim = simulate_mod.simulate(preset, seed=2, n_trials=12, n_units=8)
+    path = simulate_mod.write_nwb(sim, tmp_path / "sim.nwb")
+    continuous = sim.kind == "continuous"
+    config = BinConfig(
+        bin_width=sim.bin_width,
+        behavior=("behavior",),
+        activity="continuous_activity" if continuous else None,
+    )
+    ds = bin_session(path, config)
+    n_trials, n_time, n_units = sim.activity.shape
+    assert dict(ds["activity"].sizes) == {"trial": n_trials, "time": n_time, "unit": n_units}
+    assert ds["activity"].attrs["kind"] == sim.kind
+    if continuous:
+        np.testing.assert_array_equal(ds["activity"].values, sim.activity.astype(np.float32))
+    else:
+        np.testing.assert_array_equal(ds["activity"].values, sim.activity)
+        assert set(ds["area"].values) == {"simulated"}
+    np.testing.assert_allclose(ds["true_rates"].values, sim.rates, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(ds["true_latents"].values, sim.latents)
+    np.testing.assert_array_equal(ds["true_A"].values, sim.A)
+    np.testing.assert_array_equal(ds["true_B"].values, sim.B)
+    np.testing.assert_array_equal(ds["true_bias"].values, sim.bias)
+    np.testing.assert_array_equal(ds["latent_group"].values, sim.latent_group)
+    np.testing.assert_array_equal(ds["behavior"].values, sim.behavior)
+    np.testing.assert_array_equal(ds["condition"].values, sim.condition)
+    np.testing.assert_allclose(ds["start_time"].values, sim.trial_start)
+    np.testing.assert_allclose(ds["time"].values, (np.arange(n_time) + 0.5) * sim.bin_width)
+    assert "mask" not in ds
