@@ -507,11 +507,12 @@ def fit(
         info.update(extra)
     info.update(
         seconds=time.perf_counter() - t_start,
+        epochs=info.get("epochs_run"),
         n_train_bins=train.n_bins,
         n_val_bins=0 if val is None else val.n_bins,
     )
     meta = {
-        "config": config.to_dict(),
+        **config.to_dict(),
         "seed": torch_seed,
         "dataset": source,
         "init_from": None if init_from is None else str(init_from),
@@ -620,7 +621,7 @@ class Fit:
     def __init__(self, path: Path, meta: dict, module: DisRNN, info: dict):
         self.path = path
         self.meta = meta
-        self.config = FitConfig.from_dict(meta["config"])
+        self.config = config_from_meta(meta)
         self.seed = int(meta["seed"])
         self.info = info
         self.module = module.eval()
@@ -778,6 +779,12 @@ class Fit:
         return self._trial_coords(da, ds)
 
 
+def config_from_meta(meta: dict) -> FitConfig:
+    """The FitConfig stored (flat, beside seed/dataset/...) in a fit's config.json."""
+    names = {f.name for f in dataclasses.fields(FitConfig)}
+    return FitConfig.from_dict({k: v for k, v in meta.items() if k in names})
+
+
 def load_fit(path: str | os.PathLike) -> Fit:
     """Load a fit folder written by :func:`fit`.
 
@@ -792,7 +799,7 @@ def load_fit(path: str | os.PathLike) -> Fit:
     meta = json.loads((path / "config.json").read_text())
     info_path = path / "fit_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    config = FitConfig.from_dict(meta["config"])
+    config = config_from_meta(meta)
     state = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
     n_units = int(meta["n_units"])
     dummy = FitData(

@@ -1,0 +1,158 @@
+"""The training loop: fit folder, determinism, resume, divergence, masks, recovery."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_models import make_dataset
+
+import disrnn.training as training
+from disrnn.models.config import FitConfig
+from disrnn.training import DivergenceError, fit, load_fit
+
+
+def _weights(path):
+    return torch.load(path / "weights.pt", weights_only=True)
+
+
+def _same_weights(p1, p2) -> bool:
+    w1, w2 = _weights(p1), _weights(p2)
+    return w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return make_dataset(n_trials=24, n_time=30)
+
+
+def test_fit_folder_contents(ds, tmp_path):
+    out = fit(ds, FitConfig.create("DisRNN", epochs=4), tmp_path / "fit", seed=3, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "fit_info.json", "losses.csv", "weights.pt"
+    ]  # fmt: skip
+    assert not list(tmp_path.glob(".*"))  # no checkpoint or temp folder left behind
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["method"] == "DisRNN" and meta["seed"] == 3 and meta["groups"] == [3, 3]
+    assert meta["beta"] == 20.0 and meta["likelihood"] == "gaussian"  # resolved for continuous
+    assert len(meta["dataset"]["activity_sha256"]) == 64
+    losses = pd.read_csv(out / "losses.csv")
+    assert list(losses.columns) == ["epoch", "split", "lr", "total", "nll", "kl", "pc", "bd"]
+    assert set(losses["split"]) == {"train", "val"} and losses["epoch"].max() == 3
+    tr = losses[losses.split == "train"]
+    np.testing.assert_allclose(tr.total, tr.nll + tr.kl + 20.0 * tr.pc + 0.0 * tr.bd, rtol=1e-5)
+    info = json.loads((out / "fit_info.json").read_text())
+    assert {"seconds", "epochs", "best_epoch", "stop_reason"} <= set(info)
+    state = torch.load(out / "weights.pt", weights_only=True)
+    assert "A" in state and "B_raw" in state
+    f = load_fit(out)
+    assert f.seed == 3 and f.config == FitConfig.from_dict(
+        {k: v for k, v in meta.items() if k in FitConfig.__dataclass_fields__}
+    )
+    with pytest.raises(FileNotFoundError, match="weights.pt missing"):
+        load_fit(tmp_path / "nothing")
+
+
+def test_fit_from_saved_dataset_path_and_poisson(tmp_path):
+    from disrnn.data.io import save_dataset
+
+    ds = make_dataset(n_trials=12, n_time=20, kind="spike_counts")
+    path = save_dataset(ds, tmp_path / "ds.nc")
+    out = fit(path, FitConfig.create("DisRNN", epochs=2), tmp_path / "f", progress=False)
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["likelihood"] == "poisson" and meta["beta"] == 2.0
+    assert meta["dataset"]["path"] == str(path) and len(meta["dataset"]["sha256"]) == 64
+    nll = load_fit(out).nll(ds)
+    assert np.isnan(nll.values[:, 0]).all() and np.isfinite(nll.values[:, 1:]).all()
+
+
+def test_same_seed_same_numbers(ds, tmp_path):
+    cfg = FitConfig.create("DisRNN", epochs=3)
+    a = fit(ds, cfg, tmp_path / "a", seed=1, progress=False)
+    b = fit(ds, cfg, tmp_path / "b", seed=1, progress=False)
+    c = fit(ds, cfg, tmp_path / "c", seed=2, progress=False)
+    assert _same_weights(a, b)
+    assert not _same_weights(a, c)
+    pd.testing.assert_frame_equal(pd.read_csv(a / "losses.csv"), pd.read_csv(b / "losses.csv"))
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(ds, tmp_path, monkeypatch):
+    cfg = FitConfig.create("DisRNN", epochs=9, checkpoint_every=3, patience=100)
+    full = fit(ds, cfg, tmp_path / "full", seed=5, progress=False)
+
+    def kill(epoch):
+        if epoch == 7:  # after the checkpoint of epoch 5 (epochs 0..5 done)
+            raise _Killed
+
+    monkeypatch.setattr(training, "_epoch_callback", kill)
+    out = tmp_path / "resumed"
+    with pytest.raises(_Killed):
+        fit(ds, cfg, out, seed=5, progress=False)
+    assert not out.exists()  # a killed run never leaves a folder that looks complete
+    ckpt = tmp_path / ".resumed.checkpoint.pt"
+    assert ckpt.exists()
+    assert torch.load(ckpt, weights_only=False)["state"]["epoch"] == 6
+    monkeypatch.setattr(training, "_epoch_callback", None)
+    fit(ds, cfg, out, seed=5, progress=False)
+    assert not ckpt.exists()
+    assert _same_weights(full, out)
+    pd.testing.assert_frame_equal(pd.read_csv(full / "losses.csv"), pd.read_csv(out / "losses.csv"))
+    # a checkpoint of another config is not resumed from
+    monkeypatch.setattr(training, "_epoch_callback", kill)
+    with pytest.raises(_Killed):
+        fit(ds, cfg, tmp_path / "other", seed=5, progress=False)
+    monkeypatch.setattr(training, "_epoch_callback", None)
+    fit(ds, cfg, tmp_path / "other", seed=6, progress=False)
+    assert not _same_weights(full, tmp_path / "other")
+
+
+def test_divergence_names_epoch_and_term(tmp_path):
+    bad = make_dataset(n_trials=8, n_time=10)
+    bad["activity"][0, 5, 3] = 1e30  # a train trial: (x - mean)^2 overflows float32
+    with pytest.raises(DivergenceError, match=r"epoch 0 \(train\): non-finite nll"):
+        fit(bad, FitConfig.create("DisRNN", epochs=3), tmp_path / "f", progress=False)
+    assert not (tmp_path / "f").exists()
+
+
+def test_bad_inputs(ds, tmp_path):
+    with pytest.raises(ValueError, match="unknown device"):
+        fit(ds, FitConfig.create("lrRNN"), tmp_path / "f", device="tpu", progress=False)
+    with pytest.raises(TypeError, match="FitConfig"):
+        fit(ds, {"method": "lrRNN"}, tmp_path / "f", progress=False)
+    nan = ds.copy(deep=True)
+    nan["activity"][0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fit(nan, FitConfig.create("lrRNN"), tmp_path / "f", progress=False)
+    with pytest.raises(FileNotFoundError):
+        fit(tmp_path / "missing.nc", FitConfig.create("lrRNN"), tmp_path / "f", progress=False)
+
+
+def test_masked_bins_are_ignored(tmp_path):
+    ds = make_dataset(n_trials=12, n_time=20)
+    mask = np.ones((12, 20), bool)
+    mask[:, 12:15] = False
+    ds["mask"] = (("trial", "time"), mask)
+    cfg = FitConfig.create("DisRNN", epochs=3)
+    a = fit(ds, cfg, tmp_path / "a", progress=False)
+    ds2 = ds.copy(deep=True)
+    ds2["activity"].values[:, 12:15] = 50.0  # garbage where unobserved
+    b = fit(ds2, cfg, tmp_path / "b", progress=False)
+    assert _same_weights(a, b)
+    nll = load_fit(a).nll(ds)
+    assert np.isnan(nll.values[:, 12:16]).all()  # masked bins and the bin after them
+    assert np.isfinite(nll.values[:, 1:12]).all()
+
+
+def test_no_val_trials_trains_on_train_loss(tmp_path):
+    ds = make_dataset(n_trials=8, n_time=20)
+    ds = ds.assign_coords(split=("trial", np.array(["train", "test"] * 4)))
+    out = fit(ds, FitConfig.create("bdRNN", epochs=3), tmp_path / "f", progress=False)
+    losses = pd.read_csv(out / "losses.csv")
+    assert set(losses["split"]) == {"train"} and (losses.bd > 0).all()
