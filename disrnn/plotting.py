@@ -2,8 +2,9 @@
 
 Every function takes arrays that the pipeline saved (an ``xarray.Dataset`` with dims
 ``(trial, time, unit)``, the DataArrays of an evaluation folder, a ``losses.csv`` frame)
-and returns a :class:`matplotlib.figure.Figure`. Figures are built without pyplot (no
-global state, the Agg canvas), so they are safe in workers and Snakemake scripts::
+and returns a :class:`matplotlib.figure.Figure`. Figures are built without pyplot, each on
+its own Agg canvas: no global state and no change to the caller's matplotlib backend, so
+they are safe in workers, Snakemake scripts and notebooks::
 
     from disrnn import plotting
     from disrnn.report.results import load_eval
@@ -17,15 +18,11 @@ from __future__ import annotations
 
 import re
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "plot_rasters",
