@@ -121,6 +121,7 @@ class Session:
         ground_truth: the simulated truth, or None.
         extent: (start, end) seconds: the span of spike times, observation intervals and
             interval-table start/stop times (NaN, NaN when there are none).
+        has_units: whether the file has a Units table with spike times.
     """
 
     path: Path
