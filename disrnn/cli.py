@@ -160,8 +160,9 @@ def _add_fit(sub) -> None:
         "holds config.json, weights.pt, losses.csv and a checkpoint a killed run resumes from.",
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
-    p.add_argument("--method", required=True, choices=_choices("disrnn.models.methods", "METHODS"),
-                   help="model or baseline")
+    p.add_argument("--method", required=True,
+                   help="model or baseline: lrRNN, lrRNN+ICA, LINT, bdRNN, DisRNN-full, DisRNN, "
+                   "DisRNN-MLP (an unknown name is rejected with the list of valid ones)")
     p.add_argument("--out", required=True, help="fit folder")
     p.add_argument("--groups", type=_int_list, default=None, help="group sizes, e.g. 3,3 (sum = rank K)")
     p.add_argument("--beta", type=float, default=None, help="partial-correlation weight")
