@@ -283,7 +283,7 @@ def tiny_fit(tmp_path_factory):
     return root, path, fit_dir
 
 
-def test_evaluate_end_to_end(tiny_fit):
+def test_evaluate_end_to_end(tiny_fit, caplog):
     import json
 
     import xarray as xr
@@ -304,6 +304,8 @@ def test_evaluate_end_to_end(tiny_fit):
     assert m["method"] == "DisRNN" and m["seed"] == 0 and m["eval_seed"] == 3
     assert m["groups"] == "2,2" and m["n_test_trials"] == 6 and m["n_heldout"] == 3
     assert m["session"] == "session" and m["fit_dir"] == str(fit_dir.resolve())
+    assert m["epochs"] == 2 and isinstance(m["fit_seconds"], float)
+    assert "differs" not in caplog.text  # the same data the fit was trained on
 
     ds = load_dataset(ds_path)
     fit = load_fit(fit_dir)

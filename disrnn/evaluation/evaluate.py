@@ -19,7 +19,9 @@ The evaluation folder (written atomically) holds:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -35,6 +37,8 @@ from disrnn.evaluation.connectivity import connectivity_dataset, connectivity_su
 from disrnn.evaluation.rollout import free_run, history_length, kstep_ahead, valid_bins
 
 __all__ = ["compute_evaluation", "evaluate"]
+
+log = logging.getLogger(__name__)
 
 _SESSION_ATTRS = (
     "source",
@@ -77,7 +81,8 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
       stem, or the folder name for the workflow's ``{session}/dataset.nc``), ``groups`` ("3,3"), ``kind``,
       ``likelihood``, the dataset attrs ``source dandiset dandiset_version asset_path
       nwb_path sha256 bin_width alignment``, ``n_test_trials``, ``n_test_bins``, ``n_units``,
-      ``n_heldout``, ``history``.
+      ``n_heldout``, ``history``; from the fit folder ``beta``, ``alpha``, ``fit_seconds``,
+      ``epochs`` (run), ``best_epoch``.
     - likelihood: ``test_ll_per_bin_neuron`` mean log p(x | z = mu) per bin and unit (nats,
       log x! included); ``test_ll_per_bin`` the same summed over units; with held-out units
       also ``test_ll_heldin_per_bin_neuron`` / ``test_ll_heldout_per_bin_neuron``.
@@ -189,7 +194,9 @@ def compute_evaluation(
         "n_units": int(ds.sizes["unit"]),
         "n_heldout": int(heldout.sum()),
         "history": L,
+        **_fit_info(fit),
     }
+    _check_same_data(fit, ds)
 
     # ---------------------------------------------- one-step likelihood and prediction
     pred = fit.predict(dt).transpose("trial", "time", "unit").values
@@ -432,6 +439,32 @@ def _load(dataset) -> tuple[xr.Dataset, Path | None]:
     if isinstance(dataset, str | os.PathLike):
         return load_dataset(dataset), Path(dataset)
     raise TypeError(f"dataset must be an xarray.Dataset or a path, got {type(dataset).__name__}")
+
+
+def _fit_info(fit) -> dict:
+    info = getattr(fit, "info", None) or {}
+    config = getattr(fit, "config", None)
+    return {
+        "beta": getattr(config, "beta", None),
+        "alpha": getattr(config, "alpha", None),
+        "fit_seconds": info.get("seconds"),
+        "epochs": info.get("epochs_run"),
+        "best_epoch": info.get("best_epoch"),
+    }
+
+
+def _check_same_data(fit, ds: xr.Dataset) -> None:
+    """Warn when the activity differs from the one the fit was trained on."""
+    meta = getattr(fit, "meta", None) or {}
+    want = (meta.get("dataset") or {}).get("activity_sha256")
+    if not want:
+        return
+    act = np.ascontiguousarray(ds["activity"].values)
+    if hashlib.sha256(act.tobytes()).hexdigest() != want:
+        log.warning(
+            "the dataset's activity differs from the one this fit was trained on; "
+            "its train/test split and null rates may not be the fit's"
+        )
 
 
 def _abs(path) -> str | None:
