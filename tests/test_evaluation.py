@@ -427,3 +427,76 @@ def test_evaluate_continuous_one_group_fit(tmp_path):
     assert m["group_latent_r2_own_groups"] <= m["latent_r2_global"] + 1e-9
     assert m["group_latent_r2"] <= m["latent_r2_global"] + 1e-9
     assert m["group_latent_r2_best_partition"] <= m["latent_r2_global"] + 1e-9
+
+
+class _OracleFit:
+    """Test double with the Fit contract that knows the truth: its latents are the true
+    latents with the two groups swapped (and rescaled), its rates the true rates, its A/B
+    the true readout/encoder with the same permutation. Every truth metric must be exact."""
+
+    history = 1
+
+    def __init__(self, ds):
+        self.ds = ds
+        perm = np.array([2, 3, 0, 1])  # inferred group 0 = true group 1 and vice versa
+        self.scale = np.array([2.0, 2.0, -0.5, -0.5])
+        self.perm = perm
+        self.groups = (2, 2)
+        self.latent_group = np.array([0, 0, 1, 1])
+        self.A = ds["true_A"].values[:, perm] / self.scale
+        self.B = ds["true_B"].values[perm] * self.scale[:, None]
+        self.W, self.J = self.A @ self.B, self.B @ self.A
+        self.sigma_q = 0.5
+        self.seed = 7
+
+    def _sel(self, ds, name):
+        return self.ds[name].sel(trial=ds["trial"].values).transpose("trial", "time", ...)
+
+    def _nan_first(self, da):
+        v = da.values.astype(float).copy()
+        v[:, : self.history] = np.nan
+        return da.copy(data=v)
+
+    def latents(self, ds):
+        z = self._sel(ds, "true_latents").values[..., self.perm] * self.scale
+        da = xr.DataArray(z, dims=("trial", "time", "latent"))
+        return self._nan_first(da).assign_coords(latent_group=("latent", self.latent_group))
+
+    def predict(self, ds):
+        return self._nan_first(self._sel(ds, "true_rates"))
+
+    def nll(self, ds):
+        r = self._sel(ds, "true_rates")
+        return self._nan_first(r.copy(data=-stats.poisson.logpmf(ds["activity"].values, r.values)))
+
+    def rollout(self, ds, n_steps, start=None, sample=False, generator=None):
+        r = self._sel(ds, "true_rates").isel(time=slice(start, start + n_steps))
+        return r.copy(data=np.random.default_rng(0).poisson(r.values)) if sample else r
+
+
+def test_evaluate_with_an_oracle_stand_in_is_exact(tmp_path):
+    import json
+
+    from disrnn.evaluation import evaluate
+
+    ds = _rotation_session(np.random.default_rng(13))
+    out = evaluate(_OracleFit(ds), ds, tmp_path / "eval", seed=0)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["group_matching"] == "1->0,0->1" and m["group_partition"] == "fit"
+    for key in ("group_latent_r2", "group_latent_r2_cv", "component_latent_r2", "latent_r2_global"):
+        assert m[key] == pytest.approx(1.0, abs=1e-9), key
+    for key in ("W_r2", "W_pearson", "Wsub_r2", "Wsub_pearson", "Wg0_r2", "Wg1_r2"):
+        assert m[key] == pytest.approx(1.0, abs=1e-9), key
+    assert m["W_mae"] == pytest.approx(0.0, abs=1e-12) and m["rate_r2_true"] == 1.0
+    assert m["J_offblock_frac"] == pytest.approx(off_block_fraction(_OracleFit(ds).J, [0, 0, 1, 1]))
+    # the true latents of two independent rotations: PC small, behavior (from group 0 of
+    # the truth = inferred group 1) decoded from that group and not from the other
+    assert m["pc"] < 0.2
+    assert m["behavior_r2"]["hand"]["g1"] > 0.95 and m["behavior_r2"]["hand"]["g0"] < 0.5
+    # k = 1 of the oracle's "rollout" is the true rate at every start
+    assert m["kstep_r2"]["1"] == pytest.approx(m["kstep_r2"]["8"], abs=0.2)
+    con = xr.open_dataset(out / "connectivity.nc", engine="h5netcdf").load()
+    assert list(con["matched_group"].values) == [1, 0]
+    np.testing.assert_allclose(
+        con["W_g"].sel(group=0).values, con["true_W_g"].sel(true_group=1).values
+    )

@@ -217,7 +217,8 @@ def match_groups(r2) -> list[tuple[int, int]]:
         r2: (G_inf, G_true) pair R^2 (a NaN entry is treated as a very poor match, -1e6).
 
     Returns:
-        sorted list of (inferred index, true index) pairs, ``min(G_inf, G_true)`` long.
+        list of (inferred index, true index) pairs sorted by true index, ``min(G_inf, G_true)``
+        long.
     """
     r2 = np.asarray(r2, dtype=float)
     cost = -np.where(np.isfinite(r2), r2, -1e6)
