@@ -1,0 +1,463 @@
+"""Ground-truth sessions: independent latent groups driving a low-rank network.
+
+The generative model (G groups, K = sum of group sizes latents, N units):
+
+1. Each group g runs its own system (:mod:`disrnn.simulate.systems`) from its own
+   random initial condition / noise, continuously over the whole session (trials are
+   windows of ``trial_length`` bins separated by ``iti`` unrecorded bins). Each latent
+   dimension is z-scored over the recorded bins: z_t in R^K.
+2. Observations through a low-rank readout A (N x K), A_ij ~ N(0, gain^2 / K):
+   - spikes: x_t ~ Poisson(softplus(A z_t + a)) counts per bin, the bias a_i solved so
+     that unit i's mean rate over the session equals a target drawn log-uniformly
+     from ``rate_range_hz``;
+   - continuous: x_t = A z_t + a + e_t, a_i ~ N(0, bias_sd^2), e_t ~ N(0, noise_sd^2 I).
+3. The network that implements these latents is the low-rank RNN
+   x_t ~ A (B h_t + b) + a with h_t = tanh(x_{t-1}). The true B (K x N) is *defined* as
+   the affine least-squares encoder from h_t to z_t over every simulated bin that has a
+   history (the first bin of each trial is excluded):
+
+       (B, b) = argmin sum_{trial, t >= 1} || z_t - B tanh(x_{t-1}) - b ||^2,
+
+   so the true connectivity is W = A B = sum_g A_g B_g with A_g = A[:, g], B_g = B[g, :].
+   The intercept b (``encoder_bias``) is kept on the session but not written to NWB.
+4. Behavior: a fixed random linear readout (H_1 x 2, unit-norm columns) of the first
+   group's latents plus N(0, behavior_noise_sd^2) noise per bin, like a hand velocity.
+
+All randomness comes from ``np.random.default_rng(seed)``, split with ``spawn`` into
+independent streams for latents, readout, observation noise and behavior, so the latents
+of a preset do not change when ``n_units`` is overridden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from disrnn.simulate.systems import SYSTEMS, simulate_system, zscore
+
+KINDS = ("spike_counts", "continuous")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+@dataclass(frozen=True)
+class PresetConfig:
+    """A simulated session's recipe; validated on construction.
+
+    Attributes:
+        name: preset name, written into the NWB session description.
+        systems: one system name (a key of ``systems.SYSTEMS``) per latent group.
+        kind: ``"spike_counts"`` (Poisson) or ``"continuous"`` (Gaussian).
+        n_units: N, number of observed units (>= K).
+        n_trials: number of recorded trials.
+        trial_length: bins per trial (>= 2: the first bin is history only).
+        iti: unrecorded bins between trials (and before the first); 0 = consecutive.
+        bin_width: seconds per bin.
+        dt: system time per bin, one per group (None: each system's default).
+        substeps: RK4 steps per bin.
+        burn_in: bins simulated and discarded before the session starts.
+        readout_gain: sd of A z_t per unit (A_ij ~ N(0, gain^2 / K)).
+        rate_range_hz: (low, high) target mean rates of the units, spikes only.
+        bias_sd: sd of the bias a, continuous only.
+        noise_sd: sd of the observation noise, continuous only.
+        behavior_noise_sd: sd of the noise added to the 2-D behavior.
+        description: one line for humans.
+    """
+
+    name: str
+    systems: tuple[str, ...]
+    kind: str
+    n_units: int
+    n_trials: int
+    trial_length: int
+    iti: int = 0
+    bin_width: float = 0.02
+    dt: tuple[float, ...] | None = None
+    substeps: int = 1
+    burn_in: int = 500
+    readout_gain: float = 1.0
+    rate_range_hz: tuple[float, float] = (10.0, 40.0)
+    bias_sd: float = 0.5
+    noise_sd: float = 0.1
+    behavior_noise_sd: float = 0.1
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        # Normalise sequences given as lists (e.g. from YAML) to tuples.
+        for name in ("systems", "dt", "rate_range_hz"):
+            value = getattr(self, name)
+            if isinstance(value, list | np.ndarray):
+                object.__setattr__(self, name, tuple(value))
+        self._validate()
+
+    def _validate(self) -> None:
+        if not isinstance(self.systems, tuple) or not self.systems:
+            raise ValueError(f"systems must be a non-empty tuple of names, got {self.systems!r}")
+        for s in self.systems:
+            if s not in SYSTEMS:
+                raise ValueError(f"systems: unknown system {s!r}; known systems: {sorted(SYSTEMS)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        for name, low in (
+            ("n_units", 1),
+            ("n_trials", 1),
+            ("trial_length", 2),
+            ("iti", 0),
+            ("substeps", 1),
+            ("burn_in", 0),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.n_units < self.n_latents:
+            raise ValueError(
+                f"n_units must be at least the number of latents K={self.n_latents} "
+                f"(systems {self.systems}) so that the readout A has full column rank, "
+                f"got {self.n_units}"
+            )
+        n_bins = self.n_trials * (self.trial_length - 1)
+        if n_bins <= self.n_units + 1:
+            raise ValueError(
+                f"n_trials * (trial_length - 1) = {n_bins} bins with history is too few to "
+                f"define the encoder B over {self.n_units} units; use more trials or longer trials"
+            )
+        for name in ("bin_width", "readout_gain"):
+            value = getattr(self, name)
+            if not _is_number(value) or not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name in ("bias_sd", "noise_sd", "behavior_noise_sd"):
+            value = getattr(self, name)
+            if not _is_number(value) or not np.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"{name} must be a non-negative number, got {value!r}"
+                    + (" (did you write 1-3 instead of 1e-3?)" if _is_number(value) else "")
+                )
+        rr = self.rate_range_hz
+        if (
+            not isinstance(rr, tuple)
+            or len(rr) != 2
+            or not all(_is_number(v) and np.isfinite(v) for v in rr)
+            or not 0 < rr[0] <= rr[1]
+        ):
+            raise ValueError(f"rate_range_hz must be (low, high) with 0 < low <= high, got {rr!r}")
+        if self.dt is not None:
+            if not isinstance(self.dt, tuple) or len(self.dt) != len(self.systems):
+                raise ValueError(
+                    f"dt must give one time step per group ({len(self.systems)} for "
+                    f"{self.systems}), got {self.dt!r}"
+                )
+            if not all(_is_number(v) and np.isfinite(v) and v > 0 for v in self.dt):
+                raise ValueError(f"dt must hold positive numbers, got {self.dt!r}")
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        return tuple(SYSTEMS[s].dim for s in self.systems)
+
+    @property
+    def n_latents(self) -> int:
+        return sum(self.group_sizes)
+
+    def with_overrides(self, **overrides) -> PresetConfig:
+        """A copy with some fields replaced (validated).
+
+        Raises:
+            ValueError: an unknown field name, or a bad value.
+        """
+        valid = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(overrides) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown override(s) {unknown}; valid overrides: {valid}")
+        return dataclasses.replace(self, **overrides)
+
+
+PRESETS: dict[str, PresetConfig] = {
+    "lorenz-thomas": PresetConfig(
+        name="lorenz-thomas",
+        systems=("lorenz", "thomas"),
+        kind="spike_counts",
+        n_units=60,
+        n_trials=200,
+        trial_length=50,
+        iti=25,
+        readout_gain=2.0,
+        description="Poisson spikes from a Lorenz (3) and a Thomas (3) latent group; "
+        "condition = Lorenz lobe at trial start",
+    ),
+    "rotation-limitcycle": PresetConfig(
+        name="rotation-limitcycle",
+        systems=("rotation", "vanderpol"),
+        kind="spike_counts",
+        n_units=60,
+        n_trials=200,
+        trial_length=50,
+        iti=25,
+        readout_gain=2.0,
+        description="Poisson spikes from a noisy rotation (2) and a Van der Pol limit "
+        "cycle (2); condition = rotation phase quadrant at trial start",
+    ),
+    "paper-gaussian": PresetConfig(
+        name="paper-gaussian",
+        systems=("lorenz", "thomas"),
+        kind="continuous",
+        n_units=20,
+        n_trials=100,
+        trial_length=20,
+        iti=0,
+        dt=(0.1, 0.1),
+        substeps=1,
+        noise_sd=0.1,
+        description="the paper's synthetic benchmark: Lorenz + Thomas (RK4, dt 0.1 per "
+        "bin), 20 neurons, x = A z + a + N(0, 0.1^2), 2000 consecutive bins in 100 trials",
+    ),
+    "paper-poisson": PresetConfig(
+        name="paper-poisson",
+        systems=("lorenz", "thomas"),
+        kind="spike_counts",
+        n_units=100,
+        n_trials=400,
+        trial_length=20,
+        iti=0,
+        dt=(0.1, 0.1),
+        substeps=1,
+        rate_range_hz=(20.0, 60.0),
+        description="the paper's benchmark truth (Lorenz + Thomas, dt 0.1 per bin) "
+        "observed as Poisson spikes, 8000 consecutive bins in 400 trials",
+    ),
+    "coupled-gaussian": PresetConfig(
+        name="coupled-gaussian",
+        systems=("coupled_lorenz",),
+        kind="continuous",
+        n_units=20,
+        n_trials=100,
+        trial_length=20,
+        iti=0,
+        dt=(0.1,),
+        substeps=2,
+        noise_sd=0.1,
+        description="control: two diffusively coupled Lorenz systems (6 dims, one group "
+        "that does not factorise), continuous like paper-gaussian",
+    ),
+    "coupled-poisson": PresetConfig(
+        name="coupled-poisson",
+        systems=("coupled_lorenz",),
+        kind="spike_counts",
+        n_units=100,
+        n_trials=400,
+        trial_length=20,
+        iti=0,
+        dt=(0.1,),
+        substeps=2,
+        rate_range_hz=(20.0, 60.0),
+        description="control: two coupled Lorenz systems observed as Poisson spikes, "
+        "like paper-poisson",
+    ),
+}
+
+
+@dataclass
+class SimulatedSession:
+    """A simulated session and its ground truth (N units, K latents).
+
+    Attributes:
+        activity: (trial, time, unit) int32 spike counts per bin, or float64 continuous values.
+        rates: (trial, time, unit) float64 expected counts per bin (spikes) or the
+            noiseless mean A z + a (continuous).
+        latents: (trial, time, latent) float64 z-scored latents z_t.
+        latent_group: (latent,) int64 group index of each latent (0..G-1, contiguous).
+        systems: (group,) system name per group.
+        A: (unit, latent) float64 readout.
+        B: (latent, unit) float64 true encoder (see the module docstring).
+        bias: (unit,) float64 readout bias a.
+        encoder_bias: (latent,) float64 intercept b of the encoder fit (not in NWB).
+        behavior: (trial, time, 2) float64 behavior variable.
+        condition: (trial,) str condition label.
+        trial_start: (trial,) float64 start time of each trial in seconds.
+        bin_width: seconds per bin.
+        kind: ``"spike_counts"`` or ``"continuous"``.
+        preset: preset name.
+        seed: the seed that produced it.
+        config: the full recipe.
+    """
+
+    activity: np.ndarray
+    rates: np.ndarray
+    latents: np.ndarray
+    latent_group: np.ndarray
+    systems: list[str]
+    A: np.ndarray
+    B: np.ndarray
+    bias: np.ndarray
+    encoder_bias: np.ndarray
+    behavior: np.ndarray
+    condition: np.ndarray
+    trial_start: np.ndarray
+    bin_width: float
+    kind: str
+    preset: str
+    seed: int
+    config: PresetConfig = field(repr=False)
+
+    @property
+    def W(self) -> np.ndarray:
+        """(unit, unit) true connectivity A @ B."""
+        return self.A @ self.B
+
+
+def softplus(u: np.ndarray) -> np.ndarray:
+    """log(1 + exp(u)), overflow-safe."""
+    return np.maximum(u, 0.0) + np.log1p(np.exp(-np.abs(u)))
+
+
+def _solve_bias(drive: np.ndarray, target: np.ndarray, n_iter: int = 50) -> np.ndarray:
+    """Per-unit a with mean_t softplus(drive[t, i] + a_i) = target_i, by Newton's method.
+
+    drive: (bins, unit); target: (unit,) expected counts per bin, > 0.
+    g(a) = mean_t softplus(drive + a) is increasing and convex, and by Jensen
+    g(softplus^-1(target)) >= target, so Newton from there decreases monotonically
+    onto the root.
+    """
+    a = np.log(np.expm1(target))  # softplus^-1(target)
+    for _ in range(n_iter):
+        u = drive + a
+        excess = softplus(u).mean(axis=0) - target
+        if np.all(np.abs(excess) <= 1e-12 * target):
+            break
+        slope = (0.5 * (1.0 + np.tanh(0.5 * u))).mean(axis=0)  # mean sigmoid(u)
+        a = a - excess / slope
+    return a
+
+
+def true_encoder(activity: np.ndarray, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Affine least-squares encoder from h_t = tanh(x_{t-1}) to z_t, within trials.
+
+    Args:
+        activity: (trial, time, unit) observations x.
+        latents: (trial, time, latent) latents z.
+
+    Returns:
+        B: (latent, unit); b: (latent,); r2: 1 - SS_res / SS_tot pooled over latents,
+        on the bins t >= 1 of every trial.
+    """
+    n_units, n_latents = activity.shape[-1], latents.shape[-1]
+    h = np.tanh(activity[:, :-1, :].astype(float)).reshape(-1, n_units)  # (bins, unit)
+    z = latents[:, 1:, :].reshape(-1, n_latents)  # (bins, latent)
+    design = np.hstack([h, np.ones((h.shape[0], 1))])
+    coef, *_ = np.linalg.lstsq(design, z, rcond=None)  # (unit + 1, latent)
+    resid = z - design @ coef
+    r2 = 1.0 - np.sum(resid**2) / np.sum((z - z.mean(axis=0)) ** 2)
+    return coef[:-1].T.copy(), coef[-1].copy(), float(r2)
+
+
+def resolve_preset(preset: str | PresetConfig, **overrides) -> PresetConfig:
+    """The PresetConfig for a name (or a config) with overrides applied.
+
+    Raises:
+        ValueError: unknown preset name (lists the presets), unknown override or bad value.
+        TypeError: ``preset`` is neither a name nor a PresetConfig.
+    """
+    if isinstance(preset, PresetConfig):
+        config = preset
+    elif isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; available presets: {sorted(PRESETS)}")
+        config = PRESETS[preset]
+    else:
+        raise TypeError(
+            f"preset must be a preset name or a PresetConfig, got {type(preset).__name__}"
+        )
+    return config.with_overrides(**overrides) if overrides else config
+
+
+def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> SimulatedSession:
+    """Simulate one session of a preset (see the module docstring for the model).
+
+    Args:
+        preset: a key of :data:`PRESETS` or a :class:`PresetConfig`.
+        seed: seed of ``np.random.default_rng``; the same seed gives identical output.
+        **overrides: PresetConfig fields to replace, e.g. ``n_trials=50, n_units=30``.
+
+    Returns:
+        A :class:`SimulatedSession`.
+
+    Raises:
+        ValueError: unknown preset (the message lists them), unknown override, bad value.
+    """
+    cfg = resolve_preset(preset, **overrides)
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    rng = np.random.default_rng(seed)
+    rng_latent, rng_readout, rng_obs, rng_behavior = rng.spawn(4)
+
+    n_trials, n_time, n_units = cfg.n_trials, cfg.trial_length, cfg.n_units
+    period = cfg.iti + n_time
+    first = np.arange(n_trials) * period + cfg.iti  # first bin of each trial, session index
+    recorded = (first[:, None] + np.arange(n_time)[None, :]).ravel()  # (trial * time,)
+
+    # 1. latents, one independent stream per group
+    dts = cfg.dt or tuple(SYSTEMS[s].dt for s in cfg.systems)
+    blocks, condition = [], None
+    for name, dt, rng_g in zip(cfg.systems, dts, rng_latent.spawn(len(cfg.systems)), strict=True):
+        raw = simulate_system(name, n_trials * period, rng_g, dt, cfg.substeps, cfg.burn_in)
+        if condition is None:
+            condition = np.array([SYSTEMS[name].label(raw[i]) for i in first])
+        blocks.append(zscore(raw[recorded]))
+    z = np.concatenate(blocks, axis=1)  # (trial * time, latent)
+    latent_group = np.repeat(np.arange(len(cfg.systems)), cfg.group_sizes)
+    n_latents = z.shape[1]
+
+    # 2. readout and observations
+    A = rng_readout.standard_normal((n_units, n_latents)) * cfg.readout_gain / np.sqrt(n_latents)
+    drive = z @ A.T  # (trial * time, unit)
+    if cfg.kind == "spike_counts":
+        low, high = np.log(cfg.rate_range_hz)
+        target_hz = np.exp(rng_readout.uniform(low, high, n_units))
+        bias = _solve_bias(drive, target_hz * cfg.bin_width)
+        rates = softplus(drive + bias)
+        activity = rng_obs.poisson(rates).astype(np.int32)
+    else:
+        bias = rng_readout.normal(0.0, cfg.bias_sd, n_units)
+        rates = drive + bias
+        activity = rates + rng_obs.normal(0.0, cfg.noise_sd, rates.shape)
+
+    # 4. behavior from the first group
+    first_group = z[:, latent_group == 0]
+    readout = rng_behavior.standard_normal((first_group.shape[1], 2))
+    readout /= np.linalg.norm(readout, axis=0, keepdims=True)
+    behavior = first_group @ readout + rng_behavior.normal(
+        0.0, cfg.behavior_noise_sd, (z.shape[0], 2)
+    )
+
+    shape = (n_trials, n_time)
+    activity = activity.reshape(*shape, n_units)
+    latents = z.reshape(*shape, n_latents)
+    # 3. the true encoder B (definition in the module docstring)
+    B, encoder_bias, _ = true_encoder(activity, latents)
+    return SimulatedSession(
+        activity=activity,
+        rates=rates.reshape(*shape, n_units),
+        latents=latents,
+        latent_group=latent_group,
+        systems=list(cfg.systems),
+        A=A,
+        B=B,
+        bias=bias,
+        encoder_bias=encoder_bias,
+        behavior=behavior.reshape(*shape, 2),
+        condition=condition,
+        trial_start=first * cfg.bin_width,
+        bin_width=float(cfg.bin_width),
+        kind=cfg.kind,
+        preset=cfg.name,
+        seed=int(seed),
+        config=cfg,
+    )
