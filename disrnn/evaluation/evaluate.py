@@ -34,7 +34,12 @@ from disrnn.data.io import clean_attrs, load_dataset, save_dataset
 from disrnn.evaluation import alignment as al
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.connectivity import connectivity_dataset, connectivity_summary
-from disrnn.evaluation.rollout import free_run, history_length, kstep_ahead, valid_bins
+from disrnn.evaluation.rollout import (
+    generation_metrics,
+    history_length,
+    rollout_dataset,
+    valid_bins,
+)
 
 __all__ = ["compute_evaluation", "evaluate"]
 
@@ -349,29 +354,8 @@ def compute_evaluation(
         m["behavior_r2"] = None
 
     # --------------------------------------------------------------------- generation
-    ks = kstep_ahead(fit, dt, null_rate=null_rate, kind=kind)
-    m["kstep_r2"] = {
-        str(k): float(v) for k, v in zip(ks.horizon.values, ks.kstep_r2.values, strict=True)
-    }
-    m["kstep_bps"] = (
-        {str(k): float(v) for k, v in zip(ks.horizon.values, ks.kstep_bps.values, strict=True)}
-        if spikes
-        else None
-    )
-    roll_mean, roll_sample = free_run(fit, dt, seed=seed)
-    cond = dt["condition"].values if "condition" in dt.coords else None
-    v3 = ok[..., None]
-    m.update(_prefixed("freerun_", mt.mean_rate_stats(x, roll_sample, v3)))
-    m["freerun_psth_r2"] = mt.psth_r2(x, roll_sample, cond, valid=v3)
-    m.update(_prefixed("freerun_", mt.corr_similarity(x, roll_sample, v3)))
-    m["freerun_mean_psth_r2"] = mt.psth_r2(x, roll_mean, cond, valid=v3)
-    if dtr is not None:
-        xr_ = dtr["activity"].transpose("trial", "time", "unit").values.astype(float)
-        vr = valid_bins(dtr, L)[..., None]
-        cr = dtr["condition"].values if "condition" in dtr.coords else None
-        m["reference_rate_pearson"] = mt.mean_rate_stats(x, xr_, v3, vr)["rate_pearson"]
-        m["reference_psth_r2"] = mt.psth_r2(x, xr_, cond, cr, v3, vr)
-        m["reference_corr_pearson"] = mt.corr_similarity(x, xr_, v3, vr)["corr_pearson"]
+    gm, ks, roll_mean, roll_sample = generation_metrics(fit, dt, dtr, null_rate, kind, seed)
+    m.update(gm)
 
     # ------------------------------------------------------------------------ writing
     trial_coords = {"trial": ds["trial"].values, "split": ("trial", split)}
@@ -392,34 +376,15 @@ def compute_evaluation(
             true_latent=np.arange(lat_vars["true_latents"][1].shape[2]),
             true_latent_group=("true_latent", true_groups),
         )
-    f32 = np.float32  # halves the file; the metrics are computed in float64 above
-    roll_vars = {
-        "observed": (("trial", "time", "unit"), x.astype(f32)),
-        "predicted": (("trial", "time", "unit"), pred.astype(f32)),
-        "rollout_mean": (("trial", "time", "unit"), roll_mean.astype(f32)),
-        "rollout_sample": (("trial", "time", "unit"), roll_sample.astype(f32)),
-        "valid": (("trial", "time"), ok),
-        "null_rate": ("unit", null_rate),
-        **{k: ("unit", v) for k, v in per_unit.items()},
-    }
-    if true_rates is not None:
-        roll_vars["true_rates"] = (("trial", "time", "unit"), true_rates.astype(f32))
-    tc_test = {"trial": ds["trial"].values[test], "split": ("trial", split[test])}
-    if "condition" in trial_coords:
-        tc_test["condition"] = ("trial", trial_coords["condition"][1][test])
-    roll = xr.Dataset(
-        roll_vars,
-        coords={
-            **tc_test,
-            "time": ds["time"].values,
-            "unit": ds["unit"].values,
-            "heldout": ("unit", heldout),
-        },
-        attrs=clean_attrs({"kind": kind, "history": L, "eval_seed": int(seed)}),
-    ).merge(xr.Dataset(dict(ks.data_vars)))  # k-step curves on dim horizon, without attrs
-    roll.attrs["kstep_starts"] = np.asarray(ks.attrs["kstep_starts"], dtype=int)
-    roll["valid"] = roll["valid"].astype(np.int8)  # NetCDF has no bool
-    roll = roll.assign_coords(heldout=("unit", heldout.astype(np.int8)))
+    roll = rollout_dataset(
+        dt,
+        {"observed": x, "predicted": pred, "rollout_mean": roll_mean, "rollout_sample": roll_sample}
+        | ({} if true_rates is None else {"true_rates": true_rates}),
+        ok,
+        {"null_rate": null_rate, **per_unit},
+        ks,
+        attrs={"kind": kind, "history": L, "eval_seed": int(seed)},
+    )
 
     return m, {"latents.nc": lat_ds, "connectivity.nc": conn, "rollout.nc": roll}
 
@@ -532,10 +497,6 @@ def _aligned(z_all, labels, mu, zt, true_groups, matching) -> np.ndarray:
 
 def _masked_mean(a: np.ndarray, ok: np.ndarray) -> float | None:
     return float(a[ok].mean()) if ok.any() else None
-
-
-def _prefixed(prefix: str, d: dict) -> dict:
-    return {f"{prefix}{k}": v for k, v in d.items()}
 
 
 def _jsonable(v):

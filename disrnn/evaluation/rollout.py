@@ -16,9 +16,18 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from disrnn.data.io import clean_attrs
+from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.metrics import bits_per_spike, r2_per_unit
 
-__all__ = ["free_run", "history_length", "kstep_ahead", "valid_bins"]
+__all__ = [
+    "free_run",
+    "generation_metrics",
+    "history_length",
+    "kstep_ahead",
+    "rollout_dataset",
+    "valid_bins",
+]
 
 
 def history_length(fit, ds: xr.Dataset | None = None) -> int:
@@ -149,3 +158,75 @@ def free_run(fit, ds, seed=0):
     gen = torch.Generator().manual_seed(int(seed))
     sample = fit.rollout(ds, n_steps=n_steps, start=L, sample=True, generator=gen)
     return _to_full_time(mean, ds, L), _to_full_time(sample, ds, L)
+
+
+def _activity(ds: xr.Dataset) -> np.ndarray:
+    return ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+
+
+def _condition(ds: xr.Dataset):
+    return ds["condition"].values if "condition" in ds.coords else None
+
+
+def generation_metrics(fit, ds_test, ds_train, null_rate, kind, seed=0):
+    """k-step-ahead quality and free-running statistics against the test trials.
+
+    Args:
+        fit: a Fit; ds_test: the test trials; ds_train: the training trials (None: no
+        reference); null_rate: (unit,) training mean per bin; kind: data kind; seed: seeds
+        the sampled rollout.
+
+    Returns:
+        (metrics, kstep, rollout_mean, rollout_sample): the flat metrics (keys documented in
+        :func:`disrnn.evaluation.evaluate`), the :func:`kstep_ahead` Dataset and the two
+        (trial, time, unit) free-running arrays of :func:`free_run`.
+    """
+    L = history_length(fit, ds_test)
+    ks = kstep_ahead(fit, ds_test, null_rate=null_rate, kind=kind)
+    horizons = [str(int(k)) for k in ks.horizon.values]
+    m: dict = {"kstep_r2": dict(zip(horizons, ks.kstep_r2.values.tolist(), strict=True))}
+    m["kstep_bps"] = (
+        dict(zip(horizons, ks.kstep_bps.values.tolist(), strict=True))
+        if kind == "spike_counts"
+        else None
+    )
+    roll_mean, roll_sample = free_run(fit, ds_test, seed=seed)
+    x, cond, v = _activity(ds_test), _condition(ds_test), valid_bins(ds_test, L)[..., None]
+    m.update({f"freerun_{k}": val for k, val in mt.mean_rate_stats(x, roll_sample, v).items()})
+    m["freerun_psth_r2"] = mt.psth_r2(x, roll_sample, cond, valid=v)
+    m.update({f"freerun_{k}": val for k, val in mt.corr_similarity(x, roll_sample, v).items()})
+    m["freerun_mean_psth_r2"] = mt.psth_r2(x, roll_mean, cond, valid=v)
+    if ds_train is not None:
+        xt, ct, vt = _activity(ds_train), _condition(ds_train), valid_bins(ds_train, L)[..., None]
+        m["reference_rate_pearson"] = mt.mean_rate_stats(x, xt, v, vt)["rate_pearson"]
+        m["reference_psth_r2"] = mt.psth_r2(x, xt, cond, ct, v, vt)
+        m["reference_corr_pearson"] = mt.corr_similarity(x, xt, v, vt)["corr_pearson"]
+    return m, ks, roll_mean, roll_sample
+
+
+def rollout_dataset(ds_test, arrays, valid, per_unit, kstep, attrs) -> xr.Dataset:
+    """The ``rollout.nc`` Dataset of the test trials.
+
+    Args:
+        ds_test: the test trials (coords trial, split, condition, time, unit, heldout).
+        arrays: {name: (trial, time, unit) float}, stored as float32.
+        valid: (trial, time) bool scored bins (stored as int8: NetCDF has no bool).
+        per_unit: {name: (unit,) float}.
+        kstep: the :func:`kstep_ahead` Dataset (dim horizon).
+        attrs: dataset attrs.
+    """
+    coords = {"trial": ds_test["trial"].values, "time": ds_test["time"].values}
+    for name in ("split", "condition"):
+        if name in ds_test.coords and ds_test[name].dims == ("trial",):
+            coords[name] = ("trial", np.asarray(ds_test[name].values).astype(str))
+    coords["unit"] = ds_test["unit"].values
+    if "heldout" in ds_test.coords:
+        coords["heldout"] = ("unit", np.asarray(ds_test["heldout"].values).astype(np.int8))
+    dims = ("trial", "time", "unit")
+    data = {k: (dims, np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}
+    data["valid"] = (("trial", "time"), np.asarray(valid).astype(np.int8))
+    data.update({k: ("unit", np.asarray(v, dtype=float)) for k, v in per_unit.items()})
+    out = xr.Dataset(data, coords=coords, attrs=clean_attrs(attrs))
+    out = out.merge(xr.Dataset(dict(kstep.data_vars)))  # curves on dim horizon
+    out.attrs["kstep_starts"] = np.asarray(kstep.attrs["kstep_starts"], dtype=int)
+    return out
