@@ -31,7 +31,8 @@ Partitions for fits whose groups do not correspond to the truth's (one-group lrR
 ICA; DisRNN-full with K groups of one): :func:`contiguous_labels` splits the latents in
 order into groups of the true sizes (the fixed split a benchmark with a known group size
 uses), :func:`best_partition` assigns single latents to true groups with the true sizes as
-capacities, maximising the summed single-latent R^2 (an optimistic, oracle partition).
+capacities, maximising the summed single-latent R^2 (a partition chosen with the truth,
+so optimistic in spirit; a heuristic, it need not maximise the group R^2 itself).
 
 Cross-validation: pass ``train`` (a boolean ``(sample,)`` mask): maps are fitted on the
 ``train`` samples and every R^2 (and therefore the matching) is computed on the others.

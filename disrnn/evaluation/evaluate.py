@@ -114,8 +114,8 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
       R^2}, ``group_matching`` ("inf->true,..."); independent of the partition:
       ``group_latent_r2_own_groups`` (the fit's own groups, strictly as the issue defines
       it), ``group_latent_r2_best_partition`` (single latents assigned to true groups with
-      the true sizes, :func:`~disrnn.evaluation.alignment.best_partition`; an optimistic
-      oracle, null when the ranks differ), ``component_latent_r2_single`` (1-to-1 matched
+      the true sizes, :func:`~disrnn.evaluation.alignment.best_partition`; chosen with the
+      truth, a heuristic that need not beat the contiguous split; null when ranks differ), ``component_latent_r2_single`` (1-to-1 matched
       single latents), ``latent_r2_global`` (one affine map from all inferred to all true
       latents: the ceiling of any grouping).
     - connectivity (linear encoder and decoder; else null): ``J_offblock_frac`` (fraction
