@@ -413,7 +413,7 @@ def _fit_info(fit) -> dict:
         "beta": getattr(config, "beta", None),
         "alpha": getattr(config, "alpha", None),
         "fit_seconds": info.get("seconds"),
-        "epochs": info.get("epochs_run"),
+        "epochs": info.get("epochs", info.get("epochs_run")),
         "best_epoch": info.get("best_epoch"),
     }
 
