@@ -69,3 +69,16 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path):
     with pytest.raises(OSError, match="cannot create the output folder"):
         save_dataset(_toy_dataset(np.random.default_rng(0)), blocker / "sub" / "d.nc")
     assert sorted(os.listdir(tmp_path)) == ["blocker"]
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_dir(tmp_path / "d") as tmp:
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
