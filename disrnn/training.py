@@ -230,7 +230,8 @@ def loss_terms(
     x: torch.Tensor,
     eps: torch.Tensor,
     n_total: int,
-    config: FitConfig,
+    beta: float,
+    alpha: float,
 ) -> torch.Tensor:
     """Loss terms of one mini-batch, stacked as (total, nll, kl, pc, bd).
 
@@ -238,7 +239,8 @@ def loss_terms(
 
     Args:
         h: (batch, unit) history features; x: (batch, unit) targets;
-        eps: (batch, latent) standard normal noise; n_total: training bins N_tot.
+        eps: (batch, latent) standard normal noise; n_total: training bins N_tot;
+        beta, alpha: weights of PC and BD (BD only for a linear encoder and decoder).
     """
     if h.dim() == 3:  # learned kernel: (batch, L, unit) -> (batch, unit)
         h = module.kernel(h)
@@ -249,18 +251,17 @@ def loss_terms(
     nll = nll_terms(module, x, eta, constant=False).sum(-1).mean()
     kl = kl_standard_normal(mu, log_sigma).mean()
     zero = nll.new_zeros(())
-    pc = partial_correlation(z, mu, log_sigma, module.groups, n_total) if config.beta > 0 else zero
-    bd = (
-        offblock_penalty(module.B @ module.A, module.groups)
-        if config.alpha > 0 and config.encoder == "linear" and config.decoder == "linear"
-        else zero
-    )
-    total = nll + kl + config.beta * pc + config.alpha * bd
+    pc = partial_correlation(z, mu, log_sigma, module.groups, n_total) if beta > 0 else zero
+    linear = module.encoder_kind == "linear" and module.decoder_kind == "linear"
+    bd = offblock_penalty(module.B @ module.A, module.groups) if alpha > 0 and linear else zero
+    total = nll + kl + beta * pc + alpha * bd
     return torch.stack([total, nll, kl, pc, bd])
 
 
 @torch.no_grad()
-def _evaluate(module, data: FitData, eps: torch.Tensor, n_total: int, config) -> torch.Tensor:
+def _evaluate(
+    module, data: FitData, eps: torch.Tensor, n_total: int, config, beta: float, alpha: float
+) -> torch.Tensor:
     """Mean loss terms over ``data`` in chunks of the batch size (fixed noise ``eps``)."""
     m = config.batch_size
     n = data.n_bins
@@ -271,7 +272,7 @@ def _evaluate(module, data: FitData, eps: torch.Tensor, n_total: int, config) ->
         if stop - start < 2:
             continue
         terms = loss_terms(
-            module, data.h[start:stop], data.x[start:stop], eps[start:stop], n_total, config
+            module, data.h[start:stop], data.x[start:stop], eps[start:stop], n_total, beta, alpha
         )
         out += terms * (stop - start)
         weight += stop - start
@@ -283,6 +284,16 @@ def _lr_at(config: FitConfig, epoch: int) -> float:
         return config.lr
     frac = epoch / max(config.epochs - 1, 1)
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _warmup_epochs(config: FitConfig) -> int:
+    return int(math.ceil(config.warmup * config.epochs))
+
+
+def _penalty_scale(config: FitConfig, epoch: int) -> float:
+    """Linear ramp of beta and alpha from 0 over the first ``warmup`` fraction of epochs."""
+    warm = _warmup_epochs(config)
+    return 1.0 if warm == 0 else min(1.0, (epoch + 1) / warm)
 
 
 def _check_finite(values: torch.Tensor, epoch: int, split: str) -> None:
@@ -364,6 +375,8 @@ def _loop(
             stop_reason = "early_stopping"
             break
         lr = _lr_at(config, epoch)
+        scale = _penalty_scale(config, epoch)
+        beta, alpha = config.beta * scale, config.alpha * scale
         for group in opt.param_groups:
             group["lr"] = lr
         module.train()
@@ -373,23 +386,26 @@ def _loop(
         sums = torch.zeros(len(TERMS), device=device)
         for k in range(n_batches):
             idx = perm[k]
-            terms = loss_terms(module, train.h[idx], train.x[idx], eps[k], n, config)
+            terms = loss_terms(module, train.h[idx], train.x[idx], eps[k], n, beta, alpha)
             opt.zero_grad(set_to_none=True)
             terms[0].backward()
             opt.step()
             sums += terms.detach()
         train_terms = (sums / n_batches).cpu()  # one host sync per epoch
         _check_finite(train_terms, epoch, "train")
-        history.append({"epoch": epoch, "split": "train", "lr": lr, **_row(train_terms)})
+        row = {"epoch": epoch, "lr": lr, "beta": beta, "alpha": alpha}
+        history.append({**row, "split": "train", **_row(train_terms)})
         module.eval()
         if val is not None:
-            val_terms = _evaluate(module, val, val_eps, val.n_bins, config).cpu()
+            val_terms = _evaluate(module, val, val_eps, val.n_bins, config, beta, alpha).cpu()
             _check_finite(val_terms, epoch, "val")
-            history.append({"epoch": epoch, "split": "val", "lr": lr, **_row(val_terms)})
+            history.append({**row, "split": "val", **_row(val_terms)})
             score = float(val_terms[0])
         else:
             score = float(train_terms[0])
-        if score < state["best"]:
+        if epoch + 1 < _warmup_epochs(config):
+            pass  # the objective still changes: no best model or patience yet
+        elif score < state["best"]:
             state.update(best=score, best_epoch=epoch, bad=0)
             state["best_state"] = copy.deepcopy(module.state_dict())
         else:
@@ -584,7 +600,7 @@ def _write_fit(out_dir: Path, module, meta: dict, history: list[dict], info: dic
     with atomic_dir(out_dir) as tmp:
         (tmp / "config.json").write_text(json.dumps(meta, indent=2))
         (tmp / "fit_info.json").write_text(json.dumps(info, indent=2, default=float))
-        cols = ["epoch", "split", "lr", *TERMS]
+        cols = ["epoch", "split", "lr", "beta", "alpha", *TERMS]
         pd.DataFrame(history, columns=cols).to_csv(tmp / "losses.csv", index=False)
         state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
         torch.save(state, tmp / "weights.pt")  # last: a folder with weights.pt is complete

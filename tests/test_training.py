@@ -40,10 +40,13 @@ def test_fit_folder_contents(ds, tmp_path):
     assert meta["beta"] == 20.0 and meta["likelihood"] == "gaussian"  # resolved for continuous
     assert len(meta["dataset"]["activity_sha256"]) == 64
     losses = pd.read_csv(out / "losses.csv")
-    assert list(losses.columns) == ["epoch", "split", "lr", "total", "nll", "kl", "pc", "bd"]
+    assert list(losses.columns) == [
+        "epoch", "split", "lr", "beta", "alpha", "total", "nll", "kl", "pc", "bd"
+    ]  # fmt: skip
     assert set(losses["split"]) == {"train", "val"} and losses["epoch"].max() == 3
     tr = losses[losses.split == "train"]
-    np.testing.assert_allclose(tr.total, tr.nll + tr.kl + 20.0 * tr.pc + 0.0 * tr.bd, rtol=1e-5)
+    assert (tr.beta == 20.0).all() and (tr.alpha == 0.0).all()
+    np.testing.assert_allclose(tr.total, tr.nll + tr.kl + 20.0 * tr.pc, rtol=1e-5)
     info = json.loads((out / "fit_info.json").read_text())
     assert {"seconds", "epochs", "best_epoch", "stop_reason"} <= set(info)
     state = torch.load(out / "weights.pt", weights_only=True)
@@ -148,6 +151,16 @@ def test_masked_bins_are_ignored(tmp_path):
     nll = load_fit(a).nll(ds)
     assert np.isnan(nll.values[:, 12:16]).all()  # masked bins and the bin after them
     assert np.isfinite(nll.values[:, 1:12]).all()
+
+
+def test_penalty_warmup_ramps_beta(ds, tmp_path):
+    cfg = FitConfig.create("DisRNN", epochs=6, warmup=0.5)
+    losses = pd.read_csv(fit(ds, cfg, tmp_path / "f", progress=False) / "losses.csv")
+    tr = losses[losses.split == "train"]
+    np.testing.assert_allclose(tr.beta, [20 / 3, 40 / 3, 20, 20, 20, 20])
+    np.testing.assert_allclose(tr.total, tr.nll + tr.kl + tr.beta * tr.pc, rtol=1e-5)
+    info = json.loads((tmp_path / "f" / "fit_info.json").read_text())
+    assert info["best_epoch"] >= 2  # chosen only once the objective is complete
 
 
 def test_no_val_trials_trains_on_train_loss(tmp_path):

@@ -75,6 +75,8 @@ class FitConfig:
         posthoc: None, ``ica`` or ``lint``: transform of a fitted lrRNN (no training).
         epochs, batch_size, lr, weight_decay, patience, schedule: AdamW training;
             ``schedule="cosine"`` anneals lr to lr/100 over ``epochs``.
+        warmup: fraction of the epochs over which beta and alpha ramp up linearly from 0
+            (early stopping and the best-model choice start after it).
         checkpoint_every: epochs between checkpoints a killed run resumes from.
     """
 
@@ -97,6 +99,7 @@ class FitConfig:
     weight_decay: float = 0.01
     patience: int = 50
     schedule: str = "cosine"
+    warmup: float = 0.0
     checkpoint_every: int = 10
 
     # ------------------------------------------------------------------ construction
@@ -180,6 +183,10 @@ class FitConfig:
         _positive_int("batch_size", self.batch_size, minimum=2)
         _positive_int("patience", self.patience)
         _positive_int("checkpoint_every", self.checkpoint_every)
+        w = _nonneg("warmup", self.warmup)
+        if w > 1:
+            raise ValueError(f"warmup is a fraction of the epochs in [0, 1], got {w!r}")
+        object.__setattr__(self, "warmup", w)
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
             raise ValueError(f"lr must be a positive number such as 1e-3, got {self.lr!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
