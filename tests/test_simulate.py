@@ -164,8 +164,9 @@ def test_groups_are_independent_but_coupled_control_is_not():
     assert _max_cross_group_corr(s.latents, s.latent_group) < 0.12
     # control: the two halves of the coupled Lorenz pair are strongly dependent
     c = simulate("coupled-gaussian", seed=0, n_trials=400)
-    halves = np.repeat([0, 1], 3)
-    assert _max_cross_group_corr(c.latents, halves) > 0.4  # measured 0.6-0.7
+    np.testing.assert_array_equal(c.latent_group, [0, 0, 0, 1, 1, 1])  # the two halves
+    assert c.systems == ["coupled_lorenz", "coupled_lorenz"]
+    assert _max_cross_group_corr(c.latents, c.latent_group) > 0.4  # measured 0.6-0.7
     assert np.linalg.eigvalsh(np.corrcoef(c.latents.reshape(-1, 6).T)).min() > 1e-3  # 6-D
 
 

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from hdmf.backends.hdf5 import H5DataIO
 from hdmf.common import DynamicTable, DynamicTableRegion, VectorData, VectorIndex
 from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 from pynwb.misc import Units
@@ -37,6 +38,11 @@ from disrnn.simulate.generate import SimulatedSession
 
 EDGE_MARGIN = 1e-3  # fraction of a bin kept free of spikes at each edge
 SESSION_START = datetime(2000, 1, 1, tzinfo=UTC)  # fixed, so files differ only by content
+
+
+def _packed(data: np.ndarray) -> H5DataIO:
+    """Large arrays are stored gzip-compressed (transparent to readers)."""
+    return H5DataIO(np.asarray(data), compression="gzip", compression_opts=4, shuffle=True)
 
 
 def bin_centres(session: SimulatedSession) -> np.ndarray:
@@ -74,7 +80,7 @@ def _units_table(times: list[np.ndarray], electrodes: DynamicTable) -> Units:
     spikes = VectorData(
         name="spike_times",
         description="spike times (s), sorted within each unit",
-        data=np.concatenate(times) if n_units else np.zeros(0),
+        data=_packed(np.concatenate(times) if n_units else np.zeros(0)),
     )
     region = DynamicTableRegion(
         name="electrodes",
@@ -135,7 +141,7 @@ def _build(session: SimulatedSession) -> NWBFile:
         nwb.add_acquisition(
             TimeSeries(
                 name="continuous_activity",
-                data=session.activity.reshape(-1, n_units),
+                data=_packed(session.activity.reshape(-1, n_units)),
                 timestamps=stamps,
                 unit="a.u.",
                 description="simulated continuous activity x = A z + a + noise, (n_samples, N)",
@@ -153,7 +159,7 @@ def _build(session: SimulatedSession) -> NWBFile:
     truth.add(
         TimeSeries(
             name="latents",
-            data=session.latents.reshape(-1, n_latents),
+            data=_packed(session.latents.reshape(-1, n_latents)),
             timestamps=stamps,
             unit="z-score",
             description="true latents z_t (n_samples, K), each dimension z-scored",
@@ -166,7 +172,7 @@ def _build(session: SimulatedSession) -> NWBFile:
     truth.add(
         TimeSeries(
             name="rates",
-            data=rates.reshape(-1, n_units),
+            data=_packed(rates.reshape(-1, n_units)),
             timestamps=stamps,
             unit=unit,
             description=f"true rates (n_samples, N): {what}",
@@ -211,7 +217,7 @@ def _build(session: SimulatedSession) -> NWBFile:
     behavior.add(
         TimeSeries(
             name="behavior",
-            data=session.behavior.reshape(-1, 2),
+            data=_packed(session.behavior.reshape(-1, 2)),
             timestamps=stamps,
             unit="a.u.",
             description="linear readout of the first latent group plus noise (n_samples, 2)",

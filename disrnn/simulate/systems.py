@@ -191,14 +191,21 @@ class SystemSpec:
     """One latent system: its dimension, default time per bin and how to run it.
 
     ``run(n_steps, dt, substeps, rng)`` returns (n_steps + 1, dim) raw states;
-    ``initial(rng)`` draws a starting state (deterministic systems only);
-    ``label(state)`` names the region a raw state is in (a trial's condition).
+    ``label(state)`` names the region a raw state is in (a trial's condition);
+    ``blocks`` are the sizes of the latent groups the system's dimensions are labelled
+    with (one group by default; ``coupled_lorenz`` labels its two halves as two groups,
+    which are *not* independent).
     """
 
     dim: int
     dt: float
     run: Callable[[int, float, int, np.random.Generator], np.ndarray]
     label: Callable[[np.ndarray], str]
+    blocks: tuple[int, ...] | None = None
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        return self.blocks or (self.dim,)
 
 
 def _ode_runner(f: VectorField, initial: Callable[[np.random.Generator], np.ndarray]):
@@ -250,6 +257,7 @@ SYSTEMS: dict[str, SystemSpec] = {
             lambda rng: np.tile([0.0, 0.0, 25.0], 2) + rng.normal(0.0, 5.0, 6),
         ),
         label=lambda s: "left" if s[0] < 0 else "right",
+        blocks=(3, 3),
     ),
 }
 
