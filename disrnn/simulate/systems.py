@@ -245,7 +245,7 @@ SYSTEMS: dict[str, SystemSpec] = {
     ),
     "vanderpol": SystemSpec(
         dim=2,
-        dt=0.15,
+        dt=0.1,  # period ~76 bins, away from the rotation's 50 (no beating between them)
         run=_ode_runner(van_der_pol, lambda rng: rng.uniform(-2.0, 2.0, 2)),
         label=_quadrant,
     ),
