@@ -315,8 +315,13 @@ def plot_latents(
     shown = groups[:max_groups]
     t = lat["time"].values
     means = _condition_means(test)
-    fig = _figure(8.0, 2.2 * len(shown) + 0.4)
-    axes = fig.subplots(len(shown), 2, squeeze=False)
+    per_row = 2 if len(shown) > 3 else 1  # many small groups (DisRNN-full): two per row
+    nrow = int(np.ceil(len(shown) / per_row))
+    fig = _figure(8.0 * per_row, 2.2 * nrow + 0.4)
+    grid = fig.subplots(nrow, 2 * per_row, squeeze=False)
+    axes = grid.reshape(nrow * per_row, 2)
+    for ax in axes[len(shown) :].ravel():
+        ax.axis("off")
     singles = list(range(min(n_single, test.sizes["trial"])))
     for row, (g, idx) in enumerate(shown):
         ax0, ax1 = axes[row]

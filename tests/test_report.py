@@ -506,3 +506,19 @@ def test_real_pipeline_report(real_results):
     assert f'href="{real_results["session"]}.html"' in summary
     for method in REAL_METHODS:
         assert f'data-method="{method}"' in summary
+
+
+def test_mlp_variant_without_connectivity(tmp_path):
+    """An MLP variant's evaluation saves an empty connectivity.nc: a note, not a figure."""
+    ds = fake_dataset(np.random.default_rng(3))
+    dpath = save_dataset(ds, tmp_path / "results" / "s" / "dataset.nc")
+    ev = write_fake_eval(tmp_path / "results", "s", "DisRNN-MLP", 0, ds)
+    reason = "MLP encoder or decoder: no W, J"
+    xr.Dataset(attrs={"available": 0, "reason": reason}).to_netcdf(
+        ev / "connectivity.nc", engine="h5netcdf"
+    )
+    text = render_session_report("s", dpath, [ev], tmp_path / "s.html").read_text()
+    assert f"No connectivity: {reason}" in text
+    assert "could not be drawn" not in text
+    # 3 overview, the key-metric comparison, and 4 per method (no connectivity, eigenvalues)
+    assert len(re.findall(r'<img src="data:image/png;base64,', text)) == 3 + 1 + 4

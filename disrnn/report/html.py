@@ -77,19 +77,38 @@ def fmt(value, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def figure_to_data_uri(fig) -> str:
-    """Encode a matplotlib Figure as a ``data:image/png;base64,...`` URI."""
+def figure_to_png(fig, palette: bool = True) -> bytes:
+    """PNG bytes of a matplotlib Figure at its own dpi.
+
+    With ``palette`` the image is reduced to an adaptive 256-colour palette (Pillow),
+    which keeps plots visually unchanged and makes them about 3x smaller, so a report
+    of 7 methods stays a few MB.
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=fig.dpi)
     fig.clear()
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    if not palette:
+        return buf.getvalue()
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    out = io.BytesIO()
+    img.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
+        out, format="PNG", optimize=True
+    )
+    return out.getvalue()
+
+
+def figure_to_data_uri(fig) -> str:
+    """Encode a matplotlib Figure as a ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig)).decode("ascii")
 
 
 def _fig(title: str, make, *args, caption: str = "", **kwargs) -> dict:
     """Run a plotting function; a failure becomes a note in the report, not a crash."""
     try:
         uri = figure_to_data_uri(make(*args, **kwargs))
-        return {"title": title, "src": uri, "caption": caption, "error": ""}
+        return {"title": title, "src": uri, "caption": caption, "error": "", "note": ""}
     except Exception as err:  # a report must still render when one figure cannot
         log.warning("figure %r failed: %s", title, err, exc_info=True)
         return {
@@ -97,7 +116,13 @@ def _fig(title: str, make, *args, caption: str = "", **kwargs) -> dict:
             "src": "",
             "caption": caption,
             "error": f"{type(err).__name__}: {err}",
+            "note": "",
         }
+
+
+def _note(title: str, note: str) -> dict:
+    """A figure slot that holds only a sentence (the figure does not apply)."""
+    return {"title": title, "src": "", "caption": "", "error": "", "note": note}
 
 
 # ---------------------------------------------------------------------------- provenance
@@ -335,26 +360,42 @@ def _method_section(method: str, runs: list[EvalResult], ds, rep_key: str | None
             caption="One-step-ahead predictions on test trials: condition-averaged PSTH bins of every unit, and PSTHs of the highest-rate units (data solid, model dashed). "
             + pred_note,
         ),
-        _fig(
-            "Connectivity",
-            plotting.plot_connectivity,
-            r.connectivity,
-            caption="W = AB (unit × unit), J = BA (latent × latent; group blocks outlined) and each group's W_g = A[:, g] B[g, :], all on one colour scale; with a ground truth, the true W and true W_g (under the fitted group matched to each) below.",
-        ),
-        _fig(
-            "Eigenvalues",
-            plotting.plot_eigenvalues,
-            r.connectivity,
-            caption="Eigenvalues of J and of each group's block; dotted: unit circle.",
-        ),
+        *_connectivity_figs(r.connectivity),
+    ]
+    figs += [
         _fig(
             "Free-running rollout",
             plotting.plot_rollout,
             ds,
             r.rollout,
-            caption="The network run on its own from real initial bins, against the test trials: mean rates, condition-averaged population PSTHs and pairwise correlations.",
+            caption="The network run on its own from real initial bins (sampled feedback), against the test trials: mean rates, condition-averaged population PSTHs, pairwise correlations between units, and k-step-ahead prediction quality.",
         ),
     ]
+    return _finish_section(method, runs, r, rep_key, figs)
+
+
+def _connectivity_figs(conn) -> list[dict]:
+    if conn is None or ("W" not in conn and "J" not in conn):
+        reason = "" if conn is None else str(conn.attrs.get("reason", ""))
+        text = "No connectivity: " + (reason or "the evaluation saved no W or J.")
+        return [_note("Connectivity and eigenvalues", text)]
+    return [
+        _fig(
+            "Connectivity",
+            plotting.plot_connectivity,
+            conn,
+            caption="W = AB (unit × unit), J = BA (latent × latent; group blocks outlined) and each group's W_g = A[:, g] B[g, :], all on one colour scale; with a ground truth, the true W and true W_g (under the fitted group matched to each) below.",
+        ),
+        _fig(
+            "Eigenvalues",
+            plotting.plot_eigenvalues,
+            conn,
+            caption="Eigenvalues of J and of each group's block; dotted: unit circle.",
+        ),
+    ]
+
+
+def _finish_section(method, runs, r, rep_key, figs) -> dict:
     info = []
     cfg = r.config or {}
     for k in ("groups", "beta", "alpha", "likelihood", "epochs", "history", "lr"):
