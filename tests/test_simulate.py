@@ -190,7 +190,7 @@ def test_true_B_explains_latents_gaussian():
     z = s.latents[:, 1:]
     pred = h @ s.B.T + s.encoder_bias
     r2_direct = 1 - np.sum((z - pred) ** 2) / np.sum((z - z.mean(axis=(0, 1))) ** 2)
-    assert abs(r2_direct - r2) < 1e-10
+    assert abs(r2_direct - r2) < 1e-10 and s.encoder_r2 == r2
     perm = np.random.default_rng(0).permutation(s.activity.shape[0])
     _, _, r2_shuffled = true_encoder(s.activity[perm], s.latents)
     assert r2_shuffled < 0.05

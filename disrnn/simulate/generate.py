@@ -288,6 +288,8 @@ class SimulatedSession:
         B: (latent, unit) float64 true encoder (see the module docstring).
         bias: (unit,) float64 readout bias a.
         encoder_bias: (latent,) float64 intercept b of the encoder fit (not in NWB).
+        encoder_r2: R^2 of z_t explained by B tanh(x_{t-1}) + b (pooled over latents): the
+            best any linear one-step encoder can do against these latents.
         behavior: (trial, time, 2) float64 behavior variable.
         condition: (trial,) str condition label.
         trial_start: (trial,) float64 start time of each trial in seconds.
@@ -307,6 +309,7 @@ class SimulatedSession:
     B: np.ndarray
     bias: np.ndarray
     encoder_bias: np.ndarray
+    encoder_r2: float
     behavior: np.ndarray
     condition: np.ndarray
     trial_start: np.ndarray
@@ -452,7 +455,7 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
     activity = activity.reshape(*shape, n_units)
     latents = z.reshape(*shape, n_latents)
     # 3. the true encoder B (definition in the module docstring)
-    B, encoder_bias, _ = true_encoder(activity, latents)
+    B, encoder_bias, encoder_r2 = true_encoder(activity, latents)
     return SimulatedSession(
         activity=activity,
         rates=rates.reshape(*shape, n_units),
@@ -463,6 +466,7 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
         B=B,
         bias=bias,
         encoder_bias=encoder_bias,
+        encoder_r2=encoder_r2,
         behavior=behavior.reshape(*shape, 2),
         condition=condition,
         trial_start=first * cfg.bin_width,
