@@ -522,3 +522,59 @@ def test_mlp_variant_without_connectivity(tmp_path):
     assert "could not be drawn" not in text
     # 3 overview, the key-metric comparison, and 4 per method (no connectivity, eigenvalues)
     assert len(re.findall(r'<img src="data:image/png;base64,', text)) == 3 + 1 + 4
+
+
+def test_minimal_continuous_dataset(tmp_path):
+    """A continuous dataset without conditions, held-out units, areas or provenance
+    beyond the bin width still gives a complete report (every figure drawn)."""
+    ds = fake_dataset(np.random.default_rng(4))
+    ds = ds.drop_vars(["condition", "heldout", "area", "true_latents", "latent_group"])
+    ds["activity"] = ds["activity"].astype("float32") + 0.5
+    ds["activity"].attrs["kind"] = "continuous"
+    ds["mask"] = (("trial", "time"), np.ones((ds.sizes["trial"], ds.sizes["time"]), bool))
+    ds["mask"][0, :3] = False
+    ds.attrs = {"bin_width": 0.02, "kind": "continuous"}
+    dpath = save_dataset(ds, tmp_path / "results" / "c" / "dataset.nc")
+    ev = write_fake_eval(tmp_path / "results", "c", "DisRNN", 0, ds)
+    text = render_session_report("c", dpath, [ev], tmp_path / "c.html").read_text()
+    assert "could not be drawn" not in text
+    from disrnn import plotting
+
+    assert plotting.plot_mean_rates(ds).axes[0].get_ylabel() == "mean activity"
+    assert len(re.findall(r'<img src="data:image/png;base64,', text)) == 3 + 1 + 6
+
+
+def test_connectivity_heatmaps_share_one_colour_scale(fake_results):
+    from disrnn import plotting
+
+    ev = fake_results["sessions"]["fake_a"][1][0]
+    conn = load_eval(ev).connectivity
+    fig = plotting.plot_connectivity(conn)
+    images = [im for ax in fig.axes for im in ax.get_images()]
+    assert len(images) == 2 + conn.sizes["group"]  # W, J and each W_g
+    vmax = max(float(np.abs(conn[v]).max()) for v in ("W", "J", "W_g"))
+    assert {im.get_clim() for im in images} == {(-vmax, vmax)}
+
+
+def test_flatten_metrics_and_representative_seed(tmp_path):
+    from disrnn.report.results import flatten_metrics, representative
+
+    flat = flatten_metrics(
+        {"a": 1, "b": {"c": 2.5, "d": None, "e": float("nan")}, "s": "x", "f": True, "l": [1, 2]}
+    )
+    assert flat == {"a": 1.0, "b.c": 2.5, "b.d": None, "b.e": None, "l.0": 1.0, "l.1": 2.0}
+    ds = fake_dataset(np.random.default_rng(5))
+    runs = []
+    for seed, ll in zip((0, 1, 2), (-1.0, -3.0, -2.0), strict=True):
+        ev = write_fake_eval(tmp_path, "s", "DisRNN", seed, ds)
+        m = json.loads((ev / "metrics.json").read_text())
+        m["test_ll_per_bin_neuron"] = ll
+        m["session"] = "dataset"  # what evaluate() writes for results/{session}/dataset.nc
+        (ev / "metrics.json").write_text(json.dumps(m))
+        runs.append(load_eval(ev))
+    assert representative(runs, "test_ll_per_bin_neuron").seed == 2  # the median
+    assert representative(runs, "missing").seed == 0
+    # session from the workflow's folders even though metrics.json names the dataset stem
+    assert {r.session for r in runs} == {"s"} and runs[
+        0
+    ].fit_dir == tmp_path / "s" / "fits" / "DisRNN" / "seed0"
