@@ -1,0 +1,212 @@
+"""The paper's synthetic benchmark with our simulator: every method x several seeds.
+
+    python benchmarks/synthetic.py                          # paper-gaussian, 5 seeds
+    python benchmarks/synthetic.py --preset paper-poisson --seeds 5 --out poisson.md
+    python benchmarks/synthetic.py --preset coupled-gaussian  # the non-factorising control
+
+For each seed s: simulate the preset with seed s; split the trials (even trials train,
+odd trials test, every fifth odd trial validation for early stopping); fit every method
+with seed s (lrRNN+ICA and LINT transform that seed's lrRNN via ``init_from``); evaluate
+on the test trials with :func:`disrnn.evaluation.evaluate`; print one table of
+mean +- sd over seeds: PC, TC, group latent R^2, component latent R^2, W and
+sub-connectivity Pearson r, test log-likelihood per bin and neuron, fit seconds.
+
+Fits run in ``--jobs`` worker processes with one torch thread each.
+This is a benchmark, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+METHOD_ORDER = ["lrRNN", "lrRNN+ICA", "LINT", "bdRNN", "DisRNN-full", "DisRNN", "DisRNN-MLP"]
+COLUMNS = [
+    ("pc", "PC"),
+    ("tc", "TC"),
+    ("group_latent_r2", "group R2"),
+    ("component_latent_r2", "comp R2"),
+    ("W_pearson", "W r"),
+    ("Wsub_pearson", "W_g r"),
+    ("test_ll_per_bin_neuron", "test LL"),
+    ("seconds", "fit s"),
+]
+
+
+def session_dataset(preset: str, seed: int, **overrides) -> xr.Dataset:
+    """Simulate ``preset`` with ``seed`` and build the Dataset of docs/design.md."""
+    from disrnn.simulate import simulate
+
+    s = simulate(preset, seed=seed, **overrides)
+    n_trial, n_time, n_unit = s.activity.shape
+    idx = np.arange(n_trial)
+    split = np.where(idx % 2 == 0, "train", np.where(idx % 10 == 1, "val", "test"))
+    act = s.activity.astype(np.int32 if s.kind == "spike_counts" else np.float32)
+    return xr.Dataset(
+        {
+            "activity": (("trial", "time", "unit"), act, {"kind": s.kind}),
+            "true_latents": (("trial", "time", "latent"), s.latents),
+            "true_rates": (("trial", "time", "unit"), s.rates),
+            "true_A": (("unit", "latent"), s.A),
+            "true_B": (("latent", "unit"), s.B),
+            "true_bias": (("unit",), s.bias),
+        },
+        coords={
+            "trial": idx,
+            "time": (np.arange(n_time) + 0.5) * s.bin_width,
+            "unit": np.arange(n_unit),
+            "split": ("trial", split),
+            "condition": ("trial", np.asarray(s.condition).astype(str)),
+            "area": ("unit", np.full(n_unit, "simulated")),
+            "heldout": ("unit", np.zeros(n_unit, bool)),
+            "latent_group": ("latent", np.asarray(s.latent_group)),
+        },
+        attrs={"kind": s.kind, "bin_width": s.bin_width, "source": f"simulate:{preset}"},
+    )
+
+
+def _run_seed(task: dict) -> list[dict]:
+    """Fit and evaluate every method for one seed (in a worker process)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from disrnn.evaluation import evaluate
+    from disrnn.models.config import FitConfig
+    from disrnn.training import fit
+
+    seed, root = task["seed"], Path(task["root"])
+    ds = session_dataset(task["preset"], seed)
+    true_sizes = tuple(np.bincount(ds["latent_group"].values).tolist())
+    K = sum(true_sizes)
+    rows = [_ceiling_row(ds, seed)]
+    for method in task["methods"]:
+        opts = dict(task["options"])
+        if method == "lrRNN":
+            opts["rank"] = K
+        else:
+            opts["groups"] = true_sizes
+        if task.get("beta") is not None and method.startswith("DisRNN"):
+            opts["beta"] = task["beta"]
+        out = root / f"seed{seed}" / method
+        init = None
+        if method in ("lrRNN+ICA", "LINT"):
+            init = root / f"seed{seed}" / "lrRNN"
+            if not (init / "weights.pt").exists():
+                fit(ds, FitConfig.create("lrRNN", rank=K, **task["options"]), init,
+                    seed=seed, device="cpu", progress=False)  # fmt: skip
+        cfg = FitConfig.create(method, **opts)
+        t0 = time.perf_counter()
+        fit(ds, cfg, out, seed=seed, device="cpu", init_from=init, progress=False)
+        seconds = time.perf_counter() - t0
+        info = json.loads((out / "fit_info.json").read_text())
+        if init is not None:  # a post-hoc fit costs its lrRNN too
+            seconds += json.loads((init / "fit_info.json").read_text())["seconds"]
+        ev = root / f"seed{seed}" / f"{method}.eval"
+        evaluate(out, ds, ev, seed=0)
+        m = json.loads((ev / "metrics.json").read_text())
+        row = {"method": method, "seed": seed, "seconds": seconds, "epochs": info.get("epochs")}
+        for key, _ in COLUMNS:
+            if key != "seconds":
+                row[key] = m.get(key)
+        row["group_latent_r2_best_partition"] = m.get("group_latent_r2_best_partition")
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def _ceiling_row(ds: xr.Dataset, seed: int) -> dict:
+    """Group and component R^2 of the simulation's own encoder B tanh(x_{t-1}) on test bins."""
+    from disrnn.evaluation.alignment import align_groups
+
+    test = np.asarray(ds["split"].values) == "test"
+    x = ds["activity"].values[test].astype(float)
+    mu = np.tanh(x[:, :-1]) @ ds["true_B"].values.T  # (trial, time - 1, latent)
+    z = ds["true_latents"].values[test][:, 1:]
+    labels = ds["latent_group"].values
+    al = align_groups(mu.reshape(-1, mu.shape[-1]), labels, z.reshape(-1, z.shape[-1]), labels)
+    return {
+        "method": "ceiling",
+        "seed": seed,
+        "group_latent_r2": al.group_r2,
+        "component_latent_r2": al.component_r2_mean,
+    }
+
+
+def _fmt(values: list) -> str:
+    v = np.array([np.nan if x is None else float(x) for x in values], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "n/a"
+    return f"{v.mean():.3f} +- {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+
+
+def table(rows: list[dict], methods: list[str]) -> str:
+    """Markdown table of mean +- sd over seeds per method."""
+    head = "| method | " + " | ".join(name for _, name in COLUMNS) + " | n |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    for method in [*methods, "ceiling"]:
+        sel = [r for r in rows if r["method"] == method]
+        if not sel:
+            continue
+        cells = [_fmt([r.get(k) for r in sel]) for k, _ in COLUMNS]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(sel)} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--preset",
+        default="paper-gaussian",
+        help="simulator preset: paper-gaussian, paper-poisson, coupled-gaussian, ...",
+    )
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
+    p.add_argument("--methods", default=",".join(METHOD_ORDER), help="comma-separated methods")
+    p.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    p.add_argument("--beta", type=float, default=None, help="override beta (beta methods)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes (one torch thread each)",
+    )
+    p.add_argument("--workdir", default=None, help="folder for fits (default: a temp folder)")
+    p.add_argument("--out", default=None, help="also write the table (markdown) here")
+    args = p.parse_args(argv)  # fmt: skip
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    options = {}
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-bench-"))
+    t0 = time.perf_counter()
+    tasks = []
+    for seed in range(args.seeds):
+        tasks.append({"seed": seed, "preset": args.preset, "methods": methods,
+                      "options": options, "root": str(root), "beta": args.beta})  # fmt: skip
+    rows: list[dict] = []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for result in pool.map(_run_seed, tasks):
+            rows.extend(result)
+    wall = time.perf_counter() - t0
+    text = (
+        f"preset {args.preset}, seeds 0..{args.seeds - 1}, {args.jobs} workers, "
+        f"wall {wall:.0f} s\n\n" + table(rows, methods)
+    )
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
