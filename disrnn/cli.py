@@ -64,7 +64,9 @@ def _add_simulate(sub) -> None:
 def _run_simulate(args) -> None:
     from disrnn.simulate import simulate_nwb
 
-    overrides = {k: v for k, v in (("n_trials", args.n_trials), ("n_units", args.n_units)) if v}
+    overrides = {
+        k: v for k, v in (("n_trials", args.n_trials), ("n_units", args.n_units)) if v is not None
+    }
     path = simulate_nwb(args.preset, args.out, seed=args.seed, **overrides)
     print(path)
 
