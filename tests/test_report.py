@@ -578,3 +578,17 @@ def test_flatten_metrics_and_representative_seed(tmp_path):
     assert {r.session for r in runs} == {"s"} and runs[
         0
     ].fit_dir == tmp_path / "s" / "fits" / "DisRNN" / "seed0"
+
+
+def test_export_session_figures_for_snakemake_report(tmp_path, fake_results):
+    from disrnn.report import export_session_figures
+
+    dpath, evals = fake_results["sessions"]["fake_b"]
+    evals = [e for e in evals if e.parent.name in ("DisRNN", "lrRNN")]
+    files = export_session_figures("fake_b", dpath, evals, tmp_path / "figs")
+    names = {p.relative_to(tmp_path / "figs").as_posix() for p in files}
+    assert {"overview/example_trials.png", "comparison/paired_against_disrnn.png"} <= names
+    for method in ("disrnn", "lrrnn"):
+        assert {f"{method}/connectivity.png", f"{method}/loss_curves.png"} <= names
+    assert len(files) == 3 + 2 + 2 * 6
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from disrnn import plotting
-from disrnn._atomic import atomic_file
+from disrnn._atomic import atomic_dir, atomic_file
 from disrnn.report.results import (
     HEADLINE_METRICS,
     REFERENCE_METHOD,
@@ -417,32 +417,13 @@ def _finish_section(method, runs, r, rep_key, figs) -> dict:
     }
 
 
-def render_session_report(
-    session: str,
-    dataset_path: str | os.PathLike,
-    eval_dirs,
-    out: str | os.PathLike,
-) -> Path:
-    """Write one session's report as a self-contained HTML file.
-
-    Args:
-        session: session id shown in the report.
-        dataset_path: the session's binned dataset (.nc, ``disrnn bin``).
-        eval_dirs: evaluation folders of this session (every method and seed).
-        out: the HTML file to write (atomically).
-
-    Returns:
-        ``out`` as a Path.
-
-    Raises:
-        FileNotFoundError: the dataset or an evaluation folder's ``metrics.json`` is missing.
-        ValueError: ``eval_dirs`` is empty.
-    """
+def _session_context(session: str, dataset_path, eval_dirs) -> dict:
+    """Everything the session template shows (figures drawn, tables computed)."""
     from disrnn.data.io import load_dataset
 
     eval_dirs = [eval_dirs] if isinstance(eval_dirs, str | os.PathLike) else list(eval_dirs)
     if not eval_dirs:
-        raise ValueError("render_session_report needs at least one evaluation folder; got none")
+        raise ValueError("a session report needs at least one evaluation folder; got none")
     ds = load_dataset(dataset_path)
     results = [load_eval(d) for d in eval_dirs]
     by_method = _group_by_method(results)
@@ -474,7 +455,6 @@ def render_session_report(
             caption="Population mean and the highest-rate units, per condition.",
         ),
     ]
-    head_keys = {k for _, k in metrics[:n_head]}
     summary_figs = []
     if keys:
         import pandas as pd
@@ -495,27 +475,78 @@ def render_session_report(
                     caption="Each method minus DisRNN on the same seed.",
                 )
             )
-    sections = [_method_section(m, runs, ds, rep_key) for m, runs in by_method.items()]
-    html = (
-        _env()
-        .get_template("session.html")
-        .render(
-            title=f"Session {session}",
-            session=session,
-            description=_plain(ds.attrs.get("session_description", "")),
-            dataset_path=str(dataset_path),
-            prov=_provenance(ds),
-            overview=overview,
-            tables=tables,
-            head_keys=head_keys,
-            summary_figs=summary_figs,
-            sections=sections,
-            reference=REFERENCE_METHOD,
-            n_evals=len(results),
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        )
-    )
-    return _write(out, html)
+    return {
+        "title": f"Session {session}",
+        "session": session,
+        "description": _plain(ds.attrs.get("session_description", "")),
+        "dataset_path": str(dataset_path),
+        "prov": _provenance(ds),
+        "overview": overview,
+        "tables": tables,
+        "head_keys": {k for _, k in metrics[:n_head]},
+        "summary_figs": summary_figs,
+        "sections": [_method_section(m, runs, ds, rep_key) for m, runs in by_method.items()],
+        "reference": REFERENCE_METHOD,
+        "n_evals": len(results),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def render_session_report(
+    session: str,
+    dataset_path: str | os.PathLike,
+    eval_dirs,
+    out: str | os.PathLike,
+) -> Path:
+    """Write one session's report as a self-contained HTML file.
+
+    Args:
+        session: session id shown in the report.
+        dataset_path: the session's binned dataset (.nc, ``disrnn bin``).
+        eval_dirs: evaluation folders of this session (every method and seed).
+        out: the HTML file to write (atomically).
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        FileNotFoundError: the dataset or an evaluation folder's ``metrics.json`` is missing.
+        ValueError: ``eval_dirs`` is empty.
+    """
+    ctx = _session_context(session, dataset_path, eval_dirs)
+    return _write(out, _env().get_template("session.html").render(**ctx))
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "+-" else "_" for c in text.lower()).strip("_")
+
+
+def export_session_figures(
+    session: str, dataset_path: str | os.PathLike, eval_dirs, out_dir: str | os.PathLike
+) -> list[Path]:
+    """Write the session report's figures as PNG files (e.g. for ``snakemake --report``).
+
+    Layout: ``out_dir/overview/<figure>.png``, ``out_dir/comparison/<figure>.png`` and
+    ``out_dir/<method>/<figure>.png`` (the method's representative seed), written as one
+    folder atomically. Figures that do not apply (an MLP variant's connectivity) are absent.
+
+    Returns:
+        The written files, in report order.
+    """
+    ctx = _session_context(session, dataset_path, eval_dirs)
+    groups = [("overview", ctx["overview"]), ("comparison", ctx["summary_figs"])]
+    groups += [(s["method"], s["figures"]) for s in ctx["sections"]]
+    out_dir = Path(out_dir)
+    rel = []
+    with atomic_dir(out_dir) as tmp:
+        for folder, figs in groups:
+            for f in figs:
+                if f["src"]:
+                    path = Path(_slug(folder)) / f"{_slug(f['title'])}.png"
+                    (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp / path).write_bytes(base64.b64decode(f["src"].split(",", 1)[1]))
+                    rel.append(path)
+    return [out_dir / p for p in rel]
 
 
 # ------------------------------------------------------------------------ summary report
