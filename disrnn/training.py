@@ -492,13 +492,15 @@ def fit(
     dev = resolve_device(device)
     torch_seed = int(seed)
     generator = torch.Generator().manual_seed(torch_seed)
-    train = prepare(ds, config.history, "train", dev)
+    learned = config.kernel == "learned"
+    train = prepare(ds, config.history, "train", dev, learned_kernel=learned)
     if train.n_bins < 2:
         raise ValueError(
             f"the dataset has {train.n_bins} usable training bins; it needs trials with "
             f"split == 'train' longer than history={config.history} bins"
         )
-    val = prepare(ds, config.history, "val", dev)
+    config = config.resolve_steps(train.n_bins)
+    val = prepare(ds, config.history, "val", dev, learned_kernel=learned)
     if val.n_bins < 2:
         log.warning("no 'val' trials: early stopping monitors the training loss")
         val = None

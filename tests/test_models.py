@@ -273,3 +273,28 @@ def test_config_defaults_per_method():
 def test_bad_config_values_fail_clearly(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FitConfig.create(**kwargs)
+
+
+def test_learned_kernel_is_trained(gaussian_ds, tmp_path):
+    cfg = FitConfig.create("DisRNN", epochs=3, history=3, kernel="learned")
+    f = load_fit(fit(gaussian_ds, cfg, tmp_path / "k", progress=False))
+    psi = f.module.kernel.psi.detach().numpy()
+    assert psi.sum() == pytest.approx(1.0, abs=1e-6)
+    assert not np.allclose(psi, np.exp(-np.arange(3)) / np.exp(-np.arange(3)).sum(), atol=1e-4)
+    fixed = load_fit(fit(gaussian_ds, FitConfig.create("DisRNN", epochs=1, history=3),
+                         tmp_path / "fx", progress=False))  # fmt: skip
+    np.testing.assert_allclose(
+        fixed.module.kernel.psi.numpy(),
+        np.exp(-np.arange(3)) / np.exp(-np.arange(3)).sum(),
+        rtol=1e-6,
+    )
+    assert np.isnan(f.latents(gaussian_ds).values[:, :3]).all()
+
+
+def test_auto_epochs_scale_with_data():
+    cfg = FitConfig.create("DisRNN")
+    assert cfg.epochs is None and cfg.patience is None
+    small = cfg.resolve_steps(950)  # 7 steps per epoch
+    big = cfg.resolve_steps(100_000)
+    assert small.epochs == 300 and big.epochs == 30 and small.patience == 60
+    assert FitConfig.create("DisRNN", epochs=12).resolve_steps(950).epochs == 12

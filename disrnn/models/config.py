@@ -25,6 +25,9 @@ NETS = ("linear", "mlp")
 POSTHOC = (None, "ica", "lint")
 SCHEDULES = ("constant", "cosine")
 
+#: optimizer steps of a fit when ``epochs`` is not given
+TARGET_STEPS = 3000
+
 #: beta used when a beta-method is given none, by data kind (the paper's defaults).
 DEFAULT_BETA = {"continuous": 20.0, "spike_counts": 2.0}
 
@@ -74,7 +77,9 @@ class FitConfig:
         encoder, decoder: ``linear`` or ``mlp`` (one hidden layer of ``hidden`` tanh units).
         posthoc: None, ``ica`` or ``lint``: transform of a fitted lrRNN (no training).
         epochs, batch_size, lr, weight_decay, patience, schedule: AdamW training;
-            ``schedule="cosine"`` anneals lr to lr/100 over ``epochs``.
+            ``schedule="cosine"`` anneals lr to lr/100 over ``epochs``. ``epochs=None``:
+            about ``TARGET_STEPS`` optimizer steps, clipped to 30..300 epochs;
+            ``patience=None``: max(10, epochs // 5) (see :meth:`resolve_steps`).
         warmup: fraction of the epochs over which beta and alpha ramp up linearly from 0
             (early stopping and the best-model choice start after it).
         checkpoint_every: epochs between checkpoints a killed run resumes from.
@@ -93,11 +98,11 @@ class FitConfig:
     decoder: str = "linear"
     hidden: int = 64
     posthoc: str | None = None
-    epochs: int = 300
+    epochs: int | None = None
     batch_size: int = 128
     lr: float = 1e-2
     weight_decay: float = 0.01
-    patience: int = 50
+    patience: int | None = None
     schedule: str = "cosine"
     warmup: float = 0.0
     checkpoint_every: int = 10
@@ -179,9 +184,11 @@ class FitConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _positive_int("history", self.history)
         _positive_int("hidden", self.hidden)
-        _positive_int("epochs", self.epochs)
+        if self.epochs is not None:
+            _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size, minimum=2)
-        _positive_int("patience", self.patience)
+        if self.patience is not None:
+            _positive_int("patience", self.patience)
         _positive_int("checkpoint_every", self.checkpoint_every)
         w = _nonneg("warmup", self.warmup)
         if w > 1:
@@ -219,6 +226,15 @@ class FitConfig:
         if beta is None:
             beta = DEFAULT_BETA[kind] if len(self.groups) > 1 else 0.0
         return dataclasses.replace(self, likelihood=likelihood, beta=beta)
+
+    def resolve_steps(self, n_bins: int) -> FitConfig:
+        """This config with ``epochs`` and ``patience`` fixed for ``n_bins`` training bins."""
+        epochs = self.epochs
+        if epochs is None:
+            steps_per_epoch = max(n_bins // min(self.batch_size, max(n_bins, 1)), 1)
+            epochs = int(min(300, max(30, round(TARGET_STEPS / steps_per_epoch))))
+        patience = self.patience if self.patience is not None else max(10, epochs // 5)
+        return dataclasses.replace(self, epochs=epochs, patience=patience)
 
     def to_dict(self) -> dict:
         """JSON-ready dict; ``FitConfig.from_dict`` inverts it."""
