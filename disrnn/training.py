@@ -506,7 +506,7 @@ def fit(
         val = None
     info: dict = {"device": str(dev), "torch_threads": torch.get_num_threads()}
     if config.method in POSTHOC_METHODS:
-        module, history, extra = _posthoc(ds, config, train, seed, device, init_from, progress)
+        module, history, extra = _posthoc(config, train, val, seed, init_from, progress)
         info.update(extra)
     else:
         if init_from is not None:
@@ -545,8 +545,9 @@ def fit(
     return out_dir
 
 
-def _posthoc(ds, config, train, seed, device, init_from, progress):
-    """Transform an lrRNN (loaded from ``init_from`` or trained now) by ICA or LINT."""
+def _posthoc(config, train, val, seed, init_from, progress):
+    """Transform an lrRNN (loaded from ``init_from`` or trained now, seeded like
+    ``fit(method="lrRNN", seed=seed)``) by ICA or LINT."""
     if init_from is not None:
         base = load_fit(init_from)
         if base.config.method != "lrRNN":
@@ -570,7 +571,7 @@ def _posthoc(ds, config, train, seed, device, init_from, progress):
         dev = train.h.device
         module = build_module(base_cfg, train, tmp_gen).to(dev)
         history, base_info = _train(
-            module, train, None, base_cfg, tmp_gen, int(seed),
+            module, train, val, base_cfg, tmp_gen, int(seed),
             None, {"posthoc": True}, progress,
         )  # fmt: skip
     module = module.cpu()

@@ -298,3 +298,9 @@ def test_auto_epochs_scale_with_data():
     big = cfg.resolve_steps(100_000)
     assert small.epochs == 300 and big.epochs == 30 and small.patience == 60
     assert FitConfig.create("DisRNN", epochs=12).resolve_steps(950).epochs == 12
+
+
+def test_posthoc_without_init_from_trains_the_same_lrrnn(lr_fit, gaussian_ds, tmp_path):
+    cfg = FitConfig.create("LINT", epochs=15)
+    f = load_fit(fit(gaussian_ds, cfg, tmp_path / "lint", progress=False))
+    np.testing.assert_allclose(f.W, lr_fit.W, atol=1e-5)  # same seed, same lrRNN
