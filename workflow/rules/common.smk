@@ -50,7 +50,11 @@ def _where(config, path):
 
 def _explain(config, error):
     """One line per leaf error of a jsonschema ValidationError."""
-    if error.validator == "oneOf" and len(error.path) == 2 and error.path[0] == "sessions":
+    if (
+        error.validator == "oneOf"
+        and len(error.path) == 2
+        and error.path[0] == "sessions"
+    ):
         given = [k for k in ("dandi", "local", "simulate") if k in error.instance]
         return [
             f"{_where(config, [*error.path, 'dandi|local|simulate'])}: give exactly one "
