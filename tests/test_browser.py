@@ -17,7 +17,13 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pytest
-from test_report import FAKE_METHODS, FAKE_SEEDS, build_real_results, fake_dataset, write_fake_eval
+from test_report import (
+    FAKE_METHODS,
+    FAKE_SEEDS,
+    fake_dataset,
+    shared_real_results,
+    write_fake_eval,
+)
 
 from disrnn.data.io import save_dataset
 from disrnn.report import render_session_report, render_summary_report
@@ -125,9 +131,8 @@ def test_fake_reports_in_chromium(browser, fake_reports):
 
 
 def test_real_reports_in_chromium(browser, tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser_real") / "results"
-    res = build_real_results(root)
-    reports = root / "reports"
+    res = shared_real_results(tmp_path_factory)
+    reports = tmp_path_factory.mktemp("browser_real") / "reports"
     render_session_report(
         res["session"], res["dataset"], res["evals"], reports / f"{res['session']}.html"
     )

@@ -2,7 +2,7 @@
 
 The folder follows the workflow's layout (``results/{session}/dataset.nc``,
 ``fits/{method}/seed{s}``, ``evals/{method}/seed{s}``) and is built by the same helper as
-the report tests: a tiny simulated session, DisRNN and lrRNN, a few epochs.
+the report tests: a tiny simulated session, DisRNN, lrRNN and lrRNN+ICA, a few epochs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_report import build_real_results
+from test_report import shared_real_results
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -19,9 +19,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 @pytest.fixture(scope="module")
 def small_results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nb") / "results"
-    build_real_results(root, methods=("DisRNN", "lrRNN"), seeds=(0,), epochs=3)
-    return root
+    return shared_real_results(tmp_path_factory)["root"]
 
 
 def test_there_is_a_notebook():

@@ -406,6 +406,17 @@ def build_real_results(root: Path, methods=REAL_METHODS, seeds=(0,), epochs=3) -
     return {"session": session, "dataset": dpath, "evals": evals, "root": root}
 
 
+_SHARED: dict = {}
+
+
+def shared_real_results(tmp_path_factory) -> dict:
+    """One tiny real results folder per test session, shared by the report, browser and
+    notebook tests (read-only for them; each renders into its own folder)."""
+    if "real" not in _SHARED:
+        _SHARED["real"] = build_real_results(tmp_path_factory.mktemp("real") / "results")
+    return _SHARED["real"]
+
+
 TINY = {"n_trials": 30, "n_units": 16, "trial_length": 30}
 
 
@@ -472,8 +483,8 @@ def _tiny_dataset(resources: Path) -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def real_results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real") / "results"
-    res = build_real_results(root)
+    res = shared_real_results(tmp_path_factory)
+    root = res["root"]
     reports = root / "reports"
     render_session_report(
         res["session"], res["dataset"], res["evals"], reports / f"{res['session']}.html"
