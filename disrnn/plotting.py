@@ -735,6 +735,8 @@ def plot_rollout(ds: xr.Dataset, rollout: xr.Dataset | xr.DataArray | None) -> F
         axes[1].plot(t, mo.mean("unit", skipna=True).values, color=c, lw=1.2, label=label)
         axes[1].plot(t, mr.mean("unit", skipna=True).values, color=c, lw=1.2, ls="--")
     axes[1].set_xlabel("time (s)")
+    if len(_conditions(obs)) > 1:
+        axes[1].legend(fontsize=7, frameon=False)
     axes[1].set_title(f"population PSTH (data —, {roll.name or 'rollout'} --)", fontsize=9)
     co = _pairwise_corr(obs.values.reshape(-1, obs.sizes["unit"]))
     cr = _pairwise_corr(r.values.reshape(-1, r.sizes["unit"]))

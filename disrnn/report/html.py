@@ -165,6 +165,15 @@ def _provenance(ds) -> dict:
         else:
             filters.append((_plain(parsed), "", ""))
     dropped = attrs.get("dropped_trials", "")
+    try:
+        parsed_drop = json.loads(dropped) if isinstance(dropped, str) and dropped else dropped
+    except json.JSONDecodeError:
+        parsed_drop = dropped
+    if isinstance(parsed_drop, dict):
+        dropped = ", ".join(
+            f"{reason}: {v.get('count', v) if isinstance(v, dict) else v}"
+            for reason, v in parsed_drop.items()
+        )
 
     n_trials = int(ds.sizes["trial"])
     n_units = int(ds.sizes["unit"])
@@ -200,6 +209,7 @@ def _provenance(ds) -> dict:
         "rows": rows,
         "other": other,
         "filters": filters,
+        "no_filters": raw is not None and not filters,
         "dropped": _plain(dropped),
         "counts": counts,
         "splits": splits,
