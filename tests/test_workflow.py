@@ -84,11 +84,11 @@ def small_run(tmp_path_factory):
         proc.wait()
     killed = None
     if checkpoint is not None:
-        method = checkpoint.parent.name
+        seed = int(re.search(r"seed(\d+)", checkpoint.name).group(1))
         killed = SimpleNamespace(
-            method=method,
-            seed=int(re.search(r"seed(\d+)", checkpoint.name).group(1)),
-            finished_at_kill=(checkpoint.parent / "seed0" / "fit_info.json").exists(),
+            method=checkpoint.parent.name,
+            seed=seed,
+            finished_at_kill=(checkpoint.parent / f"seed{seed}" / "fit_info.json").exists(),
         )
     # after SIGKILL the working directory stays locked; --unlock is the documented step
     unlock = snakemake("--unlock", "--configfile", str(SMALL_CONFIG), cwd=work, env=_env())
@@ -121,7 +121,9 @@ def test_kill_during_fit_then_rerun_resumes_from_checkpoint(small_run):
     assert info  # a finished fit
     assert not list(fit_dir.parent.glob(".seed*.checkpoint.pt")), "checkpoint left behind"
     log = (small_run.work / "logs" / SESSION / "fit" / k.method / f"seed{k.seed}.log").read_text()
-    assert re.search(r"resum", log, re.I), log[-3000:]
+    resumed = re.search(r"resuming from \S*\.seed\d+\.checkpoint\.pt at epoch (\d+)", log)
+    assert resumed, log[-3000:]
+    assert int(resumed.group(1)) >= 1  # it did not start over
 
 
 def test_rerun_after_completion_has_nothing_to_do(small_run):
