@@ -269,3 +269,38 @@ def test_dandi_000207_session_end_to_end(tmp_path):
     report = (results / "reports" / f"{session['id']}.html").read_text()
     assert DANDISET in report and "index" not in session["id"]
     assert (results / "reports" / "index.html").is_file()
+
+
+# ------------------------------------------------------------- scripts run on their own
+def test_bin_script_runs_without_snakemake(tmp_path):
+    """A workflow script is a thin layer: given a stand-in ``snakemake`` object, it runs."""
+    if not SHARED_NWB.is_file():
+        pytest.skip(f"the real DANDI file is absent ({SHARED_NWB}); it is not part of a clone")
+    import runpy
+
+    smk = SimpleNamespace(
+        input=SimpleNamespace(nwb=str(SHARED_NWB)),
+        output=SimpleNamespace(dataset=str(tmp_path / "out" / "dataset.nc")),
+        params=SimpleNamespace(
+            options={
+                "bin_width": 0.05,
+                "trials": "recognition_table",
+                "align": "fixcross_time",
+                "window": [-0.5, 1.5],
+                "split": [0.7, 0.15, 0.15],
+                "seed": 0,
+            }
+        ),
+        log=[str(tmp_path / "bin.log")],
+        threads=1,
+    )
+    runpy.run_path(
+        str(ROOT / "workflow" / "scripts" / "bin.py"),
+        init_globals={"snakemake": smk},
+        run_name="__main__",
+    )
+    ds = xr.open_dataset(smk.output.dataset, engine="h5netcdf")
+    assert dict(ds.sizes)["trial"] == 180 and dict(ds.sizes)["time"] == 40
+    assert dict(ds.sizes)["unit"] == 35  # no unit filter given
+    ds.close()
+    assert "bin " in (tmp_path / "bin.log").read_text()
