@@ -450,7 +450,7 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
             "Example trials",
             plotting.plot_rasters,
             ds,
-            caption="Binned activity of one test trial per condition.",
+            caption="Binned activity of example test trials (the first trial of each condition, then the next ones).",
         ),
         _fig(
             "Mean rates",
