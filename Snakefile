@@ -33,3 +33,5 @@ rule all:
     default_target: True
     input:
         f"{RESULTS}/reports/index.html",
+        # the report's figures as files, for `snakemake --report report.zip`
+        expand(f"{RESULTS}/reports/figures/{{session}}", session=SESSIONS),

@@ -115,6 +115,7 @@ def test_default_config_dry_run(tmp_path):
     assert counts["fit_posthoc"] == 2 * 2 * 3  # lrRNN+ICA and LINT reuse lrRNN
     assert counts["evaluate"] == 2 * 7 * 3
     assert counts["session_report"] == 2 and counts["summary_report"] == 1
+    assert counts["session_figures"] == 2
     jobs = dry_run_jobs(res.stdout)
     fits = [out for rule, out in jobs if rule.startswith("fit")]
     assert all(re.search(r"/fits/[^/]+/seed\d+/fit_info\.json$", f) for f in fits)

@@ -207,6 +207,10 @@ def test_snakemake_report_groups_items_by_session_and_method(small_run, tmp_path
         names = zf.namelist()
     assert any(f"{SESSION}.html" in n for n in names), names[:20]
     assert any("metrics.json" in n for n in names), names[:20]
+    # the figures are items of their own, one folder per method
+    pngs = [n for n in names if n.endswith(".png")]
+    for folder in ("overview", "lrrnn", "lrrnn+ica", "disrnn"):
+        assert any(f"/{folder}/" in n for n in pngs), (folder, pngs[:20])
 
 
 def test_adding_a_session_schedules_only_its_jobs(small_run, tmp_path):

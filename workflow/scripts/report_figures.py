@@ -1,0 +1,32 @@
+"""Rule session_figures: the session report's figures as PNG files, for `snakemake --report`.
+
+snakemake.input.dataset / snakemake.input.metrics: as for the session report;
+snakemake.params.session: the session id. snakemake.output.figures: a folder with
+``overview/``, ``comparison/`` and one subfolder per method, written atomically by
+:func:`disrnn.report.export_session_figures`.
+"""
+
+import logging
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from disrnn.report import export_session_figures
+
+
+def main(smk) -> None:
+    eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
+    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
+        logging.basicConfig(
+            stream=log,
+            level=logging.INFO,
+            force=True,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        written = export_session_figures(
+            smk.params.session, smk.input.dataset, eval_dirs, smk.output.figures
+        )
+        logging.info("wrote %d figures to %s", len(written), smk.output.figures)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake's script directive
