@@ -86,14 +86,15 @@ def _run_seed(task: dict) -> list[dict]:
     seed, root = task["seed"], Path(task["root"])
     ds = session_dataset(task["preset"], seed)
     true_sizes = tuple(np.bincount(ds["latent_group"].values).tolist())
-    K = sum(true_sizes)
+    sizes = tuple(task["groups"]) if task.get("groups") else true_sizes
+    K = sum(sizes)
     rows = [_ceiling_row(ds, seed)]
     for method in task["methods"]:
         opts = dict(task["options"])
         if method == "lrRNN":
             opts["rank"] = K
         else:
-            opts["groups"] = true_sizes
+            opts["groups"] = sizes
         if task.get("beta") is not None and method.startswith("DisRNN"):
             opts["beta"] = task["beta"]
         out = root / f"seed{seed}" / method
@@ -172,6 +173,12 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
     p.add_argument("--methods", default=",".join(METHOD_ORDER), help="comma-separated methods")
     p.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    p.add_argument(
+        "--groups",
+        default=None,
+        help="group sizes asked of the multi-group methods, e.g. 3,3 "
+        "(default: the true sizes; coupled-gaussian has one true group of 6)",
+    )
     p.add_argument("--beta", type=float, default=None, help="override beta (beta methods)")
     p.add_argument(
         "--jobs",
@@ -191,7 +198,8 @@ def main(argv=None) -> int:
     tasks = []
     for seed in range(args.seeds):
         tasks.append({"seed": seed, "preset": args.preset, "methods": methods,
-                      "options": options, "root": str(root), "beta": args.beta})  # fmt: skip
+                      "options": options, "root": str(root), "beta": args.beta,
+                      "groups": [int(g) for g in args.groups.split(",")] if args.groups else None})  # fmt: skip
     rows: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for result in pool.map(_run_seed, tasks):
