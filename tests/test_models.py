@@ -244,7 +244,7 @@ def test_config_defaults_per_method():
     d = FitConfig.create("DisRNN", groups=(2, 4), beta=3.0)
     assert FitConfig.from_dict(d.to_dict()) == d
     assert d.resolve("spike_counts").likelihood == "poisson"
-    assert FitConfig.create("DisRNN").resolve("continuous").beta == 20.0
+    assert FitConfig.create("DisRNN").resolve("continuous").beta == 5.0
     assert FitConfig.create("DisRNN").resolve("spike_counts").beta == 2.0
     assert FitConfig.create("DisRNN", beta=5.0).resolve("spike_counts").beta == 5.0
 

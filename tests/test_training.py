@@ -37,7 +37,7 @@ def test_fit_folder_contents(ds, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no checkpoint or temp folder left behind
     meta = json.loads((out / "config.json").read_text())
     assert meta["method"] == "DisRNN" and meta["seed"] == 3 and meta["groups"] == [3, 3]
-    assert meta["beta"] == 20.0 and meta["likelihood"] == "gaussian"  # resolved for continuous
+    assert meta["beta"] == 5.0 and meta["likelihood"] == "gaussian"  # resolved for continuous
     assert len(meta["dataset"]["activity_sha256"]) == 64
     losses = pd.read_csv(out / "losses.csv")
     assert list(losses.columns) == [
@@ -45,8 +45,8 @@ def test_fit_folder_contents(ds, tmp_path):
     ]  # fmt: skip
     assert set(losses["split"]) == {"train", "val"} and losses["epoch"].max() == 3
     tr = losses[losses.split == "train"]
-    assert (tr.beta == 20.0).all() and (tr.alpha == 0.0).all()
-    np.testing.assert_allclose(tr.total, tr.nll + tr.kl + 20.0 * tr.pc, rtol=1e-5)
+    assert (tr.beta == 5.0).all() and (tr.alpha == 0.0).all()
+    np.testing.assert_allclose(tr.total, tr.nll + tr.kl + 5.0 * tr.pc, rtol=1e-5)
     info = json.loads((out / "fit_info.json").read_text())
     assert {"seconds", "epochs", "best_epoch", "stop_reason"} <= set(info)
     state = torch.load(out / "weights.pt", weights_only=True)
@@ -154,7 +154,7 @@ def test_masked_bins_are_ignored(tmp_path):
 
 
 def test_penalty_warmup_ramps_beta(ds, tmp_path):
-    cfg = FitConfig.create("DisRNN", epochs=6, warmup=0.5)
+    cfg = FitConfig.create("DisRNN", epochs=6, warmup=0.5, beta=20.0)
     losses = pd.read_csv(fit(ds, cfg, tmp_path / "f", progress=False) / "losses.csv")
     tr = losses[losses.split == "train"]
     np.testing.assert_allclose(tr.beta, [20 / 3, 40 / 3, 20, 20, 20, 20])
