@@ -9,312 +9,50 @@ description, condition labels, unit areas, file paths) is escaped.
 from __future__ import annotations
 
 import base64
-import io
-import json
 import logging
 import os
 import urllib.parse
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from disrnn import plotting
-from disrnn._atomic import atomic_dir, atomic_file
+from disrnn._atomic import atomic_dir
+from disrnn.report.provenance import _provenance
+from disrnn.report.render import (
+    _env,
+    _fig,
+    _note,
+    _plain,
+    _write,
+    figure_to_data_uri,
+    figure_to_png,
+    fmt,
+)
 from disrnn.report.results import (
-    HEADLINE_METRICS,
     REFERENCE_METHOD,
     EvalResult,
     key_metrics,
     load_eval,
-    mean_sd,
-    natural_key,
     representative,
 )
-
-log = logging.getLogger(__name__)
-
-_PROVENANCE_KEYS = (
-    ("source", "source"),
-    ("dandiset", "dandiset"),
-    ("dandiset_version", "version"),
-    ("asset_path", "asset"),
-    ("nwb_path", "NWB file"),
-    ("sha256", "sha256"),
-    ("kind", "activity kind"),
-    ("bin_width", "bin width (s)"),
-    ("alignment", "alignment"),
-    ("window_start", "window start (s)"),
-    ("window_end", "window end (s)"),
+from disrnn.report.tables import (
+    _group_by_method,
+    _method_order,
+    _metric_keys,
+    _metrics_tables,
+    _stat_cell,
 )
 
+__all__ = [
+    "export_session_figures",
+    "figure_to_data_uri",
+    "figure_to_png",
+    "fmt",
+    "render_session_report",
+    "render_summary_report",
+]
 
-def _env():
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("disrnn.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["fmt"] = fmt
-    return env
-
-
-def fmt(value, digits: int = 4) -> str:
-    """A number for a table cell: 4 significant digits, '–' for missing."""
-    if value is None:
-        return "–"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not np.isfinite(v):
-        return "–"
-    return f"{v:.{digits}g}"
-
-
-def figure_to_png(fig, palette: bool = True) -> bytes:
-    """PNG bytes of a matplotlib Figure at its own dpi.
-
-    With ``palette`` the image is reduced to an adaptive 256-colour palette (Pillow),
-    which keeps plots visually unchanged and makes them about 3x smaller, so a report
-    of 7 methods stays a few MB.
-    """
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    fig.clear()
-    if not palette:
-        return buf.getvalue()
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    out = io.BytesIO()
-    img.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
-        out, format="PNG", optimize=True
-    )
-    return out.getvalue()
-
-
-def figure_to_data_uri(fig) -> str:
-    """Encode a matplotlib Figure as a ``data:image/png;base64,...`` URI."""
-    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig)).decode("ascii")
-
-
-def _fig(title: str, make, *args, caption: str = "", **kwargs) -> dict:
-    """Run a plotting function; a failure becomes a note in the report, not a crash."""
-    try:
-        uri = figure_to_data_uri(make(*args, **kwargs))
-        return {"title": title, "src": uri, "caption": caption, "error": "", "note": ""}
-    except Exception as err:  # a report must still render when one figure cannot
-        log.warning("figure %r failed: %s", title, err, exc_info=True)
-        return {
-            "title": title,
-            "src": "",
-            "caption": caption,
-            "error": f"{type(err).__name__}: {err}",
-            "note": "",
-        }
-
-
-def _note(title: str, note: str) -> dict:
-    """A figure slot that holds only a sentence (the figure does not apply)."""
-    return {"title": title, "src": "", "caption": "", "error": "", "note": note}
-
-
-# ---------------------------------------------------------------------------- provenance
-def _provenance(ds) -> dict:
-    attrs = dict(ds.attrs)
-    rows = []
-    for key, label in _PROVENANCE_KEYS:
-        if key in attrs and str(attrs[key]) != "":
-            rows.append((label, _plain(attrs[key])))
-    known = {k for k, _ in _PROVENANCE_KEYS} | {"filters", "dropped_trials"}
-    other = [(k, _plain(v)) for k, v in sorted(attrs.items()) if k not in known]
-
-    filters = []
-    raw = attrs.get("filters")
-    if raw not in (None, ""):
-        try:
-            parsed = json.loads(raw) if isinstance(raw, str) else raw
-        except json.JSONDecodeError:
-            parsed = raw
-        if isinstance(parsed, dict):
-            for name, spec in parsed.items():
-                if isinstance(spec, dict):
-                    filters.append(
-                        (name, _plain(spec.get("value", spec)), _plain(spec.get("removed", "")))
-                    )
-                else:
-                    filters.append((name, _plain(spec), ""))
-        elif isinstance(parsed, list):
-            for spec in parsed:
-                if isinstance(spec, dict):
-                    filters.append(
-                        (
-                            _plain(spec.get("name", spec.get("filter", ""))),
-                            _plain(spec.get("value", "")),
-                            _plain(spec.get("removed", "")),
-                        )
-                    )
-                else:
-                    filters.append((_plain(spec), "", ""))
-        else:
-            filters.append((_plain(parsed), "", ""))
-    dropped = attrs.get("dropped_trials", "")
-    try:
-        parsed_drop = json.loads(dropped) if isinstance(dropped, str) and dropped else dropped
-    except json.JSONDecodeError:
-        parsed_drop = dropped
-    if isinstance(parsed_drop, dict):
-        dropped = ", ".join(
-            f"{reason}: {v.get('count', v) if isinstance(v, dict) else v}"
-            for reason, v in parsed_drop.items()
-        )
-
-    n_trials = int(ds.sizes["trial"])
-    n_units = int(ds.sizes["unit"])
-    counts = [
-        ("trials", n_trials),
-        ("units", n_units),
-        ("time bins per trial", int(ds.sizes["time"])),
-    ]
-    if "heldout" in ds.coords:
-        h = int(np.asarray(ds["heldout"].values, bool).sum())
-        counts.append(("held-in / held-out units", f"{n_units - h} / {h}"))
-    if "time" in ds.coords and ds.sizes["time"]:
-        t = ds["time"].values
-        counts.append(("bin centres (s)", f"{t[0]:.4g} … {t[-1]:.4g}"))
-    splits = []
-    if "split" in ds.coords:
-        vals, cnt = np.unique(ds["split"].values.astype(str), return_counts=True)
-        order = {"train": 0, "val": 1, "test": 2}
-        splits = sorted(
-            zip(vals.tolist(), cnt.tolist(), strict=True), key=lambda p: order.get(p[0], 9)
-        )
-    conditions = []
-    if "condition" in ds.coords:
-        vals, cnt = np.unique(ds["condition"].values.astype(str), return_counts=True)
-        conditions = list(zip(vals.tolist(), cnt.tolist(), strict=True))
-    areas = []
-    if "area" in ds.coords:
-        vals, cnt = np.unique(ds["area"].values.astype(str), return_counts=True)
-        areas = list(zip(vals.tolist(), cnt.tolist(), strict=True))
-    behavior = [n for n, v in ds.data_vars.items() if v.attrs.get("kind") == "behavior"]
-    truth = [n for n in ("true_latents", "true_rates", "true_A", "true_B") if n in ds]
-    return {
-        "rows": rows,
-        "other": other,
-        "filters": filters,
-        "no_filters": raw is not None and not filters,
-        "dropped": _plain(dropped),
-        "counts": counts,
-        "splits": splits,
-        "conditions": conditions[:50],
-        "n_conditions": len(conditions),
-        "areas": areas,
-        "behavior": behavior,
-        "truth": truth,
-    }
-
-
-def _plain(value) -> str:
-    if isinstance(value, np.ndarray):
-        return ", ".join(str(v) for v in value.tolist())
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-# ------------------------------------------------------------------------------- metrics
-def _method_order(methods) -> list[str]:
-    return plotting._method_order(methods, REFERENCE_METHOD)
-
-
-def _metric_keys(results: list[EvalResult]) -> tuple[list[tuple[str, str]], int]:
-    """([(label, key)], n_headline): the key metrics, the headline metrics present,
-    then every other numeric metric (natural order)."""
-    keys = key_metrics(results)
-    present = {k for r in results for k, v in r.values.items() if v is not None}
-    seen = {k for _, k in keys}
-    head = keys + [(lab, k) for lab, k in HEADLINE_METRICS if k in present and k not in seen]
-    seen |= {k for _, k in head}
-    rest = sorted(present - seen, key=natural_key)
-    return head + [(k, k) for k in rest], len(head)
-
-
-def _stat_cell(values) -> dict:
-    m, s, n = mean_sd(values)
-    if n and abs(s) <= 1e-9 * max(abs(m), 1e-12):
-        s = 0.0  # rounding noise of equal values, not a spread
-    return {
-        "text": "–" if n == 0 else (f"{fmt(m)} ± {fmt(s, 2)}" if n > 1 else fmt(m)),
-        "mean": m,
-        "sd": s,
-        "n": n,
-    }
-
-
-def _metrics_tables(by_method: dict[str, list[EvalResult]], metrics) -> dict:
-    """Mean ± sd over seeds, the paired difference to DisRNN, and every seed's value."""
-    methods = list(by_method)
-    ref = by_method.get(REFERENCE_METHOD, [])
-    ref_by_seed = {r.seed: r for r in ref}
-    rows, paired, seeds = [], [], []
-    for label, key in metrics:
-        cells = [_stat_cell([r.values.get(key) for r in by_method[m]]) for m in methods]
-        if all(c["n"] == 0 for c in cells):
-            continue
-        rows.append({"label": label, "key": key, "cells": cells})
-        pcells = []
-        for m in methods:
-            if m == REFERENCE_METHOD or not ref:
-                pcells.append({"text": "", "mean": float("nan"), "sd": float("nan"), "n": 0})
-                continue
-            diffs = []
-            for r in by_method[m]:
-                base = ref_by_seed.get(r.seed)
-                a = r.values.get(key)
-                b = None if base is None else base.values.get(key)
-                if a is not None and b is not None:
-                    diffs.append(a - b)
-            c = _stat_cell(diffs)
-            if c["n"]:
-                c["text"] = ("+" if c["mean"] > 0 else "") + c["text"]
-            pcells.append(c)
-        paired.append({"label": label, "key": key, "cells": pcells})
-        seeds.append(
-            {
-                "label": label,
-                "key": key,
-                "cells": [
-                    {"value": r.values.get(key), "text": fmt(r.values.get(key))}
-                    for m in methods
-                    for r in by_method[m]
-                ],
-            }
-        )
-    seed_cols = [(m, r.seed) for m in methods for r in by_method[m]]
-    return {
-        "methods": methods,
-        "rows": rows,
-        "paired": paired,
-        "seeds": seeds,
-        "seed_cols": seed_cols,
-    }
-
-
-def _group_by_method(results: list[EvalResult]) -> dict[str, list[EvalResult]]:
-    grouped: dict[str, list[EvalResult]] = defaultdict(list)
-    for r in results:
-        grouped[r.method].append(r)
-    out = {}
-    for m in _method_order(grouped):
-        out[m] = sorted(grouped[m], key=lambda r: (r.seed is None, r.seed or 0))
-    return out
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------ session report
@@ -635,10 +373,3 @@ def render_summary_report(eval_dirs, out: str | os.PathLike) -> Path:
         )
     )
     return _write(out, html)
-
-
-def _write(out, html: str) -> Path:
-    out = Path(out)
-    with atomic_file(out) as tmp:
-        tmp.write_text(html, encoding="utf-8")
-    return out

@@ -1,0 +1,104 @@
+"""Metric tables of the reports: method order, metric keys, mean ± sd cells, paired
+differences to the reference method, per-seed values."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from disrnn import plotting
+from disrnn.report.render import fmt
+from disrnn.report.results import (
+    HEADLINE_METRICS,
+    REFERENCE_METHOD,
+    EvalResult,
+    key_metrics,
+    mean_sd,
+    natural_key,
+)
+
+
+def _method_order(methods) -> list[str]:
+    return plotting._method_order(methods, REFERENCE_METHOD)
+
+
+def _metric_keys(results: list[EvalResult]) -> tuple[list[tuple[str, str]], int]:
+    """([(label, key)], n_headline): the key metrics, the headline metrics present,
+    then every other numeric metric (natural order)."""
+    keys = key_metrics(results)
+    present = {k for r in results for k, v in r.values.items() if v is not None}
+    seen = {k for _, k in keys}
+    head = keys + [(lab, k) for lab, k in HEADLINE_METRICS if k in present and k not in seen]
+    seen |= {k for _, k in head}
+    rest = sorted(present - seen, key=natural_key)
+    return head + [(k, k) for k in rest], len(head)
+
+
+def _stat_cell(values) -> dict:
+    m, s, n = mean_sd(values)
+    if n and abs(s) <= 1e-9 * max(abs(m), 1e-12):
+        s = 0.0  # rounding noise of equal values, not a spread
+    return {
+        "text": "–" if n == 0 else (f"{fmt(m)} ± {fmt(s, 2)}" if n > 1 else fmt(m)),
+        "mean": m,
+        "sd": s,
+        "n": n,
+    }
+
+
+def _metrics_tables(by_method: dict[str, list[EvalResult]], metrics) -> dict:
+    """Mean ± sd over seeds, the paired difference to DisRNN, and every seed's value."""
+    methods = list(by_method)
+    ref = by_method.get(REFERENCE_METHOD, [])
+    ref_by_seed = {r.seed: r for r in ref}
+    rows, paired, seeds = [], [], []
+    for label, key in metrics:
+        cells = [_stat_cell([r.values.get(key) for r in by_method[m]]) for m in methods]
+        if all(c["n"] == 0 for c in cells):
+            continue
+        rows.append({"label": label, "key": key, "cells": cells})
+        pcells = []
+        for m in methods:
+            if m == REFERENCE_METHOD or not ref:
+                pcells.append({"text": "", "mean": float("nan"), "sd": float("nan"), "n": 0})
+                continue
+            diffs = []
+            for r in by_method[m]:
+                base = ref_by_seed.get(r.seed)
+                a = r.values.get(key)
+                b = None if base is None else base.values.get(key)
+                if a is not None and b is not None:
+                    diffs.append(a - b)
+            c = _stat_cell(diffs)
+            if c["n"]:
+                c["text"] = ("+" if c["mean"] > 0 else "") + c["text"]
+            pcells.append(c)
+        paired.append({"label": label, "key": key, "cells": pcells})
+        seeds.append(
+            {
+                "label": label,
+                "key": key,
+                "cells": [
+                    {"value": r.values.get(key), "text": fmt(r.values.get(key))}
+                    for m in methods
+                    for r in by_method[m]
+                ],
+            }
+        )
+    seed_cols = [(m, r.seed) for m in methods for r in by_method[m]]
+    return {
+        "methods": methods,
+        "rows": rows,
+        "paired": paired,
+        "seeds": seeds,
+        "seed_cols": seed_cols,
+    }
+
+
+def _group_by_method(results: list[EvalResult]) -> dict[str, list[EvalResult]]:
+    grouped: dict[str, list[EvalResult]] = defaultdict(list)
+    for r in results:
+        grouped[r.method].append(r)
+    out = {}
+    for m in _method_order(grouped):
+        out[m] = sorted(grouped[m], key=lambda r: (r.seed is None, r.seed or 0))
+    return out
