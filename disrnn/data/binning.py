@@ -15,225 +15,27 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from disrnn.data import splits
+from disrnn.data.bin_config import BinConfig
+from disrnn.data.bins import _TOL, bin_series, count_spikes, observed_bins
 from disrnn.data.io import clean_attrs
-from disrnn.data.nwb import Series, Session, read_session
+from disrnn.data.nwb import Session, read_session
+
+__all__ = [
+    "BinConfig",
+    "bin_series",
+    "bin_session",
+    "count_spikes",
+    "file_sha256",
+    "observed_bins",
+]
 
 log = logging.getLogger(__name__)
-
-_TOL = 1e-7  # seconds: slack when comparing a window with the recording's extent
-
-
-@dataclass(frozen=True)
-class BinConfig:
-    """How to turn one NWB session into a dataset.
-
-    Attributes:
-        bin_width: seconds, > 0.
-        trials: ``"trials"`` (nwb.trials) or the name of a table in ``nwb.intervals``;
-            None: ``nwb.trials`` when the file has it, unless ``window_length`` is given.
-        align: column of the trials table to align on (None -> ``"start_time"``).
-        window: (start, end) seconds around the alignment, start < end; None -> (0, the
-            trials' common duration), an error when trial durations differ.
-        window_length: without trials: consecutive windows of this many seconds.
-        activity: bin this continuous TimeSeries (float32) instead of the Units table.
-        min_rate, max_rate: drop units whose mean rate over the binned windows (Hz) is
-            below / above; min_spikes: drop units with fewer spikes in the windows.
-        behavior: TimeSeries names averaged onto the bins.
-        heldout_fraction: in [0, 1); fraction of units held out when the file has no
-            ``heldout`` unit column.
-        split: (train, val, test) fractions over trials, non-negative, summing to 1.
-        stratify: trial column whose values are split in proportion each.
-        seed: seed of the split and the held-out draw.
-
-    Raises:
-        ValueError: any value outside the ranges above (the message names it).
-    """
-
-    bin_width: float
-    trials: str | None = None
-    align: str | None = None
-    window: tuple[float, float] | None = None
-    window_length: float | None = None
-    activity: str | None = None
-    min_rate: float | None = None
-    max_rate: float | None = None
-    min_spikes: int | None = None
-    behavior: tuple[str, ...] = ()
-    heldout_fraction: float = 0.0
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    stratify: str | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        def setf(name, value):
-            object.__setattr__(self, name, value)
-
-        bw = _number("bin_width", self.bin_width)
-        if not bw > 0:
-            raise ValueError(f"bin_width must be a positive number of seconds, got {bw}")
-        setf("bin_width", bw)
-        if self.window is not None:
-            if len(self.window) != 2:
-                raise ValueError(f"window must be (start, end) in seconds, got {self.window!r}")
-            start, end = (_number("window start", v) for v in self.window)
-            if not start < end:
-                raise ValueError(
-                    f"window start must be before its end, got ({start}, {end}); e.g. "
-                    "(-0.5, 1.5) for 0.5 s before to 1.5 s after the alignment"
-                )
-            if end - start < bw * (1 - 1e-9):
-                raise ValueError(
-                    f"bin_width {bw} s is longer than the window ({start}, {end}) of "
-                    f"{end - start:g} s; choose a bin width at most the window length"
-                )
-            setf("window", (start, end))
-        if self.window_length is not None:
-            length = _number("window_length", self.window_length)
-            if not length > 0:
-                raise ValueError(f"window_length must be positive seconds, got {length}")
-            if length < bw * (1 - 1e-9):
-                raise ValueError(
-                    f"bin_width {bw} s is longer than window_length {length} s; choose a "
-                    "bin width at most the window length"
-                )
-            if self.trials is not None or self.align is not None or self.window is not None:
-                raise ValueError(
-                    "window_length cuts the recording into windows without trials; do not "
-                    "combine it with trials, align or window"
-                )
-            setf("window_length", length)
-        for name in ("min_rate", "max_rate", "min_spikes"):
-            value = getattr(self, name)
-            if value is not None and not _number(name, value) >= 0:
-                raise ValueError(f"{name} must be non-negative, got {value}")
-        if self.min_rate is not None and self.max_rate is not None:
-            if self.min_rate > self.max_rate:
-                raise ValueError(
-                    f"min_rate {self.min_rate} Hz is above max_rate {self.max_rate} Hz"
-                )
-        if isinstance(self.behavior, str):
-            setf("behavior", (self.behavior,))
-        setf("behavior", tuple(self.behavior))
-        if len(set(self.behavior)) != len(self.behavior):
-            raise ValueError(f"behavior names repeat: {self.behavior}")
-        hf = _number("heldout_fraction", self.heldout_fraction)
-        if not 0.0 <= hf < 1.0:
-            raise ValueError(f"heldout_fraction must be in [0, 1), got {hf}")
-        setf("heldout_fraction", hf)
-        fractions = tuple(_number("split fraction", v) for v in self.split)
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-            raise ValueError(
-                "split must be three non-negative fractions (train, val, test) summing to "
-                f"1, got {tuple(self.split)}"
-            )
-        setf("split", fractions)
-        if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
-            raise TypeError(f"seed must be an integer, got {self.seed!r}")
-
-
-def _number(name: str, value) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return out
-
-
-# ------------------------------------------------------------------------------ numerics
-def _gather(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of every ``range(starts[i], stops[i])`` concatenated, and their ``i``."""
-    lens = np.maximum(stops - starts, 0)
-    owner = np.repeat(np.arange(len(starts)), lens)
-    offsets = np.cumsum(lens) - lens
-    idx = np.arange(lens.sum()) - np.repeat(offsets, lens) + np.repeat(starts, lens)
-    return idx, owner
-
-
-def count_spikes(spike_times: list[np.ndarray], align: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Spike counts in half-open bins around each alignment time.
-
-    Args:
-        spike_times: one sorted (spike,) float64 array of times in s per unit.
-        align: (trial,) float64 alignment times in s.
-        edges: (bin + 1,) float64 bin edges relative to the alignment, increasing.
-
-    Returns:
-        (trial, time, unit) int32 counts; count[t, k, u] = #{s : edges[k] <= s - align[t]
-        < edges[k + 1]}.
-    """
-    n_trials, n_bins, n_units = len(align), len(edges) - 1, len(spike_times)
-    counts = np.zeros((n_units, n_trials * n_bins), dtype=np.int64)
-    margin = 1e-6 + 1e-9 * np.abs(align).max(initial=0.0)
-    for u, times in enumerate(spike_times):
-        if times.size == 0:
-            continue
-        lo = np.searchsorted(times, align + edges[0] - margin, side="left")
-        hi = np.searchsorted(times, align + edges[-1] + margin, side="right")
-        idx, trial = _gather(lo, hi)
-        rel = times[idx] - align[trial]
-        k = np.searchsorted(edges, rel, side="right") - 1
-        keep = (k >= 0) & (k < n_bins)
-        counts[u] = np.bincount(trial[keep] * n_bins + k[keep], minlength=n_trials * n_bins)
-    return counts.T.reshape(n_trials, n_bins, n_units).astype(np.int32)
-
-
-def observed_bins(intervals: list[np.ndarray], align: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """(trial, time, unit) bool: the whole bin lies inside one of the unit's intervals."""
-    start = align[:, None] + edges[None, :-1]  # (trial, time)
-    stop = align[:, None] + edges[None, 1:]
-    out = np.zeros((len(align), len(edges) - 1, len(intervals)), dtype=bool)
-    for u, ivals in enumerate(intervals):
-        for lo, hi in ivals:
-            out[:, :, u] |= (start >= lo - _TOL) & (stop <= hi + _TOL)
-    return out
-
-
-def bin_series(series: Series, align: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """A TimeSeries on the bins: (trial, time, channel) float64.
-
-    Samples whose timestamp falls in a bin are averaged; when the series is sampled more
-    coarsely than the bins (median interval > bin width), or a bin holds no sample, the
-    value is linearly interpolated at the bin centre. Bins outside the sampled span are NaN.
-    """
-    t, data = series.timestamps, series.data
-    n_trials, n_bins = len(align), len(edges) - 1
-    width = float(np.min(np.diff(edges)))
-    centres = align[:, None] + (edges[:-1] + edges[1:])[None, :] / 2  # (trial, time)
-    out = np.full((n_trials * n_bins, data.shape[1]), np.nan)
-    if len(t) == 0:
-        return out.reshape(n_trials, n_bins, -1)
-    coarse = series.dt > width * (1 + 1e-9)
-    if not coarse:
-        lo = np.searchsorted(t, align + edges[0] - width, side="left")
-        hi = np.searchsorted(t, align + edges[-1] + width, side="right")
-        idx, trial = _gather(lo, hi)
-        k = np.searchsorted(edges, t[idx] - align[trial], side="right") - 1
-        keep = (k >= 0) & (k < n_bins)
-        flat = trial[keep] * n_bins + k[keep]
-        n = np.bincount(flat, minlength=n_trials * n_bins)
-        has = n > 0
-        for c in range(data.shape[1]):
-            sums = np.bincount(flat, weights=data[idx[keep], c], minlength=n_trials * n_bins)
-            out[has, c] = sums[has] / n[has]
-    missing = np.isnan(out).any(axis=1)
-    if missing.any() and len(t) > 1:
-        x = centres.ravel()[missing]
-        inside = (x >= t[0]) & (x <= t[-1])
-        for c in range(data.shape[1]):
-            vals = np.interp(x, t, data[:, c])
-            vals[~inside] = np.nan
-            column = out[:, c]
-            column[missing] = np.where(np.isnan(column[missing]), vals, column[missing])
-    return out.reshape(n_trials, n_bins, -1)
 
 
 def file_sha256(path: Path) -> str:

@@ -1,0 +1,126 @@
+"""The validated configuration of :func:`disrnn.data.binning.bin_session`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BinConfig:
+    """How to turn one NWB session into a dataset.
+
+    Attributes:
+        bin_width: seconds, > 0.
+        trials: ``"trials"`` (nwb.trials) or the name of a table in ``nwb.intervals``;
+            None: ``nwb.trials`` when the file has it, unless ``window_length`` is given.
+        align: column of the trials table to align on (None -> ``"start_time"``).
+        window: (start, end) seconds around the alignment, start < end; None -> (0, the
+            trials' common duration), an error when trial durations differ.
+        window_length: without trials: consecutive windows of this many seconds.
+        activity: bin this continuous TimeSeries (float32) instead of the Units table.
+        min_rate, max_rate: drop units whose mean rate over the binned windows (Hz) is
+            below / above; min_spikes: drop units with fewer spikes in the windows.
+        behavior: TimeSeries names averaged onto the bins.
+        heldout_fraction: in [0, 1); fraction of units held out when the file has no
+            ``heldout`` unit column.
+        split: (train, val, test) fractions over trials, non-negative, summing to 1.
+        stratify: trial column whose values are split in proportion each.
+        seed: seed of the split and the held-out draw.
+
+    Raises:
+        ValueError: any value outside the ranges above (the message names it).
+    """
+
+    bin_width: float
+    trials: str | None = None
+    align: str | None = None
+    window: tuple[float, float] | None = None
+    window_length: float | None = None
+    activity: str | None = None
+    min_rate: float | None = None
+    max_rate: float | None = None
+    min_spikes: int | None = None
+    behavior: tuple[str, ...] = ()
+    heldout_fraction: float = 0.0
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    stratify: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def setf(name, value):
+            object.__setattr__(self, name, value)
+
+        bw = _number("bin_width", self.bin_width)
+        if not bw > 0:
+            raise ValueError(f"bin_width must be a positive number of seconds, got {bw}")
+        setf("bin_width", bw)
+        if self.window is not None:
+            if len(self.window) != 2:
+                raise ValueError(f"window must be (start, end) in seconds, got {self.window!r}")
+            start, end = (_number("window start", v) for v in self.window)
+            if not start < end:
+                raise ValueError(
+                    f"window start must be before its end, got ({start}, {end}); e.g. "
+                    "(-0.5, 1.5) for 0.5 s before to 1.5 s after the alignment"
+                )
+            if end - start < bw * (1 - 1e-9):
+                raise ValueError(
+                    f"bin_width {bw} s is longer than the window ({start}, {end}) of "
+                    f"{end - start:g} s; choose a bin width at most the window length"
+                )
+            setf("window", (start, end))
+        if self.window_length is not None:
+            length = _number("window_length", self.window_length)
+            if not length > 0:
+                raise ValueError(f"window_length must be positive seconds, got {length}")
+            if length < bw * (1 - 1e-9):
+                raise ValueError(
+                    f"bin_width {bw} s is longer than window_length {length} s; choose a "
+                    "bin width at most the window length"
+                )
+            if self.trials is not None or self.align is not None or self.window is not None:
+                raise ValueError(
+                    "window_length cuts the recording into windows without trials; do not "
+                    "combine it with trials, align or window"
+                )
+            setf("window_length", length)
+        for name in ("min_rate", "max_rate", "min_spikes"):
+            value = getattr(self, name)
+            if value is not None and not _number(name, value) >= 0:
+                raise ValueError(f"{name} must be non-negative, got {value}")
+        if self.min_rate is not None and self.max_rate is not None:
+            if self.min_rate > self.max_rate:
+                raise ValueError(
+                    f"min_rate {self.min_rate} Hz is above max_rate {self.max_rate} Hz"
+                )
+        if isinstance(self.behavior, str):
+            setf("behavior", (self.behavior,))
+        setf("behavior", tuple(self.behavior))
+        if len(set(self.behavior)) != len(self.behavior):
+            raise ValueError(f"behavior names repeat: {self.behavior}")
+        hf = _number("heldout_fraction", self.heldout_fraction)
+        if not 0.0 <= hf < 1.0:
+            raise ValueError(f"heldout_fraction must be in [0, 1), got {hf}")
+        setf("heldout_fraction", hf)
+        fractions = tuple(_number("split fraction", v) for v in self.split)
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise ValueError(
+                "split must be three non-negative fractions (train, val, test) summing to "
+                f"1, got {tuple(self.split)}"
+            )
+        setf("split", fractions)
+        if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
+            raise TypeError(f"seed must be an integer, got {self.seed!r}")
+
+
+def _number(name: str, value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return out
