@@ -1,5 +1,6 @@
 """Fit every configured method x seed. A fit folder is finished when its fit_info.json
-exists (written last); a killed fit leaves checkpoint.pt, which the re-run resumes from.
+exists (the package writes the folder atomically); a killed fit leaves
+.<folder>.checkpoint.pt beside it, which the re-run resumes from.
 Post-hoc methods (lrRNN+ICA, LINT) transform the lrRNN fit of the same seed."""
 
 
