@@ -84,7 +84,7 @@ def _run_seed(task: dict) -> list[dict]:
     from disrnn.training import fit
 
     seed, root = task["seed"], Path(task["root"])
-    ds = session_dataset(task["preset"], seed)
+    ds = session_dataset(task["preset"], seed, **task.get("sim_overrides", {}))
     true_sizes = tuple(np.bincount(ds["latent_group"].values).tolist())
     sizes = tuple(task["groups"]) if task.get("groups") else true_sizes
     K = sum(sizes)
@@ -163,6 +163,33 @@ def table(rows: list[dict], methods: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
+
+
+def _key_values(items: list[str], tuples: bool) -> dict:
+    """['dt=0.03,0.1', 'restarts=3'] -> {'dt': (0.03, 0.1), 'restarts': 3}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
+        if tuples and "," in value:
+            out[key] = tuple(_number(v) for v in value.split(","))
+        else:
+            out[key] = _number(value)
+    return out
+
+
+def _describe(overrides: dict) -> str:
+    return "".join(f", {k}={v}" for k, v in overrides.items())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -181,6 +208,20 @@ def main(argv=None) -> int:
     )
     p.add_argument("--beta", type=float, default=None, help="override beta (beta methods)")
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="FitConfig option for every method, e.g. --set restarts=1 --set pc_batch=512",
+    )
+    p.add_argument(
+        "--sim-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="simulator PresetConfig override, e.g. --sim-override dt=0.03,0.1 (comma: a tuple)",
+    )
+    p.add_argument(
         "--jobs",
         type=int,
         default=min(2, os.cpu_count() or 1),
@@ -193,12 +234,15 @@ def main(argv=None) -> int:
     options = {}
     if args.epochs is not None:
         options["epochs"] = args.epochs
+    options.update(_key_values(args.set, tuples=False))
+    sim_overrides = _key_values(args.sim_override, tuples=True)
     root = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-bench-"))
     t0 = time.perf_counter()
     tasks = []
     for seed in range(args.seeds):
         tasks.append({"seed": seed, "preset": args.preset, "methods": methods,
                       "options": options, "root": str(root), "beta": args.beta,
+                      "sim_overrides": sim_overrides,
                       "groups": [int(g) for g in args.groups.split(",")] if args.groups else None})  # fmt: skip
     rows: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -206,7 +250,7 @@ def main(argv=None) -> int:
             rows.extend(result)
     wall = time.perf_counter() - t0
     text = (
-        f"preset {args.preset}, seeds 0..{args.seeds - 1}, {args.jobs} workers, "
+        f"preset {args.preset}{_describe(sim_overrides)}, options {options or 'default'}, seeds 0..{args.seeds - 1}, {args.jobs} workers, "
         f"wall {wall:.0f} s\n\n" + table(rows, methods)
     )
     print(text)

@@ -247,6 +247,13 @@ def test_config_defaults_per_method():
     assert FitConfig.create("DisRNN").resolve("continuous").beta == 5.0
     assert FitConfig.create("DisRNN").resolve("spike_counts").beta == 2.0
     assert FitConfig.create("DisRNN", beta=5.0).resolve("spike_counts").beta == 5.0
+    # PC methods start from the PC-rotated lrRNN; the others from random weights
+    assert FitConfig.create("DisRNN").resolve("continuous").init == "rotation"
+    assert FitConfig.create("DisRNN-MLP").resolve("continuous").init == "rotation"
+    assert FitConfig.create("bdRNN").resolve("continuous").init == "random"
+    assert FitConfig.create("DisRNN", beta=0.0).resolve("continuous").init == "random"
+    assert FitConfig.create("DisRNN", init="random").resolve("continuous").init == "random"
+    assert FitConfig.create("DisRNN").restarts == 1
 
 
 @pytest.mark.parametrize(
@@ -268,6 +275,9 @@ def test_config_defaults_per_method():
         ({"method": "DisRNN", "epochs": 0}, "epochs must be an integer >= 1"),
         ({"method": "DisRNN", "kernel": "gamma"}, "unknown kernel"),
         ({"method": "DisRNN", "batch": 5}, "unknown FitConfig option"),
+        ({"method": "DisRNN", "init": "ica"}, "unknown init 'ica'"),
+        ({"method": "DisRNN", "restarts": 0}, "restarts must be an integer >= 1"),
+        ({"method": "DisRNN", "pc_batch": 1}, "pc_batch must be an integer >= 2"),
     ],
 )
 def test_bad_config_values_fail_clearly(kwargs, match):
@@ -304,3 +314,50 @@ def test_posthoc_without_init_from_trains_the_same_lrrnn(lr_fit, gaussian_ds, tm
     cfg = FitConfig.create("LINT", epochs=15)
     f = load_fit(fit(gaussian_ds, cfg, tmp_path / "lint", progress=False))
     np.testing.assert_allclose(f.W, lr_fit.W, atol=1e-5)  # same seed, same lrRNN
+
+
+# ------------------------------------------------------------- rotation initialisation
+def test_rotate_latents_keeps_predictions_and_kl():
+    from disrnn.initialise import _orthogonal, rotate_latents
+    from disrnn.losses import kl_standard_normal
+
+    gen = torch.Generator().manual_seed(0)
+    for enc in ("linear", "mlp"):
+        m = DisRNN(9, (2, 3), encoder=enc, decoder=enc, generator=gen)
+        with torch.no_grad():
+            m.b.normal_(generator=gen)
+        lagged = torch.randn(50, 1, 9, generator=gen)
+        before, mu0 = m(lagged), m.encode(lagged[:, 0])
+        rot = _orthogonal(5, gen)
+        rotate_latents(m, rot)
+        mu1 = m.encode(lagged[:, 0])
+        torch.testing.assert_close(m(lagged), before, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(mu1, mu0 @ rot.T, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            kl_standard_normal(mu1, -1.0), kl_standard_normal(mu0, -1.0), atol=1e-4, rtol=1e-5
+        )
+
+
+def test_pc_rotation_unmixes_independent_groups():
+    from disrnn.initialise import _orthogonal, pc_rotation
+    from disrnn.losses import partial_correlation
+
+    gen = torch.Generator().manual_seed(1)
+    n = 400
+    # two independent 2-d groups, each a noisy ring (dependent within, not across)
+    angles = torch.rand(n, 2, generator=gen) * 2 * torch.pi
+    z = torch.stack(
+        [angles[:, 0].cos(), angles[:, 0].sin(), angles[:, 1].cos(), angles[:, 1].sin()], 1
+    ) * 1.5 + 0.1 * torch.randn(n, 4, generator=gen)
+    mixed = z @ _orthogonal(4, gen).T
+    log_sigma = -1.5
+
+    def pc(m):
+        eps = torch.randn(m.shape, generator=torch.Generator().manual_seed(2))
+        return float(partial_correlation(m + 0.22 * eps, m, log_sigma, (2, 2), len(m)))
+
+    rot, found = pc_rotation(
+        mixed, log_sigma, (2, 2), gen, starts=8, steps=30, keep=2, refine_steps=80, bins=200
+    )
+    assert pc(mixed @ rot.T) < pc(z) + 0.05 < pc(mixed)
+    torch.testing.assert_close(rot @ rot.T, torch.eye(4), atol=1e-5, rtol=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -90,8 +91,13 @@ def test_resume_equals_uninterrupted(ds, tmp_path, monkeypatch):
     cfg = FitConfig.create("DisRNN", epochs=9, checkpoint_every=3, patience=100)
     full = fit(ds, cfg, tmp_path / "full", seed=5, progress=False)
 
+    calls = []
+
     def kill(epoch):
-        if epoch == 7:  # after the checkpoint of epoch 5 (epochs 0..5 done)
+        # DisRNN starts with 9 epochs of the beta = 0 objective (init="rotation"); kill in
+        # the second phase after the checkpoint of epoch 5 (epochs 0..5 done)
+        calls.append(epoch)
+        if len(calls) > 9 and epoch == 7:
             raise _Killed
 
     monkeypatch.setattr(training, "_epoch_callback", kill)
@@ -102,12 +108,14 @@ def test_resume_equals_uninterrupted(ds, tmp_path, monkeypatch):
     ckpt = tmp_path / ".resumed.checkpoint.pt"
     assert ckpt.exists()
     assert torch.load(ckpt, weights_only=False)["state"]["epoch"] == 6
+    assert (tmp_path / ".resumed.checkpoint-pretrain.pt").exists()
     monkeypatch.setattr(training, "_epoch_callback", None)
     fit(ds, cfg, out, seed=5, progress=False)
-    assert not ckpt.exists()
+    assert not ckpt.exists() and not list(tmp_path.glob(".resumed*"))
     assert _same_weights(full, out)
     pd.testing.assert_frame_equal(pd.read_csv(full / "losses.csv"), pd.read_csv(out / "losses.csv"))
     # a checkpoint of another config is not resumed from
+    calls.clear()
     monkeypatch.setattr(training, "_epoch_callback", kill)
     with pytest.raises(_Killed):
         fit(ds, cfg, tmp_path / "other", seed=5, progress=False)
@@ -192,3 +200,27 @@ def test_recovery_disrnn_decorrelates_groups_where_beta_zero_does_not(tmp_path):
         cc[name] = _max_canonical_correlation(lat[:, :3], lat[:, 3:])
     assert cc["DisRNN"] < 0.4, cc
     assert cc["beta0"] > 0.8, cc
+
+
+def test_restarts_keep_lowest_selection_objective(ds, tmp_path):
+    cfg = FitConfig.create("DisRNN", epochs=3, restarts=2, init="random")
+    out = fit(ds, cfg, tmp_path / "r", seed=4, progress=False)
+    info = json.loads((out / "fit_info.json").read_text())
+    runs = info["restarts"]
+    assert [r["restart"] for r in runs] == [0, 1] and runs[0]["seed"] == 4
+    assert runs[1]["seed"] == training.restart_seed(4, 1) != 4
+    best = min(runs, key=lambda r: r["objective"])
+    assert info["restart"] == best["restart"]
+    assert not list(tmp_path.glob(".*"))
+    # one restart is the plain fit with the same seed
+    one = fit(ds, FitConfig.create("DisRNN", epochs=3, init="random"), tmp_path / "o",
+              seed=4, progress=False)  # fmt: skip
+    again = fit(ds, dataclasses.replace(cfg, restarts=1), tmp_path / "a", seed=4, progress=False)
+    assert _same_weights(one, again)
+
+
+def test_rotation_init_pretrains_then_rotates(ds, tmp_path):
+    out = fit(ds, FitConfig.create("DisRNN", epochs=4), tmp_path / "f", seed=0, progress=False)
+    info = json.loads((out / "fit_info.json").read_text())
+    assert info["pretrain"]["epochs_run"] == 4 and info["pretrain"]["rotation_pc"] >= -1
+    assert json.loads((out / "config.json").read_text())["init"] == "rotation"

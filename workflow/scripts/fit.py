@@ -7,7 +7,7 @@ snakemake.params: ``method``, ``seed``, ``device`` and ``options`` (keyword argu
 as their rank, the sum of the sizes).
 snakemake.output.info: ``<fit folder>/fit_info.json``, which :func:`disrnn.training.fit`
 writes last, so a folder without it is unfinished; a killed fit resumes from the
-``checkpoint.pt`` the folder holds.
+checkpoint beside the folder, ``.<fit folder name>.checkpoint.pt``.
 """
 
 import logging

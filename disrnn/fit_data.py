@@ -1,0 +1,150 @@
+"""Training data of a fit: the dataset checked and flattened to bins on the device.
+
+``load_input`` checks a Dataset (or loads one from a path) and fingerprints it;
+``trial_arrays`` builds per-trial history stacks; ``prepare`` flattens the valid bins of
+one split into a :class:`FitData`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from disrnn.models.modules import fixed_kernel
+
+__all__ = ["FitData", "load_input", "dataset_kind", "trial_arrays", "prepare", "file_sha256"]
+
+
+@dataclasses.dataclass
+class FitData:
+    """Bins of one split, flattened, on the device.
+
+    h: (bin, unit) history features (fixed kernel) or (bin, L, unit) tanh of the L
+    previous bins (learned kernel); x: (bin, unit) float32 targets.
+    """
+
+    h: torch.Tensor
+    x: torch.Tensor
+    units: np.ndarray
+    input_mask: torch.Tensor | None = None  # (unit,) bool, False for held-out units
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_units(self) -> int:
+        return int(self.x.shape[1])
+
+    def to(self, device) -> FitData:
+        return FitData(self.h.to(device), self.x.to(device), self.units, self.input_mask)
+
+
+def load_input(dataset) -> tuple[xr.Dataset, dict]:
+    """(Dataset, provenance dict) from a Dataset or a path.
+
+    Raises:
+        FileNotFoundError: missing path; ValueError: no ``activity`` or wrong dims.
+    """
+    source: dict = {"path": None, "sha256": None}
+    if isinstance(dataset, str | os.PathLike):
+        from disrnn.data.io import load_dataset
+
+        path = Path(dataset)
+        ds = load_dataset(path)
+        source = {"path": str(path), "sha256": file_sha256(path)}
+    elif isinstance(dataset, xr.Dataset):
+        ds = dataset
+        source["sha256"] = ds.attrs.get("sha256") or None
+    else:
+        raise TypeError(f"dataset must be an xarray.Dataset or a path, got {type(dataset)}")
+    if "activity" not in ds:
+        raise ValueError("the dataset has no 'activity' variable; build it with `disrnn bin`")
+    if tuple(ds["activity"].dims) != ("trial", "time", "unit"):
+        raise ValueError(
+            f"activity must have dims ('trial', 'time', 'unit'), got {ds['activity'].dims}"
+        )
+    act = np.ascontiguousarray(ds["activity"].values)
+    if not np.all(np.isfinite(act)):
+        raise ValueError("activity holds NaN or inf values; mask those bins instead")
+    source["activity_sha256"] = hashlib.sha256(act.tobytes()).hexdigest()
+    return ds, source
+
+
+def dataset_kind(ds: xr.Dataset) -> str:
+    """``spike_counts`` or ``continuous``: activity.attrs/attrs ``kind``, else by dtype."""
+    kind = ds["activity"].attrs.get("kind") or ds.attrs.get("kind")
+    if kind in ("spike_counts", "continuous"):
+        return kind
+    if kind:
+        raise ValueError(f"unknown activity kind {kind!r}; valid: 'spike_counts', 'continuous'")
+    return "spike_counts" if np.issubdtype(ds["activity"].dtype, np.integer) else "continuous"
+
+
+def trial_arrays(ds: xr.Dataset, history: int) -> dict[str, np.ndarray]:
+    """Per-trial history stacks and targets of every trial.
+
+    Returns:
+        lagged: (trial, time - L, L, unit) float32 tanh(x_{t-l}), l = 1..L;
+        x: (trial, time - L, unit) float32 targets (bins L.. of each trial);
+        valid: (trial, time - L) bool, target and its L history bins unmasked.
+    Raises:
+        ValueError: trials not longer than L bins.
+    """
+    act = ds["activity"].values.astype(np.float32)  # (trial, time, unit)
+    n_trial, n_time, _ = act.shape
+    if n_time <= history:
+        raise ValueError(f"trials have {n_time} bins; history={history} needs more")
+    th = np.tanh(act)
+    lagged = np.stack(
+        [th[:, history - lag : n_time - lag] for lag in range(1, history + 1)], axis=2
+    )
+    valid = np.ones((n_trial, n_time - history), dtype=bool)
+    if "mask" in ds:
+        mask = ds["mask"].transpose("trial", "time").values.astype(bool)
+        for lag in range(0, history + 1):
+            valid &= mask[:, history - lag : n_time - lag]
+    return {"lagged": lagged, "x": act[:, history:], "valid": valid}
+
+
+def prepare(
+    ds: xr.Dataset, history: int, split: str, device, learned_kernel: bool = False
+) -> FitData:
+    """The valid bins of the trials with ``split == split``, flattened, on ``device``.
+
+    Without a ``split`` coordinate every trial counts as ``train``.
+    """
+    arrays = trial_arrays(ds, history)
+    if "split" in ds.coords:
+        trials = np.asarray(ds["split"].values).astype(str) == split
+    else:
+        trials = np.full(ds.sizes["trial"], split == "train")
+    sel = arrays["valid"] & trials[:, None]  # (trial, time - L)
+    lagged = torch.from_numpy(arrays["lagged"][sel])  # (bin, L, unit)
+    x = torch.from_numpy(np.ascontiguousarray(arrays["x"][sel]))  # (bin, unit)
+    if learned_kernel and history > 1:
+        h = lagged
+    else:
+        h = torch.einsum("l,bln->bn", fixed_kernel(history), lagged)
+    units = np.asarray(ds["unit"].values)
+    input_mask = None
+    if "heldout" in ds.coords:
+        input_mask = torch.from_numpy(~np.asarray(ds["heldout"].values).astype(bool))
+        if not bool(input_mask.any()):
+            raise ValueError("every unit is marked heldout; the encoder needs held-in units")
+    return FitData(h.contiguous().to(device), x.to(device), units, input_mask)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

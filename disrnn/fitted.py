@@ -1,0 +1,294 @@
+"""A fitted model: :class:`Fit`, :func:`load_fit` and the fit folder's writer.
+
+    f = load_fit("results/fits/x/seed0"); f.latents(ds); f.predict(ds); f.rollout(ds, 50)
+
+Also the network builder and observation NLL shared with the training loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from disrnn._atomic import atomic_dir
+from disrnn.fit_data import FitData, trial_arrays
+from disrnn.losses import gaussian_nll, poisson_nll
+from disrnn.models.config import FitConfig
+from disrnn.models.modules import DisRNN
+
+__all__ = [
+    "Fit",
+    "load_fit",
+    "config_from_meta",
+    "build_module",
+    "nll_terms",
+    "write_fit",
+    "read_losses",
+    "TERMS",
+]
+
+#: the loss terms, the columns of losses.csv after epoch, split, lr, beta, alpha
+TERMS = ("total", "nll", "kl", "pc", "bd")
+
+
+def nll_terms(module: DisRNN, x: torch.Tensor, eta: torch.Tensor, constant: bool = True):
+    """(..., unit) elementwise negative log-likelihood of the module's observation model."""
+    if module.likelihood == "gaussian":
+        return gaussian_nll(x, eta, module.log_s)
+    return poisson_nll(x, eta, module.link, constant=constant)
+
+
+def build_module(config: FitConfig, data: FitData, generator: torch.Generator) -> DisRNN:
+    """A freshly initialised network for ``config`` on ``data``'s units.
+
+    sigma_q starts at N_tot^(-1/(K+4)), N_tot = data.n_bins; held-out units (when the
+    dataset marked them) are hidden from the encoder via ``input_mask``.
+    """
+    K = config.rank
+    return DisRNN(
+        n_units=data.n_units,
+        groups=config.groups,
+        likelihood=config.likelihood,
+        link=config.link,
+        history=config.history,
+        learned_kernel=config.kernel == "learned",
+        log_sigma=-math.log(max(data.n_bins, 2)) / (K + 4),
+        learned_sigma=config.sigma == "learned",
+        encoder=config.encoder,
+        decoder=config.decoder,
+        hidden=config.hidden,
+        input_mask=getattr(data, "input_mask", None),
+        generator=generator,
+    )
+
+
+def write_fit(out_dir: Path, module, meta: dict, history: list[dict], info: dict) -> None:
+    """Write the fit folder atomically: config.json, fit_info.json, losses.csv, weights.pt."""
+    import pandas as pd
+
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "fit_info.json").write_text(json.dumps(info, indent=2, default=float))
+        cols = ["epoch", "split", "lr", "beta", "alpha", *TERMS]
+        pd.DataFrame(history, columns=cols).to_csv(tmp / "losses.csv", index=False)
+        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        torch.save(state, tmp / "weights.pt")  # last: a folder with weights.pt is complete
+
+
+def read_losses(path: Path) -> list[dict]:
+    """The rows of a losses.csv ([] when missing)."""
+    import pandas as pd
+
+    if not path.exists():
+        return []
+    return pd.read_csv(path).to_dict("records")
+
+
+class Fit:
+    """A fitted model, as returned by :func:`load_fit` (see docs/design.md).
+
+    Attributes:
+        config, seed, path, info (fit_info.json), module (eval mode, cpu),
+        groups, latent_group (latent,) int; A (unit, latent), B (latent, unit) (held-out
+        columns zero), bias (unit,) = A b + a so the one-step mean is f(W h + bias);
+        W = A B (unit, unit); J = B A (latent, latent); A/B/W/J are None for MLP variants.
+    """
+
+    def __init__(self, path: Path, meta: dict, module: DisRNN, info: dict):
+        self.path = path
+        self.meta = meta
+        self.config = config_from_meta(meta)
+        self.seed = int(meta["seed"])
+        self.info = info
+        self.module = module.eval()
+        self.groups = tuple(self.config.groups)
+        self.latent_group = module.latent_group.numpy().astype(int)
+        self.history = int(meta.get("history", self.config.history))
+        self.units = np.asarray(meta.get("units", np.arange(module.n_units)))
+        linear = self.config.encoder == "linear" and self.config.decoder == "linear"
+        with torch.no_grad():
+            self.A = module.A.double().numpy() if self.config.decoder == "linear" else None
+            self.B = module.B.double().numpy() if self.config.encoder == "linear" else None
+            if linear:
+                self.bias = self.A @ module.b.double().numpy() + module.a.double().numpy()
+                self.W = self.A @ self.B
+                self.J = self.B @ self.A
+            else:
+                self.bias = module.a.double().numpy()
+                self.W = self.J = None
+            self.noise_sd = (
+                np.exp(module.log_s.double().numpy()) if module.likelihood == "gaussian" else None
+            )
+            self.sigma_q = float(torch.exp(module.log_sigma))
+
+    def __repr__(self) -> str:
+        return f"Fit({self.config.method}, groups={self.groups}, seed={self.seed}, {self.path})"
+
+    # --------------------------------------------------------------------- helpers
+    def _arrays(self, ds: xr.Dataset):
+        n = ds.sizes.get("unit")
+        if n != self.module.n_units:
+            raise ValueError(
+                f"the dataset has {n} units; this fit was trained on {self.module.n_units}"
+            )
+        arr = trial_arrays(ds, self.history)
+        lagged = torch.from_numpy(arr["lagged"])  # (trial, time - L, L, unit)
+        with torch.no_grad():
+            h = self.module.kernel(lagged)  # (trial, time - L, unit)
+        return arr, h
+
+    def _pad(self, values: np.ndarray, ds: xr.Dataset, dim: str, coords: dict) -> xr.DataArray:
+        """Prepend L NaN bins: (trial, time - L, d) -> DataArray (trial, time, d)."""
+        pad = np.full((values.shape[0], self.history, values.shape[2]), np.nan)
+        out = np.concatenate([pad, values], axis=1)
+        return xr.DataArray(
+            out,
+            dims=("trial", "time", dim),
+            coords={"trial": ds["trial"].values, "time": ds["time"].values, **coords},
+        )
+
+    def _trial_coords(self, da: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
+        for name in ("split", "condition"):
+            if name in ds.coords and ds[name].dims == ("trial",):
+                da = da.assign_coords({name: ("trial", ds[name].values)})
+        return da
+
+    # ------------------------------------------------------------------ public API
+    @torch.no_grad()
+    def latents(self, ds: xr.Dataset) -> xr.DataArray:
+        """Posterior means mu_t = B h_t + b: (trial, time, latent); first L bins NaN."""
+        _, h = self._arrays(ds)
+        mu = self.module.encode(h).double().numpy()
+        coords = {
+            "latent": np.arange(self.module.rank),
+            "latent_group": ("latent", self.latent_group),
+        }
+        return self._trial_coords(self._pad(mu, ds, "latent", coords), ds)
+
+    @torch.no_grad()
+    def _eta(self, ds):
+        arr, h = self._arrays(ds)
+        return arr, self.module.decode(self.module.encode(h))
+
+    def predict(self, ds: xr.Dataset) -> xr.DataArray:
+        """One-step-ahead mean activity f(A mu_t + a): (trial, time, unit) expected counts
+        per bin (Poisson) or continuous mean; first L bins NaN."""
+        _, eta = self._eta(ds)
+        with torch.no_grad():
+            mean = self.module.mean(eta).double().numpy()
+        return self._trial_coords(self._pad(mean, ds, "unit", {"unit": ds["unit"].values}), ds)
+
+    def nll(self, ds: xr.Dataset) -> xr.DataArray:
+        """-log p(x_t | z_t = mu_t) per bin and unit in nats (log x! included for counts):
+        (trial, time, unit); NaN on the first L bins and on masked bins."""
+        arr, eta = self._eta(ds)
+        x = torch.from_numpy(arr["x"])
+        with torch.no_grad():
+            out = nll_terms(self.module, x, eta, constant=True).double().numpy()
+        out[~arr["valid"]] = np.nan
+        return self._trial_coords(self._pad(out, ds, "unit", {"unit": ds["unit"].values}), ds)
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        ds: xr.Dataset,
+        n_steps: int,
+        start: int | None = None,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> xr.DataArray:
+        """Run the network on its own from the real bins before ``start``.
+
+        Each step: h_t = sum_l psi_l tanh(x_{t-l}) over the last L (real, then generated)
+        bins, z_t = mu_t (+ sigma_q eps when ``sample``), x_t = f(A z_t + a) (or a draw
+        from the Gaussian / Poisson observation model when ``sample``); x_t is fed back.
+
+        Args:
+            ds: dataset with the same units; its bins before ``start`` seed the history.
+            n_steps: number of generated bins.
+            start: first generated bin (default and minimum L).
+            sample: draw latents and observations instead of feeding back means.
+            generator: torch.Generator for ``sample`` (default: seeded with the fit's seed).
+        Returns:
+            (trial, time, unit) DataArray of generated activity, time = the bin centres
+            from ``start`` on (extended with the bin spacing past the trial's end).
+        Raises:
+            ValueError: start < L or n_steps < 1.
+        """
+        L = self.history
+        start = L if start is None else int(start)
+        if start < L or start > ds.sizes["time"]:
+            raise ValueError(
+                f"start must be between history L={L} and the trial length, got {start}"
+            )
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        if sample and generator is None:
+            generator = torch.Generator().manual_seed(self.seed)
+        m = self.module
+        act = torch.from_numpy(ds["activity"].values.astype(np.float32))
+        buf = torch.tanh(act[:, start - L : start].flip(1))  # (trial, L, unit), l = 1 first
+        out = torch.empty(act.shape[0], n_steps, act.shape[2])
+        sigma = torch.exp(m.log_sigma)
+        for t in range(n_steps):
+            mu = m.encode(m.kernel(buf))
+            z = mu
+            if sample:
+                z = mu + sigma * torch.randn(mu.shape, generator=generator)
+            mean = m.mean(m.decode(z))
+            x = mean
+            if sample and m.likelihood == "gaussian":
+                x = mean + torch.exp(m.log_s) * torch.randn(mean.shape, generator=generator)
+            elif sample:
+                x = torch.poisson(mean, generator=generator)
+            out[:, t] = x
+            buf = torch.cat([torch.tanh(x)[:, None], buf[:, :-1]], dim=1)
+        times = np.asarray(ds["time"].values, dtype=float)
+        step = float(np.median(np.diff(times))) if times.size > 1 else 1.0
+        extra = np.arange(1, n_steps + 1) * step + times[-1]
+        t_all = np.concatenate([times, extra])[start : start + n_steps]
+        da = xr.DataArray(
+            out.double().numpy(),
+            dims=("trial", "time", "unit"),
+            coords={"trial": ds["trial"].values, "time": t_all, "unit": ds["unit"].values},
+        )
+        return self._trial_coords(da, ds)
+
+
+def config_from_meta(meta: dict) -> FitConfig:
+    """The FitConfig stored (flat, beside seed/dataset/...) in a fit's config.json."""
+    names = {f.name for f in dataclasses.fields(FitConfig)}
+    return FitConfig.from_dict({k: v for k, v in meta.items() if k in names})
+
+
+def load_fit(path: str | os.PathLike) -> Fit:
+    """Load a fit folder written by :func:`fit`.
+
+    Raises:
+        FileNotFoundError: no complete fit (``weights.pt``) at ``path``.
+    """
+    path = Path(path)
+    if not (path / "weights.pt").exists():
+        raise FileNotFoundError(
+            f"no complete fit at {str(path)!r} (weights.pt missing); run `disrnn fit` first"
+        )
+    meta = json.loads((path / "config.json").read_text())
+    info_path = path / "fit_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    config = config_from_meta(meta)
+    state = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
+    n_units = int(meta["n_units"])
+    dummy = FitData(
+        torch.zeros(1, n_units), torch.zeros(1, n_units), np.arange(n_units),
+        state["input_mask"].bool(),
+    )  # fmt: skip
+    module = build_module(config, dummy, torch.Generator().manual_seed(0))
+    module.load_state_dict(state)
+    return Fit(path, meta, module, info)
