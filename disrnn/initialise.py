@@ -61,6 +61,20 @@ def pc_rotation(
     Returns:
         (R, pc): the rotation, (latent, latent) float32 with z' = R z, and its PC (nats).
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small dense ops: one thread beats two contending ones
+    try:
+        return _pc_rotation(
+            mu, log_sigma, groups, generator, starts, steps, keep, refine_steps, bins,
+            score_bins, lr,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pc_rotation(
+    mu, log_sigma, groups, generator, starts, steps, keep, refine_steps, bins, score_bins, lr
+):
     n, k = mu.shape
     mu = mu.detach().float().cpu()
     sigma = math.exp(float(log_sigma))

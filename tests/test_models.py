@@ -357,7 +357,16 @@ def test_pc_rotation_unmixes_independent_groups():
         return float(partial_correlation(m + 0.22 * eps, m, log_sigma, (2, 2), len(m)))
 
     rot, found = pc_rotation(
-        mixed, log_sigma, (2, 2), gen, starts=8, steps=30, keep=2, refine_steps=80, bins=200
+        mixed,
+        log_sigma,
+        (2, 2),
+        gen,
+        starts=4,
+        steps=20,
+        keep=1,
+        refine_steps=60,
+        bins=128,
+        score_bins=400,
     )
     assert pc(mixed @ rot.T) < pc(z) + 0.05 < pc(mixed)
     torch.testing.assert_close(rot @ rot.T, torch.eye(4), atol=1e-5, rtol=0)
