@@ -82,3 +82,25 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_log_to_file_captures_logging_stdout_and_stderr(tmp_path):
+    import logging
+    import sys
+
+    from disrnn.logs import log_to_file
+
+    root = logging.getLogger()
+    before = root.handlers[:]
+    path = tmp_path / "job.log"
+    with log_to_file(path):
+        logging.getLogger("disrnn.test").info("a log record")
+        print("to stdout")
+        print("to stderr", file=sys.stderr)
+    text = path.read_text()
+    assert "INFO disrnn.test: a log record" in text
+    assert "to stdout" in text and "to stderr" in text
+    assert root.handlers == before
+    with log_to_file(path, append=True):
+        print("second")
+    assert path.read_text().startswith(text) and path.read_text().endswith("second\n")

@@ -8,10 +8,10 @@ snakemake.output.dataset: the NetCDF file, written atomically by
 """
 
 import logging
-from contextlib import redirect_stderr, redirect_stdout
 
 from disrnn.data.binning import BinConfig, bin_session
 from disrnn.data.io import save_dataset
+from disrnn.logs import log_to_file
 
 
 def main(smk) -> None:
@@ -19,13 +19,7 @@ def main(smk) -> None:
     for key in ("window", "split", "behavior"):
         if key in options:
             options[key] = tuple(options[key])
-    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-        logging.basicConfig(
-            stream=log,
-            level=logging.INFO,
-            force=True,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    with log_to_file(smk.log[0]):
         logging.info("bin %s with %s", smk.input.nwb, options)
         ds = bin_session(smk.input.nwb, BinConfig(**options))
         logging.info("dataset sizes %s", dict(ds.sizes))

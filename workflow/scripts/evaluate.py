@@ -7,25 +7,19 @@ written with ``latents.nc`` and the other files by :func:`disrnn.evaluation.eval
 """
 
 import logging
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import torch
 
 from disrnn.evaluation import evaluate
+from disrnn.logs import log_to_file
 
 
 def main(smk) -> None:
     fit_dir = Path(smk.input.fit).parent
     out = Path(smk.output.metrics).parent
     torch.set_num_threads(smk.threads)
-    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-        logging.basicConfig(
-            stream=log,
-            level=logging.INFO,
-            force=True,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    with log_to_file(smk.log[0]):
         logging.info("evaluate %s on %s -> %s", fit_dir, smk.input.dataset, out)
         evaluate(fit_dir, smk.input.dataset, out, seed=int(smk.params.seed))
         if not (out / "metrics.json").is_file():

@@ -7,24 +7,17 @@ snakemake.output.nwb: ``<download folder>/<asset path>``, written by
 The API token is read by the package from ``DANDI_API_KEY`` only; it is never logged here.
 """
 
-import logging
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from disrnn.data.dandi import fetch_asset
+from disrnn.logs import log_to_file
 
 
 def main(smk) -> None:
     source = dict(smk.params.source)
     nwb = Path(smk.output.nwb)
     out_dir = Path(str(nwb)[: -len(source["path"])])
-    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-        logging.basicConfig(
-            stream=log,
-            level=logging.INFO,
-            force=True,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    with log_to_file(smk.log[0]):
         got = fetch_asset(
             source["dandiset"],
             source["path"],

@@ -11,11 +11,11 @@ checkpoint beside the folder, ``.<fit folder name>.checkpoint.pt``.
 """
 
 import logging
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import torch
 
+from disrnn.logs import log_to_file
 from disrnn.models.config import FitConfig
 from disrnn.models.methods import METHODS
 from disrnn.training import fit
@@ -33,13 +33,7 @@ def main(smk) -> None:
     out = Path(smk.output.info).parent
     init_from = str(Path(smk.input.init).parent) if "init" in smk.input.keys() else None
     torch.set_num_threads(smk.threads)
-    with open(smk.log[0], "a") as log, redirect_stdout(log), redirect_stderr(log):
-        logging.basicConfig(
-            stream=log,
-            level=logging.INFO,
-            force=True,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    with log_to_file(smk.log[0], append=True):
         config = FitConfig.create(method, **options)
         logging.info(
             "fit %s seed %s on %s (device %s, init_from %s): %s",

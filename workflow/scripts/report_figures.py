@@ -7,21 +7,15 @@ snakemake.params.session: the session id. snakemake.output.figures: a folder wit
 """
 
 import logging
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from disrnn.logs import log_to_file
 from disrnn.report import export_session_figures
 
 
 def main(smk) -> None:
     eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
-    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-        logging.basicConfig(
-            stream=log,
-            level=logging.INFO,
-            force=True,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    with log_to_file(smk.log[0]):
         written = export_session_figures(
             smk.params.session, smk.input.dataset, eval_dirs, smk.output.figures
         )

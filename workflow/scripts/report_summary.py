@@ -5,22 +5,15 @@ snakemake.input.sessions: the session reports it links to. snakemake.output.html
 ``<results>/reports/index.html``, written by :func:`disrnn.report.render_summary_report`.
 """
 
-import logging
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from disrnn.logs import log_to_file
 from disrnn.report import render_summary_report
 
 
 def main(smk) -> None:
     eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
-    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-        logging.basicConfig(
-            stream=log,
-            level=logging.INFO,
-            force=True,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    with log_to_file(smk.log[0]):
         render_summary_report(eval_dirs, smk.output.html)
 
 

@@ -5,8 +5,8 @@ snakemake.output.nwb: the .nwb file, written by :func:`disrnn.simulate.simulate_
 """
 
 import logging
-from contextlib import redirect_stderr, redirect_stdout
 
+from disrnn.logs import log_to_file
 from disrnn.simulate import simulate_nwb
 
 
@@ -14,13 +14,7 @@ def main(smk) -> None:
     options = dict(smk.params.options)
     preset = options.pop("preset")
     seed = options.pop("seed", 0)
-    with open(smk.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-        logging.basicConfig(
-            stream=log,
-            level=logging.INFO,
-            force=True,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    with log_to_file(smk.log[0]):
         logging.info("simulate preset=%s seed=%s %s -> %s", preset, seed, options, smk.output.nwb)
         simulate_nwb(preset, smk.output.nwb, seed=seed, **options)
 
