@@ -26,13 +26,15 @@ class FitData:
     """Bins of one split, flattened, on the device.
 
     h: (bin, unit) history features (fixed kernel) or (bin, L, unit) tanh of the L
-    previous bins (learned kernel); x: (bin, unit) float32 targets.
+    previous bins (learned kernel); x: (bin, unit) float32 targets; u: (bin, unit)
+    float32 known input of each target bin (the dataset's ``input``), or None.
     """
 
     h: torch.Tensor
     x: torch.Tensor
     units: np.ndarray
     input_mask: torch.Tensor | None = None  # (unit,) bool, False for held-out units
+    u: torch.Tensor | None = None
 
     @property
     def n_bins(self) -> int:
@@ -42,15 +44,21 @@ class FitData:
     def n_units(self) -> int:
         return int(self.x.shape[1])
 
+    def u_at(self, idx) -> torch.Tensor | None:
+        """The known input of bins ``idx`` (an index or slice), None without input."""
+        return None if self.u is None else self.u[idx]
+
     def to(self, device) -> FitData:
-        return FitData(self.h.to(device), self.x.to(device), self.units, self.input_mask)
+        u = None if self.u is None else self.u.to(device)
+        return FitData(self.h.to(device), self.x.to(device), self.units, self.input_mask, u)
 
 
 def load_input(dataset) -> tuple[xr.Dataset, dict]:
     """(Dataset, provenance dict) from a Dataset or a path.
 
     Raises:
-        FileNotFoundError: missing path; ValueError: no ``activity`` or wrong dims.
+        FileNotFoundError: missing path; ValueError: no ``activity``, wrong dims, or an
+        ``input`` that is not a finite (trial, time, unit) array of activity's shape.
     """
     source: dict = {"path": None, "sha256": None}
     if isinstance(dataset, str | os.PathLike):
@@ -74,6 +82,17 @@ def load_input(dataset) -> tuple[xr.Dataset, dict]:
     if not np.all(np.isfinite(act)):
         raise ValueError("activity holds NaN or inf values; mask those bins instead")
     source["activity_sha256"] = hashlib.sha256(act.tobytes()).hexdigest()
+    if "input" in ds:
+        u = ds["input"]
+        if tuple(u.dims) != ("trial", "time", "unit") or u.shape != ds["activity"].shape:
+            raise ValueError(
+                f"input must have dims ('trial', 'time', 'unit') and activity's shape "
+                f"{ds['activity'].shape}, got {u.dims} {u.shape}"
+            )
+        u = np.ascontiguousarray(u.values.astype(np.float32))
+        if not np.all(np.isfinite(u)):
+            raise ValueError("input holds NaN or inf values; it must be finite everywhere")
+        source["input_sha256"] = hashlib.sha256(u.tobytes()).hexdigest()
     return ds, source
 
 
@@ -93,7 +112,9 @@ def trial_arrays(ds: xr.Dataset, history: int) -> dict[str, np.ndarray]:
     Returns:
         lagged: (trial, time - L, L, unit) float32 tanh(x_{t-l}), l = 1..L;
         x: (trial, time - L, unit) float32 targets (bins L.. of each trial);
-        valid: (trial, time - L) bool, target and its L history bins unmasked.
+        valid: (trial, time - L) bool, target and its L history bins unmasked;
+        u: (trial, time - L, unit) float32 known input of each target, or None when the
+        dataset has no ``input``.
     Raises:
         ValueError: trials not longer than L bins.
     """
@@ -110,7 +131,10 @@ def trial_arrays(ds: xr.Dataset, history: int) -> dict[str, np.ndarray]:
         mask = ds["mask"].transpose("trial", "time").values.astype(bool)
         for lag in range(0, history + 1):
             valid &= mask[:, history - lag : n_time - lag]
-    return {"lagged": lagged, "x": act[:, history:], "valid": valid}
+    u = None
+    if "input" in ds:
+        u = ds["input"].transpose("trial", "time", "unit").values.astype(np.float32)[:, history:]
+    return {"lagged": lagged, "x": act[:, history:], "valid": valid, "u": u}
 
 
 def prepare(
@@ -138,7 +162,10 @@ def prepare(
         input_mask = torch.from_numpy(~np.asarray(ds["heldout"].values).astype(bool))
         if not bool(input_mask.any()):
             raise ValueError("every unit is marked heldout; the encoder needs held-in units")
-    return FitData(h.contiguous().to(device), x.to(device), units, input_mask)
+    u = None
+    if arrays["u"] is not None:
+        u = torch.from_numpy(np.ascontiguousarray(arrays["u"][sel])).to(device)  # (bin, unit)
+    return FitData(h.contiguous().to(device), x.to(device), units, input_mask, u)
 
 
 def file_sha256(path: Path) -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "config_from_meta",
     "build_module",
     "nll_terms",
+    "check_input",
     "write_fit",
     "read_losses",
     "TERMS",
@@ -43,6 +44,21 @@ def nll_terms(module: DisRNN, x: torch.Tensor, eta: torch.Tensor, constant: bool
     if module.likelihood == "gaussian":
         return gaussian_nll(x, eta, module.log_s)
     return poisson_nll(x, eta, module.link, constant=constant)
+
+
+def check_input(uses_input: bool, has_input: bool, what: str) -> None:
+    """Raise ValueError unless the fit and the dataset agree on having a known ``input``.
+
+    Args:
+        uses_input: the fit was trained with an ``input`` variable (config.json ``input``).
+        has_input: the dataset at hand has one; what: names the fit in the message.
+    """
+    if uses_input != has_input:
+        raise ValueError(
+            f"{what} was trained {'with' if uses_input else 'without'} a known 'input' "
+            f"variable but the dataset {'has none' if uses_input else 'has one'}; give the "
+            f"dataset {'its input' if uses_input else 'no input'} or refit"
+        )
 
 
 def build_module(config: FitConfig, data: FitData, generator: torch.Generator) -> DisRNN:
@@ -98,7 +114,9 @@ class Fit:
         config, seed, path, info (fit_info.json), module (eval mode, cpu),
         groups, latent_group (latent,) int; A (unit, latent), B (latent, unit) (held-out
         columns zero), bias (unit,) = A b + a so the one-step mean is f(W h + bias);
-        W = A B (unit, unit); J = B A (latent, latent); A/B/W/J are None for MLP variants.
+        W = A B (unit, unit); J = B A (latent, latent); A/B/W/J are None for MLP variants;
+        uses_input: trained with a known ``input`` u_t, added to every pre-activation (the
+        datasets it is applied to must then carry their ``input``, and only then).
     """
 
     def __init__(self, path: Path, meta: dict, module: DisRNN, info: dict):
@@ -111,6 +129,7 @@ class Fit:
         self.groups = tuple(self.config.groups)
         self.latent_group = module.latent_group.numpy().astype(int)
         self.history = int(meta.get("history", self.config.history))
+        self.uses_input = bool(meta.get("input", False))
         self.units = np.asarray(meta.get("units", np.arange(module.n_units)))
         linear = self.config.encoder == "linear" and self.config.decoder == "linear"
         with torch.no_grad():
@@ -138,6 +157,7 @@ class Fit:
             raise ValueError(
                 f"the dataset has {n} units; this fit was trained on {self.module.n_units}"
             )
+        check_input(self.uses_input, "input" in ds, f"the fit {self.path}")
         arr = trial_arrays(ds, self.history)
         lagged = torch.from_numpy(arr["lagged"])  # (trial, time - L, L, unit)
         with torch.no_grad():
@@ -175,11 +195,12 @@ class Fit:
     @torch.no_grad()
     def _eta(self, ds):
         arr, h = self._arrays(ds)
-        return arr, self.module.decode(self.module.encode(h))
+        u = None if arr["u"] is None else torch.from_numpy(arr["u"])
+        return arr, self.module.decode(self.module.encode(h), u)
 
     def predict(self, ds: xr.Dataset) -> xr.DataArray:
-        """One-step-ahead mean activity f(A mu_t + a): (trial, time, unit) expected counts
-        per bin (Poisson) or continuous mean; first L bins NaN."""
+        """One-step-ahead mean activity f(A mu_t + a (+ u_t)): (trial, time, unit) expected
+        counts per bin (Poisson) or continuous mean; first L bins NaN."""
         _, eta = self._eta(ds)
         with torch.no_grad():
             mean = self.module.mean(eta).double().numpy()
@@ -207,8 +228,9 @@ class Fit:
         """Run the network on its own from the real bins before ``start``.
 
         Each step: h_t = sum_l psi_l tanh(x_{t-l}) over the last L (real, then generated)
-        bins, z_t = mu_t (+ sigma_q eps when ``sample``), x_t = f(A z_t + a) (or a draw
-        from the Gaussian / Poisson observation model when ``sample``); x_t is fed back.
+        bins, z_t = mu_t (+ sigma_q eps when ``sample``), x_t = f(A z_t + a (+ u_t, the
+        dataset's known input of bin t)) (or a draw from the Gaussian / Poisson observation
+        model when ``sample``); x_t is fed back.
 
         Args:
             ds: dataset with the same units; its bins before ``start`` seed the history.
@@ -220,7 +242,8 @@ class Fit:
             (trial, time, unit) DataArray of generated activity, time = the bin centres
             from ``start`` on (extended with the bin spacing past the trial's end).
         Raises:
-            ValueError: start < L or n_steps < 1.
+            ValueError: start < L or n_steps < 1; input use unlike the fit's; a fit with
+            input rolled out past the trial's end (the input there is unknown).
         """
         L = self.history
         start = L if start is None else int(start)
@@ -230,6 +253,17 @@ class Fit:
             )
         if n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        check_input(self.uses_input, "input" in ds, f"the fit {self.path}")
+        u = None
+        if self.uses_input:
+            if start + n_steps > ds.sizes["time"]:
+                raise ValueError(
+                    f"start + n_steps = {start + n_steps} runs past the trial's "
+                    f"{ds.sizes['time']} bins, where this fit's known input is undefined"
+                )
+            u = torch.from_numpy(
+                ds["input"].transpose("trial", "time", "unit").values.astype(np.float32)
+            )  # (trial, time, unit)
         if sample and generator is None:
             generator = torch.Generator().manual_seed(self.seed)
         m = self.module
@@ -242,7 +276,7 @@ class Fit:
             z = mu
             if sample:
                 z = mu + sigma * torch.randn(mu.shape, generator=generator)
-            mean = m.mean(m.decode(z))
+            mean = m.mean(m.decode(z, None if u is None else u[:, start + t]))
             x = mean
             if sample and m.likelihood == "gaussian":
                 x = mean + torch.exp(m.log_s) * torch.randn(mean.shape, generator=generator)

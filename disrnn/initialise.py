@@ -151,7 +151,7 @@ def selection_objective(module, data: FitData, beta: float, seed: int) -> dict:
     mu = module.encode(h)
     log_sigma = module.log_sigma
     z = mu + torch.exp(log_sigma) * eps
-    nll = float(nll_terms(module, data.x, module.decode(z), constant=False).sum(-1).mean())
+    nll = float(nll_terms(module, data.x, module.decode(z, data.u), constant=False).sum(-1).mean())
     kl = float(kl_standard_normal(mu, log_sigma).mean())
     pc = 0.0
     if beta > 0 and n >= 2:

@@ -42,6 +42,7 @@ from disrnn.fitted import (  # noqa: F401 (re-exported)
     TERMS,
     Fit,
     build_module,
+    check_input,
     config_from_meta,
     load_fit,
     nll_terms,
@@ -83,9 +84,6 @@ def resolve_device(device: str) -> torch.device:
     raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda'")
 
 
-# ----------------------------------------------------------------------------- data
-
-
 # ------------------------------------------------------------------------- the loss
 def loss_terms(
     module: DisRNN,
@@ -97,10 +95,11 @@ def loss_terms(
     alpha: float,
     pc_h: torch.Tensor | None = None,
     pc_eps: torch.Tensor | None = None,
+    u: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Loss terms of one mini-batch, stacked as (total, nll, kl, pc, bd).
 
-    total = mean_i [sum_n NLL(x_in | z_i) + KL_i] + beta PC + alpha BD, z_i = mu_i + sigma eps_i.
+    total = mean_i [sum_n NLL(x_in | z_i) + KL_i] + beta PC + alpha BD, z_i = mu_i + sigma eps_i
 
     Args:
         h: (batch, unit) history features; x: (batch, unit) targets;
@@ -108,13 +107,14 @@ def loss_terms(
         beta, alpha: weights of PC and BD (BD only for a linear encoder and decoder).
         pc_h, pc_eps: (pc_batch, unit) history features and (pc_batch, latent) noise of a
             separate batch to estimate PC on (default: the likelihood batch).
+        u: (batch, unit) known input added to the decoder's pre-activation, or None.
     """
     if h.dim() == 3:  # learned kernel: (batch, L, unit) -> (batch, unit)
         h = module.kernel(h)
     mu = module.encode(h)
     log_sigma = module.log_sigma
     z = mu + torch.exp(log_sigma) * eps
-    eta = module.decode(z)
+    eta = module.decode(z, u)
     nll = nll_terms(module, x, eta, constant=False).sum(-1).mean()
     kl = kl_standard_normal(mu, log_sigma).mean()
     zero = nll.new_zeros(())
@@ -143,9 +143,9 @@ def _evaluate(
         stop = min(start + m, n)
         if stop - start < 2:
             continue
-        terms = loss_terms(
-            module, data.h[start:stop], data.x[start:stop], eps[start:stop], n_total, beta, alpha
-        )
+        sl = slice(start, stop)
+        hx = (data.h[sl], data.x[sl])
+        terms = loss_terms(module, *hx, eps[sl], n_total, beta, alpha, u=data.u_at(sl))
         out += terms * (stop - start)
         weight += stop - start
     return out / max(weight, 1)
@@ -268,7 +268,8 @@ def _loop(
             pc_args = ()
             if pc_idx is not None:
                 pc_args = (train.h[pc_idx[k]], pc_eps[k])
-            terms = loss_terms(module, train.h[idx], train.x[idx], eps[k], n, beta, alpha, *pc_args)
+            hx = (train.h[idx], train.x[idx])
+            terms = loss_terms(module, *hx, eps[k], n, beta, alpha, *pc_args, u=train.u_at(idx))
             opt.zero_grad(set_to_none=True)
             terms[0].backward()
             opt.step()
@@ -417,6 +418,7 @@ def fit(
         "units": [int(u) if np.issubdtype(type(u), np.integer) else str(u) for u in train.units],
         "n_units": int(train.n_units),
         "history": config.history,
+        "input": train.u is not None,
     }
     write_fit(out_dir, module, meta, history, info)
     if config.method not in POSTHOC_METHODS:
@@ -481,6 +483,7 @@ def _fit_restarts(config, train, val, seed, source, out_dir, dev, progress):
             "seed": seed,
             "restart": r,
             "data": source["activity_sha256"],
+            "input": source.get("input_sha256"),
         }
         pre = None
         if config.init == "rotation" and config.beta > 0 and len(config.groups) > 1:
@@ -522,6 +525,7 @@ def _posthoc(config, train, val, seed, init_from, progress):
                 f"{config.method} with groups {config.groups} needs an lrRNN of rank "
                 f"{config.rank}; {init_from} has rank {base.module.rank}"
             )
+        check_input(base.uses_input, train.u is not None, f"the lrRNN fit {init_from}")
         module = base.module
         history = read_losses(Path(init_from) / "losses.csv")
         base_info = base.info

@@ -3,10 +3,13 @@ transforms, co-smoothing, and config validation."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 import xarray as xr
+from scipy import stats
 
 from disrnn.models.config import FitConfig
 from disrnn.models.methods import METHODS
@@ -370,3 +373,77 @@ def test_pc_rotation_unmixes_independent_groups():
     )
     assert pc(mixed @ rot.T) < pc(z) + 0.05 < pc(mixed)
     torch.testing.assert_close(rot @ rot.T, torch.eye(4), atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------------- known input u_t
+def with_input(ds: xr.Dataset, scale: float = 1.0, seed: int = 5) -> xr.Dataset:
+    """A copy of ``ds`` with a random known ``input`` (trial, time, unit) of sd ``scale``."""
+    u = scale * np.random.default_rng(seed).normal(size=ds["activity"].shape)
+    return ds.assign(input=(("trial", "time", "unit"), u.astype(np.float32)))
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "poisson"])
+def test_predict_with_input_equals_step_by_hand(gaussian_ds, tmp_path, likelihood):
+    """fit.predict == f(W tanh(x_{t-1}) + A b + a + u_t); a mismatched dataset fails."""
+    base = gaussian_ds if likelihood == "gaussian" else make_dataset(kind="spike_counts")
+    ds = with_input(base, 0.5)
+    cfg = FitConfig.create("DisRNN", epochs=2, likelihood=likelihood)
+    out = fit(ds, cfg, tmp_path / "f", progress=False)
+    f = load_fit(out)
+    assert f.uses_input and json.loads((out / "config.json").read_text())["input"] is True
+    x = ds["activity"].values.astype(float)
+    u = ds["input"].values.astype(float)
+    drive = np.tanh(x[:, :-1]) @ f.W.T + f.bias + u[:, 1:]  # (trial, time - 1, unit)
+    if likelihood == "poisson":
+        drive = np.logaddexp(0, drive)
+    np.testing.assert_allclose(f.predict(ds).values[:, 1:], drive, rtol=1e-4, atol=1e-5)
+    if likelihood == "gaussian":  # the nll is that of N(drive, s^2)
+        ref = -stats.norm.logpdf(x[:, 1:], drive, f.noise_sd)
+        np.testing.assert_allclose(f.nll(ds).values[:, 1:], ref, rtol=1e-4, atol=1e-4)
+    for method in (f.predict, f.nll, f.latents, lambda d: f.rollout(d, 3)):
+        with pytest.raises(ValueError, match="trained with a known 'input'"):
+            method(base)
+
+
+def test_rollout_with_input_against_unrolled_loop(gaussian_ds, tmp_path):
+    ds = with_input(gaussian_ds.isel(trial=slice(0, 12)), 0.5)
+    f = load_fit(fit(ds, FitConfig.create("lrRNN", epochs=2), tmp_path / "f", progress=False))
+    start, n_steps = 5, 12
+    roll = f.rollout(ds, n_steps, start=start)
+    x = ds["activity"].values[:, start - 1].astype(float)
+    u = ds["input"].values.astype(float)
+    for t in range(n_steps):
+        x = np.tanh(x) @ f.W.T + f.bias + u[:, start + t]
+        np.testing.assert_allclose(roll.values[:, t], x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(roll.values[:, 0], f.predict(ds).values[:, start], atol=1e-5)
+    with pytest.raises(ValueError, match="past the trial"):
+        f.rollout(ds, ds.sizes["time"], start=start)
+
+
+def test_absent_input_leaves_the_network_unchanged():
+    """decode(z) == decode(z, None) exactly; a zero input adds exactly nothing."""
+    m = DisRNN(7, (2, 1), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        m.a.copy_(torch.linspace(-1, 1, 7))
+        z = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(m.decode(z), m.decode(z, None))
+        assert torch.equal(m.decode(z), m.decode(z, torch.zeros(5, 7)))
+        u = torch.randn(5, 7, generator=torch.Generator().manual_seed(2))
+        torch.testing.assert_close(m.decode(z, u), m.decode(z) + u)
+        lagged = torch.randn(5, 1, 7, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(m(lagged), m(lagged, None))
+
+
+def test_posthoc_transforms_keep_predictions_with_input(lr_fit, gaussian_ds, tmp_path):
+    ds = with_input(gaussian_ds, 0.5)
+    base = fit(ds, FitConfig.create("lrRNN", epochs=2), tmp_path / "lr", progress=False)
+    lr = load_fit(base)
+    for method in ("LINT", "lrRNN+ICA"):
+        cfg = FitConfig.create(method)
+        f = load_fit(fit(ds, cfg, tmp_path / method, init_from=base, progress=False))
+        assert f.uses_input
+        np.testing.assert_allclose(f.predict(ds).values, lr.predict(ds).values, atol=1e-4)
+    with pytest.raises(ValueError, match="trained with a known 'input'"):
+        fit(gaussian_ds, FitConfig.create("LINT"), tmp_path / "x", init_from=base, progress=False)
+    with pytest.raises(ValueError, match="trained without a known 'input'"):
+        fit(ds, FitConfig.create("LINT"), tmp_path / "y", init_from=lr_fit.path, progress=False)

@@ -224,3 +224,39 @@ def test_rotation_init_pretrains_then_rotates(ds, tmp_path):
     info = json.loads((out / "fit_info.json").read_text())
     assert info["pretrain"]["epochs_run"] == 4 and info["pretrain"]["rotation_pc"] >= -1
     assert json.loads((out / "config.json").read_text())["init"] == "rotation"
+
+
+# ------------------------------------------------------------------- known input u_t
+def test_zero_input_trains_exactly_like_no_input(ds, tmp_path):
+    """Adding u = 0 changes no number: same weights, same predictions."""
+    cfg = FitConfig.create("DisRNN", epochs=3)
+    a = fit(ds, cfg, tmp_path / "a", seed=2, progress=False)
+    ds0 = ds.assign(input=(("trial", "time", "unit"), np.zeros(ds["activity"].shape, "f4")))
+    b = fit(ds0, cfg, tmp_path / "b", seed=2, progress=False)
+    assert _same_weights(a, b)
+    assert json.loads((a / "config.json").read_text())["input"] is False
+    np.testing.assert_array_equal(load_fit(a).predict(ds).values, load_fit(b).predict(ds0).values)
+    with pytest.raises(ValueError, match="trained without a known 'input'"):
+        load_fit(a).predict(ds0)
+
+
+def test_known_large_input_is_used(tmp_path):
+    """Data driven by a large known input: the fit given it predicts held-out bins far better."""
+    ds = make_dataset(n_trials=24, n_time=30, seed=1)
+    u = 3.0 * np.random.default_rng(9).normal(size=ds["activity"].shape)
+    ds = ds.assign(
+        activity=ds["activity"] + u.astype(np.float32),
+        input=(("trial", "time", "unit"), u.astype(np.float32)),
+    )
+    cfg = FitConfig.create("lrRNN", epochs=15)
+    f_in = load_fit(fit(ds, cfg, tmp_path / "in", progress=False))
+    no_input = ds.drop_vars("input")
+    f_out = load_fit(fit(no_input, cfg, tmp_path / "out", progress=False))
+    test = ds.split == "test"
+    nll_in = float(f_in.nll(ds.sel(trial=test)).mean())
+    nll_out = float(f_out.nll(no_input.sel(trial=test)).mean())
+    assert nll_in < nll_out - 1.0, (nll_in, nll_out)  # nats per bin and unit
+    bad = ds.copy()
+    bad["input"] = bad["input"].where(bad.trial != 0)  # NaN input
+    with pytest.raises(ValueError, match="input holds NaN"):
+        fit(bad, cfg, tmp_path / "bad", progress=False)

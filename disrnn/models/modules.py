@@ -5,7 +5,9 @@ K = sum(groups) latent dimensions.
 
     h_t   = sum_{l=1..L} psi_l tanh(x_{t-l})                       (unit,)
     q(z_t | x_<t) = N(B h_t + b, sigma_q^2 I)                       (latent,)
-    x_t | z_t ~ N(A z_t + a, diag(s^2))   or   Poisson(f(A z_t + a))
+    x_t | z_t ~ N(A z_t + a + u_t, diag(s^2))   or   Poisson(f(A z_t + a + u_t))
+
+u_t (unit,) is a known input (the dataset's optional ``input``), zero when absent.
 
 With a linear encoder and decoder the one-step mean is the low-rank RNN
 x_t = f(A B h_t + A b + a): W = A B (unit, unit), J = B A (latent, latent).
@@ -144,12 +146,14 @@ class DisRNN(nn.Module):
         hid = torch.tanh(h @ (self.enc_w1 * self.input_mask).T + self.enc_b1)
         return hid @ self.enc_w2.T + self.b
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (..., latent) -> eta: (..., unit) natural parameter (Gaussian mean or
-        Poisson pre-link)."""
+    def decode(self, z: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """z: (..., latent), u: (..., unit) known input or None -> eta: (..., unit)
+        natural parameter (Gaussian mean or Poisson pre-link), A z + a (+ u)."""
         if self.decoder_kind == "linear":
-            return z @ self.A.T + self.a
-        return torch.tanh(z @ self.dec_w1.T + self.dec_b1) @ self.dec_w2.T + self.a
+            eta = z @ self.A.T + self.a
+        else:
+            eta = torch.tanh(z @ self.dec_w1.T + self.dec_b1) @ self.dec_w2.T + self.a
+        return eta if u is None else eta + u
 
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         """Expected activity per bin from eta (counts per bin for Poisson)."""
@@ -157,7 +161,7 @@ class DisRNN(nn.Module):
             return eta
         return torch.exp(eta) if self.link == "exp" else F.softplus(eta)
 
-    def forward(self, lagged: torch.Tensor) -> torch.Tensor:
-        """lagged: (..., L, unit) tanh of previous bins -> (..., unit) one-step mean
-        (decoder applied to the posterior mean)."""
-        return self.mean(self.decode(self.encode(self.kernel(lagged))))
+    def forward(self, lagged: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """lagged: (..., L, unit) tanh of previous bins, u: (..., unit) known input or
+        None -> (..., unit) one-step mean (decoder applied to the posterior mean)."""
+        return self.mean(self.decode(self.encode(self.kernel(lagged)), u))
