@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from disrnn.data.io import file_sha256
 from disrnn.models.modules import fixed_kernel
 
 __all__ = ["FitData", "load_input", "dataset_kind", "trial_arrays", "prepare", "file_sha256"]
@@ -166,12 +167,3 @@ def prepare(
     if arrays["u"] is not None:
         u = torch.from_numpy(np.ascontiguousarray(arrays["u"][sel])).to(device)  # (bin, unit)
     return FitData(h.contiguous().to(device), x.to(device), units, input_mask, u)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

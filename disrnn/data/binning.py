@@ -10,7 +10,6 @@ stored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -23,7 +22,7 @@ import xarray as xr
 from disrnn.data import splits
 from disrnn.data.bin_config import BinConfig
 from disrnn.data.bins import _TOL, bin_series, count_spikes, observed_bins
-from disrnn.data.io import clean_attrs
+from disrnn.data.io import clean_attrs, file_sha256
 from disrnn.data.nwb import Session, read_session
 
 __all__ = [
@@ -36,15 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- the steps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -44,6 +45,15 @@ def load_dataset(path: str | os.PathLike) -> xr.Dataset:
         raise FileNotFoundError(f"no dataset at {str(path)!r}; run `disrnn bin` to create it")
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         return ds.load()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def clean_attrs(attrs: dict) -> dict:
