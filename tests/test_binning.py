@@ -97,7 +97,7 @@ def test_windows_without_trials(tmp_path):
     t1 = max(s[-1] for s in spikes)
     n = int(np.floor((t1 - t0) / 2.0))
     starts = t0 + np.arange(n) * 2.0
-    assert ds.sizes == {"trial": n, "time": 8, "unit": 3}
+    assert ds.sizes == {"trial": n, "time": 8, "unit": 3, "pre_time": 2}  # 0.5 s of history
     assert ds.attrs["alignment"] == "windows"
     np.testing.assert_array_equal(
         ds["activity"].values, _histogram(spikes, starts, np.arange(9) * 0.25)

@@ -123,7 +123,11 @@ def test_continuous_activity_with_ground_truth(tmp_path):
         },
     )
     ds = bin_session(path, BinConfig(bin_width=dt, activity="continuous_activity"))
-    assert ds.sizes == {"trial": 4, "time": 50, "unit": 4, "latent": 3}
+    assert ds.sizes == {"trial": 4, "time": 50, "unit": 4, "latent": 3, "pre_time": 5}
+    # the 0.5 s of history are the previous trial's last 5 samples; none before trial 0
+    pre = x.reshape(4, 50, 4)[:-1, -5:].astype(np.float32)
+    np.testing.assert_array_equal(ds["pre_activity"].values[1:], pre)
+    assert ds["pre_mask"].values[1:].all() and not ds["pre_mask"].values[0].any()
     assert ds["activity"].dtype == np.float32 and ds["activity"].attrs["kind"] == "continuous"
     np.testing.assert_allclose(ds["activity"].values, x.reshape(4, 50, 4).astype(np.float32))
     np.testing.assert_allclose(ds["true_latents"].values, latents.reshape(4, 50, 3))

@@ -99,7 +99,7 @@ def test_real_file_through_the_cli(tmp_path, capsys, real_dataset):
     ]
     assert main(argv) == 0
     ds = load_dataset(out)
-    assert dict(ds.sizes) == {"trial": 180, "time": 40, "unit": 35}
+    assert dict(ds.sizes) == {"trial": 180, "time": 40, "unit": 35, "pre_time": 10}
     xr.testing.assert_identical(ds, real_dataset)  # the NetCDF round trip loses nothing
     assert os.listdir(out.parent) == ["real.nc"]
     assert "trial=180, time=40, unit=35" in capsys.readouterr().out

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: How held-out units are chosen (:attr:`BinConfig.heldout`).
+HELDOUT_MODES = ("auto", "file", "random")
+#: Per-unit rescaling of spike counts (:attr:`BinConfig.rescale`); None: counts as they are.
+RESCALE_MODES = ("unit-max",)
+
 
 @dataclass(frozen=True)
 class BinConfig:
@@ -24,8 +29,18 @@ class BinConfig:
         min_rate, max_rate: drop units whose mean rate over the binned windows (Hz) is
             below / above; min_spikes: drop units with fewer spikes in the windows.
         behavior: TimeSeries names averaged onto the bins.
-        heldout_fraction: in [0, 1); fraction of units held out when the file has no
-            ``heldout`` unit column.
+        heldout_fraction: in [0, 1); fraction of units held out (a seeded draw) when the
+            held-out units are not taken from the file (see ``heldout``).
+        heldout: where the held-out units come from: ``"auto"`` the file's ``heldout``
+            unit column when it marks at least one kept unit, else the seeded
+            ``heldout_fraction`` (with a logged warning naming the file); ``"file"`` the
+            column (an error when the file has none); ``"random"`` ignore the column and
+            draw ``heldout_fraction``.
+        pre_window: seconds of history bins kept before each trial's window, >= 0 (0:
+            none); rounded down to whole bins, P = floor(pre_window / bin_width).
+        rescale: None, or ``"unit-max"``: spike counts divided per unit by the unit's
+            largest count over the window bins of the train trials (float32, kind
+            ``"continuous"``; the divisor is the unit coord ``scale``). Spikes only.
         split: (train, val, test) fractions over trials, non-negative, summing to 1.
         stratify: trial column whose values are split in proportion each.
         seed: seed of the split and the held-out draw.
@@ -45,6 +60,9 @@ class BinConfig:
     min_spikes: int | None = None
     behavior: tuple[str, ...] = ()
     heldout_fraction: float = 0.0
+    heldout: str = "auto"
+    pre_window: float = 0.5
+    rescale: str | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     stratify: str | None = None
     seed: int = 0
@@ -105,6 +123,24 @@ class BinConfig:
         if not 0.0 <= hf < 1.0:
             raise ValueError(f"heldout_fraction must be in [0, 1), got {hf}")
         setf("heldout_fraction", hf)
+        if self.heldout not in HELDOUT_MODES:
+            raise ValueError(
+                f"heldout must be one of {', '.join(HELDOUT_MODES)}, got {self.heldout!r} "
+                "(auto: the file's heldout column when it marks a unit, else heldout_fraction)"
+            )
+        setf("pre_window", _pre_window(self.pre_window))
+        if self.rescale is not None:
+            if self.rescale not in RESCALE_MODES:
+                raise ValueError(
+                    f"rescale must be None or one of {', '.join(RESCALE_MODES)}, got "
+                    f"{self.rescale!r}"
+                )
+            if self.activity is not None:
+                raise ValueError(
+                    f"rescale={self.rescale!r} divides spike counts per unit; it does not "
+                    f"apply to the continuous TimeSeries {self.activity!r} (leave rescale "
+                    "None)"
+                )
         fractions = tuple(_number("split fraction", v) for v in self.split)
         if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
             raise ValueError(
@@ -114,6 +150,24 @@ class BinConfig:
         setf("split", fractions)
         if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
             raise TypeError(f"seed must be an integer, got {self.seed!r}")
+
+    @property
+    def n_pre_bins(self) -> int:
+        """P: whole bins of history before each window, floor(pre_window / bin_width)."""
+        return int(math.floor(self.pre_window / self.bin_width + 1e-9))
+
+
+def _pre_window(value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"pre_window must be a number of seconds, got {value!r}") from None
+    if not (math.isfinite(out) and out >= 0):
+        raise ValueError(
+            f"pre_window must be a finite, non-negative number of seconds of history before "
+            f"each window, got {value!r}; e.g. 0.5, or 0 to keep no history bins"
+        )
+    return out
 
 
 def _number(name: str, value) -> float:

@@ -24,6 +24,8 @@ from disrnn.data.bin_config import BinConfig
 from disrnn.data.bins import _TOL, bin_series, count_spikes, observed_bins
 from disrnn.data.io import clean_attrs, file_sha256
 from disrnn.data.nwb import Session, read_session
+from disrnn.data.pre_window import pre_window_vars
+from disrnn.data.rescale import rescale_unit_max
 
 __all__ = [
     "BinConfig",
@@ -296,8 +298,13 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
             )
         strata = columns[config.stratify]
     split = splits.split_trials(n_trials, config.split, split_rng, strata)
-    heldout = splits.heldout_units(
-        len(unit_ids), config.heldout_fraction, heldout_rng, unit_columns.pop("heldout", None)
+    heldout, heldout_source = splits.choose_heldout(
+        len(unit_ids),
+        config.heldout_fraction,
+        heldout_rng,
+        unit_columns.pop("heldout", None),
+        mode=config.heldout,
+        source=path.name,
     )
 
     centres = (edges[:-1] + edges[1:]) / 2
@@ -306,6 +313,17 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     }
     if observed is not None:
         data_vars["mask"] = (("trial", "time"), observed[:, :, keep_u].all(axis=2))
+    pre_vars, pre_coords, pre_covered = pre_window_vars(
+        session,
+        kind,
+        keep_u,
+        align,
+        float(edges[0]),
+        bw,
+        config.n_pre_bins,
+        series=source if kind == "continuous" else None,
+    )
+    data_vars.update(pre_vars)
     for name in config.behavior:
         var = name.rsplit("/", 1)[-1]
         if var in data_vars or var in ("trial", "time", "unit", "split", "area", "heldout"):
@@ -350,6 +368,8 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         "latent",
         "latent_group",
         "latent_system",
+        "pre_time",
+        "scale",
     }
     coords = {
         "trial": ids.astype(np.int64),
@@ -359,6 +379,7 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         "area": ("unit", np.asarray(area, dtype=str)),
         "heldout": ("unit", heldout),
         **coords_extra,
+        **pre_coords,
     }
     for name, values in columns.items():
         coords[_coord_name(name, taken, "trial")] = ("trial", values)
@@ -379,12 +400,16 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         "n_table_rows": n_rows,
         "split_fractions": list(config.split),
         "stratify": config.stratify,
-        "heldout_source": "nwb column" if "heldout" in session.unit_columns else "random",
+        "heldout_mode": config.heldout,
+        "heldout_source": heldout_source,
+        "pre_window": pre_covered,
         "seed": int(config.seed),
     }
     if config.activity is not None:
         attrs["activity_series"] = source.path
     ds = xr.Dataset(data_vars, coords=coords, attrs=clean_attrs(attrs))
+    if config.rescale == "unit-max":
+        ds = rescale_unit_max(ds)
     log.info(
         "binned %s: %d trials x %d bins x %d units (%s, %s)",
         path.name,

@@ -7,7 +7,11 @@ changing the split fractions does not change which units are held out.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
@@ -110,3 +114,59 @@ def heldout_units(
     if n:
         out[rng.choice(n_units, size=n, replace=False)] = True
     return out
+
+
+def choose_heldout(
+    n_units: int,
+    fraction: float,
+    rng: np.random.Generator,
+    column: np.ndarray | None,
+    mode: str = "auto",
+    source: str = "the file",
+) -> tuple[np.ndarray, str]:
+    """Held-out units by ``mode`` (:attr:`disrnn.data.bin_config.BinConfig.heldout`).
+
+    Args:
+        n_units: number of (kept) units.
+        fraction: the seeded fraction drawn when the column does not decide.
+        rng: the generator of that draw.
+        column: (unit,) the file's ``heldout`` unit column, or None when it has none.
+        mode: ``"auto"`` the column when it marks at least one unit, else the seeded
+            fraction (a logged warning names ``source``); ``"file"`` the column;
+            ``"random"`` the seeded fraction, the column ignored.
+        source: the file's name, for messages.
+
+    Returns:
+        ((unit,) bool held-out mask, how: ``"nwb column"`` or ``"random"``).
+
+    Raises:
+        ValueError: an unknown mode; mode ``"file"`` without a column.
+    """
+    if mode not in ("auto", "file", "random"):
+        raise ValueError(f"heldout mode must be auto, file or random, got {mode!r}")
+    if mode == "file" and column is None:
+        raise ValueError(
+            f"{source} has no 'heldout' unit column to take the held-out units from; use "
+            "heldout 'random' (or 'auto') with a heldout_fraction"
+        )
+    if mode != "random" and column is not None:
+        marked = heldout_units(n_units, fraction, rng, column)
+        if marked.any() or mode == "file":
+            if not marked.any():
+                log.warning(
+                    "%s: the 'heldout' column marks none of the %d units; no unit is held "
+                    "out (heldout 'file'), so co-smoothing scores are not available",
+                    source,
+                    n_units,
+                )
+            return marked, "nwb column"
+        log.warning(
+            "%s: the 'heldout' column marks none of the %d units; holding out a seeded "
+            "fraction %g instead (%d units)%s",
+            source,
+            n_units,
+            fraction,
+            int(round(fraction * n_units)),
+            "; set heldout_fraction > 0 to hold any out" if fraction == 0 else "",
+        )
+    return heldout_units(n_units, fraction, rng), "random"
