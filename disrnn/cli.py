@@ -95,7 +95,23 @@ def _run_fetch(args) -> None:
 
 
 # --------------------------------------------------------------------------------- bin
+def _bin_default(name: str) -> str:
+    """BinConfig's default of field ``name`` as help text (one place for the value)."""
+    import dataclasses
+
+    from disrnn.data.bin_config import BinConfig
+
+    default = {f.name: f.default for f in dataclasses.fields(BinConfig)}[name]
+    if default is None:
+        return "none"
+    if isinstance(default, tuple):
+        return " ".join(f"{v:g}" for v in default)
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
 def _add_bin(sub) -> None:
+    from disrnn.data.bin_config import HELDOUT_MODES, RESCALE_MODES
+
     p = sub.add_parser(
         "bin",
         help="bin an NWB session into an xarray dataset (NetCDF)",
@@ -105,28 +121,96 @@ def _add_bin(sub) -> None:
     p.add_argument("nwb", help="input .nwb file")
     p.add_argument("--out", required=True, help="output .nc path")
     p.add_argument("--bin-width", type=float, required=True, help="bin width in seconds")
-    p.add_argument("--trials", default=None, help="'trials' or the name of an interval table in nwb.intervals")
-    p.add_argument("--align", default=None, help="column of the trials table to align on (default start_time)")
-    p.add_argument("--window", type=float, nargs=2, metavar=("START", "END"), default=None,
-                   help="window around the alignment in seconds, e.g. -0.5 1.5")
-    p.add_argument("--window-length", type=float, default=None,
-                   help="without trials: cut the recording into consecutive windows of this length (s)")
-    p.add_argument("--activity", default=None,
-                   help="bin this continuous TimeSeries instead of the Units table")
-    p.add_argument("--min-rate", type=float, default=None, help="drop units below this mean rate (Hz)")
-    p.add_argument("--max-rate", type=float, default=None, help="drop units above this mean rate (Hz)")
-    p.add_argument("--min-spikes", type=int, default=None, help="drop units with fewer spikes in the windows")
-    p.add_argument("--behavior", nargs="*", default=[], metavar="NAME", help="TimeSeries names to bin as behavior")
-    p.add_argument("--heldout-fraction", type=float, default=None,
-                   help="fraction of units held out for co-smoothing when the file has no 'heldout' column")
-    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
-                   help="trial split fractions (default 0.7 0.15 0.15)")
+    p.add_argument(
+        "--trials", default=None, help="'trials' or the name of an interval table in nwb.intervals"
+    )
+    p.add_argument(
+        "--align", default=None, help="column of the trials table to align on (default start_time)"
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        metavar=("START", "END"),
+        default=None,
+        help="window around the alignment in seconds, e.g. -0.5 1.5",
+    )
+    p.add_argument(
+        "--window-length",
+        type=float,
+        default=None,
+        help="without trials: cut the recording into consecutive windows of this length (s)",
+    )
+    p.add_argument(
+        "--activity", default=None, help="bin this continuous TimeSeries instead of the Units table"
+    )
+    p.add_argument(
+        "--min-rate", type=float, default=None, help="drop units below this mean rate (Hz)"
+    )
+    p.add_argument(
+        "--max-rate", type=float, default=None, help="drop units above this mean rate (Hz)"
+    )
+    p.add_argument(
+        "--min-spikes", type=int, default=None, help="drop units with fewer spikes in the windows"
+    )
+    p.add_argument(
+        "--behavior",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="TimeSeries names to bin as behavior",
+    )
+    p.add_argument(
+        "--heldout",
+        choices=HELDOUT_MODES,
+        default=None,
+        help="held-out units: auto = the file's 'heldout' column when it marks a unit, "
+        "else a seeded --heldout-fraction (with a warning); file = the column (error "
+        f"without one); random = the seeded fraction (default {_bin_default('heldout')})",
+    )
+    p.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=None,
+        help="fraction of units held out for co-smoothing when they do not come from "
+        f"the file's column (default {_bin_default('heldout_fraction')})",
+    )
+    p.add_argument(
+        "--pre-window",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="history kept before each window (pre_activity), rounded down to whole "
+        f"bins; 0 keeps none (default {_bin_default('pre_window')})",
+    )
+    p.add_argument(
+        "--rescale",
+        choices=("none", *RESCALE_MODES),
+        default=None,
+        help="unit-max: divide each unit's counts by its largest train-window count "
+        f"(float32, coord 'scale') (default {_bin_default('rescale')})",
+    )
+    p.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        default=None,
+        help=f"trial split fractions (default {_bin_default('split')})",
+    )
     p.add_argument("--stratify", default=None, help="condition column to stratify the split by")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and held-out draw")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"seed of the split and held-out draw (default {_bin_default('seed')})",
+    )
     p.set_defaults(func=_run_bin)
 
 
 def _run_bin(args) -> None:
+    import dataclasses
+
     from disrnn.data.binning import BinConfig, bin_session
     from disrnn.data.io import save_dataset
 
@@ -142,11 +226,17 @@ def _run_bin(args) -> None:
         "min_spikes": args.min_spikes,
         "behavior": tuple(args.behavior),
         "heldout_fraction": args.heldout_fraction,
+        "heldout": args.heldout,
+        "pre_window": args.pre_window,
         "split": tuple(args.split) if args.split else None,
         "stratify": args.stratify,
         "seed": args.seed,
     }
     config = BinConfig(**{k: v for k, v in options.items() if v is not None})
+    if args.rescale is not None:
+        config = dataclasses.replace(
+            config, rescale=None if args.rescale == "none" else args.rescale
+        )
     ds = bin_session(args.nwb, config)
     save_dataset(ds, args.out)
     sizes = ", ".join(f"{d}={n}" for d, n in ds.sizes.items() if d in ("trial", "time", "unit"))
