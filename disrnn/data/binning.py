@@ -202,7 +202,11 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         variables (trial, time, <name>_dim) float64; ground truth of simulated files
         (``true_latents``, ``true_rates`` as expected counts per bin for spikes,
         ``true_A``, ``true_B``, ``true_bias``, coord ``latent_group``); coords ``trial`` (+ table columns, ``split``), ``time`` (bin
-        centres, s), ``unit`` (+ ``area``, ``heldout``, other unit columns).
+        centres, s), ``unit`` (+ ``area``, ``heldout``, other unit columns); with
+        ``config.n_pre_bins`` P > 0 the history before each window, ``pre_activity``
+        (trial, pre_time, unit) and ``pre_mask`` (trial, pre_time) bool
+        (:mod:`disrnn.data.pre_window`); with ``config.rescale`` the counts divided per
+        unit (:mod:`disrnn.data.rescale`).
 
     Raises:
         FileNotFoundError: no file at ``nwb_path``.
