@@ -52,8 +52,12 @@ def _add_simulate(sub) -> None:
         description="Simulate G independent latent systems driving a low-rank RNN and "
         "write the session (spikes or continuous activity, trials, truth) as NWB.",
     )
-    p.add_argument("--preset", required=True, choices=_choices("disrnn.simulate", "PRESETS"),
-                   help="ground-truth system")
+    p.add_argument(
+        "--preset",
+        required=True,
+        choices=_choices("disrnn.simulate", "PRESETS"),
+        help="ground-truth system",
+    )
     p.add_argument("--out", required=True, help="output .nwb path")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--n-trials", type=int, default=None, help="override the preset's trial count")
@@ -80,9 +84,19 @@ def _add_fetch(sub) -> None:
         "token, if needed, is read from the DANDI_API_KEY environment variable only.",
     )
     p.add_argument("--dandiset", required=True, help="dandiset identifier, e.g. 000207")
-    p.add_argument("--path", required=True, help="asset path inside the dandiset (a glob lists matches)")
-    p.add_argument("--version", default=None, help="version: 'draft' or e.g. 0.220927.1850 (default: most recent published)")
-    p.add_argument("--api-url", default=None, help="DANDI API URL (default: DANDI_API_URL or the public archive)")
+    p.add_argument(
+        "--path", required=True, help="asset path inside the dandiset (a glob lists matches)"
+    )
+    p.add_argument(
+        "--version",
+        default=None,
+        help="version: 'draft' or e.g. 0.220927.1850 (default: most recent published)",
+    )
+    p.add_argument(
+        "--api-url",
+        default=None,
+        help="DANDI API URL (default: DANDI_API_URL or the public archive)",
+    )
     p.add_argument("--out", required=True, help="download folder; the asset path is kept below it")
     p.set_defaults(func=_run_fetch)
 
@@ -90,7 +104,9 @@ def _add_fetch(sub) -> None:
 def _run_fetch(args) -> None:
     from disrnn.data.dandi import fetch_asset
 
-    path = fetch_asset(args.dandiset, args.path, args.out, version=args.version, api_url=args.api_url)
+    path = fetch_asset(
+        args.dandiset, args.path, args.out, version=args.version, api_url=args.api_url
+    )
     print(path)
 
 
@@ -252,26 +268,46 @@ def _add_fit(sub) -> None:
         "holds config.json, weights.pt, losses.csv and a checkpoint a killed run resumes from.",
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
-    p.add_argument("--method", required=True,
-                   help="model or baseline: lrRNN, lrRNN+ICA, LINT, bdRNN, DisRNN-full, DisRNN, "
-                   "DisRNN-MLP (an unknown name is rejected with the list of valid ones)")
+    p.add_argument(
+        "--method",
+        required=True,
+        help="model or baseline: lrRNN, lrRNN+ICA, LINT, bdRNN, DisRNN-full, DisRNN, "
+        "DisRNN-MLP (an unknown name is rejected with the list of valid ones)",
+    )
     p.add_argument("--out", required=True, help="fit folder")
-    p.add_argument("--groups", type=_int_list, default=None, help="group sizes, e.g. 3,3 (sum = rank K)")
+    p.add_argument(
+        "--groups", type=_int_list, default=None, help="group sizes, e.g. 3,3 (sum = rank K)"
+    )
     p.add_argument("--beta", type=float, default=None, help="partial-correlation weight")
-    p.add_argument("--alpha", type=float, default=None, help="block-diagonal penalty weight (bdRNN)")
-    p.add_argument("--likelihood", choices=["auto", "gaussian", "poisson"], default=None,
-                   help="observation model (auto: poisson for spike counts, gaussian for continuous)")
+    p.add_argument(
+        "--alpha", type=float, default=None, help="block-diagonal penalty weight (bdRNN)"
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=["auto", "gaussian", "poisson"],
+        default=None,
+        help="observation model (auto: poisson for spike counts, gaussian for continuous)",
+    )
     p.add_argument("--link", choices=["softplus", "exp"], default=None, help="Poisson link")
     p.add_argument("--history", type=int, default=None, help="history length L in bins (default 1)")
-    p.add_argument("--kernel", choices=["fixed", "learned"], default=None, help="history kernel for L > 1")
-    p.add_argument("--sigma", choices=["fixed", "learned"], default=None, help="encoder sd: rule of thumb or learned")
+    p.add_argument(
+        "--kernel", choices=["fixed", "learned"], default=None, help="history kernel for L > 1"
+    )
+    p.add_argument(
+        "--sigma",
+        choices=["fixed", "learned"],
+        default=None,
+        help="encoder sd: rule of thumb or learned",
+    )
     p.add_argument("--epochs", type=int, default=None, help="maximum passes over the training bins")
     p.add_argument("--batch-size", type=int, default=None, help="bins per mini-batch (default 128)")
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="torch device")
-    p.add_argument("--init-from", default=None, help="lrRNN fit folder that post-hoc methods transform")
+    p.add_argument(
+        "--init-from", default=None, help="lrRNN fit folder that post-hoc methods transform"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_fit)
 
