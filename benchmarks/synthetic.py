@@ -80,8 +80,8 @@ def _run_seed(task: dict) -> list[dict]:
 
     torch.set_num_threads(1)
     from disrnn.evaluation import evaluate
-    from disrnn.models.config import FitConfig
-    from disrnn.training import fit
+    from disrnn.fit import fit
+    from disrnn.fit.config import POSTHOC_METHODS, FitConfig
 
     seed, root = task["seed"], Path(task["root"])
     ds = session_dataset(task["preset"], seed, **task.get("sim_overrides", {}))
@@ -90,21 +90,17 @@ def _run_seed(task: dict) -> list[dict]:
     K = sum(sizes)
     rows = [_ceiling_row(ds, seed)]
     for method in task["methods"]:
-        opts = dict(task["options"])
-        if method == "lrRNN":
-            opts["rank"] = K
-        else:
-            opts["groups"] = sizes
+        opts = {**task["options"], "groups": sizes}  # lrRNN: one group of the sum K
         if task.get("beta") is not None and method.startswith("DisRNN"):
             opts["beta"] = task["beta"]
         out = root / f"seed{seed}" / method
         init = None
-        if method in ("lrRNN+ICA", "LINT"):
+        if method in POSTHOC_METHODS:
             init = root / f"seed{seed}" / "lrRNN"
             if not (init / "weights.pt").exists():
-                fit(ds, FitConfig.create("lrRNN", rank=K, **task["options"]), init,
-                    seed=seed, device="cpu", progress=False)  # fmt: skip
-        cfg = FitConfig.create(method, **opts)
+                base = FitConfig.from_options("lrRNN", {**task["options"], "rank": K})
+                fit(ds, base, init, seed=seed, device="cpu", progress=False)
+        cfg = FitConfig.from_options(method, opts)
         t0 = time.perf_counter()
         fit(ds, cfg, out, seed=seed, device="cpu", init_from=init, progress=False)
         seconds = time.perf_counter() - t0

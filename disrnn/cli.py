@@ -21,10 +21,6 @@ from collections.abc import Sequence
 log = logging.getLogger("disrnn")
 
 
-def _float_list(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
-
-
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
@@ -52,8 +48,12 @@ def _add_simulate(sub) -> None:
         description="Simulate G independent latent systems driving a low-rank RNN and "
         "write the session (spikes or continuous activity, trials, truth) as NWB.",
     )
-    p.add_argument("--preset", required=True, choices=_choices("disrnn.simulate", "PRESETS"),
-                   help="ground-truth system")
+    p.add_argument(
+        "--preset",
+        required=True,
+        choices=_choices("disrnn.simulate", "PRESETS"),
+        help="ground-truth system",
+    )
     p.add_argument("--out", required=True, help="output .nwb path")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--n-trials", type=int, default=None, help="override the preset's trial count")
@@ -80,9 +80,19 @@ def _add_fetch(sub) -> None:
         "token, if needed, is read from the DANDI_API_KEY environment variable only.",
     )
     p.add_argument("--dandiset", required=True, help="dandiset identifier, e.g. 000207")
-    p.add_argument("--path", required=True, help="asset path inside the dandiset (a glob lists matches)")
-    p.add_argument("--version", default=None, help="version: 'draft' or e.g. 0.220927.1850 (default: most recent published)")
-    p.add_argument("--api-url", default=None, help="DANDI API URL (default: DANDI_API_URL or the public archive)")
+    p.add_argument(
+        "--path", required=True, help="asset path inside the dandiset (a glob lists matches)"
+    )
+    p.add_argument(
+        "--version",
+        default=None,
+        help="version: 'draft' or e.g. 0.220927.1850 (default: most recent published)",
+    )
+    p.add_argument(
+        "--api-url",
+        default=None,
+        help="DANDI API URL (default: DANDI_API_URL or the public archive)",
+    )
     p.add_argument("--out", required=True, help="download folder; the asset path is kept below it")
     p.set_defaults(func=_run_fetch)
 
@@ -90,7 +100,9 @@ def _add_fetch(sub) -> None:
 def _run_fetch(args) -> None:
     from disrnn.data.dandi import fetch_asset
 
-    path = fetch_asset(args.dandiset, args.path, args.out, version=args.version, api_url=args.api_url)
+    path = fetch_asset(
+        args.dandiset, args.path, args.out, version=args.version, api_url=args.api_url
+    )
     print(path)
 
 
@@ -105,22 +117,59 @@ def _add_bin(sub) -> None:
     p.add_argument("nwb", help="input .nwb file")
     p.add_argument("--out", required=True, help="output .nc path")
     p.add_argument("--bin-width", type=float, required=True, help="bin width in seconds")
-    p.add_argument("--trials", default=None, help="'trials' or the name of an interval table in nwb.intervals")
-    p.add_argument("--align", default=None, help="column of the trials table to align on (default start_time)")
-    p.add_argument("--window", type=float, nargs=2, metavar=("START", "END"), default=None,
-                   help="window around the alignment in seconds, e.g. -0.5 1.5")
-    p.add_argument("--window-length", type=float, default=None,
-                   help="without trials: cut the recording into consecutive windows of this length (s)")
-    p.add_argument("--activity", default=None,
-                   help="bin this continuous TimeSeries instead of the Units table")
-    p.add_argument("--min-rate", type=float, default=None, help="drop units below this mean rate (Hz)")
-    p.add_argument("--max-rate", type=float, default=None, help="drop units above this mean rate (Hz)")
-    p.add_argument("--min-spikes", type=int, default=None, help="drop units with fewer spikes in the windows")
-    p.add_argument("--behavior", nargs="*", default=[], metavar="NAME", help="TimeSeries names to bin as behavior")
-    p.add_argument("--heldout-fraction", type=float, default=None,
-                   help="fraction of units held out for co-smoothing when the file has no 'heldout' column")
-    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
-                   help="trial split fractions (default 0.7 0.15 0.15)")
+    p.add_argument(
+        "--trials", default=None, help="'trials' or the name of an interval table in nwb.intervals"
+    )
+    p.add_argument(
+        "--align", default=None, help="column of the trials table to align on (default start_time)"
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        metavar=("START", "END"),
+        default=None,
+        help="window around the alignment in seconds, e.g. -0.5 1.5",
+    )
+    p.add_argument(
+        "--window-length",
+        type=float,
+        default=None,
+        help="without trials: cut the recording into consecutive windows of this length (s)",
+    )
+    p.add_argument(
+        "--activity", default=None, help="bin this continuous TimeSeries instead of the Units table"
+    )
+    p.add_argument(
+        "--min-rate", type=float, default=None, help="drop units below this mean rate (Hz)"
+    )
+    p.add_argument(
+        "--max-rate", type=float, default=None, help="drop units above this mean rate (Hz)"
+    )
+    p.add_argument(
+        "--min-spikes", type=int, default=None, help="drop units with fewer spikes in the windows"
+    )
+    p.add_argument(
+        "--behavior",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="TimeSeries names to bin as behavior",
+    )
+    p.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=None,
+        help="fraction of units held out for co-smoothing when the file has no 'heldout' column",
+    )
+    p.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        default=None,
+        help="trial split fractions (default 0.7 0.15 0.15)",
+    )
     p.add_argument("--stratify", default=None, help="condition column to stratify the split by")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and held-out draw")
     p.set_defaults(func=_run_bin)
@@ -154,7 +203,48 @@ def _run_bin(args) -> None:
 
 
 # --------------------------------------------------------------------------------- fit
+def _fit_options():
+    """(FitConfig field, argparse keywords) of ``disrnn fit``'s model options; defaults
+    and choices come from :mod:`disrnn.fit.config` (never typed here)."""
+    from disrnn.fit import config as fc
+
+    def default(name):
+        return f"default {getattr(fc.FitConfig, name)}"
+
+    return (
+        ("groups", {"type": _int_list, "help": "latent group sizes, e.g. 3,3 (sum = rank "
+                    "K; a one-group method fits one group of the sum; default: the method's)"}),
+        ("beta", {"type": float, "help": "partial-correlation weight (default: by data kind, "
+                  f"{fc.DEFAULT_BETA})"}),
+        ("alpha", {"type": float, "help": "block-diagonal penalty weight (bdRNN; default: the method's)"}),
+        ("likelihood", {"choices": fc.LIKELIHOODS, "help": "observation model (auto: poisson "
+                        f"for spike counts, gaussian for continuous; {default('likelihood')})"}),
+        ("link", {"choices": fc.LINKS, "help": f"Poisson link ({default('link')})"}),
+        ("history", {"type": int, "help": f"history length L in bins ({default('history')})"}),
+        ("kernel", {"choices": fc.KERNELS, "help": f"history kernel for L > 1 ({default('kernel')})"}),
+        ("sigma", {"choices": fc.SIGMAS, "help": f"encoder sd: rule of thumb or learned ({default('sigma')})"}),
+        ("hidden", {"type": int, "help": f"hidden units of MLP encoder/decoder ({default('hidden')})"}),
+        ("epochs", {"type": int, "help": f"maximum passes over the training bins (default: about "
+                    f"{fc.TARGET_STEPS} optimizer steps)"}),
+        ("batch_size", {"type": int, "help": f"bins per mini-batch ({default('batch_size')})"}),
+        ("lr", {"type": float, "help": f"AdamW learning rate ({default('lr')})"}),
+        ("weight_decay", {"type": float, "help": f"AdamW weight decay ({default('weight_decay')})"}),
+        ("schedule", {"choices": fc.SCHEDULES, "help": f"learning-rate schedule ({default('schedule')})"}),
+        ("warmup", {"type": float, "help": f"fraction of epochs over which beta and alpha ramp up ({default('warmup')})"}),
+        ("patience", {"type": int, "help": "early-stopping patience in epochs (default: max(10, epochs // 5))"}),
+        ("checkpoint_every", {"type": int, "help": f"epochs between checkpoints ({default('checkpoint_every')})"}),
+        ("init", {"choices": fc.INITS, "help": f"initialisation (default: {fc.DEFAULT_PC_INIT} "
+                  "for methods with a PC penalty, else random)"}),
+        ("restarts", {"type": int, "help": "initialisations fitted, the lowest validation "
+                      f"objective kept ({default('restarts')})"}),
+        ("pc_batch", {"type": int, "help": "bins of the separate batch PC is estimated on "
+                      "(default: the likelihood batch)"}),
+    )  # fmt: skip
+
+
 def _add_fit(sub) -> None:
+    from disrnn.fit.config import METHODS
+
     p = sub.add_parser(
         "fit",
         help="fit one method (DisRNN or a baseline) to a binned dataset",
@@ -162,53 +252,33 @@ def _add_fit(sub) -> None:
         "holds config.json, weights.pt, losses.csv and a checkpoint a killed run resumes from.",
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
-    p.add_argument("--method", required=True,
-                   help="model or baseline: lrRNN, lrRNN+ICA, LINT, bdRNN, DisRNN-full, DisRNN, "
-                   "DisRNN-MLP (an unknown name is rejected with the list of valid ones)")
+    p.add_argument("--method", required=True, choices=list(METHODS), help="model or baseline")
     p.add_argument("--out", required=True, help="fit folder")
-    p.add_argument("--groups", type=_int_list, default=None, help="group sizes, e.g. 3,3 (sum = rank K)")
-    p.add_argument("--beta", type=float, default=None, help="partial-correlation weight")
-    p.add_argument("--alpha", type=float, default=None, help="block-diagonal penalty weight (bdRNN)")
-    p.add_argument("--likelihood", choices=["auto", "gaussian", "poisson"], default=None,
-                   help="observation model (auto: poisson for spike counts, gaussian for continuous)")
-    p.add_argument("--link", choices=["softplus", "exp"], default=None, help="Poisson link")
-    p.add_argument("--history", type=int, default=None, help="history length L in bins (default 1)")
-    p.add_argument("--kernel", choices=["fixed", "learned"], default=None, help="history kernel for L > 1")
-    p.add_argument("--sigma", choices=["fixed", "learned"], default=None, help="encoder sd: rule of thumb or learned")
-    p.add_argument("--epochs", type=int, default=None, help="maximum passes over the training bins")
-    p.add_argument("--batch-size", type=int, default=None, help="bins per mini-batch (default 128)")
-    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
-    p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    for name, kwargs in _fit_options():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kwargs)
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="torch device")
-    p.add_argument("--init-from", default=None, help="lrRNN fit folder that post-hoc methods transform")
+    p.add_argument(
+        "--init-from", default=None, help="lrRNN fit folder that post-hoc methods transform"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_fit)
 
 
-def _run_fit(args) -> None:
-    from disrnn.models.config import FitConfig
-    from disrnn.training import fit
+def fit_config(args: argparse.Namespace):
+    """The FitConfig of parsed ``disrnn fit`` arguments (:meth:`FitConfig.from_options`)."""
+    from disrnn.fit.config import FitConfig
 
-    options = {
-        "method": args.method,
-        "groups": args.groups,
-        "beta": args.beta,
-        "alpha": args.alpha,
-        "likelihood": args.likelihood,
-        "link": args.link,
-        "history": args.history,
-        "kernel": args.kernel,
-        "sigma": args.sigma,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "patience": args.patience,
-    }
-    config = FitConfig.create(**{k: v for k, v in options.items() if v is not None})
+    options = {name: getattr(args, name) for name, _ in _fit_options()}
+    return FitConfig.from_options(args.method, options)
+
+
+def _run_fit(args) -> None:
+    from disrnn.fit import fit
+
     out = fit(
         args.dataset,
-        config,
+        fit_config(args),
         args.out,
         seed=args.seed,
         device=args.device,

@@ -309,3 +309,26 @@ def test_every_config_error_is_reported_at_once(tmp_path):
     ]
     missing = [p for p in patterns if not re.search(p, out)]
     assert not missing, f"{missing} not in:\n{out}"
+
+
+def test_value_errors_come_from_the_dataclasses_and_name_session_and_field(tmp_path):
+    """Value ranges live in BinConfig / FitConfig only; the workflow builds both for every
+    session before any job and names where the bad value was set."""
+    config = {
+        "fit": {"lr": -1.0},
+        "method_options": {"lrRNN": {"beta": 2.0}},
+        "methods": ["lrRNN", "DisRNN"],
+        "sessions": [_session(bin_width=-0.1, fit={"groups": [3, 0]}), _session("s2")],
+    }
+    cfg = write_config(tmp_path / "bad.yaml", config)
+    res = snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+    out = _assert_stopped(res, tmp_path)
+    patterns = [
+        r"session 's1' \(sessions\[0\]\), field 'bin_width': bin_width must be a positive",
+        r"session 's1' \(sessions\[0\]\), field 'fit\.groups' \(method DisRNN\): every "
+        r"group size must be a positive integer",
+        r"field 'method_options\.lrRNN\.beta' \(method lrRNN\): method lrRNN fixes beta",
+        r"field 'fit\.lr': lr must be a positive number",
+    ]
+    missing = [p for p in patterns if not re.search(p, out)]
+    assert not missing, f"{missing} not in:\n{out}"

@@ -11,10 +11,9 @@ import torch
 import xarray as xr
 from scipy import stats
 
-from disrnn.models.config import FitConfig
-from disrnn.models.methods import METHODS
+from disrnn.fit import fit, load_fit
+from disrnn.fit.config import METHODS, FitConfig
 from disrnn.models.modules import DisRNN, HistoryKernel
-from disrnn.training import fit, load_fit
 
 
 def _rotation(theta: float, axis: int) -> np.ndarray:
@@ -97,7 +96,7 @@ def test_history_kernel_against_explicit_loop():
 
 
 def test_history_features_of_dataset_against_loop(gaussian_ds):
-    from disrnn.training import trial_arrays
+    from disrnn.fit.tensors import trial_arrays
 
     L = 3
     arr = trial_arrays(gaussian_ds, L)
@@ -321,7 +320,7 @@ def test_posthoc_without_init_from_trains_the_same_lrrnn(lr_fit, gaussian_ds, tm
 
 # ------------------------------------------------------------- rotation initialisation
 def test_rotate_latents_keeps_predictions_and_kl():
-    from disrnn.initialise import _orthogonal, rotate_latents
+    from disrnn.fit.rotation import _orthogonal, rotate_latents
     from disrnn.losses import kl_standard_normal
 
     gen = torch.Generator().manual_seed(0)
@@ -342,7 +341,7 @@ def test_rotate_latents_keeps_predictions_and_kl():
 
 
 def test_pc_rotation_unmixes_independent_groups():
-    from disrnn.initialise import _orthogonal, pc_rotation
+    from disrnn.fit.rotation import _orthogonal, pc_rotation
     from disrnn.losses import partial_correlation
 
     gen = torch.Generator().manual_seed(1)

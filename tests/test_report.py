@@ -383,8 +383,8 @@ def build_real_results(root: Path, methods=REAL_METHODS, seeds=(0,), epochs=3) -
     pytest.importorskip("torch")
     try:
         from disrnn.evaluation import evaluate
-        from disrnn.models.config import FitConfig
-        from disrnn.training import fit
+        from disrnn.fit import fit
+        from disrnn.fit.config import FitConfig
     except ImportError as err:
         pytest.skip(f"the pipeline is incomplete: {err}")
     session = "sim_tiny"

@@ -11,9 +11,9 @@ import pytest
 import torch
 from test_models import make_dataset
 
-import disrnn.training as training
-from disrnn.models.config import FitConfig
-from disrnn.training import DivergenceError, fit, load_fit
+import disrnn.fit.train as training
+from disrnn.fit import DivergenceError, fit, load_fit
+from disrnn.fit.config import FitConfig
 
 
 def _weights(path):
@@ -87,7 +87,7 @@ class _Killed(Exception):
     pass
 
 
-def test_resume_equals_uninterrupted(ds, tmp_path, monkeypatch):
+def test_resume_equals_uninterrupted(ds, tmp_path):
     cfg = FitConfig.create("DisRNN", epochs=9, checkpoint_every=3, patience=100)
     full = fit(ds, cfg, tmp_path / "full", seed=5, progress=False)
 
@@ -100,26 +100,22 @@ def test_resume_equals_uninterrupted(ds, tmp_path, monkeypatch):
         if len(calls) > 9 and epoch == 7:
             raise _Killed
 
-    monkeypatch.setattr(training, "_epoch_callback", kill)
     out = tmp_path / "resumed"
     with pytest.raises(_Killed):
-        fit(ds, cfg, out, seed=5, progress=False)
+        fit(ds, cfg, out, seed=5, progress=False, on_epoch=kill)
     assert not out.exists()  # a killed run never leaves a folder that looks complete
     ckpt = tmp_path / ".resumed.checkpoint.pt"
     assert ckpt.exists()
     assert torch.load(ckpt, weights_only=False)["state"]["epoch"] == 6
     assert (tmp_path / ".resumed.checkpoint-pretrain.pt").exists()
-    monkeypatch.setattr(training, "_epoch_callback", None)
     fit(ds, cfg, out, seed=5, progress=False)
     assert not ckpt.exists() and not list(tmp_path.glob(".resumed*"))
     assert _same_weights(full, out)
     pd.testing.assert_frame_equal(pd.read_csv(full / "losses.csv"), pd.read_csv(out / "losses.csv"))
     # a checkpoint of another config is not resumed from
     calls.clear()
-    monkeypatch.setattr(training, "_epoch_callback", kill)
     with pytest.raises(_Killed):
-        fit(ds, cfg, tmp_path / "other", seed=5, progress=False)
-    monkeypatch.setattr(training, "_epoch_callback", None)
+        fit(ds, cfg, tmp_path / "other", seed=5, progress=False, on_epoch=kill)
     fit(ds, cfg, tmp_path / "other", seed=6, progress=False)
     assert not _same_weights(full, tmp_path / "other")
 

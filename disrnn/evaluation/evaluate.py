@@ -71,7 +71,7 @@ def evaluate(fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000)
     scripts); this function writes its result as the evaluation folder.
 
     Args:
-        fit_dir: fit folder (``disrnn.training.load_fit``) or an object with the Fit contract.
+        fit_dir: fit folder (``disrnn.fit.load_fit``) or an object with the Fit contract.
         dataset: the dataset the fit was trained on (path or ``xr.Dataset``).
         out_dir: evaluation folder (replaced atomically).
         seed: seed of the Monte Carlo PC/TC estimate and of the sampled rollout.

@@ -22,7 +22,7 @@ log = logging.getLogger("disrnn.evaluation.evaluate")
 def _load_fit(fit_dir):
     if all(hasattr(fit_dir, a) for a in ("latents", "predict", "nll", "rollout")):
         return fit_dir  # already a Fit (or an object with its contract)
-    from disrnn.training import load_fit
+    from disrnn.fit import load_fit
 
     return load_fit(fit_dir)
 
