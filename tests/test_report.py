@@ -401,7 +401,7 @@ def build_real_results(root: Path, methods=REAL_METHODS, seeds=(0,), epochs=3) -
                 init = root / session / "fits" / "lrRNN" / f"seed{seed}"
             fit(dpath, cfg, fdir, seed=seed, device="cpu", init_from=init, progress=False)
             edir = root / session / "evals" / method / f"seed{seed}"
-            evaluate(fdir, dpath, edir)
+            evaluate(fdir, dpath, edir, session=session)
             evals.append(edir)
     return {"session": session, "dataset": dpath, "evals": evals, "root": root}
 
@@ -580,12 +580,14 @@ def test_flatten_metrics_and_representative_seed(tmp_path):
         ev = write_fake_eval(tmp_path, "s", "DisRNN", seed, ds)
         m = json.loads((ev / "metrics.json").read_text())
         m["test_ll_per_bin_neuron"] = ll
-        m["session"] = "dataset"  # what evaluate() writes for results/{session}/dataset.nc
         (ev / "metrics.json").write_text(json.dumps(m))
         runs.append(load_eval(ev))
     assert representative(runs, "test_ll_per_bin_neuron").seed == 2  # the median
     assert representative(runs, "missing").seed == 0
-    # session from the workflow's folders even though metrics.json names the dataset stem
+    m["session"] = "other"
+    (ev / "metrics.json").write_text(json.dumps(m))
+    assert load_eval(ev).session == "other"
+    # the session is the one metrics.json records, not guessed from folder names
     assert {r.session for r in runs} == {"s"} and runs[
         0
     ].fit_dir == tmp_path / "s" / "fits" / "DisRNN" / "seed0"

@@ -19,6 +19,7 @@ import xarray as xr
 from disrnn.data.io import clean_attrs
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.metrics import bits_per_spike, r2_per_unit
+from disrnn.fit.tensors import valid_bins
 
 __all__ = [
     "free_run",
@@ -26,7 +27,6 @@ __all__ = [
     "history_length",
     "kstep_ahead",
     "rollout_dataset",
-    "valid_bins",
 ]
 
 
@@ -43,23 +43,6 @@ def history_length(fit, ds: xr.Dataset | None = None) -> int:
     pred = fit.predict(ds).transpose("trial", "time", "unit").values
     finite = np.isfinite(pred).any(axis=(0, 2))
     return int(np.argmax(finite)) if finite.any() else pred.shape[1]
-
-
-def valid_bins(ds: xr.Dataset, history: int) -> np.ndarray:
-    """(trial, time) bool: the bins that are scored.
-
-    A bin t is valid when t >= L and bins t - L .. t are all observed (``mask``, when
-    present): the same rule as the training loss, so a prediction made from an unobserved
-    (zero-filled) history is never scored.
-    """
-    n_trial, n_time = ds.sizes["trial"], ds.sizes["time"]
-    ok = np.zeros((n_trial, n_time), dtype=bool)
-    ok[:, history:] = True
-    if "mask" in ds:
-        mask = ds["mask"].transpose("trial", "time").values.astype(bool)
-        for lag in range(history + 1):
-            ok[:, history:] &= mask[:, history - lag : n_time - lag]
-    return ok
 
 
 def _to_full_time(da: xr.DataArray, ds: xr.Dataset, start: int) -> np.ndarray:
