@@ -44,6 +44,7 @@ COLUMNS = [
 
 def session_dataset(preset: str, seed: int, **overrides) -> xr.Dataset:
     """Simulate ``preset`` with ``seed`` and build the Dataset of docs/design.md."""
+    from disrnn.data.io import DIMS
     from disrnn.simulate import simulate
 
     s = simulate(preset, seed=seed, **overrides)
@@ -53,9 +54,9 @@ def session_dataset(preset: str, seed: int, **overrides) -> xr.Dataset:
     act = s.activity.astype(np.int32 if s.kind == "spike_counts" else np.float32)
     return xr.Dataset(
         {
-            "activity": (("trial", "time", "unit"), act, {"kind": s.kind}),
+            "activity": (DIMS, act, {"kind": s.kind}),
             "true_latents": (("trial", "time", "latent"), s.latents),
-            "true_rates": (("trial", "time", "unit"), s.rates),
+            "true_rates": (DIMS, s.rates),
             "true_A": (("unit", "latent"), s.A),
             "true_B": (("latent", "unit"), s.B),
             "true_bias": (("unit",), s.bias),

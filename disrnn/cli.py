@@ -177,7 +177,7 @@ def _add_bin(sub) -> None:
 
 def _run_bin(args) -> None:
     from disrnn.data.binning import BinConfig, bin_session
-    from disrnn.data.io import save_dataset
+    from disrnn.data.io import DIMS, save_dataset
 
     options = {
         "bin_width": args.bin_width,
@@ -198,7 +198,7 @@ def _run_bin(args) -> None:
     config = BinConfig(**{k: v for k, v in options.items() if v is not None})
     ds = bin_session(args.nwb, config)
     save_dataset(ds, args.out)
-    sizes = ", ".join(f"{d}={n}" for d, n in ds.sizes.items() if d in ("trial", "time", "unit"))
+    sizes = ", ".join(f"{d}={n}" for d, n in ds.sizes.items() if d in DIMS)
     print(f"{args.out}: {sizes}")
 
 

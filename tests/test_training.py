@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_models import make_dataset
+from helpers.datasets import toy_dataset
 
 import disrnn.fit.train as training
 from disrnn.fit import DivergenceError, fit, load_fit
@@ -27,7 +27,7 @@ def _same_weights(p1, p2) -> bool:
 
 @pytest.fixture(scope="module")
 def ds():
-    return make_dataset(n_trials=24, n_time=30)
+    return toy_dataset(n_trials=24, n_time=30)
 
 
 def test_fit_folder_contents(ds, tmp_path):
@@ -63,7 +63,7 @@ def test_fit_folder_contents(ds, tmp_path):
 def test_fit_from_saved_dataset_path_and_poisson(tmp_path):
     from disrnn.data.io import save_dataset
 
-    ds = make_dataset(n_trials=12, n_time=20, kind="spike_counts")
+    ds = toy_dataset(n_trials=12, n_time=20, kind="spike_counts")
     path = save_dataset(ds, tmp_path / "ds.nc")
     out = fit(path, FitConfig.create("DisRNN", epochs=2), tmp_path / "f", progress=False)
     meta = json.loads((out / "config.json").read_text())
@@ -121,7 +121,7 @@ def test_resume_equals_uninterrupted(ds, tmp_path):
 
 
 def test_divergence_names_epoch_and_term(tmp_path):
-    bad = make_dataset(n_trials=8, n_time=10)
+    bad = toy_dataset(n_trials=8, n_time=10)
     bad["activity"][0, 5, 3] = 1e30  # a train trial: (x - mean)^2 overflows float32
     with pytest.raises(DivergenceError, match=r"epoch 0 \(train\): non-finite nll"):
         fit(bad, FitConfig.create("DisRNN", epochs=3), tmp_path / "f", progress=False)
@@ -142,7 +142,7 @@ def test_bad_inputs(ds, tmp_path):
 
 
 def test_masked_bins_are_ignored(tmp_path):
-    ds = make_dataset(n_trials=12, n_time=20)
+    ds = toy_dataset(n_trials=12, n_time=20)
     mask = np.ones((12, 20), bool)
     mask[:, 12:15] = False
     ds["mask"] = (("trial", "time"), mask)
@@ -168,7 +168,7 @@ def test_penalty_warmup_ramps_beta(ds, tmp_path):
 
 
 def test_no_val_trials_trains_on_train_loss(tmp_path):
-    ds = make_dataset(n_trials=8, n_time=20)
+    ds = toy_dataset(n_trials=8, n_time=20)
     ds = ds.assign_coords(split=("trial", np.array(["train", "test"] * 4)))
     out = fit(ds, FitConfig.create("bdRNN", epochs=3), tmp_path / "f", progress=False)
     losses = pd.read_csv(out / "losses.csv")
@@ -186,7 +186,7 @@ def test_recovery_disrnn_decorrelates_groups_where_beta_zero_does_not(tmp_path):
     """Two independent latent groups: DisRNN's inferred groups must be nearly independent
     (small canonical correlation between them), while the same model with beta = 0 (an
     lrRNN with the latents split in two) mixes them. A PC term that stops working fails."""
-    ds = make_dataset(n_trials=40, n_time=50)
+    ds = toy_dataset(n_trials=40, n_time=50)
     test = ds["split"].values == "test"
     cc = {}
     for name, beta in (("DisRNN", 20.0), ("beta0", 0.0)):
@@ -238,7 +238,7 @@ def test_zero_input_trains_exactly_like_no_input(ds, tmp_path):
 
 def test_known_large_input_is_used(tmp_path):
     """Data driven by a large known input: the fit given it predicts held-out bins far better."""
-    ds = make_dataset(n_trials=24, n_time=30, seed=1)
+    ds = toy_dataset(n_trials=24, n_time=30, seed=1)
     u = 3.0 * np.random.default_rng(9).normal(size=ds["activity"].shape)
     ds = ds.assign(
         activity=ds["activity"] + u.astype(np.float32),

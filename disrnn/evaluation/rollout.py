@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from disrnn.data.io import clean_attrs
+from disrnn.data.io import DIMS, clean_attrs
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.metrics import bits_per_spike, r2_per_unit
 from disrnn.fit.tensors import valid_bins
@@ -40,14 +40,14 @@ def history_length(fit, ds: xr.Dataset | None = None) -> int:
         return int(fit.history)
     if ds is None:
         raise ValueError("fit has no 'history' attribute; pass the dataset to infer it")
-    pred = fit.predict(ds).transpose("trial", "time", "unit").values
+    pred = fit.predict(ds).transpose(*DIMS).values
     finite = np.isfinite(pred).any(axis=(0, 2))
     return int(np.argmax(finite)) if finite.any() else pred.shape[1]
 
 
 def _to_full_time(da: xr.DataArray, ds: xr.Dataset, start: int) -> np.ndarray:
     """(trial, n_steps, unit) rollout -> (trial, time, unit) on ds's bins, NaN elsewhere."""
-    vals = da.transpose("trial", "time", "unit").values
+    vals = da.transpose(*DIMS).values
     out = np.full((ds.sizes["trial"], ds.sizes["time"], vals.shape[2]), np.nan)
     n = min(vals.shape[1], ds.sizes["time"] - start)
     out[:, start : start + n] = vals[:, :n]
@@ -88,13 +88,13 @@ def kstep_ahead(fit, ds, horizons=None, n_starts=4, null_rate=None, kind="spike_
     horizons = [int(k) for k in horizons if 1 <= k <= n_pred]
     kmax = max(horizons)
     starts = np.unique(np.linspace(L, n_time - kmax, max(1, n_starts)).round().astype(int))
-    x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    x = ds["activity"].transpose(*DIMS).values.astype(float)
     ok = valid_bins(ds, L)
     obs = {k: [] for k in horizons}
     pred = {k: [] for k in horizons}
     for s in starts:
         r = fit.rollout(ds, n_steps=kmax, start=int(s), sample=False)
-        r = r.transpose("trial", "time", "unit").values
+        r = r.transpose(*DIMS).values
         for k in horizons:
             t = s + k - 1
             keep = ok[:, t]
@@ -144,7 +144,7 @@ def free_run(fit, ds, seed=0):
 
 
 def _activity(ds: xr.Dataset) -> np.ndarray:
-    return ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    return ds["activity"].transpose(*DIMS).values.astype(float)
 
 
 def _condition(ds: xr.Dataset):
@@ -205,7 +205,7 @@ def rollout_dataset(ds_test, arrays, valid, per_unit, kstep, attrs) -> xr.Datase
     coords["unit"] = ds_test["unit"].values
     if "heldout" in ds_test.coords:
         coords["heldout"] = ("unit", np.asarray(ds_test["heldout"].values).astype(np.int8))
-    dims = ("trial", "time", "unit")
+    dims = DIMS
     data = {k: (dims, np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}
     data["valid"] = (("trial", "time"), np.asarray(valid).astype(np.int8))
     data.update({k: ("unit", np.asarray(v, dtype=float)) for k, v in per_unit.items()})

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from disrnn.data.io import DIMS
+
 REFERENCE_METHOD = "DisRNN"
 
 # The summary's key metrics: (label, exact flattened keys tried in order, key patterns).
@@ -183,7 +185,7 @@ class EvalResult:
             da = _pick(
                 ds,
                 ("predicted", "rates", "prediction", "predicted_rates", "pred_rates"),
-                ("trial", "time", "unit"),
+                DIMS,
                 strict=True,
             )
             if da is not None:
