@@ -16,7 +16,7 @@ Names are imported lazily so that ``disrnn bin`` does not pay for importing torc
 
 from __future__ import annotations
 
-import importlib
+from disrnn._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -38,9 +38,5 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(_EXPORTS[name])
-        # ``disrnn.fit`` is the fit-stage package, callable as the function ``fit``
-        return module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
-    raise AttributeError(f"module 'disrnn' has no attribute {name!r}")
+# ``disrnn.fit`` is the fit-stage package, callable as the function ``fit``
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -27,33 +27,29 @@ import torch. ``disrnn.fit`` itself may be called as the function ``fit``.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 
-_EXPORTS = {
-    "FitConfig": "disrnn.fit.config",
-    "METHODS": "disrnn.fit.config",
-    "MethodSpec": "disrnn.fit.config",
-    "POSTHOC_METHODS": "disrnn.fit.config",
-    "TRAINED_METHODS": "disrnn.fit.config",
-    "FitData": "disrnn.fit.tensors",
-    "dataset_kind": "disrnn.fit.tensors",
-    "valid_bins": "disrnn.fit.tensors",
-    "TERMS": "disrnn.fit.objective",
-    "DivergenceError": "disrnn.fit.loop",
-    "fit": "disrnn.fit.train",
-    "Fit": "disrnn.fit.folder",
-    "load_fit": "disrnn.fit.folder",
+from disrnn._lazy import lazy_getattr
+
+#: home module -> the names it exports here
+_HOMES = {
+    "disrnn.fit.config": (
+        "FitConfig",
+        "METHODS",
+        "MethodSpec",
+        "POSTHOC_METHODS",
+        "TRAINED_METHODS",
+    ),
+    "disrnn.fit.tensors": ("FitData", "dataset_kind", "valid_bins"),
+    "disrnn.fit.objective": ("TERMS",),
+    "disrnn.fit.loop": ("DivergenceError",),
+    "disrnn.fit.train": ("fit",),
+    "disrnn.fit.folder": ("Fit", "load_fit"),
 }
-
+_EXPORTS = {name: home for home, names in _HOMES.items() for name in names}
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'disrnn.fit' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 class _CallablePackage(types.ModuleType):
