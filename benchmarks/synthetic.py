@@ -44,6 +44,7 @@ COLUMNS = [
 
 def session_dataset(preset: str, seed: int, **overrides) -> xr.Dataset:
     """Simulate ``preset`` with ``seed`` and build the Dataset of docs/design.md."""
+    from disrnn.data.io import DIMS
     from disrnn.simulate import simulate
 
     s = simulate(preset, seed=seed, **overrides)
@@ -53,9 +54,9 @@ def session_dataset(preset: str, seed: int, **overrides) -> xr.Dataset:
     act = s.activity.astype(np.int32 if s.kind == "spike_counts" else np.float32)
     return xr.Dataset(
         {
-            "activity": (("trial", "time", "unit"), act, {"kind": s.kind}),
+            "activity": (DIMS, act, {"kind": s.kind}),
             "true_latents": (("trial", "time", "latent"), s.latents),
-            "true_rates": (("trial", "time", "unit"), s.rates),
+            "true_rates": (DIMS, s.rates),
             "true_A": (("unit", "latent"), s.A),
             "true_B": (("latent", "unit"), s.B),
             "true_bias": (("unit",), s.bias),
@@ -80,8 +81,8 @@ def _run_seed(task: dict) -> list[dict]:
 
     torch.set_num_threads(1)
     from disrnn.evaluation import evaluate
-    from disrnn.models.config import FitConfig
-    from disrnn.training import fit
+    from disrnn.fit import fit
+    from disrnn.fit.config import POSTHOC_METHODS, FitConfig
 
     seed, root = task["seed"], Path(task["root"])
     ds = session_dataset(task["preset"], seed, **task.get("sim_overrides", {}))
@@ -90,21 +91,17 @@ def _run_seed(task: dict) -> list[dict]:
     K = sum(sizes)
     rows = [_ceiling_row(ds, seed)]
     for method in task["methods"]:
-        opts = dict(task["options"])
-        if method == "lrRNN":
-            opts["rank"] = K
-        else:
-            opts["groups"] = sizes
+        opts = {**task["options"], "groups": sizes}  # lrRNN: one group of the sum K
         if task.get("beta") is not None and method.startswith("DisRNN"):
             opts["beta"] = task["beta"]
         out = root / f"seed{seed}" / method
         init = None
-        if method in ("lrRNN+ICA", "LINT"):
+        if method in POSTHOC_METHODS:
             init = root / f"seed{seed}" / "lrRNN"
             if not (init / "weights.pt").exists():
-                fit(ds, FitConfig.create("lrRNN", rank=K, **task["options"]), init,
-                    seed=seed, device="cpu", progress=False)  # fmt: skip
-        cfg = FitConfig.create(method, **opts)
+                base = FitConfig.from_options("lrRNN", {**task["options"], "rank": K})
+                fit(ds, base, init, seed=seed, device="cpu", progress=False)
+        cfg = FitConfig.from_options(method, opts)
         t0 = time.perf_counter()
         fit(ds, cfg, out, seed=seed, device="cpu", init_from=init, progress=False)
         seconds = time.perf_counter() - t0

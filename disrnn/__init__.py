@@ -8,7 +8,7 @@ The public API, importable as ``import disrnn``:
 - :func:`bin_session`, :class:`BinConfig` - one ``xarray.Dataset`` with dims
   ``(trial, time, unit)`` (``disrnn.data.binning``)
 - :func:`save_dataset`, :func:`load_dataset` - NetCDF I/O (``disrnn.data.io``)
-- :func:`fit`, :class:`FitConfig`, :func:`load_fit` - models (``disrnn.training``)
+- :func:`fit`, :class:`FitConfig`, :func:`load_fit` - the fit stage (``disrnn.fit``)
 - :func:`evaluate` - test-split metrics and latents (``disrnn.evaluation``)
 
 Names are imported lazily so that ``disrnn bin`` does not pay for importing torch.
@@ -16,7 +16,7 @@ Names are imported lazily so that ``disrnn bin`` does not pay for importing torc
 
 from __future__ import annotations
 
-import importlib
+from disrnn._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -29,16 +29,14 @@ _EXPORTS = {
     "BinConfig": "disrnn.data.binning",
     "save_dataset": "disrnn.data.io",
     "load_dataset": "disrnn.data.io",
-    "FitConfig": "disrnn.models.config",
-    "fit": "disrnn.training",
-    "load_fit": "disrnn.training",
+    "FitConfig": "disrnn.fit",
+    "fit": "disrnn.fit",
+    "load_fit": "disrnn.fit",
     "evaluate": "disrnn.evaluation",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'disrnn' has no attribute {name!r}")
+# ``disrnn.fit`` is the fit-stage package, callable as the function ``fit``
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -21,10 +21,6 @@ from collections.abc import Sequence
 log = logging.getLogger("disrnn")
 
 
-def _float_list(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
-
-
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
@@ -228,7 +224,7 @@ def _run_bin(args) -> None:
     import dataclasses
 
     from disrnn.data.binning import BinConfig, bin_session
-    from disrnn.data.io import save_dataset
+    from disrnn.data.io import DIMS, save_dataset
 
     options = {
         "bin_width": args.bin_width,
@@ -255,12 +251,53 @@ def _run_bin(args) -> None:
         )
     ds = bin_session(args.nwb, config)
     save_dataset(ds, args.out)
-    sizes = ", ".join(f"{d}={n}" for d, n in ds.sizes.items() if d in ("trial", "time", "unit"))
+    sizes = ", ".join(f"{d}={n}" for d, n in ds.sizes.items() if d in DIMS)
     print(f"{args.out}: {sizes}")
 
 
 # --------------------------------------------------------------------------------- fit
+def _fit_options():
+    """(FitConfig field, argparse keywords) of ``disrnn fit``'s model options; defaults
+    and choices come from :mod:`disrnn.fit.config` (never typed here)."""
+    from disrnn.fit import config as fc
+
+    def default(name):
+        return f"default {getattr(fc.FitConfig, name)}"
+
+    return (
+        ("groups", {"type": _int_list, "help": "latent group sizes, e.g. 3,3 (sum = rank "
+                    "K; a one-group method fits one group of the sum; default: the method's)"}),
+        ("beta", {"type": float, "help": "partial-correlation weight (default: by data kind, "
+                  f"{fc.DEFAULT_BETA})"}),
+        ("alpha", {"type": float, "help": "block-diagonal penalty weight (bdRNN; default: the method's)"}),
+        ("likelihood", {"choices": fc.LIKELIHOODS, "help": "observation model (auto: poisson "
+                        f"for spike counts, gaussian for continuous; {default('likelihood')})"}),
+        ("link", {"choices": fc.LINKS, "help": f"Poisson link ({default('link')})"}),
+        ("history", {"type": int, "help": f"history length L in bins ({default('history')})"}),
+        ("kernel", {"choices": fc.KERNELS, "help": f"history kernel for L > 1 ({default('kernel')})"}),
+        ("sigma", {"choices": fc.SIGMAS, "help": f"encoder sd: rule of thumb or learned ({default('sigma')})"}),
+        ("hidden", {"type": int, "help": f"hidden units of MLP encoder/decoder ({default('hidden')})"}),
+        ("epochs", {"type": int, "help": f"maximum passes over the training bins (default: about "
+                    f"{fc.TARGET_STEPS} optimizer steps)"}),
+        ("batch_size", {"type": int, "help": f"bins per mini-batch ({default('batch_size')})"}),
+        ("lr", {"type": float, "help": f"AdamW learning rate ({default('lr')})"}),
+        ("weight_decay", {"type": float, "help": f"AdamW weight decay ({default('weight_decay')})"}),
+        ("schedule", {"choices": fc.SCHEDULES, "help": f"learning-rate schedule ({default('schedule')})"}),
+        ("warmup", {"type": float, "help": f"fraction of epochs over which beta and alpha ramp up ({default('warmup')})"}),
+        ("patience", {"type": int, "help": "early-stopping patience in epochs (default: max(10, epochs // 5))"}),
+        ("checkpoint_every", {"type": int, "help": f"epochs between checkpoints ({default('checkpoint_every')})"}),
+        ("init", {"choices": fc.INITS, "help": f"initialisation (default: {fc.DEFAULT_PC_INIT} "
+                  "for methods with a PC penalty, else random)"}),
+        ("restarts", {"type": int, "help": "initialisations fitted, the lowest validation "
+                      f"objective kept ({default('restarts')})"}),
+        ("pc_batch", {"type": int, "help": "bins of the separate batch PC is estimated on "
+                      "(default: the likelihood batch)"}),
+    )  # fmt: skip
+
+
 def _add_fit(sub) -> None:
+    from disrnn.fit.config import METHODS
+
     p = sub.add_parser(
         "fit",
         help="fit one method (DisRNN or a baseline) to a binned dataset",
@@ -268,41 +305,10 @@ def _add_fit(sub) -> None:
         "holds config.json, weights.pt, losses.csv and a checkpoint a killed run resumes from.",
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
-    p.add_argument(
-        "--method",
-        required=True,
-        help="model or baseline: lrRNN, lrRNN+ICA, LINT, bdRNN, DisRNN-full, DisRNN, "
-        "DisRNN-MLP (an unknown name is rejected with the list of valid ones)",
-    )
+    p.add_argument("--method", required=True, choices=list(METHODS), help="model or baseline")
     p.add_argument("--out", required=True, help="fit folder")
-    p.add_argument(
-        "--groups", type=_int_list, default=None, help="group sizes, e.g. 3,3 (sum = rank K)"
-    )
-    p.add_argument("--beta", type=float, default=None, help="partial-correlation weight")
-    p.add_argument(
-        "--alpha", type=float, default=None, help="block-diagonal penalty weight (bdRNN)"
-    )
-    p.add_argument(
-        "--likelihood",
-        choices=["auto", "gaussian", "poisson"],
-        default=None,
-        help="observation model (auto: poisson for spike counts, gaussian for continuous)",
-    )
-    p.add_argument("--link", choices=["softplus", "exp"], default=None, help="Poisson link")
-    p.add_argument("--history", type=int, default=None, help="history length L in bins (default 1)")
-    p.add_argument(
-        "--kernel", choices=["fixed", "learned"], default=None, help="history kernel for L > 1"
-    )
-    p.add_argument(
-        "--sigma",
-        choices=["fixed", "learned"],
-        default=None,
-        help="encoder sd: rule of thumb or learned",
-    )
-    p.add_argument("--epochs", type=int, default=None, help="maximum passes over the training bins")
-    p.add_argument("--batch-size", type=int, default=None, help="bins per mini-batch (default 128)")
-    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
-    p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    for name, kwargs in _fit_options():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kwargs)
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="torch device")
     p.add_argument(
@@ -312,29 +318,20 @@ def _add_fit(sub) -> None:
     p.set_defaults(func=_run_fit)
 
 
-def _run_fit(args) -> None:
-    from disrnn.models.config import FitConfig
-    from disrnn.training import fit
+def fit_config(args: argparse.Namespace):
+    """The FitConfig of parsed ``disrnn fit`` arguments (:meth:`FitConfig.from_options`)."""
+    from disrnn.fit.config import FitConfig
 
-    options = {
-        "method": args.method,
-        "groups": args.groups,
-        "beta": args.beta,
-        "alpha": args.alpha,
-        "likelihood": args.likelihood,
-        "link": args.link,
-        "history": args.history,
-        "kernel": args.kernel,
-        "sigma": args.sigma,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "patience": args.patience,
-    }
-    config = FitConfig.create(**{k: v for k, v in options.items() if v is not None})
+    options = {name: getattr(args, name) for name, _ in _fit_options()}
+    return FitConfig.from_options(args.method, options)
+
+
+def _run_fit(args) -> None:
+    from disrnn.fit import fit
+
     out = fit(
         args.dataset,
-        config,
+        fit_config(args),
         args.out,
         seed=args.seed,
         device=args.device,

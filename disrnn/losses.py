@@ -1,6 +1,6 @@
 """Loss terms of the DisRNN objective, as pure functions of tensors.
 
-Per mini-batch of M bins (issue 3, section 1):
+Per mini-batch of M bins (assembled once, by ``disrnn.fit.objective``):
 
     loss = mean_i [ sum_n NLL(x_in | z_i) + KL(q(z_i | x_<i) || N(0, I)) ]
            + beta * PC + alpha * BD

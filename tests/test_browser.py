@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pytest
-from test_report import (
+from helpers.reports import (
     FAKE_METHODS,
     FAKE_SEEDS,
     fake_dataset,

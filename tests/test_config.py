@@ -10,61 +10,22 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEFILE = ROOT / "Snakefile"
-DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
-EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.yaml"))
-SMALL_CONFIG = ROOT / "tests" / "config_small.yaml"
-SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
-
-
-def snakemake(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
-    """Run ``snakemake --snakefile <repo>/Snakefile --directory cwd ARGS``; return the result."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
-    cmd += ["--directory", str(cwd), *args]
-    return subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def dry_run_jobs(stdout: str) -> list[tuple[str, str]]:
-    """(rule, first output) of every job a dry run lists, sorted."""
-    jobs, rule = [], None
-    for line in stdout.splitlines():
-        m = re.match(r"^(?:local)?rule (\S+):$", line)
-        if m:
-            if rule is not None:
-                jobs.append((rule, ""))
-            rule = m.group(1)
-            continue
-        m = re.match(r"^\s+output: ([^,]+)", line)
-        if m and rule is not None:
-            jobs.append((rule, m.group(1).strip()))
-            rule = None
-    if rule is not None:
-        jobs.append((rule, ""))
-    return sorted(jobs)
-
-
-def job_counts(stdout: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for rule, _ in dry_run_jobs(stdout):
-        counts[rule] = counts.get(rule, 0) + 1
-    return counts
-
-
-def write_config(path: Path, config: dict) -> Path:
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def small_config() -> dict:
-    return yaml.safe_load(SMALL_CONFIG.read_text())
+from helpers.workflow import (
+    DEFAULT_CONFIG,
+    EXAMPLES,
+    ROOT,
+    SLURM_PROFILE,
+    SMALL_CONFIG,
+    SNAKEFILE,
+    dry_run_jobs,
+    job_counts,
+    small_config,
+    snakemake,
+    write_config,
+)
 
 
 # ------------------------------------------------------------------------ lint and style
@@ -306,6 +267,29 @@ def test_every_config_error_is_reported_at_once(tmp_path):
         r"session 'loc' \(sessions\[6\]\), field 'local': no file 'data/missing\.nwb'",
         r"session 'index' \(sessions\[7\]\), field 'id': 'index' is reserved",
         r"session 'dd' \(sessions\[8\]\), field 'dandi\.dandiset'",
+    ]
+    missing = [p for p in patterns if not re.search(p, out)]
+    assert not missing, f"{missing} not in:\n{out}"
+
+
+def test_value_errors_come_from_the_dataclasses_and_name_session_and_field(tmp_path):
+    """Value ranges live in BinConfig / FitConfig only; the workflow builds both for every
+    session before any job and names where the bad value was set."""
+    config = {
+        "fit": {"lr": -1.0},
+        "method_options": {"lrRNN": {"beta": 2.0}},
+        "methods": ["lrRNN", "DisRNN"],
+        "sessions": [_session(bin_width=-0.1, fit={"groups": [3, 0]}), _session("s2")],
+    }
+    cfg = write_config(tmp_path / "bad.yaml", config)
+    res = snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+    out = _assert_stopped(res, tmp_path)
+    patterns = [
+        r"session 's1' \(sessions\[0\]\), field 'bin_width': bin_width must be a positive",
+        r"session 's1' \(sessions\[0\]\), field 'fit\.groups' \(method DisRNN\): every "
+        r"group size must be a positive integer",
+        r"field 'method_options\.lrRNN\.beta' \(method lrRNN\): method lrRNN fixes beta",
+        r"field 'fit\.lr': lr must be a positive number",
     ]
     missing = [p for p in patterns if not re.search(p, out)]
     assert not missing, f"{missing} not in:\n{out}"

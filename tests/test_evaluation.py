@@ -271,9 +271,9 @@ def _rotation_session(rng, n_trial=24, n_time=20, n_unit=12, kind="spike_counts"
 @pytest.fixture(scope="module")
 def tiny_fit(tmp_path_factory):
     pytest.importorskip("torch")
-    training = pytest.importorskip("disrnn.training")
+    training = pytest.importorskip("disrnn.fit.train")
     from disrnn.data.io import save_dataset
-    from disrnn.models.config import FitConfig
+    from disrnn.fit.config import FitConfig
 
     root = tmp_path_factory.mktemp("eval")
     ds = _rotation_session(np.random.default_rng(11))
@@ -290,7 +290,7 @@ def test_evaluate_end_to_end(tiny_fit, caplog):
 
     from disrnn.data.io import load_dataset
     from disrnn.evaluation import evaluate
-    from disrnn.training import load_fit
+    from disrnn.fit import load_fit
 
     root, ds_path, fit_dir = tiny_fit
     out = evaluate(fit_dir, ds_path, root / "eval", seed=3)
@@ -382,7 +382,7 @@ def test_evaluate_nonlinear_variant_and_errors(tiny_fit):
 
     from disrnn.data.io import load_dataset
     from disrnn.evaluation import evaluate
-    from disrnn.training import load_fit
+    from disrnn.fit import load_fit
 
     root, ds_path, fit_dir = tiny_fit
     ds = load_dataset(ds_path).drop_vars(["true_latents", "true_A", "true_B", "hand"])
@@ -410,9 +410,9 @@ def test_evaluate_nonlinear_variant_and_errors(tiny_fit):
 def test_evaluate_continuous_one_group_fit(tmp_path):
     import json
 
-    training = pytest.importorskip("disrnn.training")
+    training = pytest.importorskip("disrnn.fit.train")
     from disrnn.evaluation import evaluate
-    from disrnn.models.config import FitConfig
+    from disrnn.fit.config import FitConfig
 
     ds = _rotation_session(np.random.default_rng(12), kind="continuous").drop_vars("heldout")
     cfg = FitConfig.create("lrRNN", groups=(4,), epochs=2, patience=5)

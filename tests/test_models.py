@@ -9,68 +9,17 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from helpers.datasets import toy_dataset
 from scipy import stats
 
-from disrnn.models.config import FitConfig
-from disrnn.models.methods import METHODS
+from disrnn.fit import fit, load_fit
+from disrnn.fit.config import METHODS, FitConfig
 from disrnn.models.modules import DisRNN, HistoryKernel
-from disrnn.training import fit, load_fit
-
-
-def _rotation(theta: float, axis: int) -> np.ndarray:
-    c, s = np.cos(theta), np.sin(theta)
-    i, j = [k for k in range(3) if k != axis]
-    r = np.eye(3)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-    return r
-
-
-def make_dataset(
-    n_trials=40, n_time=50, n_units=20, seed=0, kind="continuous", n_heldout=0, noise=0.1
-) -> xr.Dataset:
-    """Two independent 3-d noisy rotating latent groups read out by a random A.
-
-    activity (trial, time, unit): continuous x = A z + noise, or Poisson counts with rate
-    softplus(A z - 0.5). Splits cycle train/val/test/train.
-    """
-    rng = np.random.default_rng(seed)
-    dyn = [
-        0.97 * _rotation(0.3, 0) @ _rotation(0.2, 1),
-        0.97 * _rotation(0.5, 2) @ _rotation(0.15, 0),
-    ]
-    z = np.zeros((n_trials, n_time, 6))
-    for g, m in enumerate(dyn):
-        s = rng.normal(size=(n_trials, 3))
-        for t in range(n_time):
-            s = s @ m.T + 0.3 * rng.normal(size=s.shape)
-            z[:, t, 3 * g : 3 * g + 3] = s
-    z /= z.reshape(-1, 6).std(0)
-    A = rng.normal(size=(n_units, 6)) / np.sqrt(6)
-    if kind == "continuous":
-        x = (z @ A.T + noise * rng.normal(size=(n_trials, n_time, n_units))).astype(np.float32)
-    else:
-        x = rng.poisson(np.log1p(np.exp(z @ A.T - 0.5))).astype(np.int32)
-    split = np.array(["train", "val", "test", "train"] * n_trials)[:n_trials]
-    return xr.Dataset(
-        {
-            "activity": (("trial", "time", "unit"), x, {"kind": kind}),
-            "true_latents": (("trial", "time", "latent"), z),
-        },
-        coords={
-            "trial": np.arange(n_trials),
-            "time": (np.arange(n_time) + 0.5) * 0.02,
-            "unit": np.arange(n_units) + 100,
-            "split": ("trial", split),
-            "heldout": ("unit", np.arange(n_units) >= n_units - n_heldout),
-            "latent_group": ("latent", np.repeat([0, 1], 3)),
-        },
-        attrs={"kind": kind},
-    )
 
 
 @pytest.fixture(scope="module")
 def gaussian_ds():
-    return make_dataset()
+    return toy_dataset()
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +46,7 @@ def test_history_kernel_against_explicit_loop():
 
 
 def test_history_features_of_dataset_against_loop(gaussian_ds):
-    from disrnn.training import trial_arrays
+    from disrnn.fit.tensors import trial_arrays
 
     L = 3
     arr = trial_arrays(gaussian_ds, L)
@@ -112,7 +61,7 @@ def test_history_features_of_dataset_against_loop(gaussian_ds):
                                              ("poisson", "exp")])  # fmt: skip
 def test_predict_equals_low_rank_rnn_step(gaussian_ds, tmp_path, likelihood, link):
     """fit.predict == f(W tanh(x_{t-1}) + A b + a) with W = A B from the fit's own arrays."""
-    ds = gaussian_ds if likelihood == "gaussian" else make_dataset(kind="spike_counts")
+    ds = gaussian_ds if likelihood == "gaussian" else toy_dataset(kind="spike_counts")
     cfg = FitConfig.create("DisRNN", epochs=2, likelihood=likelihood, link=link)
     f = load_fit(fit(ds, cfg, tmp_path / "f", progress=False))
     x = ds["activity"].values.astype(float)
@@ -168,7 +117,7 @@ def test_rollout_with_history_and_sampling(gaussian_ds, tmp_path):
 
 
 def test_poisson_sampled_rollout_is_counts(tmp_path):
-    ds = make_dataset(kind="spike_counts", n_trials=8)
+    ds = toy_dataset(kind="spike_counts", n_trials=8)
     f = load_fit(fit(ds, FitConfig.create("lrRNN", epochs=2), tmp_path / "f", progress=False))
     s = f.rollout(ds, 10, sample=True).values
     np.testing.assert_array_equal(s, np.round(s))
@@ -204,7 +153,7 @@ def test_posthoc_rejects_non_lrrnn_base(gaussian_ds, tmp_path):
 
 
 def test_cosmoothing_encoder_sees_held_in_units_only(tmp_path):
-    ds = make_dataset(n_heldout=5)
+    ds = toy_dataset(n_heldout=5)
     f = load_fit(fit(ds, FitConfig.create("DisRNN", epochs=3), tmp_path / "f", progress=False))
     assert np.all(f.B[:, -5:] == 0) and np.any(f.B[:, :-5] != 0)
     assert np.any(f.A[-5:] != 0)  # the decoder still predicts held-out units
@@ -321,7 +270,7 @@ def test_posthoc_without_init_from_trains_the_same_lrrnn(lr_fit, gaussian_ds, tm
 
 # ------------------------------------------------------------- rotation initialisation
 def test_rotate_latents_keeps_predictions_and_kl():
-    from disrnn.initialise import _orthogonal, rotate_latents
+    from disrnn.fit.rotation import _orthogonal, rotate_latents
     from disrnn.losses import kl_standard_normal
 
     gen = torch.Generator().manual_seed(0)
@@ -342,7 +291,7 @@ def test_rotate_latents_keeps_predictions_and_kl():
 
 
 def test_pc_rotation_unmixes_independent_groups():
-    from disrnn.initialise import _orthogonal, pc_rotation
+    from disrnn.fit.rotation import _orthogonal, pc_rotation
     from disrnn.losses import partial_correlation
 
     gen = torch.Generator().manual_seed(1)
@@ -385,7 +334,7 @@ def with_input(ds: xr.Dataset, scale: float = 1.0, seed: int = 5) -> xr.Dataset:
 @pytest.mark.parametrize("likelihood", ["gaussian", "poisson"])
 def test_predict_with_input_equals_step_by_hand(gaussian_ds, tmp_path, likelihood):
     """fit.predict == f(W tanh(x_{t-1}) + A b + a + u_t); a mismatched dataset fails."""
-    base = gaussian_ds if likelihood == "gaussian" else make_dataset(kind="spike_counts")
+    base = gaussian_ds if likelihood == "gaussian" else toy_dataset(kind="spike_counts")
     ds = with_input(base, 0.5)
     cfg = FitConfig.create("DisRNN", epochs=2, likelihood=likelihood)
     out = fit(ds, cfg, tmp_path / "f", progress=False)

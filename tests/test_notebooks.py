@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_report import shared_real_results
+from helpers.reports import shared_real_results
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

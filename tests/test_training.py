@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_models import make_dataset
+from helpers.datasets import toy_dataset
 
-import disrnn.training as training
-from disrnn.models.config import FitConfig
-from disrnn.training import DivergenceError, fit, load_fit
+import disrnn.fit.train as training
+from disrnn.fit import DivergenceError, fit, load_fit
+from disrnn.fit.config import FitConfig
 
 
 def _weights(path):
@@ -27,7 +27,7 @@ def _same_weights(p1, p2) -> bool:
 
 @pytest.fixture(scope="module")
 def ds():
-    return make_dataset(n_trials=24, n_time=30)
+    return toy_dataset(n_trials=24, n_time=30)
 
 
 def test_fit_folder_contents(ds, tmp_path):
@@ -63,7 +63,7 @@ def test_fit_folder_contents(ds, tmp_path):
 def test_fit_from_saved_dataset_path_and_poisson(tmp_path):
     from disrnn.data.io import save_dataset
 
-    ds = make_dataset(n_trials=12, n_time=20, kind="spike_counts")
+    ds = toy_dataset(n_trials=12, n_time=20, kind="spike_counts")
     path = save_dataset(ds, tmp_path / "ds.nc")
     out = fit(path, FitConfig.create("DisRNN", epochs=2), tmp_path / "f", progress=False)
     meta = json.loads((out / "config.json").read_text())
@@ -87,7 +87,7 @@ class _Killed(Exception):
     pass
 
 
-def test_resume_equals_uninterrupted(ds, tmp_path, monkeypatch):
+def test_resume_equals_uninterrupted(ds, tmp_path):
     cfg = FitConfig.create("DisRNN", epochs=9, checkpoint_every=3, patience=100)
     full = fit(ds, cfg, tmp_path / "full", seed=5, progress=False)
 
@@ -100,32 +100,28 @@ def test_resume_equals_uninterrupted(ds, tmp_path, monkeypatch):
         if len(calls) > 9 and epoch == 7:
             raise _Killed
 
-    monkeypatch.setattr(training, "_epoch_callback", kill)
     out = tmp_path / "resumed"
     with pytest.raises(_Killed):
-        fit(ds, cfg, out, seed=5, progress=False)
+        fit(ds, cfg, out, seed=5, progress=False, on_epoch=kill)
     assert not out.exists()  # a killed run never leaves a folder that looks complete
     ckpt = tmp_path / ".resumed.checkpoint.pt"
     assert ckpt.exists()
     assert torch.load(ckpt, weights_only=False)["state"]["epoch"] == 6
     assert (tmp_path / ".resumed.checkpoint-pretrain.pt").exists()
-    monkeypatch.setattr(training, "_epoch_callback", None)
     fit(ds, cfg, out, seed=5, progress=False)
     assert not ckpt.exists() and not list(tmp_path.glob(".resumed*"))
     assert _same_weights(full, out)
     pd.testing.assert_frame_equal(pd.read_csv(full / "losses.csv"), pd.read_csv(out / "losses.csv"))
     # a checkpoint of another config is not resumed from
     calls.clear()
-    monkeypatch.setattr(training, "_epoch_callback", kill)
     with pytest.raises(_Killed):
-        fit(ds, cfg, tmp_path / "other", seed=5, progress=False)
-    monkeypatch.setattr(training, "_epoch_callback", None)
+        fit(ds, cfg, tmp_path / "other", seed=5, progress=False, on_epoch=kill)
     fit(ds, cfg, tmp_path / "other", seed=6, progress=False)
     assert not _same_weights(full, tmp_path / "other")
 
 
 def test_divergence_names_epoch_and_term(tmp_path):
-    bad = make_dataset(n_trials=8, n_time=10)
+    bad = toy_dataset(n_trials=8, n_time=10)
     bad["activity"][0, 5, 3] = 1e30  # a train trial: (x - mean)^2 overflows float32
     with pytest.raises(DivergenceError, match=r"epoch 0 \(train\): non-finite nll"):
         fit(bad, FitConfig.create("DisRNN", epochs=3), tmp_path / "f", progress=False)
@@ -146,7 +142,7 @@ def test_bad_inputs(ds, tmp_path):
 
 
 def test_masked_bins_are_ignored(tmp_path):
-    ds = make_dataset(n_trials=12, n_time=20)
+    ds = toy_dataset(n_trials=12, n_time=20)
     mask = np.ones((12, 20), bool)
     mask[:, 12:15] = False
     ds["mask"] = (("trial", "time"), mask)
@@ -172,7 +168,7 @@ def test_penalty_warmup_ramps_beta(ds, tmp_path):
 
 
 def test_no_val_trials_trains_on_train_loss(tmp_path):
-    ds = make_dataset(n_trials=8, n_time=20)
+    ds = toy_dataset(n_trials=8, n_time=20)
     ds = ds.assign_coords(split=("trial", np.array(["train", "test"] * 4)))
     out = fit(ds, FitConfig.create("bdRNN", epochs=3), tmp_path / "f", progress=False)
     losses = pd.read_csv(out / "losses.csv")
@@ -190,7 +186,7 @@ def test_recovery_disrnn_decorrelates_groups_where_beta_zero_does_not(tmp_path):
     """Two independent latent groups: DisRNN's inferred groups must be nearly independent
     (small canonical correlation between them), while the same model with beta = 0 (an
     lrRNN with the latents split in two) mixes them. A PC term that stops working fails."""
-    ds = make_dataset(n_trials=40, n_time=50)
+    ds = toy_dataset(n_trials=40, n_time=50)
     test = ds["split"].values == "test"
     cc = {}
     for name, beta in (("DisRNN", 20.0), ("beta0", 0.0)):
@@ -242,7 +238,7 @@ def test_zero_input_trains_exactly_like_no_input(ds, tmp_path):
 
 def test_known_large_input_is_used(tmp_path):
     """Data driven by a large known input: the fit given it predicts held-out bins far better."""
-    ds = make_dataset(n_trials=24, n_time=30, seed=1)
+    ds = toy_dataset(n_trials=24, n_time=30, seed=1)
     u = 3.0 * np.random.default_rng(9).normal(size=ds["activity"].shape)
     ds = ds.assign(
         activity=ds["activity"] + u.astype(np.float32),

@@ -26,7 +26,7 @@ import pytest
 import xarray as xr
 import yaml
 from dandi_stub import ASSET_PATH, DANDISET, PUBLISHED_VERSION, SHARED_NWB, DandiStub
-from test_config import (
+from helpers.workflow import (
     SMALL_CONFIG,
     SNAKEFILE,
     dry_run_jobs,

@@ -1,4 +1,9 @@
-"""The validated configuration of :func:`disrnn.data.binning.bin_session`."""
+"""The validated configuration of :func:`disrnn.data.binning.bin_session`: what to bin.
+
+Only the options and their value ranges live here (the workflow builds a BinConfig per
+session to check its config before any job); ``binning.py`` does the binning, ``bins.py``
+the arithmetic of counting and averaging onto bins.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,12 @@ The dataset contract is in ``docs/design.md`` ("The dataset"). Bins are half-ope
 ``np.histogram(spike_times - a, edges)`` except that a spike exactly on the last edge
 belongs to the next window (np.histogram closes its last bin). Spike times are used as
 stored.
+
+This module is the step (NWB session + BinConfig -> dataset), cut along its parts:
+``_activity_source`` (what is binned), ``_trial_windows`` (which trials, which bins),
+``_bin_units`` (counts or means of the kept units), ``_data_vars`` / ``_coords`` (the
+dataset). What to bin is :class:`BinConfig` (``bin_config.py``); the counting and
+averaging onto bins is ``bins.py`` (numpy only, no NWB).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import xarray as xr
 from disrnn.data import splits
 from disrnn.data.bin_config import BinConfig
 from disrnn.data.bins import _TOL, bin_series, count_spikes, observed_bins
-from disrnn.data.io import clean_attrs, file_sha256
+from disrnn.data.io import DIMS, clean_attrs, file_sha256
 from disrnn.data.nwb import Session, read_session
 from disrnn.data.pre_window import pre_window_vars
 from disrnn.data.rescale import rescale_unit_max
@@ -218,8 +224,80 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     path = Path(nwb_path)
     want = tuple(config.behavior) + ((config.activity,) if config.activity else ())
     session = read_session(path, series=want)
-    bw = config.bin_width
+    source, extent, kind = _activity_source(session, config, path)
+    ids, align, columns, edges, label, n_rows, dropped = _trial_windows(session, config, extent)
+    n_trials, n_bins = len(ids), len(edges) - 1
+    units = _bin_units(session, config, source, kind, align, edges, path)
+    split_rng, heldout_rng = splits.generators(int(config.seed))
+    strata = None
+    if config.stratify is not None:
+        if config.stratify not in columns:
+            avail = ", ".join(columns) or "none"
+            raise ValueError(
+                f"cannot stratify by {config.stratify!r}: not a trial column; available: {avail}"
+            )
+        strata = columns[config.stratify]
+    split = splits.split_trials(n_trials, config.split, split_rng, strata)
+    heldout, heldout_source = splits.choose_heldout(
+        len(units["ids"]),
+        config.heldout_fraction,
+        heldout_rng,
+        units["columns"].pop("heldout", None),
+        mode=config.heldout,
+        source=path.name,
+    )
+    data_vars, coords_extra = _data_vars(session, config, kind, units, align, edges)
+    pre_vars, pre_coords, pre_covered = pre_window_vars(
+        session,
+        kind,
+        units["keep"],
+        align,
+        float(edges[0]),
+        config.bin_width,
+        config.n_pre_bins,
+        series=source if kind == "continuous" else None,
+    )
+    data_vars.update(pre_vars)
+    coords_extra.update(pre_coords)
+    coords = _coords(ids, edges, units, split, heldout, coords_extra, columns, data_vars)
+    attrs = {
+        **_provenance(path),
+        "nwb_identifier": session.identifier,
+        "kind": kind,
+        "bin_width": config.bin_width,
+        "alignment": label,
+        "window_start": float(edges[0]),
+        "window_end": float(edges[-1]),
+        "filters": units["filters"],
+        "dropped_trials": dropped,
+        "n_table_rows": n_rows,
+        "split_fractions": list(config.split),
+        "stratify": config.stratify,
+        "heldout_mode": config.heldout,
+        "heldout_source": heldout_source,
+        "pre_window": pre_covered,
+        "seed": int(config.seed),
+    }
+    if config.activity is not None:
+        attrs["activity_series"] = source.path
+    ds = xr.Dataset(data_vars, coords=coords, attrs=clean_attrs(attrs))
+    if config.rescale == "unit-max":
+        ds = rescale_unit_max(ds)
+    log.info(
+        "binned %s: %d trials x %d bins x %d units (%s, %s)",
+        path.name,
+        n_trials,
+        n_bins,
+        len(units["ids"]),
+        kind,
+        label,
+    )
+    return ds
 
+
+def _activity_source(session: Session, config: BinConfig, path: Path):
+    """(continuous TimeSeries or None, (start, end) extent in s, kind) of what is binned."""
+    source = None
     if config.activity is not None:
         source = session.series[config.activity]
         if any(v is not None for v in (config.min_rate, config.max_rate, config.min_spikes)):
@@ -241,7 +319,12 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         kind = "spike_counts"
     if not all(np.isfinite(extent)) or extent[1] <= extent[0]:
         raise ValueError(f"{path.name} holds no spikes or samples to bin (extent {extent})")
+    return source, extent, kind
 
+
+def _trial_windows(session: Session, config: BinConfig, extent):
+    """The kept trials: (ids, alignment times, trial columns, bin edges, alignment label,
+    table rows, the dropped trials by reason)."""
     ids, align, columns, window, label, n_rows = _alignment(session, config, extent)
     duration = extent[1] - extent[0]
     if window[1] - window[0] > duration + _TOL:
@@ -249,7 +332,7 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
             f"window {window} ({window[1] - window[0]:g} s) is longer than the data "
             f"({duration:.6g} s, from {extent[0]:.6g} to {extent[1]:.6g} s)"
         )
-    edges = _edges(window, bw)
+    edges = _edges(window, config.bin_width)
     nan = ~np.isfinite(align)
     with np.errstate(invalid="ignore"):
         outside = ~nan & (
@@ -266,10 +349,14 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
             f"{int(outside.sum())} windows leave the recording ({extent[0]:.6g}-"
             f"{extent[1]:.6g} s); check align and window"
         )
-    ids, align = ids[keep_t], align[keep_t]
     columns = {k: v[keep_t] for k, v in columns.items()}
-    n_trials, n_bins = len(ids), len(edges) - 1
+    return ids[keep_t], align[keep_t], columns, edges, label, n_rows, dropped
 
+
+def _bin_units(session: Session, config: BinConfig, source, kind, align, edges, path) -> dict:
+    """The activity of the kept units: dict of ``activity`` (trial, time, unit),
+    ``observed`` (trial, time, all units) bool or None, ``keep`` (all units,) bool,
+    ``filters``, ``area``, ``columns`` (unit columns of the kept units), ``ids``."""
     observed = None
     if kind == "spike_counts":
         unit_ids = session.unit_ids
@@ -290,47 +377,28 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         filters = {}
         area = np.full(len(unit_ids), "unknown")
         unit_columns = {}
-    unit_ids = unit_ids[keep_u]
-
-    split_rng, heldout_rng = splits.generators(int(config.seed))
-    strata = None
-    if config.stratify is not None:
-        if config.stratify not in columns:
-            avail = ", ".join(columns) or "none"
-            raise ValueError(
-                f"cannot stratify by {config.stratify!r}: not a trial column; available: {avail}"
-            )
-        strata = columns[config.stratify]
-    split = splits.split_trials(n_trials, config.split, split_rng, strata)
-    heldout, heldout_source = splits.choose_heldout(
-        len(unit_ids),
-        config.heldout_fraction,
-        heldout_rng,
-        unit_columns.pop("heldout", None),
-        mode=config.heldout,
-        source=path.name,
-    )
-
-    centres = (edges[:-1] + edges[1:]) / 2
-    data_vars = {
-        "activity": (("trial", "time", "unit"), activity, {"kind": kind}),
+    return {
+        "activity": activity,
+        "observed": observed,
+        "keep": keep_u,
+        "filters": filters,
+        "area": area,
+        "columns": unit_columns,
+        "ids": unit_ids[keep_u],
     }
+
+
+def _data_vars(session: Session, config: BinConfig, kind, units: dict, align, edges):
+    """(data variables, extra coords): activity, mask, behavior and the ground truth."""
+    data_vars = {
+        "activity": (DIMS, units["activity"], {"kind": kind}),
+    }
+    keep_u, observed = units["keep"], units["observed"]
     if observed is not None:
         data_vars["mask"] = (("trial", "time"), observed[:, :, keep_u].all(axis=2))
-    pre_vars, pre_coords, pre_covered = pre_window_vars(
-        session,
-        kind,
-        keep_u,
-        align,
-        float(edges[0]),
-        bw,
-        config.n_pre_bins,
-        series=source if kind == "continuous" else None,
-    )
-    data_vars.update(pre_vars)
     for name in config.behavior:
         var = name.rsplit("/", 1)[-1]
-        if var in data_vars or var in ("trial", "time", "unit", "split", "area", "heldout"):
+        if var in data_vars or var in (*DIMS, "split", "area", "heldout"):
             raise ValueError(f"behavior name {var!r} collides with a dataset variable")
         values = bin_series(session.series[name], align, edges)
         data_vars[var] = (
@@ -346,13 +414,13 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     coords_extra = {}
     if truth is not None:
         pos = np.flatnonzero(keep_u)
-        scale = bw if kind == "spike_counts" else 1.0
+        scale = config.bin_width if kind == "spike_counts" else 1.0
         rates = bin_series(truth.rates, align, edges)[:, :, pos] * scale
         data_vars["true_latents"] = (
             ("trial", "time", "latent"),
             bin_series(truth.latents, align, edges),
         )
-        data_vars["true_rates"] = (("trial", "time", "unit"), rates)
+        data_vars["true_rates"] = (DIMS, rates)
         data_vars["true_A"] = (("unit", "latent"), truth.A[pos])
         data_vars["true_B"] = (("latent", "unit"), truth.B[:, pos])
         data_vars["true_bias"] = (("unit",), truth.bias[pos])
@@ -361,7 +429,11 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
             "latent_group": ("latent", truth.latent_group),
             "latent_system": ("latent", truth.latent_system),
         }
+    return data_vars, coords_extra
 
+
+def _coords(ids, edges, units: dict, split, heldout, coords_extra, columns, data_vars) -> dict:
+    """The dataset's coords: trial, time (bin centres), unit and their metadata."""
     taken = set(data_vars) | {
         "trial",
         "time",
@@ -377,50 +449,16 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     }
     coords = {
         "trial": ids.astype(np.int64),
-        "time": centres,
-        "unit": unit_ids.astype(np.int64),
+        "time": (edges[:-1] + edges[1:]) / 2,
+        "unit": units["ids"].astype(np.int64),
         "split": ("trial", split),
-        "area": ("unit", np.asarray(area, dtype=str)),
+        "area": ("unit", np.asarray(units["area"], dtype=str)),
         "heldout": ("unit", heldout),
         **coords_extra,
-        **pre_coords,
     }
     for name, values in columns.items():
         coords[_coord_name(name, taken, "trial")] = ("trial", values)
-    for name, values in unit_columns.items():
+    for name, values in units["columns"].items():
         key = _coord_name(name, taken | set(coords), "unit")
         coords[key] = ("unit", values)
-
-    attrs = {
-        **_provenance(path),
-        "nwb_identifier": session.identifier,
-        "kind": kind,
-        "bin_width": bw,
-        "alignment": label,
-        "window_start": float(edges[0]),
-        "window_end": float(edges[-1]),
-        "filters": filters,
-        "dropped_trials": dropped,
-        "n_table_rows": n_rows,
-        "split_fractions": list(config.split),
-        "stratify": config.stratify,
-        "heldout_mode": config.heldout,
-        "heldout_source": heldout_source,
-        "pre_window": pre_covered,
-        "seed": int(config.seed),
-    }
-    if config.activity is not None:
-        attrs["activity_series"] = source.path
-    ds = xr.Dataset(data_vars, coords=coords, attrs=clean_attrs(attrs))
-    if config.rescale == "unit-max":
-        ds = rescale_unit_max(ds)
-    log.info(
-        "binned %s: %d trials x %d bins x %d units (%s, %s)",
-        path.name,
-        n_trials,
-        n_bins,
-        len(unit_ids),
-        kind,
-        label,
-    )
-    return ds
+    return coords

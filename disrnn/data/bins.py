@@ -4,6 +4,12 @@ Bins are half-open ``[start, end)``: for a trial aligned at time ``a`` the bins'
 ``a + edges``, and :func:`count_spikes` equals ``np.histogram(spike_times - a, edges)``
 except that a spike exactly on the last edge belongs to the next window (np.histogram
 closes its last bin).
+
+The three binning modules: ``bins.py`` (this one) is the arithmetic on arrays of times,
+knowing nothing of NWB or datasets; ``bin_config.py`` is what to bin (the validated
+:class:`~disrnn.data.bin_config.BinConfig`); ``binning.py`` is the step itself,
+:func:`~disrnn.data.binning.bin_session`: read the NWB session, pick trials and units,
+call this module, and assemble the dataset.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import xarray as xr
 
 from disrnn._atomic import atomic_file
 
+#: the dims of every (trial, time, unit) array of a dataset, in this order (docs/design.md)
 DIMS = ("trial", "time", "unit")
 
 

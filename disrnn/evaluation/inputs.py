@@ -1,33 +1,49 @@
 """The fit and dataset under evaluation: loading, checking that they match, and what
-:func:`disrnn.evaluation.evaluate` records about them (identity, kind, null rates,
-the aggregated posterior's width)."""
+:func:`disrnn.evaluation.evaluate` records about them (identity, null rates, the
+aggregated posterior's width). The data rules (kind, valid bins, activity fingerprint,
+sigma_q's rule of thumb) are the fit stage's own (``disrnn.fit.tensors``,
+``disrnn.fit.config``), called, not copied."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from disrnn.data.io import load_dataset
-from disrnn.evaluation.rollout import valid_bins
+from disrnn.data.io import DIMS, load_dataset
+from disrnn.fit.config import rule_of_thumb_log_sigma
+from disrnn.fit.tensors import activity_sha256, valid_bins
+
+__all__ = [
+    "abs_path",
+    "as_fit",
+    "check_same_data",
+    "fit_summary",
+    "load_data",
+    "null_rate",
+    "session_id",
+    "sigma_q",
+]
 
 # warnings keep the evaluation's logger, as before this module was split off
 log = logging.getLogger("disrnn.evaluation.evaluate")
 
 
-def _load_fit(fit_dir):
+def as_fit(fit_dir):
+    """A Fit: ``fit_dir`` itself when it has the Fit contract, else ``load_fit(fit_dir)``."""
     if all(hasattr(fit_dir, a) for a in ("latents", "predict", "nll", "rollout")):
         return fit_dir  # already a Fit (or an object with its contract)
-    from disrnn.training import load_fit
+    from disrnn.fit import load_fit
 
     return load_fit(fit_dir)
 
 
-def _load(dataset) -> tuple[xr.Dataset, Path | None]:
+def load_data(dataset) -> tuple[xr.Dataset, Path | None]:
+    """(Dataset, its path or None) from a Dataset or a path."""
     if isinstance(dataset, xr.Dataset):
         return dataset, None
     if isinstance(dataset, str | os.PathLike):
@@ -35,7 +51,8 @@ def _load(dataset) -> tuple[xr.Dataset, Path | None]:
     raise TypeError(f"dataset must be an xarray.Dataset or a path, got {type(dataset).__name__}")
 
 
-def _fit_info(fit) -> dict:
+def fit_summary(fit) -> dict:
+    """What metrics.json records of the fit: beta, alpha, fit_seconds, epochs, best_epoch."""
     info = getattr(fit, "info", None) or {}
     config = getattr(fit, "config", None)
     return {
@@ -47,21 +64,21 @@ def _fit_info(fit) -> dict:
     }
 
 
-def _check_same_data(fit, ds: xr.Dataset) -> None:
+def check_same_data(fit, ds: xr.Dataset) -> None:
     """Warn when the activity differs from the one the fit was trained on."""
     meta = getattr(fit, "meta", None) or {}
     want = (meta.get("dataset") or {}).get("activity_sha256")
     if not want:
         return
-    act = np.ascontiguousarray(ds["activity"].values)
-    if hashlib.sha256(act.tobytes()).hexdigest() != want:
+    if activity_sha256(ds) != want:
         log.warning(
             "the dataset's activity differs from the one this fit was trained on; "
             "its train/test split and null rates may not be the fit's"
         )
 
 
-def _abs(path) -> str | None:
+def abs_path(path) -> str | None:
+    """The absolute path of ``path`` as a string; None for None or a non-path."""
     return (
         None
         if path is None or not isinstance(path, str | os.PathLike)
@@ -69,31 +86,27 @@ def _abs(path) -> str | None:
     )
 
 
-def _session(ds: xr.Dataset, path: Path | None) -> str | None:
+def session_id(ds: xr.Dataset, path: Path | None, session: str | None = None) -> str | None:
+    """The session id metrics.json records: ``session`` when given (the workflow gives its
+    config's id), else the dataset's attrs ``session``, else the dataset file's stem."""
+    if session is not None:
+        return str(session)
     if ds.attrs.get("session"):
         return str(ds.attrs["session"])
-    if path is None:
-        return None
-    return path.resolve().parent.name if path.stem == "dataset" else path.stem
+    return None if path is None else path.stem
 
 
-def _kind(ds: xr.Dataset) -> str:
-    kind = ds["activity"].attrs.get("kind") or ds.attrs.get("kind")
-    if kind in ("spike_counts", "continuous"):
-        return kind
-    return "spike_counts" if np.issubdtype(ds["activity"].dtype, np.integer) else "continuous"
-
-
-def _null_rate(ds: xr.Dataset, L: int) -> np.ndarray:
+def null_rate(ds: xr.Dataset, L: int) -> np.ndarray:
     """(unit,) mean activity per valid bin of ``ds`` (the training trials)."""
-    x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    x = ds["activity"].transpose(*DIMS).values.astype(float)
     ok = valid_bins(ds, L)
     return x[ok].mean(0) if ok.any() else np.full(x.shape[2], np.nan)
 
 
-def _sigma_q(fit, ds, train, L, K) -> float:
+def sigma_q(fit, ds, train, L, K) -> float:
+    """The fit's sigma_q, else the fit stage's rule of thumb for the training bins."""
     s = getattr(fit, "sigma_q", None)
     if s is not None:
         return float(s)
     n_tot = int(valid_bins(ds.isel(trial=np.flatnonzero(train)), L).sum()) if train.any() else 2
-    return float(max(n_tot, 2) ** (-1.0 / (K + 4)))  # the kernel-density rule of thumb
+    return math.exp(rule_of_thumb_log_sigma(n_tot, K))

@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from disrnn.data.io import clean_attrs
+from disrnn.data.io import DIMS, clean_attrs
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.metrics import bits_per_spike, r2_per_unit
+from disrnn.fit.tensors import valid_bins
 
 __all__ = [
     "free_run",
@@ -26,7 +27,6 @@ __all__ = [
     "history_length",
     "kstep_ahead",
     "rollout_dataset",
-    "valid_bins",
 ]
 
 
@@ -40,31 +40,14 @@ def history_length(fit, ds: xr.Dataset | None = None) -> int:
         return int(fit.history)
     if ds is None:
         raise ValueError("fit has no 'history' attribute; pass the dataset to infer it")
-    pred = fit.predict(ds).transpose("trial", "time", "unit").values
+    pred = fit.predict(ds).transpose(*DIMS).values
     finite = np.isfinite(pred).any(axis=(0, 2))
     return int(np.argmax(finite)) if finite.any() else pred.shape[1]
 
 
-def valid_bins(ds: xr.Dataset, history: int) -> np.ndarray:
-    """(trial, time) bool: the bins that are scored.
-
-    A bin t is valid when t >= L and bins t - L .. t are all observed (``mask``, when
-    present): the same rule as the training loss, so a prediction made from an unobserved
-    (zero-filled) history is never scored.
-    """
-    n_trial, n_time = ds.sizes["trial"], ds.sizes["time"]
-    ok = np.zeros((n_trial, n_time), dtype=bool)
-    ok[:, history:] = True
-    if "mask" in ds:
-        mask = ds["mask"].transpose("trial", "time").values.astype(bool)
-        for lag in range(history + 1):
-            ok[:, history:] &= mask[:, history - lag : n_time - lag]
-    return ok
-
-
 def _to_full_time(da: xr.DataArray, ds: xr.Dataset, start: int) -> np.ndarray:
     """(trial, n_steps, unit) rollout -> (trial, time, unit) on ds's bins, NaN elsewhere."""
-    vals = da.transpose("trial", "time", "unit").values
+    vals = da.transpose(*DIMS).values
     out = np.full((ds.sizes["trial"], ds.sizes["time"], vals.shape[2]), np.nan)
     n = min(vals.shape[1], ds.sizes["time"] - start)
     out[:, start : start + n] = vals[:, :n]
@@ -105,13 +88,13 @@ def kstep_ahead(fit, ds, horizons=None, n_starts=4, null_rate=None, kind="spike_
     horizons = [int(k) for k in horizons if 1 <= k <= n_pred]
     kmax = max(horizons)
     starts = np.unique(np.linspace(L, n_time - kmax, max(1, n_starts)).round().astype(int))
-    x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    x = ds["activity"].transpose(*DIMS).values.astype(float)
     ok = valid_bins(ds, L)
     obs = {k: [] for k in horizons}
     pred = {k: [] for k in horizons}
     for s in starts:
         r = fit.rollout(ds, n_steps=kmax, start=int(s), sample=False)
-        r = r.transpose("trial", "time", "unit").values
+        r = r.transpose(*DIMS).values
         for k in horizons:
             t = s + k - 1
             keep = ok[:, t]
@@ -161,7 +144,7 @@ def free_run(fit, ds, seed=0):
 
 
 def _activity(ds: xr.Dataset) -> np.ndarray:
-    return ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    return ds["activity"].transpose(*DIMS).values.astype(float)
 
 
 def _condition(ds: xr.Dataset):
@@ -222,7 +205,7 @@ def rollout_dataset(ds_test, arrays, valid, per_unit, kstep, attrs) -> xr.Datase
     coords["unit"] = ds_test["unit"].values
     if "heldout" in ds_test.coords:
         coords["heldout"] = ("unit", np.asarray(ds_test["heldout"].values).astype(np.int8))
-    dims = ("trial", "time", "unit")
+    dims = DIMS
     data = {k: (dims, np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}
     data["valid"] = (("trial", "time"), np.asarray(valid).astype(np.int8))
     data.update({k: ("unit", np.asarray(v, dtype=float)) for k, v in per_unit.items()})

@@ -1,6 +1,8 @@
 """The DisRNN network: history kernel, encoder, decoder (``nn.Module``s only).
 
-Notation (issue 3, section 1): x_t (unit,) activity at bin t; L history bins;
+Built, trained and saved by ``disrnn.fit``; the loss is ``disrnn.fit.objective``.
+
+Notation (the model of the design, docs/design.md): x_t (unit,) activity at bin t; L history bins;
 K = sum(groups) latent dimensions.
 
     h_t   = sum_{l=1..L} psi_l tanh(x_{t-l})                       (unit,)
@@ -138,6 +140,11 @@ class DisRNN(nn.Module):
     def B(self) -> torch.Tensor:
         """(latent, unit) encoder weights; held-out columns are zero."""
         return self.B_raw * self.input_mask
+
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        """History features h_t: (bin, unit) as given (fixed kernel, precomputed), or the
+        learned kernel applied to (bin, L, unit) tanh of the L previous bins."""
+        return self.kernel(h) if h.dim() == 3 else h
 
     def encode(self, h: torch.Tensor) -> torch.Tensor:
         """h: (..., unit) history features -> mu: (..., latent) posterior means."""

@@ -112,7 +112,11 @@ def plot_paired_differences(
 
 
 def _method_order(methods, reference: str = "DisRNN") -> list[str]:
-    known = ["DisRNN", "DisRNN-full", "DisRNN-MLP", "bdRNN", "lrRNN", "lrRNN+ICA", "LINT"]
+    """``methods`` in the registry's order (``disrnn.fit.config.METHODS``), ``reference``
+    first, unknown names last (sorted)."""
+    from disrnn.fit.config import METHODS
+
+    known = list(METHODS)
     methods = list(methods)
     ordered = [m for m in known if m in methods] + sorted(m for m in methods if m not in known)
     if reference in ordered:

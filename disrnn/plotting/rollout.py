@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from disrnn.data.io import DIMS
 from disrnn.plotting._base import (
     _COLORS,
     _activity,
@@ -56,7 +57,7 @@ def plot_rollout(ds: xr.Dataset, rollout: xr.Dataset | xr.DataArray | None) -> F
             if n in rollout.data_vars
         ]
         cands = [rollout[n] for n in names] or [
-            v for v in rollout.data_vars.values() if tuple(v.dims) == ("trial", "time", "unit")
+            v for v in rollout.data_vars.values() if tuple(v.dims) == DIMS
         ]
         if not cands:
             return _empty("rollout.nc holds no (trial, time, unit) rollout")

@@ -62,7 +62,7 @@ def _predicted(r: EvalResult, ds):
     if pred is not None or r.fit_dir is None or not (r.fit_dir / "weights.pt").exists():
         return pred, ""
     try:
-        from disrnn.training import load_fit
+        from disrnn.fit import load_fit
 
         return load_fit(r.fit_dir).predict(ds), "recomputed from the saved fit"
     except Exception as err:  # the report still renders without this figure

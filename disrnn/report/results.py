@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from disrnn.data.io import DIMS
+
 REFERENCE_METHOD = "DisRNN"
 
 # The summary's key metrics: (label, exact flattened keys tried in order, key patterns).
@@ -134,8 +136,9 @@ class EvalResult:
         metrics: ``metrics.json`` as written.
         values: numeric metrics, flattened (``{"behavior_r2.hand_vel.all": 0.7}``);
             ``None`` where a metric does not apply.
-        session, method, seed: from ``metrics.json``, else the fit's ``config.json``,
-            else the path ``.../{session}/evals/{method}/seed{seed}``.
+        session: ``metrics.json``'s ``session`` (``"session"`` when it has none);
+        method, seed: from ``metrics.json``, else the fit's ``config.json``, else the
+            path ``.../evals/{method}/seed{seed}``.
         fit_dir: the fit folder, or ``None`` when it cannot be found.
     """
 
@@ -182,7 +185,7 @@ class EvalResult:
             da = _pick(
                 ds,
                 ("predicted", "rates", "prediction", "predicted_rates", "pred_rates"),
-                ("trial", "time", "unit"),
+                DIMS,
                 strict=True,
             )
             if da is not None:
@@ -279,16 +282,8 @@ def load_eval(eval_dir: str | os.PathLike) -> EvalResult:
     if seed is None:
         m = re.fullmatch(r"seed[_-]?(\d+)", path.name)
         seed = int(m.group(1)) if m else None
-    # the workflow's folder names the session; metrics.json's "session" is the dataset
-    # file's stem, which is "dataset" under the workflow's results/{session}/dataset.nc
-    if len(parts) >= 4 and parts[-3] == "evals":
-        session = parts[-4]
-    elif metrics.get("session") and metrics.get("session") != "dataset":
-        session = metrics["session"]
-    elif metrics.get("dataset"):
-        session = Path(metrics["dataset"]).parent.name or "session"
-    else:
-        session = "session"
+    # the evaluation records its session (the workflow passes its config's id)
+    session = metrics.get("session") or "session"
     result = EvalResult(
         path=path,
         metrics=metrics,

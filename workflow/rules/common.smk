@@ -1,33 +1,30 @@
 """Config validation, the session table and input functions (nothing else).
 
-The config is checked against workflow/schemas/config.schema.yaml before any job is
-scheduled; an error names the session and the field. Everything below reads the
-validated config only.
+The config is checked before any job is scheduled: its structure (keys, types,
+required fields) against workflow/schemas/config.schema.yaml, method names against the
+registry ``disrnn.fit.config.METHODS``, and every value by building each session's
+BinConfig and, per method, FitConfig (the dataclasses hold the value ranges); an error
+names the session and the field. Everything below reads the validated config only.
 """
 
+import dataclasses
 import os
+import re
 
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from disrnn.data.bin_config import BinConfig
+from disrnn.fit.config import METHODS, POSTHOC_METHODS, TRAINED_METHODS, FitConfig
+
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
-#: methods that transform the lrRNN fit of the same seed instead of training
-POSTHOC = ("lrRNN+ICA", "LINT")
-TRAINED = ("lrRNN", "bdRNN", "DisRNN-full", "DisRNN", "DisRNN-MLP")
-#: per-session keys that override config["binning"]
-BINNING_KEYS = (
-    "bin_width",
-    "trials",
-    "align",
-    "window",
-    "window_length",
-    "activity",
-    "behavior",
-    "min_rate",
-    "max_rate",
-    "min_spikes",
+#: BinConfig options with their own config sections (split, heldout)
+_SPLIT_KEYS = ("heldout_fraction", "heldout", "split", "stratify", "seed")
+#: per-session keys that override config["binning"]: BinConfig's other fields
+BINNING_KEYS = tuple(
+    f.name for f in dataclasses.fields(BinConfig) if f.name not in _SPLIT_KEYS
 )
 RULE_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30}
 
@@ -77,13 +74,83 @@ def _explain(config, error):
             for key in error.instance
             if key not in allowed
         ]
-    where = _where(config, error.absolute_path)
-    if error.validator == "enum" and "lrRNN" in error.validator_value:
-        return [
-            f"{where}: unknown method {error.instance!r}; valid methods: "
-            + ", ".join(error.validator_value)
+    return [f"{_where(config, error.absolute_path)}: {error.message}"]
+
+
+def _method_problems(config):
+    """Method names (``methods``, ``method_options`` keys) not in the registry."""
+    places = [([], config)]
+    for i, entry in enumerate(config.get("sessions") or []):
+        if isinstance(entry, dict):
+            places.append((["sessions", i], entry))
+    problems = []
+    for prefix, where in places:
+        named = [
+            ([*prefix, "methods", j], m)
+            for j, m in enumerate(where.get("methods") or [])
         ]
-    return [f"{where}: {error.message}"]
+        named += [
+            ([*prefix, "method_options", m], m)
+            for m in (where.get("method_options") or {})
+        ]
+        for path, m in named:
+            if isinstance(m, str) and m not in METHODS:
+                problems.append(
+                    f"{_where(config, path)}: unknown method {m!r}; valid methods: "
+                    + ", ".join(METHODS)
+                )
+    return problems
+
+
+def _option_field(message, options):
+    """The option a BinConfig/FitConfig error message names first (None: none)."""
+    hits = []
+    for key in options:
+        for word in (key, key.rstrip("s")):
+            found = re.search(rf"\b{re.escape(word)}\b", message)
+            if found:
+                hits.append((found.start(), key))
+    return min(hits)[1] if hits else None
+
+
+def _value_problems(config):
+    """Build every session's BinConfig and FitConfigs; their errors, located."""
+    problems = []
+    for i, entry in enumerate(config["sessions"]):
+        opts = bin_options_of(entry["id"])
+        try:  # as workflow/scripts/bin.py builds it: YAML lists as tuples
+            BinConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()}
+            )
+        except (TypeError, ValueError) as err:
+            key = _option_field(str(err), opts) or "(binning)"
+            path = ["sessions", i, key] if key in entry else ["binning", key]
+            problems.append(f"{_where(config, path)}: {err}")
+        for method in methods_of(entry["id"]):
+            opts = fit_options_of(entry["id"], method)
+            try:
+                FitConfig.from_options(method, opts)
+            except ValueError as err:
+                path = _fit_path(config, i, method, _option_field(str(err), opts))
+                where = "" if path[0] == "fit" else f" (method {method})"
+                problems.append(f"{_where(config, path)}{where}: {err}")
+    return problems
+
+
+def _fit_path(config, i, method, key):
+    """The config path where FitConfig option ``key`` of ``method`` was set."""
+    entry = config["sessions"][i]
+    if key is None:
+        return ["sessions", i, "fit"]
+    for path, where in (
+        (["sessions", i, "method_options", method], entry.get("method_options", {})),
+        (["method_options", method], config["method_options"]),
+        (["sessions", i, "fit"], {method: entry.get("fit", {})}),
+        (["fit"], {method: config["fit"]}),
+    ):
+        if key in where.get(method, {}):
+            return [*path, key]
+    return ["sessions", i, "fit", key]
 
 
 def check_config(config):
@@ -128,35 +195,21 @@ def check_config(config):
                     f"{local!r} (relative paths are taken from the working directory "
                     f"{os.getcwd()!r})"
                 )
+    problems += _method_problems(config)
+    if isinstance(config, dict):
+        config.setdefault("methods", list(METHODS))
+    if not problems:
+        validate(config, SCHEMA)  # fills in the schema's defaults
+        problems += _value_problems(config)
     if problems:
         raise WorkflowError(
             "invalid config:\n  " + "\n  ".join(dict.fromkeys(problems))
         )
-    validate(config, SCHEMA)  # fills in the schema's defaults
-
-
-check_config(config)
-
-RESULTS = config["results_dir"].rstrip("/")
-RESOURCES = config["resources_dir"].rstrip("/")
-LOGS = config["logs_dir"].rstrip("/")
-SESSIONS = {s["id"]: s for s in config["sessions"]}
-DEVICE = config["device"]
-
-
-def _escape(names):
-    return "|".join(n.replace("+", r"\+").replace(".", r"\.") for n in names)
-
-
-wildcard_constraints:
-    session=_escape(SESSIONS) or "^$",
-    seed=r"\d+",
-    dandiset=r"\d{6}",
 
 
 # ------------------------------------------------------------------- settings per session
 def methods_of(session):
-    return SESSIONS[session].get("methods", config["methods"])
+    return _sessions()[session].get("methods", config["methods"])
 
 
 def seeds_of(session):
@@ -206,8 +259,12 @@ def simulate_options(wildcards):
 
 
 def bin_options(wildcards):
+    return bin_options_of(wildcards.session)
+
+
+def bin_options_of(session):
     """BinConfig keyword arguments: defaults, then the session's overrides."""
-    entry = SESSIONS[wildcards.session]
+    entry = _sessions()[session]
     opts = dict(config["binning"])
     opts.update({k: entry[k] for k in BINNING_KEYS if k in entry})
     split = {**config["split"], **entry.get("split", {})}
@@ -217,13 +274,17 @@ def bin_options(wildcards):
     opts["heldout_fraction"] = entry.get(
         "heldout_fraction", config["heldout"].get("fraction")
     )
+    opts["heldout"] = entry.get("heldout_mode", config["heldout"].get("mode"))
     return {k: v for k, v in opts.items() if v is not None and v != []}
 
 
 def fit_options(wildcards):
-    """FitConfig.create keyword arguments for this session and method."""
-    entry = SESSIONS[wildcards.session]
-    method = wildcards.method
+    return fit_options_of(wildcards.session, wildcards.method)
+
+
+def fit_options_of(session, method):
+    """FitConfig.from_options options of this session and method."""
+    entry = _sessions()[session]
     opts = {**config["fit"], **entry.get("fit", {})}
     opts.update(config["method_options"].get(method, {}))
     opts.update(entry.get("method_options", {}).get(method, {}))
@@ -262,3 +323,27 @@ def session_report_inputs(wildcards):
 
 def all_evals():
     return [m for s in SESSIONS for m in session_evals(s)]
+
+
+# ------------------------------------------------------------ the validated config
+def _sessions():
+    return {s["id"]: s for s in config["sessions"]}
+
+
+check_config(config)
+
+RESULTS = config["results_dir"].rstrip("/")
+RESOURCES = config["resources_dir"].rstrip("/")
+LOGS = config["logs_dir"].rstrip("/")
+SESSIONS = _sessions()
+DEVICE = config["device"]
+
+
+def _escape(names):
+    return "|".join(n.replace("+", r"\+").replace(".", r"\.") for n in names)
+
+
+wildcard_constraints:
+    session=_escape(SESSIONS) or "^$",
+    seed=r"\d+",
+    dandiset=r"\d{6}",

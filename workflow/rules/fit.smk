@@ -12,7 +12,7 @@ rule fit:
     log:
         f"{LOGS}/{{session}}/fit/{{method}}/seed{{seed}}.log",
     wildcard_constraints:
-        method=_escape(TRAINED),
+        method=_escape(TRAINED_METHODS),
     conda:
         "../../environment.yml"
     threads: rule_resource("fit", "threads")
@@ -38,7 +38,7 @@ rule fit_posthoc:
     log:
         f"{LOGS}/{{session}}/fit/{{method}}/seed{{seed}}.log",
     wildcard_constraints:
-        method=_escape(POSTHOC),
+        method=_escape(POSTHOC_METHODS),
     conda:
         "../../environment.yml"
     threads: rule_resource("posthoc", "threads")

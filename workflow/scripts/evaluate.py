@@ -2,7 +2,8 @@
 
 snakemake.input.fit: the fit's ``fit_info.json`` (its folder is the fit);
 snakemake.input.dataset: the dataset it was trained on; snakemake.params.seed: seed of the
-Monte Carlo estimates and rollouts. snakemake.output.metrics: ``<eval folder>/metrics.json``,
+Monte Carlo estimates and rollouts; snakemake.wildcards.session: the session id the
+metrics record (the report reads it from there). snakemake.output.metrics: ``<eval folder>/metrics.json``,
 written with ``latents.nc`` and the other files by :func:`disrnn.evaluation.evaluate`.
 """
 
@@ -21,7 +22,13 @@ def main(smk) -> None:
     torch.set_num_threads(smk.threads)
     with log_to_file(smk.log[0]):
         logging.info("evaluate %s on %s -> %s", fit_dir, smk.input.dataset, out)
-        evaluate(fit_dir, smk.input.dataset, out, seed=int(smk.params.seed))
+        evaluate(
+            fit_dir,
+            smk.input.dataset,
+            out,
+            seed=int(smk.params.seed),
+            session=smk.wildcards.session,
+        )
         if not (out / "metrics.json").is_file():
             raise RuntimeError(f"evaluate() wrote no {out / 'metrics.json'}")
 

@@ -2,10 +2,10 @@
 
 snakemake.input.dataset: the binned dataset; snakemake.input.init (post-hoc methods only):
 the ``fit_info.json`` of the lrRNN fit of the same seed, whose folder is transformed.
-snakemake.params: ``method``, ``seed``, ``device`` and ``options`` (keyword arguments of
-:meth:`disrnn.models.config.FitConfig.create`; ``groups`` is given to one-group methods
-as their rank, the sum of the sizes).
-snakemake.output.info: ``<fit folder>/fit_info.json``, which :func:`disrnn.training.fit`
+snakemake.params: ``method``, ``seed``, ``device`` and ``options`` (the session's FitConfig
+options, given to :meth:`disrnn.fit.config.FitConfig.from_options` as they are, the
+same call as ``disrnn fit``'s).
+snakemake.output.info: ``<fit folder>/fit_info.json``, which :func:`disrnn.fit.fit`
 writes last, so a folder without it is unfinished; a killed fit resumes from the
 checkpoint beside the folder, ``.<fit folder name>.checkpoint.pt``.
 """
@@ -15,29 +15,25 @@ from pathlib import Path
 
 import torch
 
+from disrnn.fit import fit
+from disrnn.fit.config import FitConfig
 from disrnn.logs import log_to_file
-from disrnn.models.config import FitConfig
-from disrnn.models.methods import METHODS
-from disrnn.training import fit
+
+
+def fit_config(params) -> FitConfig:
+    """The FitConfig of the rule's ``params`` (``method``, ``options``)."""
+    return FitConfig.from_options(params.method, params.options)
 
 
 def main(smk) -> None:
-    method = smk.params.method
-    options = dict(smk.params.options)
-    groups = options.pop("groups", None)
-    if groups is not None:
-        if METHODS[method].one_group:
-            options["rank"] = sum(groups)
-        else:
-            options["groups"] = tuple(groups)
     out = Path(smk.output.info).parent
     init_from = str(Path(smk.input.init).parent) if "init" in smk.input.keys() else None
     torch.set_num_threads(smk.threads)
     with log_to_file(smk.log[0], append=True):
-        config = FitConfig.create(method, **options)
+        config = fit_config(smk.params)
         logging.info(
             "fit %s seed %s on %s (device %s, init_from %s): %s",
-            method,
+            smk.params.method,
             smk.params.seed,
             smk.input.dataset,
             smk.params.device,

@@ -1,28 +1,106 @@
-"""FitConfig: the one validated configuration of a model fit.
+"""FitConfig and the method registry: what a fit is, validated, without importing torch.
 
-``FitConfig.create(method="DisRNN", groups=(3, 3), beta=20.0)`` applies the method's
-defaults (from :data:`disrnn.models.methods.METHODS`) and then the overrides, and
-validates every value; a bad value raises ``ValueError`` naming the value and the fix.
+``FitConfig.from_options("DisRNN", {"groups": [3, 3], "beta": 20.0})`` is the one way a
+fit's options become a config: the command line (``disrnn fit``), the workflow
+(``workflow/scripts/fit.py``) and Python all call it. It drops options given as None
+(= the default), gives a one-group method (``lrRNN``) the sum of ``groups`` as its rank,
+and calls :meth:`FitConfig.create`, which applies the method's defaults (from
+:data:`METHODS`), then the options, and validates every value; a bad value raises
+``ValueError`` naming the value and the fix.
 
 Two values may stay unresolved until the data is known (:meth:`FitConfig.resolve`):
 ``likelihood="auto"`` (Poisson for ``kind="spike_counts"``, Gaussian for ``continuous``)
 and ``beta=None`` for the methods with a partial-correlation penalty (``DEFAULT_BETA``:
 5 on continuous data, 2 on spike counts).
+
+Every method is the same network and training loop with different settings:
+
+    lrRNN        one group, beta = alpha = 0
+    lrRNN+ICA    FastICA on an lrRNN's training latents: A' = A mixing, B' = unmixing B
+    LINT         SVD of an lrRNN's W = U S V^T: A' = U_K S_K, B' = V_K^T, z = B' h
+    bdRNN        G groups, alpha = 1 (off-block penalty on J = B A), beta = 0
+    DisRNN-full  K groups of one latent (total correlation), beta
+    DisRNN       G groups, beta (partial correlation)
+    DisRNN-MLP   DisRNN with one-hidden-layer MLP encoder and decoder
+
+The workflow imports this module (``workflow/rules/common.smk``) to check method names
+and option values before any job; keep it free of torch and other heavy imports.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+
+# ------------------------------------------------------------------------ the methods
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: its defaults (overridable), fixed values (not) and whether it has one group."""
+
+    description: str
+    defaults: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+    one_group: bool = False
+
+
+_LR = {"beta": 0.0, "alpha": 0.0, "encoder": "linear", "decoder": "linear"}
+
+#: every method, in the order tables and figures list them
+METHODS: dict[str, MethodSpec] = {
+    "lrRNN": MethodSpec(
+        "low-rank RNN, one latent group, no disentangling penalty",
+        defaults={"groups": (6,)},
+        fixed={**_LR, "posthoc": None},
+        one_group=True,
+    ),
+    "lrRNN+ICA": MethodSpec(
+        "FastICA rotation of an lrRNN's latents (components grouped in ICA order)",
+        defaults={"groups": (3, 3)},
+        fixed={**_LR, "posthoc": "ica"},
+    ),
+    "LINT": MethodSpec(
+        "SVD of an lrRNN's W (components grouped by singular value)",
+        defaults={"groups": (3, 3)},
+        fixed={**_LR, "posthoc": "lint"},
+    ),
+    "bdRNN": MethodSpec(
+        "block-diagonal penalty alpha on the latent connectivity J = B A",
+        defaults={"groups": (3, 3), "alpha": 1.0},
+        fixed={"beta": 0.0, "posthoc": None, "encoder": "linear", "decoder": "linear"},
+    ),
+    "DisRNN-full": MethodSpec(
+        "total-correlation penalty: every latent its own group",
+        defaults={"groups": (6,), "beta": None},
+        fixed={"alpha": 0.0, "posthoc": None, "encoder": "linear", "decoder": "linear"},
+    ),
+    "DisRNN": MethodSpec(
+        "partial-correlation penalty beta between latent groups",
+        defaults={"groups": (3, 3), "beta": None},
+        fixed={"posthoc": None, "encoder": "linear", "decoder": "linear"},
+    ),
+    "DisRNN-MLP": MethodSpec(
+        "DisRNN with one-hidden-layer MLP encoder and decoder",
+        defaults={"groups": (3, 3), "beta": None},
+        fixed={"posthoc": None, "encoder": "mlp", "decoder": "mlp"},
+    ),
+}
+
+#: the methods that transform the lrRNN fit of the same seed instead of training
+POSTHOC_METHODS = tuple(m for m, spec in METHODS.items() if spec.fixed.get("posthoc"))
+#: the methods that train a network
+TRAINED_METHODS = tuple(m for m in METHODS if m not in POSTHOC_METHODS)
+#: values of ``FitConfig.posthoc``: None (train) or a post-hoc method's transform
+POSTHOC_KINDS = (None, *dict.fromkeys(METHODS[m].fixed["posthoc"] for m in POSTHOC_METHODS))
 
 LIKELIHOODS = ("auto", "gaussian", "poisson")
 LINKS = ("softplus", "exp")
 KERNELS = ("fixed", "learned")
 SIGMAS = ("fixed", "learned")
 NETS = ("linear", "mlp")
-POSTHOC = (None, "ica", "lint")
 SCHEDULES = ("constant", "cosine")
 INITS = ("random", "rotation")
 
@@ -98,7 +176,7 @@ class FitConfig:
             aggregated posterior of the validation bins) is kept.
         init: ``random``, or ``rotation`` (PC methods): train the beta = 0 objective
             first (an lrRNN, same schedule), rotate its latents to the orthogonal R with
-            the lowest PC (NLL and KL are rotation invariant; ``disrnn.rotation``), then
+            the lowest PC (NLL and KL are rotation invariant; ``disrnn.fit.rotation``), then
             train the full objective from there. ``None``: ``DEFAULT_PC_INIT`` for
             methods with a PC penalty (beta > 0, several groups), else ``random``.
         pc_batch: bins of the separate batch the PC term is estimated on each step
@@ -142,8 +220,6 @@ class FitConfig:
         Raises:
             ValueError: unknown method or key, or any invalid value (see ``__post_init__``).
         """
-        from disrnn.models.methods import METHODS
-
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
         spec = METHODS[method]
@@ -180,9 +256,31 @@ class FitConfig:
             values["groups"] = (1,) * sum(values["groups"])
         return cls(**values)
 
-    def __post_init__(self) -> None:
-        from disrnn.models.methods import METHODS
+    @classmethod
+    def from_options(cls, method: str, options: Mapping[str, Any] | None = None) -> FitConfig:
+        """The config of ``method`` from an options mapping: the one path of CLI, workflow
+        and Python.
 
+        ``options`` holds FitConfig fields (and ``rank``) as a YAML section or parsed
+        command line gives them: None means "the default" and is dropped; ``groups`` may
+        be any sequence. One setting of ``groups`` serves every method: a one-group
+        method (``lrRNN``) given several sizes takes their sum as its rank, so
+        ``groups: [3, 3]`` fits a rank-6 lrRNN beside a 3 + 3 DisRNN.
+
+        Raises:
+            ValueError: as :meth:`create`.
+        """
+        opts = {k: v for k, v in dict(options or {}).items() if v is not None}
+        if "groups" in opts:
+            groups = _as_groups(opts["groups"])
+            if method in METHODS and METHODS[method].one_group and "rank" not in opts:
+                del opts["groups"]
+                opts["rank"] = sum(groups)
+            else:
+                opts["groups"] = groups
+        return cls.create(method, **opts)
+
+    def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; valid methods: {', '.join(METHODS)}")
         spec = METHODS[self.method]
@@ -203,7 +301,7 @@ class FitConfig:
         _choice("sigma", self.sigma, SIGMAS)
         _choice("encoder", self.encoder, NETS)
         _choice("decoder", self.decoder, NETS)
-        _choice("posthoc", self.posthoc, POSTHOC)
+        _choice("posthoc", self.posthoc, POSTHOC_KINDS)
         _choice("schedule", self.schedule, SCHEDULES)
         if self.init is not None:
             _choice("init", self.init, INITS)
@@ -300,3 +398,9 @@ def _as_groups(groups: Any) -> tuple[int, ...]:
                 f"every group size must be a positive integer, got {g!r} in {out}; e.g. (3, 3)"
             )
     return tuple(int(g) for g in out)
+
+
+def rule_of_thumb_log_sigma(n_bins: int, rank: int) -> float:
+    """log sigma_q = -log(N_tot) / (K + 4): the kernel-density rule of thumb for the
+    encoder's sd, sigma_q = N_tot^(-1/(K+4)), N_tot = training bins (at least 2)."""
+    return -math.log(max(int(n_bins), 2)) / (rank + 4)

@@ -1,8 +1,12 @@
-"""Training data of a fit: the dataset checked and flattened to bins on the device.
+"""The dataset at the model boundary: checked, described, and turned into tensors.
 
-``load_input`` checks a Dataset (or loads one from a path) and fingerprints it;
-``trial_arrays`` builds per-trial history stacks; ``prepare`` flattens the valid bins of
-one split into a :class:`FitData`.
+The data rules of a fit live here, once, and evaluation calls them too:
+``dataset_kind`` (spike counts or continuous), ``valid_bins`` (which bins are scored),
+``activity_sha256`` (the fingerprint a fit records of its data). ``load_input`` checks a
+Dataset (or loads one from a path) and fingerprints it; ``trial_arrays`` builds per-trial
+history stacks; ``prepare`` flattens the valid bins of one split into a :class:`FitData`.
+
+torch is imported only by ``prepare`` (evaluation imports the rules without it).
 """
 
 from __future__ import annotations
@@ -11,15 +15,25 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 import xarray as xr
 
-from disrnn.data.io import file_sha256
-from disrnn.models.modules import fixed_kernel
+from disrnn.data.io import DIMS, file_sha256
 
-__all__ = ["FitData", "load_input", "dataset_kind", "trial_arrays", "prepare", "file_sha256"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "FitData",
+    "activity_sha256",
+    "dataset_kind",
+    "load_input",
+    "prepare",
+    "trial_arrays",
+    "valid_bins",
+]
 
 
 @dataclasses.dataclass
@@ -75,19 +89,16 @@ def load_input(dataset) -> tuple[xr.Dataset, dict]:
         raise TypeError(f"dataset must be an xarray.Dataset or a path, got {type(dataset)}")
     if "activity" not in ds:
         raise ValueError("the dataset has no 'activity' variable; build it with `disrnn bin`")
-    if tuple(ds["activity"].dims) != ("trial", "time", "unit"):
-        raise ValueError(
-            f"activity must have dims ('trial', 'time', 'unit'), got {ds['activity'].dims}"
-        )
-    act = np.ascontiguousarray(ds["activity"].values)
-    if not np.all(np.isfinite(act)):
+    if tuple(ds["activity"].dims) != DIMS:
+        raise ValueError(f"activity must have dims {DIMS}, got {ds['activity'].dims}")
+    if not np.all(np.isfinite(ds["activity"].values)):
         raise ValueError("activity holds NaN or inf values; mask those bins instead")
-    source["activity_sha256"] = hashlib.sha256(act.tobytes()).hexdigest()
+    source["activity_sha256"] = activity_sha256(ds)
     if "input" in ds:
         u = ds["input"]
-        if tuple(u.dims) != ("trial", "time", "unit") or u.shape != ds["activity"].shape:
+        if tuple(u.dims) != DIMS or u.shape != ds["activity"].shape:
             raise ValueError(
-                f"input must have dims ('trial', 'time', 'unit') and activity's shape "
+                f"input must have dims {DIMS} and activity's shape "
                 f"{ds['activity'].shape}, got {u.dims} {u.shape}"
             )
         u = np.ascontiguousarray(u.values.astype(np.float32))
@@ -97,8 +108,34 @@ def load_input(dataset) -> tuple[xr.Dataset, dict]:
     return ds, source
 
 
+def activity_sha256(ds: xr.Dataset) -> str:
+    """sha256 of the bytes of ``activity`` as stored (C order): the data a fit was fitted to."""
+    act = np.ascontiguousarray(ds["activity"].values)
+    return hashlib.sha256(act.tobytes()).hexdigest()
+
+
+def valid_bins(ds: xr.Dataset, history: int) -> np.ndarray:
+    """(trial, time) bool: the bins a fit is trained on and scored on.
+
+    A bin t is valid when t >= L and bins t - L .. t are all observed (``mask``, when
+    present), so a prediction made from an unobserved (zero-filled) history never counts.
+    """
+    n_trial, n_time = ds.sizes["trial"], ds.sizes["time"]
+    ok = np.zeros((n_trial, n_time), dtype=bool)
+    ok[:, history:] = True
+    if "mask" in ds:
+        mask = ds["mask"].transpose("trial", "time").values.astype(bool)
+        for lag in range(history + 1):
+            ok[:, history:] &= mask[:, history - lag : n_time - lag]
+    return ok
+
+
 def dataset_kind(ds: xr.Dataset) -> str:
-    """``spike_counts`` or ``continuous``: activity.attrs/attrs ``kind``, else by dtype."""
+    """``spike_counts`` or ``continuous``: activity.attrs/attrs ``kind``, else by dtype.
+
+    Raises:
+        ValueError: a ``kind`` attribute with another value.
+    """
     kind = ds["activity"].attrs.get("kind") or ds.attrs.get("kind")
     if kind in ("spike_counts", "continuous"):
         return kind
@@ -120,21 +157,17 @@ def trial_arrays(ds: xr.Dataset, history: int) -> dict[str, np.ndarray]:
         ValueError: trials not longer than L bins.
     """
     act = ds["activity"].values.astype(np.float32)  # (trial, time, unit)
-    n_trial, n_time, _ = act.shape
+    n_time = act.shape[1]
     if n_time <= history:
         raise ValueError(f"trials have {n_time} bins; history={history} needs more")
     th = np.tanh(act)
     lagged = np.stack(
         [th[:, history - lag : n_time - lag] for lag in range(1, history + 1)], axis=2
     )
-    valid = np.ones((n_trial, n_time - history), dtype=bool)
-    if "mask" in ds:
-        mask = ds["mask"].transpose("trial", "time").values.astype(bool)
-        for lag in range(0, history + 1):
-            valid &= mask[:, history - lag : n_time - lag]
+    valid = valid_bins(ds, history)[:, history:]
     u = None
     if "input" in ds:
-        u = ds["input"].transpose("trial", "time", "unit").values.astype(np.float32)[:, history:]
+        u = ds["input"].transpose(*DIMS).values.astype(np.float32)[:, history:]
     return {"lagged": lagged, "x": act[:, history:], "valid": valid, "u": u}
 
 
@@ -144,7 +177,14 @@ def prepare(
     """The valid bins of the trials with ``split == split``, flattened, on ``device``.
 
     Without a ``split`` coordinate every trial counts as ``train``.
+
+    Raises:
+        ValueError: trials not longer than L bins; every unit marked ``heldout``.
     """
+    import torch
+
+    from disrnn.models.modules import fixed_kernel
+
     arrays = trial_arrays(ds, history)
     if "split" in ds.coords:
         trials = np.asarray(ds["split"].values).astype(str) == split

@@ -1,5 +1,4 @@
-"""Initialisations of a fit: restart seeds, the restart selection objective, and the
-rotation initialisation of a multi-group fit (independent subspace analysis by PC).
+"""The rotation initialisation of a multi-group fit (independent subspace analysis by PC).
 
 NLL and KL of the DisRNN objective do not change when the latents are rotated
 (z' = R z, B' = R B, b' = R b, A' = A R^T, R orthogonal: sigma_q I and N(0, I) are
@@ -16,12 +15,25 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
-from disrnn.fit_data import FitData
-from disrnn.fitted import nll_terms
-from disrnn.losses import kl_standard_normal, partial_correlation
+from disrnn.losses import partial_correlation
+
+#: fits with at least this many epochs get the full rotation search of ``pc_rotation``
+ROTATION_FULL_EPOCHS = 30
+
+
+def search_size(epochs: int) -> dict[str, int]:
+    """Keyword arguments of :func:`pc_rotation` for a fit of ``epochs`` epochs: the full
+    search from ``ROTATION_FULL_EPOCHS`` on, a proportionally short one below (tests,
+    smoke runs)."""
+    b = min(1.0, epochs / ROTATION_FULL_EPOCHS)
+    return {
+        "starts": max(2, round(32 * b)),
+        "steps": max(5, round(30 * b)),
+        "keep": max(1, round(4 * b)),
+        "refine_steps": max(10, round(120 * b)),
+    }
 
 
 def _orthogonal(k: int, generator: torch.Generator) -> torch.Tensor:
@@ -127,41 +139,3 @@ def rotate_latents(module, rot: torch.Tensor) -> None:
         module.A.copy_(module.A @ rot.T)
     else:
         module.dec_w1.copy_(module.dec_w1 @ rot.T)
-
-
-#: most validation bins the selection objective's exact PC uses (memory ~ bins^2)
-SELECTION_PC_BINS = 2048
-
-
-@torch.no_grad()
-def selection_objective(module, data: FitData, beta: float, seed: int) -> dict:
-    """The objective restarts are compared by, on ``data`` (the validation bins).
-
-    objective = mean_i [sum_n NLL(x_in | z_i) + KL_i] + beta PC, z_i = mu_i + sigma eps_i
-    with noise from ``seed``; PC is that of the exact aggregated posterior of (up to
-    ``SELECTION_PC_BINS`` of) the bins, q(z) = 1/M sum_j q(z | x_j) (no importance weights).
-
-    Returns:
-        dict of floats: objective, nll, kl, pc.
-    """
-    gen = torch.Generator().manual_seed(int(seed) + 104729)
-    n = data.n_bins
-    eps = torch.randn(n, module.rank, generator=gen).to(data.h.device)
-    h = module.kernel(data.h) if data.h.dim() == 3 else data.h
-    mu = module.encode(h)
-    log_sigma = module.log_sigma
-    z = mu + torch.exp(log_sigma) * eps
-    nll = float(nll_terms(module, data.x, module.decode(z, data.u), constant=False).sum(-1).mean())
-    kl = float(kl_standard_normal(mu, log_sigma).mean())
-    pc = 0.0
-    if beta > 0 and n >= 2:
-        idx = torch.randperm(n, generator=gen)[:SELECTION_PC_BINS].to(data.h.device)
-        pc = float(partial_correlation(z[idx], mu[idx], log_sigma, module.groups, len(idx)))
-    return {"objective": nll + kl + beta * pc, "nll": nll, "kl": kl, "pc": pc}
-
-
-def restart_seed(seed: int, restart: int) -> int:
-    """Torch seed of restart ``restart`` of a fit with ``seed`` (restart 0: ``seed``)."""
-    if restart == 0:
-        return int(seed)
-    return int(np.random.SeedSequence([int(seed), int(restart)]).generate_state(1)[0])

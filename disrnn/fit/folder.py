@@ -1,15 +1,17 @@
-"""A fitted model: :class:`Fit`, :func:`load_fit` and the fit folder's writer.
+"""The fit folder: its writer, :func:`load_fit` and the :class:`Fit` it loads as.
 
     f = load_fit("results/fits/x/seed0"); f.latents(ds); f.predict(ds); f.rollout(ds, 50)
 
-Also the network builder and observation NLL shared with the training loop.
+A fit folder holds ``config.json`` (the resolved FitConfig's fields, plus seed, dataset,
+units, ...), ``fit_info.json``, ``losses.csv`` and ``weights.pt``; it is written
+atomically (complete or absent). Also :func:`build_module`, the network of a config,
+used by training and by loading alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 
@@ -18,9 +20,10 @@ import torch
 import xarray as xr
 
 from disrnn._atomic import atomic_dir
-from disrnn.fit_data import FitData, trial_arrays
-from disrnn.losses import gaussian_nll, poisson_nll
-from disrnn.models.config import FitConfig
+from disrnn.data.io import DIMS
+from disrnn.fit.config import FitConfig, rule_of_thumb_log_sigma
+from disrnn.fit.objective import TERMS, nll_terms
+from disrnn.fit.tensors import trial_arrays
 from disrnn.models.modules import DisRNN
 
 __all__ = [
@@ -28,22 +31,10 @@ __all__ = [
     "load_fit",
     "config_from_meta",
     "build_module",
-    "nll_terms",
     "check_input",
     "write_fit",
     "read_losses",
-    "TERMS",
 ]
-
-#: the loss terms, the columns of losses.csv after epoch, split, lr, beta, alpha
-TERMS = ("total", "nll", "kl", "pc", "bd")
-
-
-def nll_terms(module: DisRNN, x: torch.Tensor, eta: torch.Tensor, constant: bool = True):
-    """(..., unit) elementwise negative log-likelihood of the module's observation model."""
-    if module.likelihood == "gaussian":
-        return gaussian_nll(x, eta, module.log_s)
-    return poisson_nll(x, eta, module.link, constant=constant)
 
 
 def check_input(uses_input: bool, has_input: bool, what: str) -> None:
@@ -61,26 +52,33 @@ def check_input(uses_input: bool, has_input: bool, what: str) -> None:
         )
 
 
-def build_module(config: FitConfig, data: FitData, generator: torch.Generator) -> DisRNN:
-    """A freshly initialised network for ``config`` on ``data``'s units.
+def build_module(
+    config: FitConfig,
+    n_units: int,
+    n_bins: int,
+    input_mask: torch.Tensor | None,
+    generator: torch.Generator,
+) -> DisRNN:
+    """A freshly initialised network for ``config``.
 
-    sigma_q starts at N_tot^(-1/(K+4)), N_tot = data.n_bins; held-out units (when the
-    dataset marked them) are hidden from the encoder via ``input_mask``.
+    Args:
+        n_units: N, all units; n_bins: N_tot, training bins (sigma_q starts at
+            N_tot^(-1/(K+4))); input_mask: (unit,) bool, False for held-out units, which
+            the encoder does not see (None: every unit); generator: the initial weights.
     """
-    K = config.rank
     return DisRNN(
-        n_units=data.n_units,
+        n_units=n_units,
         groups=config.groups,
         likelihood=config.likelihood,
         link=config.link,
         history=config.history,
         learned_kernel=config.kernel == "learned",
-        log_sigma=-math.log(max(data.n_bins, 2)) / (K + 4),
+        log_sigma=rule_of_thumb_log_sigma(n_bins, config.rank),
         learned_sigma=config.sigma == "learned",
         encoder=config.encoder,
         decoder=config.decoder,
         hidden=config.hidden,
-        input_mask=getattr(data, "input_mask", None),
+        input_mask=input_mask,
         generator=generator,
     )
 
@@ -262,7 +260,7 @@ class Fit:
                     f"{ds.sizes['time']} bins, where this fit's known input is undefined"
                 )
             u = torch.from_numpy(
-                ds["input"].transpose("trial", "time", "unit").values.astype(np.float32)
+                ds["input"].transpose(*DIMS).values.astype(np.float32)
             )  # (trial, time, unit)
         if sample and generator is None:
             generator = torch.Generator().manual_seed(self.seed)
@@ -290,7 +288,7 @@ class Fit:
         t_all = np.concatenate([times, extra])[start : start + n_steps]
         da = xr.DataArray(
             out.double().numpy(),
-            dims=("trial", "time", "unit"),
+            dims=DIMS,
             coords={"trial": ds["trial"].values, "time": t_all, "unit": ds["unit"].values},
         )
         return self._trial_coords(da, ds)
@@ -318,11 +316,8 @@ def load_fit(path: str | os.PathLike) -> Fit:
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     config = config_from_meta(meta)
     state = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
-    n_units = int(meta["n_units"])
-    dummy = FitData(
-        torch.zeros(1, n_units), torch.zeros(1, n_units), np.arange(n_units),
-        state["input_mask"].bool(),
-    )  # fmt: skip
-    module = build_module(config, dummy, torch.Generator().manual_seed(0))
+    # the weights overwrite every initial value (sigma_q included): n_bins is immaterial
+    mask = state["input_mask"].bool()
+    module = build_module(config, int(meta["n_units"]), 2, mask, torch.Generator().manual_seed(0))
     module.load_state_dict(state)
     return Fit(path, meta, module, info)

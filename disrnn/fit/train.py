@@ -1,0 +1,240 @@
+"""``fit(...)``: one method, one seed, one dataset -> one fit folder.
+
+    fit(dataset, FitConfig.from_options("DisRNN", {}), "results/fits/x/seed0", seed=0)
+
+The steps: check the data and resolve the config (``disrnn.fit.tensors``,
+``disrnn.fit.config``); train ``config.restarts`` initialisations, each optionally from
+the PC-rotated beta = 0 fit (``disrnn.fit.rotation``), with the one loop
+(``disrnn.fit.loop``), and keep the lowest selection objective
+(``disrnn.fit.objective``); or, for a post-hoc method, transform an lrRNN
+(``disrnn.fit.posthoc``); then write the fit folder (``disrnn.fit.folder``).
+
+Training data: the bins of the ``train`` trials, flattened to (bin, unit) with their
+history features h_t precomputed on the device; early stopping on the ``val`` trials.
+While training, a checkpoint lives beside the folder as ``.<folder name>.checkpoint.pt``;
+``fit`` on the same folder, config, seed and data resumes from it and gives the same
+result as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from disrnn.fit.config import POSTHOC_METHODS, FitConfig
+from disrnn.fit.folder import build_module, write_fit
+from disrnn.fit.loop import EpochCallback, train_loop
+from disrnn.fit.objective import selection_objective
+from disrnn.fit.posthoc import posthoc_fit
+from disrnn.fit.rotation import pc_rotation, rotate_latents, search_size
+from disrnn.fit.tensors import FitData, dataset_kind, load_input, prepare
+
+__all__ = ["fit", "resolve_device", "restart_seed"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cpu``; ``cuda``.
+
+    Raises:
+        ValueError: unknown device, or ``cuda`` without a CUDA device.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda" or str(device).startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but torch sees no CUDA device; use 'cpu'")
+        return torch.device(device)
+    raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda'")
+
+
+def restart_seed(seed: int, restart: int) -> int:
+    """Torch seed of restart ``restart`` of a fit with ``seed`` (restart 0: ``seed``)."""
+    if restart == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(restart)]).generate_state(1)[0])
+
+
+def fit(
+    dataset: xr.Dataset | str | os.PathLike,
+    config: FitConfig,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    device: str = "auto",
+    init_from: str | os.PathLike | None = None,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
+) -> Path:
+    """Fit ``config.method`` to the ``train`` trials of ``dataset``; write the fit folder.
+
+    Args:
+        dataset: a Dataset (dims trial, time, unit; ``activity``, coord ``split``) or
+            the path of one saved by ``disrnn bin``.
+        config: the FitConfig (``likelihood="auto"`` and ``beta=None`` are resolved from
+            the data kind and saved resolved).
+        out_dir: the fit folder; written atomically.
+        seed: seeds initial weights, batch order and noise (same seed, same numbers on CPU).
+        device: ``auto`` | ``cpu`` | ``cuda``.
+        init_from: for ``lrRNN+ICA`` / ``LINT``: an lrRNN fit folder to transform (without
+            it an lrRNN is trained here first with the same seed).
+        progress: show a tqdm progress bar.
+        on_epoch: called as ``on_epoch(epoch)`` after each finished (and checkpointed)
+            training epoch of every phase and restart (e.g. to report progress).
+    Returns:
+        out_dir as a Path.
+    Raises:
+        ValueError: bad dataset, device, or init_from fit; DivergenceError: NaN/inf loss.
+    """
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    ds, source = load_input(dataset)
+    kind = dataset_kind(ds)
+    config = config.resolve(kind)
+    dev = resolve_device(device)
+    learned = config.kernel == "learned"
+    train = prepare(ds, config.history, "train", dev, learned_kernel=learned)
+    if train.n_bins < 2:
+        raise ValueError(
+            f"the dataset has {train.n_bins} usable training bins; it needs trials with "
+            f"split == 'train' longer than history={config.history} bins"
+        )
+    config = config.resolve_steps(train.n_bins)
+    val = prepare(ds, config.history, "val", dev, learned_kernel=learned)
+    if val.n_bins < 2:
+        log.warning("no 'val' trials: early stopping monitors the training loss")
+        val = None
+    info: dict = {"device": str(dev), "torch_threads": torch.get_num_threads()}
+    if config.method in POSTHOC_METHODS:
+        module, history, extra = posthoc_fit(config, train, val, seed, init_from, progress)
+    else:
+        if init_from is not None:
+            log.warning("init_from is used by post-hoc methods only; %s ignores it", config.method)
+            init_from = None
+        run = _Run(config, train, val, int(seed), source, out_dir, progress, on_epoch)
+        module, history, extra = run.restarts()
+    info.update(extra)
+    info.update(
+        seconds=time.perf_counter() - t_start,
+        epochs=info.get("epochs_run"),
+        n_train_bins=train.n_bins,
+        n_val_bins=0 if val is None else val.n_bins,
+    )
+    meta = {
+        **config.to_dict(),
+        "seed": int(seed),
+        "dataset": source,
+        "init_from": None if init_from is None else str(init_from),
+        "kind": kind,
+        "units": [int(u) if np.issubdtype(type(u), np.integer) else str(u) for u in train.units],
+        "n_units": int(train.n_units),
+        "history": config.history,
+        "input": train.u is not None,
+    }
+    write_fit(out_dir, module, meta, history, info)
+    if config.method not in POSTHOC_METHODS:
+        for r in range(config.restarts):
+            _checkpoint_path(out_dir, r).unlink(missing_ok=True)
+            _checkpoint_path(out_dir, r, "-pretrain").unlink(missing_ok=True)
+    return out_dir
+
+
+def _checkpoint_path(out_dir: Path, restart: int, phase: str = "") -> Path:
+    suffix = ("" if restart == 0 else f"-restart{restart}") + phase
+    return out_dir.with_name(f".{out_dir.name}.checkpoint{suffix}.pt")
+
+
+@dataclasses.dataclass
+class _Run:
+    """The restarts of one trained fit (what ``fit`` passes to every restart)."""
+
+    config: FitConfig
+    train: FitData
+    val: FitData | None
+    seed: int
+    source: dict
+    out_dir: Path
+    progress: bool
+    on_epoch: EpochCallback | None
+
+    def restarts(self) -> tuple[torch.nn.Module, list[dict], dict]:
+        """Train ``config.restarts`` initialisations; keep the lowest selection objective.
+
+        Restart r is seeded with :func:`restart_seed` (restart 0 with ``seed`` itself, so
+        one restart is the plain fit); each keeps its own checkpoint until the fit is
+        written. Returns (module, loss history of the kept restart, info).
+        """
+        config = self.config
+        select_on = self.val if self.val is not None else self.train
+        best = None
+        runs = []
+        for r in range(config.restarts):
+            module, history, info = self.one(r)
+            if config.restarts > 1:
+                score = selection_objective(module, select_on, config.beta, self.seed)
+            else:
+                score = {"objective": float("nan")}
+            runs.append({"restart": r, "seed": restart_seed(self.seed, r), **score, **info})
+            if best is None or score["objective"] < best[0]["objective"]:
+                best = (score, module, history, info, r)
+        score, module, history, info, r = best
+        info = {**info, "restart": r, "restarts": runs if config.restarts > 1 else []}
+        if config.restarts > 1:
+            info["train_seconds"] = sum(run["train_seconds"] for run in runs)
+        return module, history, info
+
+    def one(self, r: int) -> tuple[torch.nn.Module, list[dict], dict]:
+        """Restart ``r``: build, optionally rotation-initialise, train."""
+        config, train = self.config, self.train
+        rseed = restart_seed(self.seed, r)
+        generator = torch.Generator().manual_seed(rseed)
+        module = build_module(config, train.n_units, train.n_bins, train.input_mask, generator)
+        module = module.to(train.h.device)
+        fingerprint = {
+            "config": config.to_dict(),
+            "seed": self.seed,
+            "restart": r,
+            "data": self.source["activity_sha256"],
+            "input": self.source.get("input_sha256"),
+        }
+        pre = None
+        if config.init == "rotation" and config.beta > 0 and len(config.groups) > 1:
+            pre = self.rotation_init(module, generator, rseed, r, fingerprint)
+        history, info = self.loop(
+            module, config, generator, rseed, _checkpoint_path(self.out_dir, r), fingerprint
+        )
+        if pre is not None:
+            info = {**info, "pretrain": pre}
+        return module, history, info
+
+    def loop(self, module, config, generator, seed, ckpt, fingerprint):
+        return train_loop(
+            module, self.train, self.val, config, generator, seed, ckpt, fingerprint,
+            self.progress, self.on_epoch,
+        )  # fmt: skip
+
+    def rotation_init(self, module, generator, seed, r, fingerprint) -> dict:
+        """In place: train the beta = 0 objective, then rotate the latents to the lowest PC."""
+        pre_cfg = dataclasses.replace(self.config, beta=0.0, alpha=0.0)
+        ckpt = _checkpoint_path(self.out_dir, r, "-pretrain")
+        _, info = self.loop(
+            module, pre_cfg, generator, seed, ckpt, {**fingerprint, "phase": "pretrain"}
+        )
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            mu = module.encode(module.features(self.train.h))
+        search = search_size(self.config.epochs)
+        rot, pc = pc_rotation(mu, float(module.log_sigma), module.groups, generator, **search)
+        rotate_latents(module, rot)
+        return {**info, "rotation_pc": pc, "rotation_seconds": time.perf_counter() - t0}
