@@ -278,7 +278,7 @@ def tiny_fit(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     ds = _rotation_session(np.random.default_rng(11))
     path = save_dataset(ds, root / "session.nc")
-    cfg = FitConfig.create("DisRNN", groups=(2, 2), epochs=2, patience=5)
+    cfg = FitConfig.create("DisRNN", groups=(2, 2), epochs=2, patience=5, history=1)
     fit_dir = training.fit(ds, cfg, root / "fit", seed=0, device="cpu", progress=False)
     return root, path, fit_dir
 

@@ -62,7 +62,7 @@ def test_history_features_of_dataset_against_loop(gaussian_ds):
 def test_predict_equals_low_rank_rnn_step(gaussian_ds, tmp_path, likelihood, link):
     """fit.predict == f(W tanh(x_{t-1}) + A b + a) with W = A B from the fit's own arrays."""
     ds = gaussian_ds if likelihood == "gaussian" else toy_dataset(kind="spike_counts")
-    cfg = FitConfig.create("DisRNN", epochs=2, likelihood=likelihood, link=link)
+    cfg = FitConfig.create("DisRNN", epochs=2, likelihood=likelihood, link=link, history=1)
     f = load_fit(fit(ds, cfg, tmp_path / "f", progress=False))
     x = ds["activity"].values.astype(float)
     drive = np.tanh(x[:, :-1]) @ f.W.T + f.bias  # (trial, time - 1, unit)
@@ -336,7 +336,7 @@ def test_predict_with_input_equals_step_by_hand(gaussian_ds, tmp_path, likelihoo
     """fit.predict == f(W tanh(x_{t-1}) + A b + a + u_t); a mismatched dataset fails."""
     base = gaussian_ds if likelihood == "gaussian" else toy_dataset(kind="spike_counts")
     ds = with_input(base, 0.5)
-    cfg = FitConfig.create("DisRNN", epochs=2, likelihood=likelihood)
+    cfg = FitConfig.create("DisRNN", epochs=2, likelihood=likelihood, history=1)
     out = fit(ds, cfg, tmp_path / "f", progress=False)
     f = load_fit(out)
     assert f.uses_input and json.loads((out / "config.json").read_text())["input"] is True

@@ -65,7 +65,7 @@ def test_fit_from_saved_dataset_path_and_poisson(tmp_path):
 
     ds = toy_dataset(n_trials=12, n_time=20, kind="spike_counts")
     path = save_dataset(ds, tmp_path / "ds.nc")
-    out = fit(path, FitConfig.create("DisRNN", epochs=2), tmp_path / "f", progress=False)
+    out = fit(path, FitConfig.create("DisRNN", epochs=2, history=1), tmp_path / "f", progress=False)
     meta = json.loads((out / "config.json").read_text())
     assert meta["likelihood"] == "poisson" and meta["beta"] == 2.0
     assert meta["dataset"]["path"] == str(path) and len(meta["dataset"]["sha256"]) == 64

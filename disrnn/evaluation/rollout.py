@@ -19,7 +19,7 @@ import xarray as xr
 from disrnn.data.io import DIMS, clean_attrs
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.metrics import bits_per_spike, r2_per_unit
-from disrnn.fit.tensors import valid_bins
+from disrnn.fit.tensors import first_bin, valid_bins
 
 __all__ = [
     "free_run",
@@ -80,14 +80,15 @@ def kstep_ahead(fit, ds, horizons=None, n_starts=4, null_rate=None, kind="spike_
         continuous data), ``kstep_n`` (number of scored bins).
     """
     L = history_length(fit, ds)
+    s0 = first_bin(ds, L)  # the first bin with a full history
     n_time = ds.sizes["time"]
-    n_pred = n_time - L
+    n_pred = n_time - s0
     if n_pred < 1:
         raise ValueError(f"trials of {n_time} bins leave nothing to predict after L={L}")
     horizons = default_horizons(n_pred) if horizons is None else sorted(set(horizons))
     horizons = [int(k) for k in horizons if 1 <= k <= n_pred]
     kmax = max(horizons)
-    starts = np.unique(np.linspace(L, n_time - kmax, max(1, n_starts)).round().astype(int))
+    starts = np.unique(np.linspace(s0, n_time - kmax, max(1, n_starts)).round().astype(int))
     x = ds["activity"].transpose(*DIMS).values.astype(float)
     ok = valid_bins(ds, L)
     obs = {k: [] for k in horizons}
@@ -134,13 +135,14 @@ def free_run(fit, ds, seed=0):
     import torch
 
     L = history_length(fit, ds)
-    n_steps = ds.sizes["time"] - L
+    s0 = first_bin(ds, L)  # the first bin with a full history
+    n_steps = ds.sizes["time"] - s0
     if n_steps < 1:
         raise ValueError(f"trials of {ds.sizes['time']} bins leave nothing to generate after L={L}")
-    mean = fit.rollout(ds, n_steps=n_steps, start=L, sample=False)
+    mean = fit.rollout(ds, n_steps=n_steps, start=s0, sample=False)
     gen = torch.Generator().manual_seed(int(seed))
-    sample = fit.rollout(ds, n_steps=n_steps, start=L, sample=True, generator=gen)
-    return _to_full_time(mean, ds, L), _to_full_time(sample, ds, L)
+    sample = fit.rollout(ds, n_steps=n_steps, start=s0, sample=True, generator=gen)
+    return _to_full_time(mean, ds, s0), _to_full_time(sample, ds, s0)
 
 
 def _activity(ds: xr.Dataset) -> np.ndarray:

@@ -8,10 +8,13 @@ and calls :meth:`FitConfig.create`, which applies the method's defaults (from
 :data:`METHODS`), then the options, and validates every value; a bad value raises
 ``ValueError`` naming the value and the fix.
 
-Two values may stay unresolved until the data is known (:meth:`FitConfig.resolve`):
-``likelihood="auto"`` (Poisson for ``kind="spike_counts"``, Gaussian for ``continuous``)
-and ``beta=None`` for the methods with a partial-correlation penalty (``DEFAULT_BETA``:
-5 on continuous data, 2 on spike counts).
+Some values may stay unresolved until the data is known (:meth:`FitConfig.resolve`):
+``likelihood="auto"`` (Poisson for ``kind="spike_counts"``, Gaussian for ``continuous``),
+``beta=None`` for the methods with a partial-correlation penalty (``DEFAULT_BETA``:
+5 on continuous data, 2 on spike counts), and the history ``history=None`` /
+``kernel=None`` / ``sigma_scale=None`` (spike counts: about ``SPIKE_HISTORY_SECONDS``
+of history with a learned kernel and a quarter of the rule-of-thumb encoder sd;
+continuous data: the paper's one bin, see ``SIGMA_SCALE``).
 
 Every method is the same network and training loop with different settings:
 
@@ -119,6 +122,18 @@ DEFAULT_BETA = {"continuous": 5.0, "spike_counts": 2.0}
 #: 0.63 +- 0.19; a 512-bin PC batch: 0.65 +- 0.16 at 7x the time). See benchmarks/README.md.
 DEFAULT_PC_INIT = "rotation"
 
+#: seconds of history of a spike-count fit given no ``history`` (L = 10 bins of 20 ms).
+#: One 20 ms bin through tanh is one or two spikes of evidence: on the real ALM session
+#: (benchmarks/README.md, "Real spikes") an lrRNN of rank 8 predicted held-out neurons
+#: with co-bps 0.16 at L = 1 and 0.31 at L = 10 (learned kernel), 0.32 at L = 25.
+SPIKE_HISTORY_SECONDS = 0.2
+
+#: factor on the rule-of-thumb encoder sd sigma_q = N_tot^(-1/(K+4)) by data kind. On
+#: spike counts the rule's sigma (0.41 at 44,000 bins and K = 8) drowns the latents in
+#: noise: the same lrRNN on ALM gave co-bps 0.23 at the rule, 0.29 at half of it and
+#: 0.31 at a quarter. Continuous data keep the paper's rule (the synthetic benchmark).
+SIGMA_SCALE = {"continuous": 1.0, "spike_counts": 0.25}
+
 
 def _nonneg(name: str, value: float) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
@@ -159,9 +174,14 @@ class FitConfig:
         alpha: weight of the off-block-diagonal penalty on J = B A (bdRNN).
         likelihood: ``auto`` | ``gaussian`` | ``poisson``.
         link: Poisson rate link f(eta): ``softplus`` | ``exp``.
-        history: L, bins of history; the first L bins of a trial are never predicted.
-        kernel: ``fixed`` (psi_l ~ exp(-(l-1)), sum 1) or ``learned`` (softmax weights).
-        sigma: encoder sd, ``fixed`` = N_tot^(-1/(K+4)) or ``learned`` (initialised there).
+        history: L, bins of history (None: by data kind, :meth:`resolve`); the history
+            bins a dataset holds before each window (``pre_activity``) feed the first
+            window bins, so only the first L - p bins are history only (p held bins).
+        kernel: ``fixed`` (psi_l ~ exp(-(l-1)), sum 1) or ``learned`` (softmax weights);
+            None: ``learned`` for spike counts with L > 1, else ``fixed``.
+        sigma: encoder sd, ``fixed`` = sigma_scale * N_tot^(-1/(K+4)) or ``learned``
+            (initialised there).
+        sigma_scale: factor on the rule-of-thumb sigma_q (None: ``SIGMA_SCALE`` by kind).
         encoder, decoder: ``linear`` or ``mlp`` (one hidden layer of ``hidden`` tanh units).
         posthoc: None, ``ica`` or ``lint``: transform of a fitted lrRNN (no training).
         epochs, batch_size, lr, weight_decay, patience, schedule: AdamW training;
@@ -189,9 +209,10 @@ class FitConfig:
     alpha: float = 0.0
     likelihood: str = "auto"
     link: str = "softplus"
-    history: int = 1
-    kernel: str = "fixed"
+    history: int | None = None
+    kernel: str | None = None
     sigma: str = "fixed"
+    sigma_scale: float | None = None
     encoder: str = "linear"
     decoder: str = "linear"
     hidden: int = 64
@@ -297,7 +318,13 @@ class FitConfig:
         object.__setattr__(self, "weight_decay", _nonneg("weight_decay", self.weight_decay))
         _choice("likelihood", self.likelihood, LIKELIHOODS)
         _choice("link", self.link, LINKS)
-        _choice("kernel", self.kernel, KERNELS)
+        if self.kernel is not None:
+            _choice("kernel", self.kernel, KERNELS)
+        if self.sigma_scale is not None:
+            scale = _nonneg("sigma_scale", self.sigma_scale)
+            if scale == 0:
+                raise ValueError("sigma_scale must be > 0 (a factor on sigma_q), got 0")
+            object.__setattr__(self, "sigma_scale", scale)
         _choice("sigma", self.sigma, SIGMAS)
         _choice("encoder", self.encoder, NETS)
         _choice("decoder", self.decoder, NETS)
@@ -305,7 +332,8 @@ class FitConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         if self.init is not None:
             _choice("init", self.init, INITS)
-        _positive_int("history", self.history)
+        if self.history is not None:
+            _positive_int("history", self.history)
         _positive_int("hidden", self.hidden)
         if self.epochs is not None:
             _positive_int("epochs", self.epochs)
@@ -335,14 +363,21 @@ class FitConfig:
         """K, the number of latent dimensions."""
         return sum(self.groups)
 
-    def resolve(self, kind: str) -> FitConfig:
-        """This config with ``likelihood`` and ``beta`` fixed for data of ``kind``.
+    def resolve(self, kind: str, bin_width: float | None = None) -> FitConfig:
+        """This config with every data-dependent default fixed for data of ``kind``.
+
+        ``likelihood``, ``beta``, ``init`` as documented on the class; ``history`` None:
+        spike counts get L = round(SPIKE_HISTORY_SECONDS / bin_width) bins (at least 1;
+        1 when the bin width is unknown), continuous data L = 1; ``kernel`` None:
+        ``learned`` for spike counts with L > 1, else ``fixed``; ``sigma_scale`` None:
+        ``SIGMA_SCALE[kind]``.
 
         Args:
             kind: the dataset's ``activity.attrs["kind"]``, ``spike_counts`` or ``continuous``.
+            bin_width: seconds per bin (the dataset's ``bin_width`` attribute) or None.
 
         Raises:
-            ValueError: unknown kind.
+            ValueError: unknown kind, or a bin width that is not a positive number.
         """
         _choice("data kind", kind, tuple(DEFAULT_BETA))
         likelihood = self.likelihood
@@ -354,7 +389,17 @@ class FitConfig:
         init = self.init
         if init is None:
             init = DEFAULT_PC_INIT if beta > 0 and len(self.groups) > 1 else "random"
-        return dataclasses.replace(self, likelihood=likelihood, beta=beta, init=init)
+        history = self.history
+        if history is None:
+            history = default_history(kind, bin_width)
+        kernel = self.kernel
+        if kernel is None:
+            kernel = "learned" if kind == "spike_counts" and history > 1 else "fixed"
+        scale = SIGMA_SCALE[kind] if self.sigma_scale is None else self.sigma_scale
+        return dataclasses.replace(
+            self, likelihood=likelihood, beta=beta, init=init, history=history, kernel=kernel,
+            sigma_scale=scale,
+        )  # fmt: skip
 
     def resolve_steps(self, n_bins: int) -> FitConfig:
         """This config with ``epochs`` and ``patience`` fixed for ``n_bins`` training bins."""
@@ -398,6 +443,21 @@ def _as_groups(groups: Any) -> tuple[int, ...]:
                 f"every group size must be a positive integer, got {g!r} in {out}; e.g. (3, 3)"
             )
     return tuple(int(g) for g in out)
+
+
+def default_history(kind: str, bin_width: float | None) -> int:
+    """L of a fit that is given none: ``SPIKE_HISTORY_SECONDS`` in bins for spike counts,
+    the paper's single bin for continuous data (and when the bin width is unknown).
+
+    Raises:
+        ValueError: a bin width that is not a positive finite number.
+    """
+    if kind != "spike_counts" or bin_width is None:
+        return 1
+    bw = float(bin_width)
+    if not (math.isfinite(bw) and bw > 0):
+        raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width!r}")
+    return max(1, round(SPIKE_HISTORY_SECONDS / bw))
 
 
 def rule_of_thumb_log_sigma(n_bins: int, rank: int) -> float:

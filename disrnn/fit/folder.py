@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from disrnn._atomic import atomic_dir
 from disrnn.data.io import DIMS
 from disrnn.fit.config import FitConfig, rule_of_thumb_log_sigma
 from disrnn.fit.objective import TERMS, nll_terms
-from disrnn.fit.tensors import trial_arrays
+from disrnn.fit.tensors import first_bin, history_frame, trial_arrays
 from disrnn.models.modules import DisRNN
 
 __all__ = [
@@ -63,7 +64,7 @@ def build_module(
 
     Args:
         n_units: N, all units; n_bins: N_tot, training bins (sigma_q starts at
-            N_tot^(-1/(K+4))); input_mask: (unit,) bool, False for held-out units, which
+            sigma_scale * N_tot^(-1/(K+4))); input_mask: (unit,) bool, False for held-out units, which
             the encoder does not see (None: every unit); generator: the initial weights.
     """
     return DisRNN(
@@ -73,7 +74,8 @@ def build_module(
         link=config.link,
         history=config.history,
         learned_kernel=config.kernel == "learned",
-        log_sigma=rule_of_thumb_log_sigma(n_bins, config.rank),
+        log_sigma=rule_of_thumb_log_sigma(n_bins, config.rank)
+        + math.log(config.sigma_scale if config.sigma_scale is not None else 1.0),
         learned_sigma=config.sigma == "learned",
         encoder=config.encoder,
         decoder=config.decoder,
@@ -157,14 +159,15 @@ class Fit:
             )
         check_input(self.uses_input, "input" in ds, f"the fit {self.path}")
         arr = trial_arrays(ds, self.history)
-        lagged = torch.from_numpy(arr["lagged"])  # (trial, time - L, L, unit)
+        lagged = torch.from_numpy(arr["lagged"])  # (trial, time - s0, L, unit)
         with torch.no_grad():
-            h = self.module.kernel(lagged)  # (trial, time - L, unit)
+            h = self.module.kernel(lagged)  # (trial, time - s0, unit)
         return arr, h
 
     def _pad(self, values: np.ndarray, ds: xr.Dataset, dim: str, coords: dict) -> xr.DataArray:
-        """Prepend L NaN bins: (trial, time - L, d) -> DataArray (trial, time, d)."""
-        pad = np.full((values.shape[0], self.history, values.shape[2]), np.nan)
+        """Prepend s0 NaN bins: (trial, time - s0, d) -> DataArray (trial, time, d)."""
+        s0 = ds.sizes["time"] - values.shape[1]
+        pad = np.full((values.shape[0], s0, values.shape[2]), np.nan)
         out = np.concatenate([pad, values], axis=1)
         return xr.DataArray(
             out,
@@ -181,7 +184,7 @@ class Fit:
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
     def latents(self, ds: xr.Dataset) -> xr.DataArray:
-        """Posterior means mu_t = B h_t + b: (trial, time, latent); first L bins NaN."""
+        """Posterior means mu_t = B h_t + b: (trial, time, latent); first s0 bins NaN (s0 = L minus the history bins the dataset holds before each window)."""
         _, h = self._arrays(ds)
         mu = self.module.encode(h).double().numpy()
         coords = {
@@ -198,7 +201,7 @@ class Fit:
 
     def predict(self, ds: xr.Dataset) -> xr.DataArray:
         """One-step-ahead mean activity f(A mu_t + a (+ u_t)): (trial, time, unit) expected
-        counts per bin (Poisson) or continuous mean; first L bins NaN."""
+        counts per bin (Poisson) or continuous mean; first s0 bins NaN (s0 = L minus the history bins the dataset holds before each window)."""
         _, eta = self._eta(ds)
         with torch.no_grad():
             mean = self.module.mean(eta).double().numpy()
@@ -206,7 +209,7 @@ class Fit:
 
     def nll(self, ds: xr.Dataset) -> xr.DataArray:
         """-log p(x_t | z_t = mu_t) per bin and unit in nats (log x! included for counts):
-        (trial, time, unit); NaN on the first L bins and on masked bins."""
+        (trial, time, unit); NaN on the first s0 bins and on bins without an observed history."""
         arr, eta = self._eta(ds)
         x = torch.from_numpy(arr["x"])
         with torch.no_grad():
@@ -231,23 +234,27 @@ class Fit:
         model when ``sample``); x_t is fed back.
 
         Args:
-            ds: dataset with the same units; its bins before ``start`` seed the history.
+            ds: dataset with the same units; its bins before ``start`` (with the history
+                bins before the window, ``pre_activity``, when it has them) seed the history.
             n_steps: number of generated bins.
-            start: first generated bin (default and minimum L).
+            start: first generated window bin (default and minimum s0 = L - p, p the
+                history bins held before the window, :func:`disrnn.fit.tensors.first_bin`).
             sample: draw latents and observations instead of feeding back means.
             generator: torch.Generator for ``sample`` (default: seeded with the fit's seed).
         Returns:
             (trial, time, unit) DataArray of generated activity, time = the bin centres
             from ``start`` on (extended with the bin spacing past the trial's end).
         Raises:
-            ValueError: start < L or n_steps < 1; input use unlike the fit's; a fit with
+            ValueError: start < s0 or n_steps < 1; input use unlike the fit's; a fit with
             input rolled out past the trial's end (the input there is unknown).
         """
         L = self.history
-        start = L if start is None else int(start)
-        if start < L or start > ds.sizes["time"]:
+        s0 = first_bin(ds, L)
+        start = s0 if start is None else int(start)
+        if start < s0 or start > ds.sizes["time"]:
             raise ValueError(
-                f"start must be between history L={L} and the trial length, got {start}"
+                f"start must be between {s0} (history L={L} less the {L - s0} history bins "
+                f"held before the window) and the trial length, got {start}"
             )
         if n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
@@ -265,8 +272,10 @@ class Fit:
         if sample and generator is None:
             generator = torch.Generator().manual_seed(self.seed)
         m = self.module
-        act = torch.from_numpy(ds["activity"].values.astype(np.float32))
-        buf = torch.tanh(act[:, start - L : start].flip(1))  # (trial, L, unit), l = 1 first
+        frame, _, p = history_frame(ds, L)  # (trial, p + time, unit)
+        act = torch.from_numpy(frame)
+        f0 = start + p  # frame index of the first generated bin
+        buf = torch.tanh(act[:, f0 - L : f0].flip(1))  # (trial, L, unit), l = 1 first
         out = torch.empty(act.shape[0], n_steps, act.shape[2])
         sigma = torch.exp(m.log_sigma)
         for t in range(n_steps):

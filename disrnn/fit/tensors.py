@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = [
     "FitData",
     "activity_sha256",
+    "bin_width",
+    "first_bin",
+    "history_frame",
     "dataset_kind",
     "load_input",
     "prepare",
@@ -114,20 +117,73 @@ def activity_sha256(ds: xr.Dataset) -> str:
     return hashlib.sha256(act.tobytes()).hexdigest()
 
 
+def history_frame(ds: xr.Dataset, history: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The activity with the history bins binned before each window prepended.
+
+    A dataset from ``disrnn bin`` may carry ``pre_activity`` (trial, pre_time, unit), the
+    P bins just before each trial's window, and ``pre_mask`` (trial, pre_time); the last
+    p = min(P, L) of them are put in front of ``activity`` so that window bin t has its
+    L history bins even for t < L. Without them p = 0 (the first L bins are history only).
+
+    Returns:
+        (act, observed, p): act (trial, p + time, unit) float32; observed (trial, p + time)
+        bool (``pre_mask`` / ``mask``, True without them); p, the history bins prepended.
+    """
+    act = ds["activity"].transpose(*DIMS).values.astype(np.float32)
+    n_trial, n_time = act.shape[:2]
+    observed = np.ones((n_trial, n_time), dtype=bool)
+    if "mask" in ds:
+        observed = ds["mask"].transpose("trial", "time").values.astype(bool)
+    n_pre = ds.sizes.get("pre_time", 0) if "pre_activity" in ds else 0
+    p = min(int(n_pre), int(history))
+    if p == 0:
+        return act, observed, 0
+    pre = ds["pre_activity"].transpose("trial", "pre_time", "unit").values[:, n_pre - p :]
+    pre_obs = np.ones((n_trial, p), dtype=bool)
+    if "pre_mask" in ds:
+        pre_obs = ds["pre_mask"].transpose("trial", "pre_time").values[:, n_pre - p :]
+    act = np.concatenate([pre.astype(np.float32), act], axis=1)
+    observed = np.concatenate([pre_obs.astype(bool), observed], axis=1)
+    return act, observed, p
+
+
+def first_bin(ds: xr.Dataset, history: int) -> int:
+    """s0 = L - p, the first window bin with a full history (0 with enough history bins)."""
+    return int(history) - history_frame_size(ds, history)
+
+
+def history_frame_size(ds: xr.Dataset, history: int) -> int:
+    """p = min(P, L): the history bins before the window a fit with history L uses."""
+    n_pre = ds.sizes.get("pre_time", 0) if "pre_activity" in ds else 0
+    return min(int(n_pre), int(history))
+
+
 def valid_bins(ds: xr.Dataset, history: int) -> np.ndarray:
     """(trial, time) bool: the bins a fit is trained on and scored on.
 
-    A bin t is valid when t >= L and bins t - L .. t are all observed (``mask``, when
-    present), so a prediction made from an unobserved (zero-filled) history never counts.
+    A window bin t is valid when its L history bins exist (t >= s0, :func:`first_bin`)
+    and bins t - L .. t are all observed (``mask`` and ``pre_mask``, when present), so a
+    prediction made from an unobserved (zero-filled) history never counts.
     """
-    n_trial, n_time = ds.sizes["trial"], ds.sizes["time"]
+    _, observed, p = history_frame(ds, history)
+    n_trial, n_frame = observed.shape
+    n_time = n_frame - p
+    s0 = history - p
     ok = np.zeros((n_trial, n_time), dtype=bool)
-    ok[:, history:] = True
-    if "mask" in ds:
-        mask = ds["mask"].transpose("trial", "time").values.astype(bool)
-        for lag in range(history + 1):
-            ok[:, history:] &= mask[:, history - lag : n_time - lag]
+    ok[:, s0:] = True
+    for lag in range(history + 1):
+        # window bin t is frame bin t + p; its lag-l history is frame bin t + p - l
+        ok[:, s0:] &= observed[:, history - lag : n_frame - lag]
     return ok
+
+
+def bin_width(ds: xr.Dataset) -> float | None:
+    """Seconds per bin: the ``bin_width`` attribute, else the spacing of ``time``, else None."""
+    bw = ds.attrs.get("bin_width")
+    if bw is not None:
+        return float(bw)
+    t = np.asarray(ds["time"].values, dtype=float) if "time" in ds.coords else np.array([])
+    return float(np.median(np.diff(t))) if t.size > 1 else None
 
 
 def dataset_kind(ds: xr.Dataset) -> str:
@@ -145,30 +201,32 @@ def dataset_kind(ds: xr.Dataset) -> str:
 
 
 def trial_arrays(ds: xr.Dataset, history: int) -> dict[str, np.ndarray]:
-    """Per-trial history stacks and targets of every trial.
+    """Per-trial history stacks and targets of every trial, from window bin s0 on.
+
+    s0 = :func:`first_bin` (0 when the dataset holds L history bins before each window).
 
     Returns:
-        lagged: (trial, time - L, L, unit) float32 tanh(x_{t-l}), l = 1..L;
-        x: (trial, time - L, unit) float32 targets (bins L.. of each trial);
-        valid: (trial, time - L) bool, target and its L history bins unmasked;
-        u: (trial, time - L, unit) float32 known input of each target, or None when the
-        dataset has no ``input``.
+        lagged: (trial, time - s0, L, unit) float32 tanh(x_{t-l}), l = 1..L;
+        x: (trial, time - s0, unit) float32 targets (window bins s0..);
+        valid: (trial, time - s0) bool, target and its L history bins observed;
+        u: (trial, time - s0, unit) float32 known input of each target, or None when the
+        dataset has no ``input``; start: s0.
     Raises:
-        ValueError: trials not longer than L bins.
+        ValueError: trials not longer than s0 bins.
     """
-    act = ds["activity"].values.astype(np.float32)  # (trial, time, unit)
-    n_time = act.shape[1]
-    if n_time <= history:
-        raise ValueError(f"trials have {n_time} bins; history={history} needs more")
-    th = np.tanh(act)
-    lagged = np.stack(
-        [th[:, history - lag : n_time - lag] for lag in range(1, history + 1)], axis=2
-    )
-    valid = valid_bins(ds, history)[:, history:]
+    frame, _, p = history_frame(ds, history)
+    n_frame = frame.shape[1]
+    s0 = history - p
+    if n_frame - p <= s0:
+        raise ValueError(f"trials have {n_frame - p} bins; history={history} needs more")
+    th = np.tanh(frame)
+    # frame bin of window bin t is t + p; lag l reads frame bin t + p - l, t = s0..
+    lagged = np.stack([th[:, history - lag : n_frame - lag] for lag in range(1, history + 1)], 2)
+    valid = valid_bins(ds, history)[:, s0:]
     u = None
     if "input" in ds:
-        u = ds["input"].transpose(*DIMS).values.astype(np.float32)[:, history:]
-    return {"lagged": lagged, "x": act[:, history:], "valid": valid, "u": u}
+        u = ds["input"].transpose(*DIMS).values.astype(np.float32)[:, s0:]
+    return {"lagged": lagged, "x": frame[:, history:], "valid": valid, "u": u, "start": s0}
 
 
 def prepare(

@@ -34,7 +34,7 @@ from disrnn.fit.loop import EpochCallback, train_loop
 from disrnn.fit.objective import selection_objective
 from disrnn.fit.posthoc import posthoc_fit
 from disrnn.fit.rotation import pc_rotation, rotate_latents, search_size
-from disrnn.fit.tensors import FitData, dataset_kind, load_input, prepare
+from disrnn.fit.tensors import FitData, bin_width, dataset_kind, load_input, prepare
 
 __all__ = ["fit", "resolve_device", "restart_seed"]
 
@@ -101,7 +101,7 @@ def fit(
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
     ds, source = load_input(dataset)
     kind = dataset_kind(ds)
-    config = config.resolve(kind)
+    config = config.resolve(kind, bin_width(ds))
     dev = resolve_device(device)
     learned = config.kernel == "learned"
     train = prepare(ds, config.history, "train", dev, learned_kernel=learned)
