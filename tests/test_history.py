@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from helpers.datasets import toy_dataset
 
 from disrnn.fit import FitConfig, fit, load_fit
 from disrnn.fit.tensors import first_bin, trial_arrays, valid_bins
-from helpers.datasets import toy_dataset
 
 P = 6  # bins moved before the window
 
@@ -76,9 +76,7 @@ def test_predict_and_latents_use_the_held_history(hist_fit, spikes):
 def test_predict_is_the_low_rank_rnn_step_with_a_learned_kernel(hist_fit, spikes):
     """fit.predict == softplus(W h_t + bias), h_t = sum_l psi_l tanh(x_{t-l}) by hand."""
     ds = _split_off_history(spikes, P)
-    frame = np.concatenate(
-        [ds["pre_activity"].values, ds["activity"].values], axis=1
-    ).astype(float)
+    frame = np.concatenate([ds["pre_activity"].values, ds["activity"].values], axis=1).astype(float)
     psi = hist_fit.module.kernel.psi.detach().double().numpy()
     n_t = ds.sizes["time"]
     h = sum(psi[lag - 1] * np.tanh(frame[:, P - lag : P - lag + n_t]) for lag in range(1, 5))
