@@ -111,7 +111,7 @@ def _direct_smoothing_reference(ds, sd, alpha):
         sel = cond == c
         w = ok[sel][..., None]
         keep = w.sum(0)[:, 0] > 0  # time bins observed in some trial of the condition
-        pt.append(((target[sel] * w).sum(0)[keep] / w.sum(0)[keep]))
+        pt.append((target[sel] * w).sum(0)[keep] / w.sum(0)[keep])
         pp.append((np.where(w, rates[sel], 0)).sum(0)[keep] / w.sum(0)[keep])
     psth = r2_score(np.concatenate(pt), np.concatenate(pp))  # mean over units
     return rates, co_bps, ll.mean(), psth
