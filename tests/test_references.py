@@ -283,3 +283,48 @@ def test_condition_decoding_follows_the_label_after_t0():
 def test_condition_decoding_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="one label and split per trial"):
         condition_decoding(np.zeros((4, 3, 2)), np.zeros(5), np.array(["train"] * 4))
+
+
+# ---------------------------------------------------------------------------- report
+def _fake_disrnn(root, session, **values):
+    d = root / session / "evals" / "DisRNN" / "seed0"
+    d.mkdir(parents=True)
+    m = {"method": "DisRNN", "seed": 0, "session": session, **values}
+    (d / "metrics.json").write_text(json.dumps(m))
+    return d
+
+
+def test_report_shows_references_and_cautions(spikes, tmp_path):
+    from disrnn.data.io import save_dataset
+    from disrnn.report import render_session_report, render_summary_report
+    from disrnn.report.tables import reference_cautions
+
+    path = tmp_path / "toy.nc"
+    save_dataset(spikes, path)
+    res = smoothing_reference(path, kernel_sds=[0.05], alphas=[1e-3])
+    ref = write_reference(res, tmp_path / "toy" / "evals" / "smoothing" / "seed0")
+    co = res.metrics["co_bps"]
+    worse = _fake_disrnn(tmp_path / "a", "toy", co_bps=co - 0.05)
+    better = _fake_disrnn(tmp_path / "b", "toy", co_bps=co + 0.05)
+    sentence = "the latents predict held-out neurons worse than smoothed spikes do"
+    assert sentence in reference_cautions([load_eval(ref), load_eval(worse)])[0]
+    assert reference_cautions([load_eval(ref), load_eval(better)]) == []
+    assert reference_cautions([load_eval(ref)]) == []  # no DisRNN: nothing to compare
+    html = render_session_report("toy", path, [ref, worse], tmp_path / "toy.html").read_text()
+    assert sentence in html and 'data-method="smoothing"' in html
+    summary = render_summary_report([ref, worse], tmp_path / "index.html").read_text()
+    assert sentence in summary and 'data-method="smoothing"' in summary
+    ok = render_summary_report([ref, better], tmp_path / "index2.html").read_text()
+    assert sentence not in ok
+
+
+def test_pca_caution_compares_behavior_r2(tmp_path):
+    from disrnn.report.tables import reference_cautions
+
+    ds = toy_dataset(kind="continuous")
+    pca = write_reference(pca_reference(ds, n_components=2), tmp_path / "toy" / "pca")
+    r2 = pca_reference(ds, n_components=2).metrics["behavior_r2"]["hand"]["all"]
+    worse = _fake_disrnn(tmp_path, "toy", behavior_r2={"hand": {"all": r2 - 0.1, "g0": 0.0}})
+    out = reference_cautions([load_eval(pca), load_eval(worse)])
+    assert len(out) == 1 and "explain behavior worse than PCA does" in out[0]
+    assert "behavior_r2.hand.all" in out[0]
