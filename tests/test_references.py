@@ -11,11 +11,8 @@ from sklearn.metrics import r2_score
 
 from disrnn.evaluation.decoding import condition_decoding
 from disrnn.evaluation.metrics import ridge_decoding_r2
-from disrnn.evaluation.references import (
-    pca_reference,
-    smoothing_reference,
-    write_reference,
-)
+from disrnn.evaluation.pca import pca_reference
+from disrnn.evaluation.references import smoothing_reference, write_reference
 from disrnn.report.results import load_eval
 
 BW = 0.02
