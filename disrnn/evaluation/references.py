@@ -45,8 +45,9 @@ __all__ = [
 
 #: kernel standard deviations (s) tried by cross-validation; each is clipped to >= 1 bin
 KERNEL_SDS = (0.02, 0.03, 0.05, 0.08, 0.12)
-#: PoissonRegressor L2 penalties tried by cross-validation (standardised features)
-ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
+#: PoissonRegressor L2 penalties tried by cross-validation (standardised features); 1.0
+#: lets the GLM shrink towards the null where held-in units do not predict (human MTL)
+ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FEATURES = ("rate", "sqrt", "log")
 _LOG_EPS = 1e-3  # counts per bin added before the log feature
 _SESSION_ATTRS = (
