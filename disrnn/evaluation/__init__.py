@@ -7,6 +7,9 @@
 - ``metrics`` - likelihoods, bits per spike, PC/TC, decoding, generation statistics
 - ``connectivity`` - W, J, sub-connectivities, eigenvalues, agreement with the truth
 - ``rollout`` - k-step-ahead and free-running generation from a fit
+- ``references`` - the NLB smoothing baseline (``smoothing_reference``) and
+  ``write_reference`` (an evaluation-style folder); ``pca`` - PCA latents as a reference
+  for continuous sessions; ``decoding`` - condition decoding from any latents
 
 The package imports numpy, scipy and xarray only; torch is imported on first use (by
 ``load_fit`` and the rollouts).

@@ -146,7 +146,7 @@ def evaluate(
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         with atomic_file(tmp / "metrics.json") as f:
-            f.write_text(json.dumps(_sanitize(m), indent=2, allow_nan=False) + "\n")
+            f.write_text(json.dumps(sanitize(m), indent=2, allow_nan=False) + "\n")
         for name, nc in files.items():
             save_dataset(nc, tmp / name)
     return out_dir
@@ -226,14 +226,14 @@ def _jsonable(v):
     return v
 
 
-def _sanitize(obj):
+def sanitize(obj):
     """NaN/inf -> None, numpy -> Python, recursively."""
     if isinstance(obj, dict):
-        return {str(k): _sanitize(v) for k, v in obj.items()}
+        return {str(k): sanitize(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_sanitize(v) for v in obj]
+        return [sanitize(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _sanitize(obj.tolist())
+        return sanitize(obj.tolist())
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -41,6 +41,7 @@ from disrnn.report.tables import (
     _metric_keys,
     _metrics_tables,
     _stat_cell,
+    reference_cautions,
 )
 
 __all__ = [
@@ -235,6 +236,7 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
         "summary_figs": summary_figs,
         "sections": [_method_section(m, runs, ds, rep_key) for m, runs in by_method.items()],
         "reference": REFERENCE_METHOD,
+        "cautions": reference_cautions(results),
         "n_evals": len(results),
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -358,6 +360,11 @@ def render_summary_report(eval_dirs, out: str | os.PathLike) -> Path:
             )
         )
     links = [{"session": s, "href": urllib.parse.quote(f"{s}.html")} for s in sessions]
+    cautions = [
+        {"session": s, "text": text}
+        for s in sessions
+        for text in reference_cautions([r for r in results if r.session == s])
+    ]
     html = (
         _env()
         .get_template("summary.html")
@@ -366,6 +373,7 @@ def render_summary_report(eval_dirs, out: str | os.PathLike) -> Path:
             keys=keys,
             rows=rows,
             links=links,
+            cautions=cautions,
             figures=figs,
             n_evals=len(results),
             reference=REFERENCE_METHOD,

@@ -102,3 +102,51 @@ def _group_by_method(results: list[EvalResult]) -> dict[str, list[EvalResult]]:
     for m in _method_order(grouped):
         out[m] = sorted(grouped[m], key=lambda r: (r.seed is None, r.seed or 0))
     return out
+
+
+# Reference methods (disrnn.evaluation.references) and the metric DisRNN must beat:
+# (method, flattened key pattern, sentence shown when DisRNN's mean is below).
+REFERENCE_CHECKS: tuple[tuple[str, str, str], ...] = (
+    (
+        "smoothing",
+        "co_bps",
+        "the latents predict held-out neurons worse than smoothed spikes do: "
+        "treat the modules with caution",
+    ),
+    (
+        "pca",
+        "behavior_r2.{name}.all",
+        "the latents explain behavior worse than PCA does: treat the modules with caution",
+    ),
+)
+
+
+def reference_cautions(results: list[EvalResult]) -> list[str]:
+    """Plain sentences for each reference whose mean (over seeds) beats DisRNN's on one
+    session: co-bps for ``smoothing``, behavior R² (any behavior variable, ``all``
+    latents) for ``pca``. Empty when DisRNN or the reference is absent.
+
+    Args:
+        results: the evaluations of one session (every method and seed).
+    """
+    by_method = _group_by_method(results)
+    ref = by_method.get(REFERENCE_METHOD)
+    out = []
+    for method, pattern, sentence in REFERENCE_CHECKS:
+        if not ref or method not in by_method:
+            continue
+        keys = {k for r in ref for k in r.values}
+        if "{name}" in pattern:
+            prefix, suffix = pattern.split("{name}")
+            cands = sorted(k for k in keys if k.startswith(prefix) and k.endswith(suffix))
+        else:
+            cands = [pattern]
+        worse = []
+        for key in cands:
+            ours, _, n1 = mean_sd([r.values.get(key) for r in ref])
+            theirs, _, n2 = mean_sd([r.values.get(key) for r in by_method[method]])
+            if n1 and n2 and ours < theirs:
+                worse.append(f"{key} {fmt(ours)} vs {method} {fmt(theirs)}")
+        if worse:
+            out.append(f"{REFERENCE_METHOD}: {sentence} ({'; '.join(worse)}).")
+    return out

@@ -1,0 +1,153 @@
+"""PCA as a reference for continuous sessions: principal components of the training trials'
+held-in activity as latents, scored with the DisRNN evaluation's read-outs (see
+:mod:`disrnn.evaluation.references` for the scored bins and the folder it is written to)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from disrnn.evaluation import alignment as al
+from disrnn.evaluation import metrics as mt
+from disrnn.evaluation.decoding import condition_decoding
+from disrnn.evaluation.inputs import load_data
+from disrnn.evaluation.references import _condition, _heldout, _identity, _split_arrays
+from disrnn.fit.tensors import valid_bins
+
+__all__ = ["PCAResult", "pca_reference"]
+
+
+@dataclass
+class PCAResult:
+    """Output of :func:`pca_reference`.
+
+    Attributes:
+        metrics: the ``metrics.json`` dict. latents: (trial, time, latent) projections of
+            every trial (NaN on unobserved bins), coords ``split``, ``latent_group`` (0).
+        components: (latent, unit) orthonormal PCs of the held-in units (unit = held-in).
+        mean: (unit,) training mean of the held-in units.
+    """
+
+    metrics: dict
+    latents: xr.DataArray
+    components: xr.DataArray
+    mean: np.ndarray
+
+
+def pca_reference(dataset, n_components: int, seed: int = 0, condition=None, history: int = 0):
+    """K principal components of the training trials' held-in activity as latents.
+
+    PCs: the top K right singular vectors V_K of the centred (bin, held-in unit) matrix of
+    the training trials' observed bins (sign: largest loading positive). Latents of every
+    trial ``z_t = (x_t - mean) V_K``. Read-outs on the test trials' scored bins:
+
+    - ``recon_r2`` pooled R^2 over all units of ``x_hat`` = mean + z V_K^T (held-in) and an
+      affine map z -> held-out units fitted on the training bins (held-out);
+      ``recon_r2_unit_mean``, ``recon_r2_heldin``, ``recon_r2_heldout`` (null without
+      held-out units). Unlike a fit's one-step prediction, the held-in reconstruction uses
+      the bin itself: an upper reference, not a like-for-like one.
+    - ``behavior_r2`` {name: {"all": R^2}}: the DisRNN evaluation's protocol exactly
+      (:func:`~disrnn.evaluation.metrics.ridge_decoding_r2`, 5-fold GroupKFold over test
+      trials, on the scored test bins).
+    - with a condition: ``condition_accuracy``, ``condition_accuracy_time_mean``,
+      ``condition_chance`` (:func:`~disrnn.evaluation.decoding.condition_decoding`).
+
+    Raises:
+        ValueError: K not in 1..n_held_in, no train/test trials, too few training bins.
+    """
+    t0 = time.perf_counter()
+    ds, ds_path = load_data(dataset)
+    split, train, test = _split_arrays(ds)
+    ho = _heldout(ds)
+    n_in = int((~ho).sum())
+    if not isinstance(n_components, int | np.integer) or not 1 <= n_components <= n_in:
+        raise ValueError(
+            f"n_components must be an int in 1..{n_in} (held-in units), got {n_components!r}"
+        )
+    x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    obs, ok = valid_bins(ds, 0), valid_bins(ds, history)
+    xtr = x[train][obs[train]][:, ~ho]  # (bin, held-in)
+    if xtr.shape[0] <= n_components:
+        raise ValueError(f"{xtr.shape[0]} training bins cannot give {n_components} components")
+    mean = xtr.mean(0)
+    _, _, vt = np.linalg.svd(xtr - mean, full_matrices=False)
+    V = vt[:n_components].T  # (held-in, latent)
+    V *= np.sign(V[np.abs(V).argmax(0), np.arange(n_components)])
+    z = (x[..., ~ho] - mean) @ V  # (trial, time, latent)
+    z[~obs] = np.nan
+    recon = np.full_like(x, np.nan)
+    recon[..., ~ho] = mean + z @ V.T
+    if ho.any():
+        M, c = al.affine_fit(z[train][obs[train]], x[train][obs[train]][:, ho])
+        recon[..., ho] = z @ M + c
+    seconds = time.perf_counter() - t0
+
+    te = np.flatnonzero(test)
+    ok_te = ok[te]
+    r2u, pooled = mt.r2_per_unit(x[te], recon[te], ok_te[..., None])
+    m = _identity(ds, ds_path, "pca", seed, history, test, ok_te, ho)
+    m.update(
+        {
+            "likelihood": None,
+            "n_components": int(n_components),
+            "fit_seconds": float(seconds),
+            "recon_r2": pooled,
+            "recon_r2_unit_mean": float(np.nanmean(r2u)) if np.isfinite(r2u).any() else None,
+            "recon_r2_heldin": mt.r2_per_unit(
+                x[te][..., ~ho], recon[te][..., ~ho], ok_te[..., None]
+            )[1],
+            "recon_r2_heldout": (
+                mt.r2_per_unit(x[te][..., ho], recon[te][..., ho], ok_te[..., None])[1]
+                if ho.any()
+                else None
+            ),
+            "co_bps": None,
+            "test_ll_heldout_per_bin_neuron": None,
+            "behavior_r2": _behavior_r2(ds, z[te], ok_te),
+        }
+    )
+    labels = _condition(ds, condition)
+    if labels is not None:
+        dec = condition_decoding(z, labels, split, seed=seed)
+        m.update(
+            {
+                k: dec[k]
+                for k in ("condition_accuracy", "condition_accuracy_time_mean", "condition_chance")
+            }
+        )
+    lat = xr.DataArray(
+        z,
+        dims=("trial", "time", "latent"),
+        coords={
+            "trial": ds["trial"].values,
+            "time": ds["time"].values,
+            "latent": np.arange(n_components),
+            "latent_group": ("latent", np.zeros(n_components, int)),
+            "split": ("trial", split),
+            **({} if labels is None else {"condition": ("trial", labels)}),
+        },
+        name="latents",
+    )
+    comps = xr.DataArray(
+        V.T, dims=("latent", "unit"), coords={"unit": ds["unit"].values[~ho]}, name="components"
+    )
+    return PCAResult(m, lat, comps, mean)
+
+
+def _behavior_r2(ds, z_test, ok_te) -> dict | None:
+    """The DisRNN evaluation's behavior protocol on (test trial, time, latent) latents."""
+    beh = [n for n, v in ds.data_vars.items() if v.attrs.get("kind") == "behavior"]
+    if not beh:
+        return None
+    test = np.asarray(ds["split"].values).astype(str) == "test"
+    trial_id = np.broadcast_to(np.arange(z_test.shape[0])[:, None], ok_te.shape)[ok_te]
+    mu = al.flatten_latents(z_test, ok_te)
+    out = {}
+    for name in beh:
+        y = ds[name].transpose("trial", "time", ...).values[test].astype(float)
+        y = y.reshape(y.shape[0], y.shape[1], -1)[ok_te]
+        out[name] = {"all": mt.ridge_decoding_r2(mu, y, trial_id)}
+    return out

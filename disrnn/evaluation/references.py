@@ -1,0 +1,523 @@
+"""Reference methods that any latent model must beat, scored like a fit's evaluation.
+
+- :func:`smoothing_reference` - the Neural Latents Benchmark's smoothing baseline for
+  co-smoothing: Gaussian-smoothed held-in spikes -> one Poisson GLM per held-out unit.
+- :func:`disrnn.evaluation.pca.pca_reference` - K principal components of the held-in
+  activity of the training trials as latents, with linear read-outs (continuous sessions).
+- :func:`write_reference` - either result as an evaluation-style folder (``metrics.json``
+  with the keys :func:`disrnn.evaluation.evaluate` uses for the same numbers; ``null``
+  for latents, connectivity and PC, which a reference does not have).
+
+Scored bins and null rates are those of the DisRNN evaluation: test trials, bins from
+:func:`~disrnn.fit.tensors.valid_bins` (observed, and not among the first
+``history`` bins), null = each unit's mean count per valid bin of the training trials
+(``null_rate``). With ``history`` = a fit's L the numbers are scored on exactly that
+fit's bins; the default 0 scores every observed bin.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from scipy.ndimage import convolve1d
+
+from disrnn._atomic import atomic_dir, atomic_file
+from disrnn.data.io import clean_attrs, file_sha256, save_dataset
+from disrnn.evaluation import metrics as mt
+from disrnn.evaluation.inputs import abs_path, load_data, null_rate, session_id
+from disrnn.fit.tensors import dataset_kind, valid_bins
+
+__all__ = [
+    "ALPHAS",
+    "KERNEL_SDS",
+    "SmoothingResult",
+    "gaussian_kernel",
+    "psth_r2_units",
+    "smooth_spikes",
+    "smoothing_reference",
+    "write_reference",
+]
+
+#: kernel standard deviations (s) tried by cross-validation; each is clipped to >= 1 bin
+KERNEL_SDS = (0.02, 0.03, 0.05, 0.08, 0.12)
+#: PoissonRegressor L2 penalties tried by cross-validation (standardised features); 1.0
+#: lets the GLM shrink towards the null where held-in units do not predict (human MTL)
+ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+FEATURES = ("rate", "sqrt", "log")
+_LOG_EPS = 1e-3  # counts per bin added before the log feature
+_SESSION_ATTRS = (
+    "source",
+    "dandiset",
+    "dandiset_version",
+    "asset_path",
+    "nwb_path",
+    "sha256",
+    "bin_width",
+    "alignment",
+)
+# metrics of a fit's evaluation that a reference has no counterpart for (null)
+_NOT_APPLICABLE = (
+    "fit_dir",
+    "groups",
+    "beta",
+    "alpha",
+    "epochs",
+    "best_epoch",
+    "bps",
+    "bps_heldin",
+    "test_ll_per_bin_neuron",
+    "test_ll_per_bin",
+    "test_ll_heldin_per_bin_neuron",
+    "rate_r2_true",
+    "group_partition",
+    "partition_sizes",
+    "sigma_q",
+    "pc",
+    "tc",
+    "group_latent_r2",
+    "group_latent_r2_cv",
+    "group_latent_r2_own_groups",
+    "group_latent_r2_best_partition",
+    "component_latent_r2",
+    "component_latent_r2_single",
+    "latent_r2_global",
+    "group_r2_matched",
+    "group_matching",
+    "J_offblock_frac",
+    "J_spectral_radius",
+    "J_eig_max_real",
+    *(f"{k}_{s}" for k in ("W", "Wsub") for s in ("mae", "rmse", "r2", "pearson")),
+    "kstep_r2",
+    "kstep_bps",
+)
+
+
+# ------------------------------------------------------------------------- smoothing
+def gaussian_kernel(sd_bins: float, truncate: float = 4.0) -> np.ndarray:
+    """(2 h + 1,) normalised Gaussian ``k_j ∝ exp(-j^2 / (2 sd^2))``, h = ceil(truncate sd).
+
+    Raises:
+        ValueError: ``sd_bins`` is not positive.
+    """
+    if not sd_bins > 0:
+        raise ValueError(f"kernel sd must be positive (in bins), got {sd_bins!r}")
+    h = int(np.ceil(truncate * sd_bins))
+    j = np.arange(-h, h + 1)
+    k = np.exp(-0.5 * (j / sd_bins) ** 2)
+    return k / k.sum()
+
+
+def smooth_spikes(x, observed, sd_bins: float, pre=None, pre_observed=None) -> np.ndarray:
+    """Acausal Gaussian smoothing of each trial, renormalised at edges and gaps.
+
+    ``s_t = sum_j k_j w_{t-j} x_{t-j} / sum_j k_j w_{t-j}`` with ``w`` = 1 on observed bins
+    and 0 elsewhere (and outside the trial): a kernel-weighted mean of the observed bins
+    near t, so the first and last bins of a trial are not biased towards 0 as a zero-padded
+    convolution (NLB's ``np.convolve(..., "same")``) would be. Bins before the window
+    (``pre``) extend the context at the trial start and are dropped afterwards.
+
+    Args:
+        x: (trial, time, unit) float counts per bin. observed: (trial, time) bool.
+        sd_bins: kernel sd in bins. pre: optional (trial, pre_time, unit) counts before
+            each trial's window; pre_observed: optional (trial, pre_time) bool (default all).
+
+    Returns:
+        (trial, time, unit) float64 smoothed counts per bin; NaN where no observed bin lies
+        within the kernel's reach.
+    """
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(observed, dtype=float)
+    n_pre = 0
+    if pre is not None:
+        pre = np.asarray(pre, dtype=float)
+        pw = np.ones(pre.shape[:2]) if pre_observed is None else np.asarray(pre_observed, float)
+        n_pre = pre.shape[1]
+        x, w = np.concatenate([pre, x], 1), np.concatenate([pw, w], 1)
+    k = gaussian_kernel(sd_bins)
+    num = convolve1d(np.where(w[..., None] > 0, x, 0.0), k, axis=1, mode="constant")
+    den = convolve1d(w, k, axis=1, mode="constant")[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(den > 1e-12, num / den, np.nan)
+    return s[:, n_pre:]
+
+
+def _pre_context(ds: xr.Dataset, trials: np.ndarray, units: np.ndarray):
+    if "pre_activity" not in ds:
+        return None, None
+    pre = ds["pre_activity"].transpose("trial", ..., "unit").values[trials][..., units]
+    pm = ds["pre_mask"].transpose("trial", ...).values[trials] if "pre_mask" in ds else None
+    return pre.astype(float), pm
+
+
+def _features(s: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "rate":
+        return s
+    if kind == "sqrt":
+        return np.sqrt(np.maximum(s, 0.0))
+    return np.log(np.maximum(s, 0.0) + _LOG_EPS)
+
+
+@dataclass
+class SmoothingResult:
+    """Output of :func:`smoothing_reference`.
+
+    Attributes:
+        metrics: the ``metrics.json`` dict (NaN not yet replaced by None).
+        rates: (trial, time, unit) expected counts per bin of the held-out units on the test
+            trials (NaN on unobserved bins); coords ``split``, ``heldout``.
+        observed: the same trials and units' spike counts.
+        cv_scores: {"sd=<s>,alpha=<a>": summed held-out Poisson log-likelihood (nats) over
+            the cross-validation folds}; empty when the grid has one point.
+    """
+
+    metrics: dict
+    rates: xr.DataArray
+    observed: xr.DataArray
+    cv_scores: dict = field(default_factory=dict)
+
+
+def _one_thread():
+    """sklearn's OpenMP loss kernels on one thread: on a small or busy machine the many small
+    GLM fits are ~30x faster than with oversubscribed threads (and bitwise reproducible)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
+def _glm(alpha: float, max_iter: int, warm_start: bool = False):
+    from sklearn.linear_model import PoissonRegressor
+
+    return PoissonRegressor(alpha=alpha, max_iter=max_iter, warm_start=warm_start)
+
+
+def _standardise(f_train: np.ndarray):
+    mu = f_train.mean(0)
+    sd = f_train.std(0)
+    return mu, np.where(sd > 0, sd, 1.0)
+
+
+def _fit_predict(f_tr, y_tr, f_te, alpha, max_iter) -> np.ndarray:
+    """(bin_te, unit_out) rates of one fresh Poisson GLM per output unit."""
+    mu, sd = _standardise(f_tr)
+    a, b = (f_tr - mu) / sd, (f_te - mu) / sd
+    out = np.empty((f_te.shape[0], y_tr.shape[1]))
+    for u in range(y_tr.shape[1]):
+        out[:, u] = _glm(alpha, max_iter).fit(a, y_tr[:, u]).predict(b)
+    return out
+
+
+def _cv_scores(feat, y, ok, folds, alphas, max_iter) -> np.ndarray:
+    """(alpha,) summed Poisson LL of the held-out units on each fold's left-out trials.
+
+    feat: (trial, time, feature), y: (trial, time, unit_out), ok: (trial, time) bool over
+    the training trials; folds: (trial,) fold index. Alphas are fitted largest first with
+    warm starts (same optimum, fewer iterations).
+    """
+    order = np.argsort(alphas)[::-1]
+    ll = np.zeros(len(alphas))
+    for k in np.unique(folds):
+        tr, te = (folds != k)[:, None] & ok, (folds == k)[:, None] & ok
+        mu, sd = _standardise(feat[tr])
+        a, b = (feat[tr] - mu) / sd, (feat[te] - mu) / sd
+        for u in range(y.shape[2]):
+            model = _glm(alphas[order[0]], max_iter, warm_start=True)
+            for i in order:
+                model.set_params(alpha=alphas[i])
+                model.fit(a, y[..., u][tr])
+                ll[i] += mt.poisson_loglik(y[..., u][te], model.predict(b)).sum()
+    return ll
+
+
+def _select(feats, tri, y, obs, sds, alphas, n_folds, seed, max_iter):
+    """(kernel sd, alpha, cv scores): the grid point with the best summed held-out Poisson
+    LL over ``n_folds`` seeded folds of the training trials (first maximum in (sd, alpha)
+    order); a one-point grid is returned without cross-validation.
+
+    feats: sd (s) -> (trial, time, feature) of every trial; tri: (train trial,) indices;
+    y: (train trial, time, unit_out) counts; obs: (train trial, time) bool.
+    """
+    if len(sds) * len(alphas) == 1:
+        return sds[0], alphas[0], {}
+    n = y.shape[0]
+    if n < n_folds or n_folds < 2:
+        raise ValueError(f"n_folds must be in 2..{n} (the training trials), got {n_folds}")
+    folds = np.random.default_rng(seed).permutation(n) % n_folds
+    cv: dict[str, float] = {}
+    for sd in sds:
+        ll = _cv_scores(feats(sd)[tri], y, obs, folds, alphas, max_iter)
+        cv.update({f"sd={sd:g},alpha={a:g}": float(v) for a, v in zip(alphas, ll, strict=True)})
+    best = max(cv, key=cv.get)
+    sd_best, alpha_best = (float(p.split("=")[1]) for p in best.split(","))
+    return sd_best, alpha_best, cv
+
+
+def _grid(kernel_sds, alphas, bin_width) -> tuple[list[float], list[float]]:
+    sds = sorted({max(float(s), bin_width) for s in np.atleast_1d(kernel_sds)})
+    alphas = [float(a) for a in np.atleast_1d(alphas)]
+    if not sds or not alphas or min(alphas) < 0:
+        raise ValueError(
+            f"kernel_sds and alphas must be non-empty with alphas >= 0, got "
+            f"{kernel_sds!r} and {alphas!r}"
+        )
+    return sds, alphas
+
+
+def _split_arrays(ds: xr.Dataset):
+    if "split" not in ds.coords:
+        raise ValueError("the dataset has no 'split' coordinate; build it with `disrnn bin`")
+    split = np.asarray(ds["split"].values).astype(str)
+    train, test = split == "train", split == "test"
+    if not train.any() or not test.any():
+        raise ValueError(f"the dataset needs train and test trials (splits: {sorted(set(split))})")
+    return split, train, test
+
+
+def _heldout(ds: xr.Dataset) -> np.ndarray:
+    if "heldout" not in ds.coords:
+        return np.zeros(ds.sizes["unit"], bool)
+    return np.asarray(ds["heldout"].values).astype(bool)
+
+
+def _condition(ds: xr.Dataset, condition):
+    """(trial,) labels or None: a coord name, an array, or the ``condition`` coord."""
+    if condition is None:
+        return np.asarray(ds["condition"].values) if "condition" in ds.coords else None
+    if isinstance(condition, str):
+        if condition not in ds.coords:
+            trial_coords = [c for c in ds.coords if ds[c].dims == ("trial",)]
+            raise ValueError(f"no trial coordinate {condition!r}; trial coords: {trial_coords}")
+        return np.asarray(ds[condition].values)
+    labels = np.asarray(condition)
+    if labels.shape != (ds.sizes["trial"],):
+        raise ValueError(f"condition must have one label per trial ({ds.sizes['trial']})")
+    return labels
+
+
+def smoothing_reference(
+    dataset,
+    seed: int = 0,
+    condition=None,
+    kernel_sds=KERNEL_SDS,
+    alphas=ALPHAS,
+    n_folds: int = 3,
+    features: str = "rate",
+    history: int = 0,
+    psth_kernel_sd: float = 0.05,
+    max_iter: int = 500,
+) -> SmoothingResult:
+    """NLB's smoothing baseline for co-smoothing, scored like a fit's evaluation.
+
+    1. Held-in units' counts of every trial are smoothed by :func:`smooth_spikes` (Gaussian,
+       acausal, renormalised at the trial's edges; ``pre_activity`` extends the start).
+    2. One ``sklearn`` ``PoissonRegressor`` per held-out unit maps the standardised features
+       f_t (``"rate"``: the smoothed counts per bin, as NLB; or their sqrt / log) to the
+       unit's counts: ``log E[y_t] = w . f_t + b``, minimising
+       ``1/(2n) sum_t deviance(y_t, rate_t) + alpha/2 |w|^2`` over the training trials'
+       observed bins.
+    3. (kernel sd, alpha) maximise the summed held-out Poisson log-likelihood over
+       ``n_folds`` folds of the *training* trials (seeded shuffle); ties go to the first
+       (smallest sd, smallest alpha). The final GLMs are refitted on all training trials.
+
+    Args:
+        dataset: path or ``xr.Dataset`` with ``activity`` (trial, time, unit) spike counts,
+            coords ``split`` and ``heldout``; optional ``mask``, ``pre_activity`` (trial,
+            pre_time, unit) and ``pre_mask`` (trial, pre_time).
+        seed: seed of the fold assignment. condition: trial coord name or (trial,) labels
+            for the PSTH R^2 (default: the ``condition`` coord; none: ``co_psth_r2`` null).
+        kernel_sds: kernel sds in s (each clipped to >= the bin width); alphas: penalties.
+        n_folds: cross-validation folds over training trials (unused for a 1x1 grid).
+        features: ``"rate"`` | ``"sqrt"`` | ``"log"``. history: bins at each trial's start
+            that are not scored (a fit's L, to score on its bins). psth_kernel_sd: s, the
+            smoothing of the true spikes in the PSTH target. max_iter: lbfgs iterations.
+
+    Returns:
+        :class:`SmoothingResult`. ``metrics`` keys: ``co_bps`` (NLB co-bps, Poisson,
+        null = training mean count per bin), ``test_ll_heldout_per_bin_neuron`` (nats per
+        bin per held-out unit, log y! included), ``co_psth_r2`` (:func:`psth_r2_units`
+        on the test trials, held-out units), ``kernel_sd`` (s), ``glm_alpha``,
+        ``features``, ``fit_seconds``, plus identity keys and nulls (see ``write_reference``).
+
+    Raises:
+        ValueError: not spike counts, no held-out or held-in units, no train/test trials,
+        fewer training trials than folds, a bad grid or ``features``.
+    """
+    t0 = time.perf_counter()
+    ds, ds_path = load_data(dataset)
+    if dataset_kind(ds) != "spike_counts":
+        raise ValueError(f"smoothing_reference needs spike counts, got kind {dataset_kind(ds)!r}")
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+    split, train, test = _split_arrays(ds)
+    ho = _heldout(ds)
+    if not ho.any() or ho.all():
+        raise ValueError(
+            f"smoothing_reference needs held-out and held-in units; the dataset has "
+            f"{int(ho.sum())} held-out of {ho.size} (bin it with --heldout-fraction, e.g. 0.25)"
+        )
+    bw = float(ds.attrs.get("bin_width") or np.diff(ds["time"].values[:2])[0])
+    sds, alphas = _grid(kernel_sds, alphas, bw)
+    labels = _condition(ds, condition)
+
+    x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    obs = valid_bins(ds, 0)  # (trial, time) observed bins: what the GLMs are fitted on
+    ok = valid_bins(ds, history)  # scored bins, as a fit with history L
+    pre, pre_obs = _pre_context(ds, np.arange(ds.sizes["trial"]), np.flatnonzero(~ho))
+
+    def feats(sd):  # (trial, time, heldin) features of every trial
+        return _features(smooth_spikes(x[..., ~ho], obs, sd / bw, pre, pre_obs), features)
+
+    tri, te = np.flatnonzero(train), np.flatnonzero(test)
+    fit_bins, pred_bins = train[:, None] & obs, test[:, None] & obs
+    rates = np.full((te.size, x.shape[1], int(ho.sum())), np.nan)
+    with _one_thread():
+        sd_best, alpha_best, cv = _select(
+            feats, tri, x[tri][..., ho], obs[tri], sds, alphas, n_folds, seed, max_iter
+        )
+        f = feats(sd_best)
+        rates[obs[te]] = _fit_predict(
+            f[fit_bins], x[fit_bins][:, ho], f[pred_bins], alpha_best, max_iter
+        )
+    seconds = time.perf_counter() - t0
+
+    y = x[te][..., ho]
+    null = null_rate(ds.isel(trial=tri), history)[ho]
+    ok_te = ok[te]
+    ll = mt.poisson_loglik(y, rates)[ok_te]
+    target = smooth_spikes(
+        y, obs[te], psth_kernel_sd / bw, *_pre_context(ds, te, np.flatnonzero(ho))
+    )
+    psth = psth_r2_units(target, rates, None if labels is None else labels[te], ok_te)
+
+    m = _identity(ds, ds_path, "smoothing", seed, history, test, ok_te, ho)
+    m.update(
+        {
+            "likelihood": "poisson",
+            "co_bps": mt.bits_per_spike(y, rates, null, ok_te[..., None]),
+            "test_ll_heldout_per_bin_neuron": float(ll.mean()) if ll.size else None,
+            "co_psth_r2": None if labels is None else float(np.nanmean(psth)),
+            "psth_kernel_sd": float(psth_kernel_sd),
+            "kernel_sd": float(sd_best),
+            "glm_alpha": float(alpha_best),
+            "features": features,
+            "cv_folds": int(n_folds) if cv else None,
+            "fit_seconds": float(seconds),
+            "recon_r2": None,
+            "recon_r2_unit_mean": None,
+            "behavior_r2": None,
+        }
+    )
+    return SmoothingResult(m, _test_da(ds, te, ho, rates), _test_da(ds, te, ho, y), cv)
+
+
+def _test_da(ds, te, ho, values) -> xr.DataArray:
+    sub = ds.isel(trial=te, unit=np.flatnonzero(ho))
+    return xr.DataArray(
+        values,
+        dims=("trial", "time", "unit"),
+        coords={
+            "trial": sub["trial"].values,
+            "time": sub["time"].values,
+            "unit": sub["unit"].values,
+            "split": ("trial", np.asarray(sub["split"].values).astype(str)),
+            "heldout": ("unit", np.ones(int(ho.sum()), bool)),
+        },
+    )
+
+
+def psth_r2_units(target, pred, condition=None, valid=None) -> np.ndarray:
+    """Per-unit R^2 of condition-averaged predictions against condition-averaged targets.
+
+    NLB's PSTH R^2: PSTH_c(t, u) = mean over the valid trials of condition c; for each unit,
+    ``R^2_u = 1 - sum_{c,t} (P_pred - P_true)^2 / sum_{c,t} (P_true - mean P_true)^2`` over
+    the (condition, time) cells with at least one valid trial; NLB reports the mean over
+    units (``sklearn.metrics.r2_score`` with uniform averaging).
+
+    Args:
+        target: (trial, time, unit) smoothed observed counts; pred: same shape, rates.
+        condition: (trial,) labels (None: one condition). valid: (trial, time) bool.
+
+    Returns:
+        (unit,) float R^2 (NaN for a unit whose PSTHs have no variance).
+    """
+    target, pred = np.asarray(target, float), np.asarray(pred, float)
+    ok = np.isfinite(target) & np.isfinite(pred)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)[..., None]
+    cond = np.zeros(target.shape[0]) if condition is None else np.asarray(condition)
+    pt, pp = [], []
+    for c in np.unique(cond):
+        sel = cond == c
+        n = ok[sel].sum(0)  # (time, unit)
+        keep = n.min(1) > 0  # time bins observed for every unit
+        pt.append((np.where(ok[sel], target[sel], 0).sum(0) / np.maximum(n, 1))[keep])
+        pp.append((np.where(ok[sel], pred[sel], 0).sum(0) / np.maximum(n, 1))[keep])
+    pt, pp = np.concatenate(pt), np.concatenate(pp)  # (cell, unit)
+    sst = ((pt - pt.mean(0)) ** 2).sum(0)
+    sse = ((pt - pp) ** 2).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sst > 0, 1 - sse / sst, np.nan)
+
+
+# --------------------------------------------------------------------------- writing
+def _identity(ds, ds_path, method, seed, history, test, ok_te, ho) -> dict:
+    m = dict.fromkeys(_NOT_APPLICABLE)
+    m.update(
+        {
+            "method": method,
+            "seed": int(seed),
+            "eval_seed": int(seed),
+            "dataset": abs_path(ds_path),
+            "dataset_sha256": None if ds_path is None else file_sha256(ds_path),
+            "session": session_id(ds, ds_path),
+            "kind": dataset_kind(ds),
+            **{k: _plain(ds.attrs.get(k)) for k in _SESSION_ATTRS},
+            "n_test_trials": int(test.sum()),
+            "n_test_bins": int(ok_te.sum()),
+            "n_units": int(ds.sizes["unit"]),
+            "n_heldout": int(ho.sum()),
+            "history": int(history),
+        }
+    )
+    return m
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def write_reference(result, out_dir) -> Path:
+    """Write a reference as an evaluation-style folder (atomically).
+
+    ``metrics.json`` (NaN -> null) and, for smoothing, ``rates.nc`` (``predicted`` and
+    ``observed`` (trial, time, unit): test trials, held-out units) and ``cv_scores.json``;
+    for PCA ``latents.nc`` (``latents`` (trial, time, latent) of every trial) and
+    ``components.nc``. No ``connectivity.nc`` or ``rollout.nc``: a reference has neither.
+
+    Returns:
+        ``out_dir`` as a Path.
+    """
+    from disrnn.evaluation.evaluate import sanitize
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        text = json.dumps(sanitize(result.metrics), indent=2, allow_nan=False) + "\n"
+        with atomic_file(tmp / "metrics.json") as f:
+            f.write_text(text)
+        attrs = clean_attrs({"method": result.metrics["method"], "seed": result.metrics["seed"]})
+        if isinstance(result, SmoothingResult):  # else a disrnn.evaluation.pca.PCAResult
+            nc = xr.Dataset({"predicted": result.rates, "observed": result.observed}, attrs=attrs)
+            save_dataset(nc, tmp / "rates.nc")
+            with atomic_file(tmp / "cv_scores.json") as f:
+                f.write_text(json.dumps(result.cv_scores, indent=2) + "\n")
+        else:
+            save_dataset(xr.Dataset({"latents": result.latents}, attrs=attrs), tmp / "latents.nc")
+            comps = xr.Dataset({"components": result.components, "mean": ("unit", result.mean)})
+            save_dataset(
+                comps.assign_coords(unit=result.components["unit"].values), tmp / "components.nc"
+            )
+    return out_dir

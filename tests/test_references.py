@@ -1,0 +1,327 @@
+"""Reference methods (smoothing, PCA) and condition decoding against independent computations."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+from sklearn.linear_model import PoissonRegressor
+from sklearn.metrics import r2_score
+
+from disrnn.evaluation.decoding import condition_decoding
+from disrnn.evaluation.metrics import ridge_decoding_r2
+from disrnn.evaluation.pca import pca_reference
+from disrnn.evaluation.references import smoothing_reference, write_reference
+from disrnn.report.results import load_eval
+
+BW = 0.02
+
+
+def toy_dataset(
+    n_trial=30, n_time=50, n_in=12, n_out=4, kind="spike_counts", latent="smooth", seed=0
+):
+    """Poisson counts (or Gaussian values) driven by a 2-d latent, with a split, held-out
+    units, a condition, one unobserved bin per test trial and a behavior variable."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_time) * BW
+    cond = np.array(["a", "b"] * (n_trial // 2))
+    if latent == "smooth":  # slow oscillation with a condition-dependent phase
+        ph = np.where(cond == "a", 0.0, np.pi / 2)[:, None] + 0.3 * rng.standard_normal(
+            (n_trial, 1)
+        )
+        z = np.stack([np.sin(2 * np.pi * 1.0 * t + ph), np.cos(2 * np.pi * 1.0 * t + ph)], -1)
+    elif latent == "constant":  # one gain per trial, flat in time
+        z = np.repeat(rng.standard_normal((n_trial, 1, 2)), n_time, 1)
+    else:  # square wave of period 8 bins: fast
+        sq = np.where((np.arange(n_time) // 4) % 2 == 0, 1.0, -1.0)
+        z = np.repeat(np.stack([sq, sq], -1)[None], n_trial, 0)
+    n_unit = n_in + n_out
+    A = rng.standard_normal((n_unit, 2)) * 0.8
+    eta = z @ A.T + np.log(0.3)
+    if kind == "spike_counts":
+        act = rng.poisson(np.exp(eta)).astype(np.int32)
+    else:
+        act = (eta + 0.2 * rng.standard_normal(eta.shape)).astype(np.float32)
+    split = np.array((["train"] * 3 + ["val", "test"]) * n_trial)[:n_trial]
+    mask = np.ones((n_trial, n_time), bool)
+    mask[split == "test", 7] = False
+    heldout = np.zeros(n_unit, bool)
+    heldout[n_in:] = True
+    return xr.Dataset(
+        {
+            "activity": (("trial", "time", "unit"), act, {"kind": kind}),
+            "mask": (("trial", "time"), mask),
+            "hand": (("trial", "time", "hand_dim"), z[..., :1] * 2.0 + 1, {"kind": "behavior"}),
+        },
+        coords={
+            "trial": np.arange(n_trial) + 10,
+            "time": t + BW / 2,
+            "unit": np.arange(n_unit) + 1,
+            "split": ("trial", split),
+            "condition": ("trial", cond),
+            "heldout": ("unit", heldout),
+        },
+        attrs={"bin_width": BW, "kind": kind, "source": "test", "sha256": "abc"},
+    )
+
+
+# ------------------------------------------------------------ independent computations
+def _direct_smooth(x, observed, sd_bins):
+    """Renormalised Gaussian smoothing by an explicit loop over bins."""
+    n_trial, n_time, _ = x.shape
+    h = int(np.ceil(4 * sd_bins))
+    out = np.full(x.shape, np.nan)
+    for i in range(n_trial):
+        for t in range(n_time):
+            js = np.arange(max(0, t - h), min(n_time, t + h + 1))
+            js = js[observed[i, js]]
+            w = np.exp(-0.5 * ((js - t) / sd_bins) ** 2)
+            out[i, t] = (w[:, None] * x[i, js]).sum(0) / w.sum()
+    return out
+
+
+def _direct_smoothing_reference(ds, sd, alpha):
+    x = ds["activity"].values.astype(float)
+    ho = ds["heldout"].values
+    mask = ds["mask"].values
+    split = ds["split"].values
+    tr, te = split == "train", split == "test"
+    f = _direct_smooth(x[..., ~ho], mask, sd / BW)
+    a = f[tr][mask[tr]]
+    mu, s = a.mean(0), a.std(0)
+    rates = np.full(x[te][..., ho].shape, np.nan)
+    for j, u in enumerate(np.flatnonzero(ho)):
+        glm = PoissonRegressor(alpha=alpha, max_iter=500).fit((a - mu) / s, x[tr][mask[tr]][:, u])
+        rates[..., j][mask[te]] = glm.predict((f[te][mask[te]] - mu) / s)
+    y = x[te][..., ho]
+    null = x[tr][mask[tr]][:, ho].mean(0)
+    ok = mask[te]
+    ll = stats.poisson.logpmf(y[ok], rates[ok])
+    ll0 = stats.poisson.logpmf(y[ok], np.broadcast_to(null, y[ok].shape))
+    co_bps = (ll.sum() - ll0.sum()) / (y[ok].sum() * np.log(2))
+    # PSTH R^2: target = smoothed held-out spikes (50 ms), condition means over test trials
+    target = _direct_smooth(y, ok, 0.05 / BW)
+    cond = ds["condition"].values[te]
+    pt, pp = [], []
+    for c in np.unique(cond):
+        sel = cond == c
+        w = ok[sel][..., None]
+        keep = w.sum(0)[:, 0] > 0  # time bins observed in some trial of the condition
+        pt.append((target[sel] * w).sum(0)[keep] / w.sum(0)[keep])
+        pp.append((np.where(w, rates[sel], 0)).sum(0)[keep] / w.sum(0)[keep])
+    psth = r2_score(np.concatenate(pt), np.concatenate(pp))  # mean over units
+    return rates, co_bps, ll.mean(), psth
+
+
+@pytest.fixture(scope="module")
+def spikes():
+    return toy_dataset()
+
+
+def test_smoothing_matches_direct_sklearn(spikes):
+    res = smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3])
+    rates, co_bps, ll, psth = _direct_smoothing_reference(spikes, 0.05, 1e-3)
+    np.testing.assert_allclose(res.rates.values, rates, rtol=1e-6, equal_nan=True)
+    m = res.metrics
+    assert m["co_bps"] == pytest.approx(co_bps, rel=1e-6)
+    assert m["test_ll_heldout_per_bin_neuron"] == pytest.approx(ll, rel=1e-6)
+    assert m["co_psth_r2"] == pytest.approx(psth, rel=1e-6)
+    assert m["kernel_sd"] == 0.05 and m["glm_alpha"] == 1e-3 and res.cv_scores == {}
+    assert m["co_bps"] > 0.05  # the latent is shared: smoothed held-in spikes predict
+    assert np.isnan(res.rates.values[:, 7]).all()  # the unobserved bin is not predicted
+    assert m["n_test_bins"] == int(spikes["mask"].values[spikes["split"].values == "test"].sum())
+    assert m["pc"] is None and m["J_spectral_radius"] is None and m["method"] == "smoothing"
+
+
+def test_pre_activity_extends_the_smoothing_context(spikes):
+    from disrnn.evaluation.references import smooth_spikes
+
+    rng = np.random.default_rng(5)
+    n_pre = 6
+    pre = rng.poisson(2.0, (spikes.sizes["trial"], n_pre, spikes.sizes["unit"])).astype(np.int32)
+    ho = spikes["heldout"].values
+    x, mask = spikes["activity"].values, spikes["mask"].values
+    # the window's smoothed spikes = loop-smoothing of [pre, window], pre bins dropped
+    s = smooth_spikes(x[..., ~ho], mask, 2.5, pre=pre[..., ~ho])
+    full = np.concatenate([pre, x], 1)[..., ~ho]
+    full_mask = np.concatenate([np.ones((x.shape[0], n_pre), bool), mask], 1)
+    np.testing.assert_allclose(s, _direct_smooth(full, full_mask, 2.5)[:, n_pre:], rtol=1e-10)
+    ds = spikes.assign(pre_activity=(("trial", "pre_time", "unit"), pre))
+    with_pre = smoothing_reference(ds, kernel_sds=[0.05], alphas=[1e-3])
+    without = smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3])
+    assert with_pre.rates.shape == without.rates.shape  # pre bins are never predicted...
+    assert with_pre.metrics["n_test_bins"] == without.metrics["n_test_bins"]  # ...or scored
+    assert not np.allclose(with_pre.rates.values[:, :2], without.rates.values[:, :2])
+
+
+def test_cv_picks_the_clearly_best_kernel():
+    slow = smoothing_reference(
+        toy_dataset(latent="constant"), kernel_sds=[0.02, 0.2], alphas=[1e-3]
+    )
+    fast = smoothing_reference(toy_dataset(latent="square"), kernel_sds=[0.02, 0.2], alphas=[1e-3])
+    assert slow.metrics["kernel_sd"] == 0.2
+    assert fast.metrics["kernel_sd"] == 0.02
+    assert set(slow.cv_scores) == {"sd=0.02,alpha=0.001", "sd=0.2,alpha=0.001"}
+
+
+def test_kernels_below_the_bin_width_are_clipped(spikes):
+    res = smoothing_reference(spikes, kernel_sds=[0.005, 0.01], alphas=[1e-3])
+    assert res.metrics["kernel_sd"] == BW and res.cv_scores == {}
+
+
+def test_smoothing_is_deterministic(spikes):
+    a = smoothing_reference(spikes, seed=3, kernel_sds=[0.03, 0.08], alphas=[1e-3, 1e-1])
+    b = smoothing_reference(spikes, seed=3, kernel_sds=[0.03, 0.08], alphas=[1e-3, 1e-1])
+    assert a.cv_scores == b.cv_scores
+    np.testing.assert_array_equal(a.rates.values, b.rates.values)
+    keys = ("co_bps", "kernel_sd", "glm_alpha", "co_psth_r2")
+    assert [a.metrics[k] for k in keys] == [b.metrics[k] for k in keys]
+
+
+def test_no_heldout_units_raises(spikes):
+    ds = spikes.assign_coords(heldout=("unit", np.zeros(spikes.sizes["unit"], bool)))
+    with pytest.raises(ValueError, match="held-out and held-in units; the dataset has 0 held-out"):
+        smoothing_reference(ds)
+
+
+def test_bad_inputs_raise(spikes):
+    with pytest.raises(ValueError, match="features must be one of"):
+        smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3], features="exp")
+    with pytest.raises(ValueError, match="spike counts"):
+        smoothing_reference(toy_dataset(kind="continuous"))
+    with pytest.raises(ValueError, match="no trial coordinate 'nope'"):
+        smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3], condition="nope")
+
+
+def test_write_reference_folder_reads_as_an_evaluation(spikes, tmp_path):
+    res = smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3])
+    out = write_reference(res, tmp_path / "evals" / "smoothing" / "seed0")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["method"] == "smoothing" and m["co_bps"] == pytest.approx(res.metrics["co_bps"])
+    assert m["pc"] is None and m["behavior_r2"] is None and m["sha256"] == "abc"
+    with xr.open_dataset(out / "rates.nc", engine="h5netcdf") as nc:
+        np.testing.assert_allclose(nc["predicted"].values, res.rates.values, equal_nan=True)
+    r = load_eval(out)
+    assert r.method == "smoothing" and r.values["co_bps"] == pytest.approx(m["co_bps"])
+    assert r.predicted is not None
+
+
+# ------------------------------------------------------------------------------- PCA
+def test_pca_matches_direct_svd(tmp_path):
+    ds = toy_dataset(kind="continuous")
+    res = pca_reference(ds, n_components=2)
+    x = ds["activity"].values.astype(float)
+    ho, mask, split = ds["heldout"].values, ds["mask"].values, ds["split"].values
+    tr, te = split == "train", split == "test"
+    xtr = x[tr][mask[tr]][:, ~ho]
+    mean = xtr.mean(0)
+    evecs = np.linalg.eigh(np.cov(xtr, rowvar=False))[1][:, ::-1][:, :2]  # (held-in, 2)
+    z = (x[..., ~ho] - mean) @ evecs
+    got = res.latents.values
+    for k in range(2):  # same component up to sign
+        r = np.corrcoef(got[mask][:, k], z[mask][:, k])[0, 1]
+        assert abs(r) == pytest.approx(1.0, abs=1e-8)
+    assert np.isnan(got[~mask]).all()
+    # reconstruction: held-in by the PCs, held-out by least squares on the training bins
+    zt = z[tr][mask[tr]]
+    coef = np.linalg.lstsq(np.c_[zt, np.ones(len(zt))], x[tr][mask[tr]][:, ho], rcond=None)[0]
+    rec = np.concatenate(
+        [
+            mean + z @ evecs.T,
+            np.c_[z.reshape(-1, 2), np.ones(z[..., 0].size)].reshape(*z.shape[:2], 3) @ coef,
+        ],
+        -1,
+    )
+    ok = mask[te]
+    yt, pt = x[te][ok], rec[te][ok]
+    pooled = 1 - ((yt - pt) ** 2).sum() / ((yt - yt.mean(0)) ** 2).sum()
+    assert res.metrics["recon_r2"] == pytest.approx(pooled, rel=1e-8)
+    assert res.metrics["recon_r2"] > 0.5
+    # behavior: the DisRNN evaluation's ridge protocol on the test bins
+    trial_id = np.broadcast_to(np.arange(te.sum())[:, None], ok.shape)[ok]
+    want = ridge_decoding_r2(z[te][ok], ds["hand"].values[te][ok], trial_id)
+    assert res.metrics["behavior_r2"]["hand"]["all"] == pytest.approx(want, rel=1e-8)
+    assert res.metrics["condition_accuracy"] > 0.8  # the condition sets the latent's phase
+    out = write_reference(res, tmp_path / "pca")
+    r = load_eval(out)
+    assert r.method == "pca" and r.latents.shape == got.shape
+
+
+def test_pca_rejects_too_many_components():
+    with pytest.raises(ValueError, match="n_components must be an int in 1..12"):
+        pca_reference(toy_dataset(kind="continuous"), n_components=13)
+
+
+# -------------------------------------------------------------------------- decoding
+def test_condition_decoding_follows_the_label_after_t0():
+    rng = np.random.default_rng(0)
+    n_trial, n_time, t0 = 120, 20, 10
+    labels = rng.integers(0, 2, n_trial)
+    z = rng.standard_normal((n_trial, n_time, 3))
+    z[:, t0:, 0] += np.where(labels == 1, 3.0, -3.0)[:, None]
+    z[:, :2] = np.nan  # history bins of a fit
+    split = np.array(["train", "train", "val", "test"] * (n_trial // 4))
+    out = condition_decoding(z, labels, split, seed=0)
+    acc = out["condition_accuracy_by_time"]
+    assert np.isnan(acc[:2]).all()
+    assert np.all(acc[t0:] > 0.95)
+    assert abs(np.mean(acc[2:t0]) - 0.5) < 0.15
+    assert out["condition_accuracy"] > 0.95
+    test_labels = labels[split == "test"]
+    assert out["condition_chance"] == pytest.approx(
+        max(np.mean(test_labels == 0), np.mean(test_labels == 1))
+    )
+    assert out["condition_accuracy_time_mean"] == pytest.approx(np.nanmean(acc))
+    again = condition_decoding(z, labels, split, seed=0)
+    np.testing.assert_array_equal(acc, again["condition_accuracy_by_time"])
+
+
+def test_condition_decoding_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="one label and split per trial"):
+        condition_decoding(np.zeros((4, 3, 2)), np.zeros(5), np.array(["train"] * 4))
+
+
+# ---------------------------------------------------------------------------- report
+def _fake_disrnn(root, session, **values):
+    d = root / session / "evals" / "DisRNN" / "seed0"
+    d.mkdir(parents=True)
+    m = {"method": "DisRNN", "seed": 0, "session": session, **values}
+    (d / "metrics.json").write_text(json.dumps(m))
+    return d
+
+
+def test_report_shows_references_and_cautions(spikes, tmp_path):
+    from disrnn.data.io import save_dataset
+    from disrnn.report import render_session_report, render_summary_report
+    from disrnn.report.tables import reference_cautions
+
+    path = tmp_path / "toy.nc"
+    save_dataset(spikes, path)
+    res = smoothing_reference(path, kernel_sds=[0.05], alphas=[1e-3])
+    ref = write_reference(res, tmp_path / "toy" / "evals" / "smoothing" / "seed0")
+    co = res.metrics["co_bps"]
+    worse = _fake_disrnn(tmp_path / "a", "toy", co_bps=co - 0.05)
+    better = _fake_disrnn(tmp_path / "b", "toy", co_bps=co + 0.05)
+    sentence = "the latents predict held-out neurons worse than smoothed spikes do"
+    assert sentence in reference_cautions([load_eval(ref), load_eval(worse)])[0]
+    assert reference_cautions([load_eval(ref), load_eval(better)]) == []
+    assert reference_cautions([load_eval(ref)]) == []  # no DisRNN: nothing to compare
+    html = render_session_report("toy", path, [ref, worse], tmp_path / "toy.html").read_text()
+    assert sentence in html and 'data-method="smoothing"' in html
+    summary = render_summary_report([ref, worse], tmp_path / "index.html").read_text()
+    assert sentence in summary and 'data-method="smoothing"' in summary
+    ok = render_summary_report([ref, better], tmp_path / "index2.html").read_text()
+    assert sentence not in ok
+
+
+def test_pca_caution_compares_behavior_r2(tmp_path):
+    from disrnn.report.tables import reference_cautions
+
+    ds = toy_dataset(kind="continuous")
+    pca = write_reference(pca_reference(ds, n_components=2), tmp_path / "toy" / "pca")
+    r2 = pca_reference(ds, n_components=2).metrics["behavior_r2"]["hand"]["all"]
+    worse = _fake_disrnn(tmp_path, "toy", behavior_r2={"hand": {"all": r2 - 0.1, "g0": 0.0}})
+    out = reference_cautions([load_eval(pca), load_eval(worse)])
+    assert len(out) == 1 and "explain behavior worse than PCA does" in out[0]
+    assert "behavior_r2.hand.all" in out[0]
