@@ -1,0 +1,279 @@
+"""Real recordings: every method x seeds against the community's references.
+
+    python benchmarks/real.py                                # both shared sessions, spikes
+    python benchmarks/real.py --sessions alm --methods DisRNN,lrRNN --seeds 3
+    python benchmarks/real.py --continuous --sessions alm    # 50 ms, unit-max rescaled
+
+Sessions (``../shared/data/``, see its README): ``alm`` (DANDI 000006, mouse ALM, trials
+aligned on ``start_time``, 0..6 s) and ``mtl`` (DANDI 000207, human MTL,
+``recognition_table`` aligned on ``fixcross_time``, -0.5..1.5 s). Binning: 20 ms bins
+(``--continuous``: 50 ms with counts divided by each unit's train maximum, fitted with
+the Gaussian likelihood, the paper's M1 preprocessing), a seeded 25 % of units held out,
+trials split 60/20/20 (seed 0), ``disrnn bin``'s default history bins before each window.
+
+Spikes: per method and seed, ``disrnn.fit`` with the package defaults (history, kernel,
+sigma_q of spike counts) and ``disrnn.evaluate`` on the test trials; one row
+``smoothing`` (NLB's smoothing baseline, kernel and alpha chosen by CV on the training
+trials, scored on the same bins as the fits). Columns (mean +- sd over seeds): co-bps,
+held-out-unit test log-likelihood per bin (nats), PSTH R^2 of the held-out units
+(condition = the trial column ``type`` / ``old_new``, NLB's definition), PC between the
+DisRNN partition's groups (a one-group fit's latents cut at the same sizes; the fit's
+own sigma_q; Monte Carlo of the evaluation), fit seconds (one torch thread).
+
+Continuous: condition decoding accuracy from the latents (logistic regression, train+val
+-> test trials, all bins of a trial concatenated; and the mean of per-bin accuracies),
+behavior-free; one row ``pca`` with K components of the held-in units.
+
+This is a benchmark, not a test: it asserts nothing. Every number is seeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SESSIONS = {
+    "alm": {
+        "file": "000006_sub-anm372904_ses-20170619.nwb",
+        "bin": {"trials": "trials", "align": "start_time", "window": (0.0, 6.0)},
+        "condition": "type",
+    },
+    "mtl": {
+        "file": "sub-4_ses-4_ecephys+image.nwb",
+        "bin": {"trials": "recognition_table", "align": "fixcross_time", "window": (-0.5, 1.5)},
+        "condition": "old_new",
+    },
+}
+METHOD_ORDER = ["lrRNN", "lrRNN+ICA", "LINT", "bdRNN", "DisRNN-full", "DisRNN", "DisRNN-MLP"]
+SPIKE_COLUMNS = [
+    ("co_bps", "co-bps"),
+    ("co_bps_smoothed", "co-bps (smoothing posterior)"),
+    ("test_ll_heldout_per_bin_neuron", "held-out LL"),
+    ("co_psth_r2", "PSTH R2"),
+    ("pc_partition", "PC"),
+    ("seconds", "fit s"),
+]
+CONT_COLUMNS = [
+    ("condition_accuracy", "cond acc"),
+    ("condition_accuracy_time_mean", "cond acc/bin"),
+    ("condition_chance", "chance"),
+    ("recon_r2", "recon R2"),
+    ("test_ll_per_bin_neuron", "test LL"),
+    ("seconds", "fit s"),
+]
+
+
+def bin_dataset(name: str, continuous: bool, out: Path) -> Path:
+    """Bin one shared session (see the module docstring) to ``out``; returns the path."""
+    from disrnn.data.binning import BinConfig, bin_session
+    from disrnn.data.io import save_dataset
+
+    spec = SESSIONS[name]
+    path = DATA / spec["file"]
+    if not path.exists():
+        raise SystemExit(f"{path} not found: the real sessions live in ../shared/data/")
+    cfg = BinConfig(
+        bin_width=0.05 if continuous else 0.02,
+        heldout_fraction=0.25,
+        heldout="random",
+        split=(0.6, 0.2, 0.2),
+        seed=0,
+        rescale="unit-max" if continuous else None,
+        **spec["bin"],
+    )
+    ds = bin_session(path, cfg)
+    if spec["condition"] in ds.coords:
+        ds = ds.assign_coords(condition=("trial", ds[spec["condition"]].values.astype(str)))
+    save_dataset(ds, out)
+    return out
+
+
+def _pc_at_partition(fit, ds, sizes, seed=0) -> float | None:
+    """PC of the test latents between contiguous groups of ``sizes`` (evaluation's MC)."""
+    from disrnn.evaluation.metrics import aggregated_posterior_pc
+    from disrnn.fit.tensors import valid_bins
+
+    if sum(sizes) != fit.module.rank or len(sizes) < 2:
+        return None
+    test = np.asarray(ds["split"].values).astype(str) == "test"
+    dt = ds.isel(trial=np.flatnonzero(test))
+    mu = fit.latents(dt).transpose("trial", "time", "latent").values
+    mu = mu[valid_bins(dt, fit.history)]
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    return float(aggregated_posterior_pc(mu, fit.sigma_q, groups, seed=seed))
+
+
+def _psth_r2_heldout(fit, ds) -> float | None:
+    """NLB PSTH R^2 of the held-out units' predicted rates on the test trials."""
+    from disrnn.evaluation.references import psth_r2_units, smooth_spikes
+    from disrnn.fit.tensors import valid_bins
+
+    if "condition" not in ds.coords:
+        return None
+    test = np.flatnonzero(np.asarray(ds["split"].values).astype(str) == "test")
+    dt = ds.isel(trial=test)
+    ho = np.asarray(ds["heldout"].values, bool)
+    pred = fit.predict(dt).transpose("trial", "time", "unit").values[..., ho]
+    y = dt["activity"].transpose("trial", "time", "unit").values[..., ho].astype(float)
+    bw = float(ds.attrs["bin_width"])
+    target = smooth_spikes(y, valid_bins(dt, 0), 0.05 / bw)
+    r2 = psth_r2_units(target, pred, dt["condition"].values, valid_bins(dt, fit.history))
+    return float(np.nanmean(r2))
+
+
+def _fit_eval(task: dict) -> dict:
+    """Fit and evaluate one method with one seed (in a worker process)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from disrnn.evaluation import evaluate
+    from disrnn.fit import fit, load_fit
+    from disrnn.fit.config import POSTHOC_METHODS, FitConfig
+
+    ds_path, root, method, seed = (
+        Path(task["dataset"]),
+        Path(task["root"]),
+        task["method"],
+        task["seed"],
+    )
+    opts = {"groups": tuple(task["groups"]), **task["options"]}
+    out = root / f"seed{seed}" / method
+    init = None
+    if method in POSTHOC_METHODS:
+        init = root / f"seed{seed}" / "lrRNN"
+        if not (init / "weights.pt").exists():
+            base = FitConfig.from_options("lrRNN", opts)
+            fit(ds_path, base, init, seed=seed, device="cpu", progress=False)
+    t0 = time.perf_counter()
+    fit(ds_path, FitConfig.from_options(method, opts), out, seed=seed, device="cpu",
+        init_from=init, progress=False)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    if init is not None:  # a post-hoc fit costs its lrRNN too
+        seconds += json.loads((init / "fit_info.json").read_text())["seconds"]
+    ev = root / f"seed{seed}" / f"{method}.eval"
+    evaluate(out, ds_path, ev, seed=0)
+    m = json.loads((ev / "metrics.json").read_text())
+    row = {"method": method, "seed": seed, "seconds": seconds, **m}
+    f = load_fit(out)
+    import xarray as xr
+
+    ds = xr.load_dataset(ds_path)
+    if task["continuous"]:
+        from disrnn.evaluation.decoding import condition_decoding
+
+        if "condition" in ds.coords:
+            lat = f.latents(ds)
+            row.update(condition_decoding(lat, ds["condition"].values, ds["split"].values))
+    else:
+        row["pc_partition"] = _pc_at_partition(f, ds, task["groups"])
+        row["co_psth_r2"] = _psth_r2_heldout(f, ds)
+    print(json.dumps({k: row.get(k) for k in ("method", "seed", *task["keys"])}), flush=True)
+    return row
+
+
+def reference_row(ds_path: Path, continuous: bool, K: int, history: int) -> dict:
+    """The smoothing (spikes) or PCA (continuous) reference on the same dataset."""
+    import xarray as xr
+
+    t0 = time.perf_counter()
+    if continuous:
+        from disrnn.evaluation.pca import pca_reference
+
+        res = pca_reference(ds_path, K, seed=0, condition="condition", history=history)
+        method = "pca"
+    else:
+        from disrnn.evaluation.references import smoothing_reference
+
+        ds = xr.load_dataset(ds_path)
+        cond = "condition" if "condition" in ds.coords else None
+        res = smoothing_reference(ds_path, seed=0, condition=cond, history=history)
+        method = "smoothing"
+    return {"method": method, "seed": 0, **res.metrics, "seconds": time.perf_counter() - t0}
+
+
+def _fmt(values: list) -> str:
+    v = np.array([np.nan if x is None else float(x) for x in values], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "n/a"
+    return f"{v.mean():.3f} +- {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+
+
+def table(rows: list[dict], methods: list[str], columns) -> str:
+    head = "| method | " + " | ".join(name for _, name in columns) + " | n |"
+    lines = [head, "|" + "---|" * (len(columns) + 2)]
+    for method in ["smoothing", "pca", *methods]:
+        sel = [r for r in rows if r["method"] == method]
+        if sel:
+            cells = [_fmt([r.get(k) for r in sel]) for k, _ in columns]
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(sel)} |")
+    return "\n".join(lines)
+
+
+def run_session(name: str, args, work: Path) -> str:
+    from disrnn.fit.config import FitConfig
+    from disrnn.fit.tensors import bin_width
+
+    columns = CONT_COLUMNS if args.continuous else SPIKE_COLUMNS
+    ds_path = bin_dataset(name, args.continuous, work / f"{name}.nc")
+    import xarray as xr
+
+    ds = xr.load_dataset(ds_path)
+    kind = "continuous" if args.continuous else "spike_counts"
+    L = FitConfig.create("DisRNN").resolve(kind, bin_width(ds)).history
+    methods = [m for m in args.methods.split(",") if m]
+    tasks = [
+        {"dataset": str(ds_path), "root": str(work / name), "method": m, "seed": s,
+         "groups": args.groups, "options": {}, "continuous": args.continuous,
+         "keys": [k for k, _ in columns]}
+        for s in range(args.seeds) for m in methods
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    rows = [reference_row(ds_path, args.continuous, sum(args.groups), L)]
+    print(json.dumps({k: rows[0].get(k) for k in ("method", *[c for c, _ in columns])}), flush=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        rows += list(pool.map(_fit_eval, tasks))
+    wall = time.perf_counter() - t0
+    sizes = ds.sizes
+    title = (
+        f"### {name}: {sizes['trial']} trials x {sizes['time']} bins x {sizes['unit']} units "
+        f"({int(ds['heldout'].sum())} held out), {ds.attrs['bin_width']} s bins, "
+        f"groups {tuple(args.groups)}, L = {L}; wall {wall:.0f} s"
+    )
+    if args.out:
+        Path(args.out).with_suffix(f".{name}.json").write_text(json.dumps(rows, default=str))
+    return title + "\n\n" + table(rows, methods, columns)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sessions", default="alm,mtl", help="comma-separated: alm, mtl")
+    p.add_argument("--methods", default=",".join(METHOD_ORDER), help="comma-separated methods")
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
+    p.add_argument("--groups", default="4,4", help="group sizes of multi-group methods")
+    p.add_argument("--continuous", action="store_true", help="50 ms, unit-max, Gaussian")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
+    p.add_argument("--workdir", default=None, help="keep datasets and fits here")
+    p.add_argument("--out", default=None, help="also write the tables to this .md file")
+    args = p.parse_args(argv)
+    args.groups = [int(g) for g in args.groups.split(",")]
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-real-"))
+    work.mkdir(parents=True, exist_ok=True)
+    out = [run_session(name, args, work) for name in args.sessions.split(",")]
+    text = "\n\n".join(out)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
