@@ -28,8 +28,9 @@ Defaults, from the ALM session (000006 anm372904 2017-06-19, 20 ms bins, 16 of 6
 held out, lrRNN rank 8, causal co-bps 0.232): loss on held-out units only gave co-bps
 0.495 against 0.441 (p = 0.1) and 0.335 (p = 0.3) with coordinated dropout - the decoder
 is fixed, so fitting hidden held-in units pulls z^s away from what the held-out rows of A
-need; per-latent kernels 0.516 against 0.495 shared; init from the fit's B, b the same
-co-bps as random (0.497) in 229 instead of 274 epochs.
+need (per-latent kernels: 0.516 held-out only, 0.364 with p = 0.3); per-latent
+kernels 0.516 against 0.495 shared; init from the fit's B, b the same co-bps as random
+(0.497, shared kernel) in 229 instead of 274 epochs; 21 s on 2 CPU threads.
 
     post = fit_smoothing_posterior(fit, ds, seed=0)
     post.predict(ds)                          # (trial, time, unit) expected counts
