@@ -1,0 +1,215 @@
+"""The smoothing posterior of a fit (disrnn.evaluation.cosmoothing)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from disrnn.evaluation.cosmoothing import (  # noqa: E402
+    SmoothingEncoder,
+    acausal_conv,
+    coordinated_dropout,
+    cosmoothing_metrics,
+    fit_smoothing_posterior,
+)
+
+SETTINGS = {"epochs": 60, "patience": 10, "lags": 5}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A small simulated Poisson session (60 trials, 30 units, 8 held out), binned with
+    history bins, and a short lrRNN fit of it."""
+    import disrnn
+    from disrnn.data.binning import BinConfig, bin_session
+    from disrnn.models.config import FitConfig
+    from disrnn.simulate import PRESETS, simulate_nwb
+
+    root = tmp_path_factory.mktemp("cosmooth")
+    path = simulate_nwb("rotation-limitcycle", root / "sim.nwb", seed=0, n_trials=60, n_units=30)
+    bw = PRESETS["rotation-limitcycle"].bin_width
+    config = BinConfig(
+        bin_width=bw, trials="trials", heldout_fraction=0.25, split=(0.6, 0.2, 0.2), seed=0
+    )
+    ds = bin_session(path, config)
+    cfg = FitConfig.create("lrRNN", groups=(4,), history=5, epochs=30, patience=10)
+    fit_dir = disrnn.fit(ds, cfg, root / "fit", seed=0, device="cpu", progress=False)
+    fit = disrnn.load_fit(fit_dir)
+    return ds, fit
+
+
+def test_smoothed_co_bps_at_least_the_causal_and_positive(toy):
+    ds, fit = toy
+    assert "pre_activity" in ds and bool(ds["heldout"].any())
+    post = fit_smoothing_posterior(fit, ds, seed=0, **SETTINGS)
+    m = cosmoothing_metrics(fit, post, ds)
+    assert m["co_bps_smoothed"] > 0
+    assert m["co_bps_smoothed"] >= m["co_bps"] - 0.02
+    assert np.isfinite(m["co_bps_smoothed_all_bins"])
+    assert m["heldout_ll_smoothed"] >= m["heldout_ll"] - 0.05
+    assert m["n_heldout"] == int(ds["heldout"].sum())
+
+    pred = post.predict(ds)
+    assert pred.dims == ("trial", "time", "unit") and pred.shape == ds["activity"].shape
+    assert np.isfinite(pred.values).all() and (pred.values > 0).all()  # every bin
+    lat = post.latents(ds)
+    assert lat.dims == ("trial", "time", "latent")
+    np.testing.assert_array_equal(lat["latent_group"].values, fit.latent_group)
+
+
+def test_co_bps_uses_the_evaluation_rule(toy):
+    """co_bps here equals compute_evaluation's co_bps (same null rate, same bins)."""
+    from disrnn.evaluation import compute_evaluation
+
+    ds, fit = toy
+    post = fit_smoothing_posterior(fit, ds, seed=0, epochs=2)
+    ours = cosmoothing_metrics(fit, post, ds)["co_bps"]
+    theirs = compute_evaluation(fit, ds, n_pc_samples=50)[0]["co_bps"]
+    assert ours == pytest.approx(theirs, rel=1e-10)
+
+
+def test_decoder_unchanged(toy):
+    ds, fit = toy
+    A, a = fit.module.A.detach().clone(), fit.module.a.detach().clone()
+    B = fit.module.B.detach().clone()
+    post = fit_smoothing_posterior(fit, ds, seed=1, epochs=5, dropout=0.3)
+    torch.testing.assert_close(fit.module.A, A, rtol=0, atol=0)
+    torch.testing.assert_close(fit.module.a, a, rtol=0, atol=0)
+    torch.testing.assert_close(fit.module.B, B, rtol=0, atol=0)
+    torch.testing.assert_close(post.decoder.A, A, rtol=0, atol=0)
+    torch.testing.assert_close(post.decoder.a, a, rtol=0, atol=0)
+    np.testing.assert_array_equal(post.A, fit.A)
+    assert not torch.allclose(post.encoder.B, B[:, ~torch.from_numpy(post.heldout)])
+
+
+def test_same_seed_same_predictions(toy):
+    ds, fit = toy
+    kw = {"epochs": 4, "dropout": 0.3}
+    p1 = fit_smoothing_posterior(fit, ds, seed=3, **kw).predict(ds).values
+    p2 = fit_smoothing_posterior(fit, ds, seed=3, **kw).predict(ds).values
+    p3 = fit_smoothing_posterior(fit, ds, seed=4, **kw).predict(ds).values
+    np.testing.assert_array_equal(p1, p2)
+    assert not np.array_equal(p1, p3)
+
+
+def test_acausal_conv_against_a_loop():
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(3, 9, 4, generator=g, dtype=torch.float64)  # (trial, time, channel)
+    lf = 3
+    phi = torch.rand(4, 2 * lf + 1, generator=g, dtype=torch.float64)  # index l + Lf
+    expected = torch.zeros_like(p)
+    for c in range(4):
+        for t in range(9):
+            for lag in range(-lf, lf + 1):
+                if 0 <= t - lag < 9:  # zero padding at the trial's edges
+                    expected[:, t, c] += phi[c, lag + lf] * p[:, t - lag, c]
+    np.testing.assert_allclose(acausal_conv(p, phi).numpy(), expected.numpy())
+    # a shared kernel (one row) is broadcast over channels
+    np.testing.assert_allclose(
+        acausal_conv(p, phi[0]).numpy(),
+        acausal_conv(p, phi[:1].expand(4, -1)).numpy(),
+    )
+    # no information crosses trials
+    q = p.clone()
+    q[1] += 5.0
+    out_p, out_q = acausal_conv(p, phi), acausal_conv(q, phi)
+    np.testing.assert_array_equal(out_p[[0, 2]].numpy(), out_q[[0, 2]].numpy())
+
+
+def test_encoder_masked_bins_and_kernel_orientation():
+    """phi[:, 0] weighs the future; the kernel is renormalised over the bins inside the
+    trial; an unobserved bin's input never reaches the output."""
+    enc = SmoothingEncoder(n_in=2, rank=1, lags=2, B=torch.tensor([[1.0, 0.0]]))
+    f = torch.zeros(1, 7, 2)
+    obs = torch.ones(1, 7)
+    f[0, 3, 0] = 1.0
+    with torch.no_grad():
+        enc.logits.copy_(torch.tensor([[0.0, 1.0, 2.0, 0.5, -1.0]]))  # asymmetric
+        z = enc(f, obs)[0, :, 0]
+        phi = enc.phi[0]  # lags -2 (future) .. +2 (past)
+        # bin 1 sees bin 3 at l = -2 (index 0); its bin t - 2 = -1 lies outside the trial
+        assert float(z[1]) == pytest.approx(float(phi[0] / (1 - phi[4])))
+        assert float(z[5]) == pytest.approx(float(phi[4] / (1 - phi[0])))
+        assert float(z[3]) == pytest.approx(float(phi[2]))
+        obs[0, 3] = 0.0  # f keeps its value there
+        z2 = enc(f, obs)[0, :, 0]
+    assert torch.all(z2 == 0)
+
+
+def test_coordinated_dropout_hides_every_scored_unit():
+    heldin = torch.tensor([True] * 10 + [False] * 3)
+    g = torch.Generator().manual_seed(0)
+    for p in (0.0, 0.3, 0.9):
+        scale, in_loss = coordinated_dropout(50, heldin, p, g)
+        assert not ((scale > 0) & in_loss).any()  # no unit is both input and scored
+        assert in_loss[:, ~heldin].all() and (scale[:, ~heldin] == 0).all()
+        hidden = in_loss[:, heldin].sum(1)
+        assert (hidden == min(round(p * 10), 9)).all()
+        visible = scale[:, heldin][~in_loss[:, heldin]]
+        np.testing.assert_allclose(visible.numpy(), 10 / (10 - int(hidden[0])))
+    assert len({tuple(r) for r in in_loss.int().tolist()}) > 1  # a new draw per trial
+
+
+def test_a_scored_unit_does_not_reach_its_own_prediction(toy):
+    """Perturbing a hidden unit's input (every bin) leaves every prediction unchanged."""
+    from disrnn.evaluation.cosmoothing import _forward, _tensors
+
+    ds, fit = toy
+    post = fit_smoothing_posterior(fit, ds, seed=0, epochs=2)
+    data = _tensors(ds)
+    heldin = torch.from_numpy(~post.heldout)
+    idx = torch.arange(4)
+    scale, in_loss = coordinated_dropout(4, heldin, 0.3, torch.Generator().manual_seed(1))
+    _, eta = _forward(post.encoder, post.decoder, data, idx, heldin, scale)
+    for trial in range(4):
+        for u in torch.nonzero(in_loss[trial]).flatten()[:3]:
+            data2 = dict(data, x=data["x"].clone())
+            data2["x"][trial, :, u] += 7.0
+            _, eta2 = _forward(post.encoder, post.decoder, data2, idx, heldin, scale)
+            torch.testing.assert_close(eta2, eta, rtol=0, atol=0)
+
+
+def test_masked_bins_do_not_reach_predictions(toy):
+    """Changing the counts of unobserved bins (mask / pre_mask False) changes nothing."""
+    ds, fit = toy
+    post = fit_smoothing_posterior(fit, ds, seed=0, epochs=2)
+    mask = np.ones((ds.sizes["trial"], ds.sizes["time"]), bool)
+    mask[0, 10:14] = False
+    dm = ds.assign(mask=(("trial", "time"), mask))
+    act = dm["activity"].values.copy()
+    act[0, 10:14] += 3
+    pre = dm["pre_activity"].values.copy()
+    pre[~dm["pre_mask"].values] += 2
+    dm2 = dm.assign(
+        activity=(dm["activity"].dims, act), pre_activity=(dm["pre_activity"].dims, pre)
+    )
+    np.testing.assert_array_equal(post.predict(dm).values, post.predict(dm2).values)
+    assert not np.array_equal(post.predict(ds).values, post.predict(dm).values)
+
+
+def test_errors(toy):
+    ds, fit = toy
+    with pytest.raises(ValueError, match="--heldout-fraction 0.25"):
+        fit_smoothing_posterior(fit, ds.assign_coords(heldout=("unit", np.zeros(30, bool))))
+    with pytest.raises(ValueError, match="--heldout-fraction 0.25"):
+        fit_smoothing_posterior(fit, ds.drop_vars("heldout"))
+    with pytest.raises(ValueError, match="dropout"):
+        fit_smoothing_posterior(fit, ds, dropout=1.0)
+    with pytest.raises(TypeError):
+        fit_smoothing_posterior(fit, ds, not_a_setting=1)
+    split = np.where(ds["split"].values == "val", "train", ds["split"].values)
+    with pytest.raises(ValueError, match="val"):
+        fit_smoothing_posterior(fit, ds.assign_coords(split=("trial", split)))
+
+
+def test_gaussian_fit_is_rejected(toy):
+    ds, fit = toy
+
+    class GaussianFit:
+        def __getattr__(self, name):
+            return getattr(fit, name)
+
+    g = GaussianFit()
+    g.config = type("C", (), {"likelihood": "gaussian"})()
+    with pytest.raises(ValueError, match="Poisson"):
+        fit_smoothing_posterior(g, ds)
