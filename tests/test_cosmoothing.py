@@ -22,7 +22,7 @@ def toy(tmp_path_factory):
     history bins, and a short lrRNN fit of it."""
     import disrnn
     from disrnn.data.binning import BinConfig, bin_session
-    from disrnn.models.config import FitConfig
+    from disrnn.fit.config import FitConfig
     from disrnn.simulate import PRESETS, simulate_nwb
 
     root = tmp_path_factory.mktemp("cosmooth")

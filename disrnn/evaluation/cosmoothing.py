@@ -49,11 +49,11 @@ import torch
 import xarray as xr
 from torch.nn import functional as F
 
-from disrnn.evaluation.inputs import _null_rate
+from disrnn.evaluation.inputs import null_rate
 from disrnn.evaluation.metrics import bits_per_spike, poisson_loglik
-from disrnn.evaluation.rollout import valid_bins
-from disrnn.fit_data import dataset_kind
-from disrnn.fitted import check_input, nll_terms
+from disrnn.fit.folder import check_input
+from disrnn.fit.objective import nll_terms
+from disrnn.fit.tensors import dataset_kind, valid_bins
 
 __all__ = [
     "SmoothingConfig",
@@ -435,7 +435,7 @@ def cosmoothing_metrics(fit, post: SmoothingPosterior, ds: xr.Dataset) -> dict:
     L = int(fit.history)
     dt = ds.isel(trial=np.flatnonzero(split == "test"))
     train = split == "train"
-    null = _null_rate(ds.isel(trial=np.flatnonzero(train)) if train.any() else dt, L)[heldout]
+    null = null_rate(ds.isel(trial=np.flatnonzero(train)) if train.any() else dt, L)[heldout]
     x = dt["activity"].transpose("trial", "time", "unit").values.astype(float)[..., heldout]
     causal = fit.predict(dt).transpose("trial", "time", "unit").values[..., heldout]
     smooth = post.predict(dt).transpose("trial", "time", "unit").values[..., heldout]
