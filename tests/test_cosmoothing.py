@@ -1,5 +1,7 @@
 """The smoothing posterior of a fit (disrnn.evaluation.cosmoothing)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -213,3 +215,17 @@ def test_gaussian_fit_is_rejected(toy):
     g.config = type("C", (), {"likelihood": "gaussian"})()
     with pytest.raises(ValueError, match="Poisson"):
         fit_smoothing_posterior(g, ds)
+
+
+def test_evaluation_reports_the_smoothing_posterior_beside_the_causal_co_bps(toy, tmp_path):
+    from disrnn.evaluation import evaluate
+
+    ds, fit = toy
+    m = json.loads((evaluate(fit.path, ds, tmp_path / "ev", seed=0) / "metrics.json").read_text())
+    post = fit_smoothing_posterior(fit, ds, seed=0)  # the evaluation's defaults and seed
+    np.testing.assert_allclose(
+        m["co_bps_smoothed"], cosmoothing_metrics(fit, post, ds)["co_bps_smoothed"]
+    )
+    assert m["co_bps_smoothed"] > m["co_bps"]
+    off = evaluate(fit.path, ds, tmp_path / "ev2", seed=0, smoothing_posterior=False)
+    assert json.loads((off / "metrics.json").read_text())["co_bps_smoothed"] is None

@@ -456,3 +456,41 @@ def cosmoothing_metrics(fit, post: SmoothingPosterior, ds: xr.Dataset) -> dict:
         "n_heldout": int(heldout.sum()),
         "history": L,
     }
+
+
+def smoothing_posterior_metrics(fit, ds: xr.Dataset, seed: int = 0, enabled: bool = True) -> dict:
+    """The evaluation's smoothing-posterior keys of ``fit`` on ``ds`` (null where n/a).
+
+    Fitted (when ``enabled``) for Poisson fits of spike counts with held-out units and
+    train/val/test trials; every other fit gets ``None`` for each key (``co_bps_smoothed``,
+    ``co_bps_smoothed_all_bins``, ``test_ll_heldout_smoothed_per_bin_neuron``,
+    ``smoothing_posterior_seconds``).
+    """
+    keys = (
+        "co_bps_smoothed",
+        "co_bps_smoothed_all_bins",
+        "test_ll_heldout_smoothed_per_bin_neuron",
+        "smoothing_posterior_seconds",
+    )
+    out = dict.fromkeys(keys)
+    split = np.asarray(ds["split"].values).astype(str) if "split" in ds.coords else np.array([])
+    heldout = np.asarray(ds["heldout"].values, bool) if "heldout" in ds.coords else np.zeros(1)
+    config = getattr(fit, "config", None)
+    usable = (
+        enabled
+        and getattr(config, "likelihood", None) == "poisson"
+        and dataset_kind(ds) == "spike_counts"
+        and heldout.any()
+        and all((split == s).any() for s in ("train", "val", "test"))
+    )
+    if not usable:
+        return out
+    post = fit_smoothing_posterior(fit, ds, seed=seed)
+    m = cosmoothing_metrics(fit, post, ds)
+    out.update(
+        co_bps_smoothed=m["co_bps_smoothed"],
+        co_bps_smoothed_all_bins=m["co_bps_smoothed_all_bins"],
+        test_ll_heldout_smoothed_per_bin_neuron=m["heldout_ll_smoothed"] / m["n_heldout"],
+        smoothing_posterior_seconds=post.info["seconds"],
+    )
+    return out

@@ -28,6 +28,7 @@ import xarray as xr
 
 from disrnn._atomic import atomic_dir, atomic_file
 from disrnn.data.io import save_dataset
+from disrnn.evaluation.cosmoothing import smoothing_posterior_metrics
 from disrnn.evaluation.inputs import (
     abs_path,
     as_fit,
@@ -62,7 +63,13 @@ _SESSION_ATTRS = (
 
 
 def evaluate(
-    fit_dir, dataset, out_dir, seed: int = 0, n_pc_samples: int = 2000, session: str | None = None
+    fit_dir,
+    dataset,
+    out_dir,
+    seed: int = 0,
+    n_pc_samples: int = 2000,
+    session: str | None = None,
+    smoothing_posterior: bool = True,
 ) -> Path:
     """Evaluate a fit on the ``test`` trials of ``dataset``; write ``out_dir``.
 
@@ -76,6 +83,8 @@ def evaluate(
         seed: seed of the Monte Carlo PC/TC estimate and of the sampled rollout.
         n_pc_samples: Monte Carlo samples for PC and TC.
         session: the session id metrics.json records (the workflow gives its config's id).
+        smoothing_posterior: also fit the smoothing posterior of the fit for co-smoothing
+            (Poisson fits with held-out units; :mod:`disrnn.evaluation.cosmoothing`).
 
     Returns:
         ``out_dir`` as a Path.
@@ -99,7 +108,12 @@ def evaluate(
       also ``test_ll_heldin_per_bin_neuron`` / ``test_ll_heldout_per_bin_neuron``.
     - spikes only: ``bps`` bits per spike of the one-step predicted rates over all units,
       Poisson, null = each unit's mean training count per bin; ``bps_heldin``; ``co_bps``
-      the same over held-out units (NLB co-bps; null from the training trials).
+      the same over held-out units (NLB co-bps; null from the training trials): the causal
+      one-step prediction, latents from the past only (the RNN that defines W).
+      ``co_bps_smoothed`` the same for the fit's smoothing posterior (latents from the
+      held-in units of the whole trial, the fit's decoder A, a fixed; NLB allows the whole
+      trial), on the same bins; ``co_bps_smoothed_all_bins`` on every observed bin;
+      ``test_ll_heldout_smoothed_per_bin_neuron``; ``smoothing_posterior_seconds``.
     - ``recon_r2`` pooled (variance-weighted) R^2 of the one-step prediction,
       ``recon_r2_unit_mean`` mean of per-unit R^2; ``rate_r2_true`` R^2 of the predicted
       against the true rates / noiseless means (simulations).
@@ -141,7 +155,7 @@ def evaluate(
       ceiling: ``reference_rate_pearson``, ``reference_psth_r2``, ``reference_corr_pearson``.
     """
     m, files = compute_evaluation(
-        fit_dir, dataset, seed=seed, n_pc_samples=n_pc_samples, session=session
+        fit_dir, dataset, seed, n_pc_samples, session, smoothing_posterior
     )
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -153,13 +167,18 @@ def evaluate(
 
 
 def compute_evaluation(
-    fit, dataset, seed: int = 0, n_pc_samples: int = 2000, session: str | None = None
+    fit,
+    dataset,
+    seed: int = 0,
+    n_pc_samples: int = 2000,
+    session: str | None = None,
+    smoothing_posterior: bool = True,
 ) -> tuple[dict, dict[str, xr.Dataset]]:
     """Everything :func:`evaluate` writes, in memory.
 
     Args:
         fit: a Fit, or a fit folder; dataset: path or ``xr.Dataset``; seed, n_pc_samples,
-            session: as for :func:`evaluate`.
+            session, smoothing_posterior: as for :func:`evaluate`.
 
     Returns:
         (metrics, files): the ``metrics.json`` dict (NaN not yet replaced by None) and
@@ -193,6 +212,7 @@ def compute_evaluation(
     }
     check_same_data(fit, ds)
     pred, per_unit, true_rates = one_step_metrics(fit, ev, m)
+    m.update(smoothing_posterior_metrics(fit, ds, seed, enabled=smoothing_posterior))
     lat = latent_metrics(fit, ev, m, n_pc_samples, seed)
     matching = truth_metrics(ev, lat, m)
     conn = connectivity_metrics(fit, ev, lat, matching, m)
