@@ -210,6 +210,13 @@ def _add_bin(sub) -> None:
         default=None,
         help=f"trial split fractions (default {_bin_default('split')})",
     )
+    p.add_argument(
+        "--condition",
+        default=None,
+        metavar="COLUMN",
+        help="trial column labelling the conditions (PSTHs, stratified splits, condition "
+        "decoding): copied into the coord 'condition' (default: a column named condition)",
+    )
     p.add_argument("--stratify", default=None, help="condition column to stratify the split by")
     p.add_argument(
         "--seed",
@@ -241,6 +248,7 @@ def _run_bin(args) -> None:
         "heldout": args.heldout,
         "pre_window": args.pre_window,
         "split": tuple(args.split) if args.split else None,
+        "condition": args.condition,
         "stratify": args.stratify,
         "seed": args.seed,
     }
