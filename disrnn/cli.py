@@ -8,6 +8,7 @@ public function; the Snakemake scripts and a notebook call the same functions.
     disrnn bin SESSION.nwb --out DATASET.nc --bin-width SECONDS [...]
     disrnn fit DATASET.nc --method NAME --out FITDIR [...]
     disrnn evaluate FITDIR DATASET.nc --out EVALDIR
+    disrnn reference DATASET.nc --out DIR [--method auto|smoothing|pca] [--components K]
     disrnn report ...
 """
 
@@ -210,6 +211,13 @@ def _add_bin(sub) -> None:
         default=None,
         help=f"trial split fractions (default {_bin_default('split')})",
     )
+    p.add_argument(
+        "--condition",
+        default=None,
+        metavar="COLUMN",
+        help="trial column labelling the conditions (PSTHs, stratified splits, condition "
+        "decoding): copied into the coord 'condition' (default: a column named condition)",
+    )
     p.add_argument("--stratify", default=None, help="condition column to stratify the split by")
     p.add_argument(
         "--seed",
@@ -241,6 +249,7 @@ def _run_bin(args) -> None:
         "heldout": args.heldout,
         "pre_window": args.pre_window,
         "split": tuple(args.split) if args.split else None,
+        "condition": args.condition,
         "stratify": args.stratify,
         "seed": args.seed,
     }
@@ -363,6 +372,52 @@ def _run_evaluate(args) -> None:
     print(out)
 
 
+# --------------------------------------------------------------------------- reference
+def _add_reference(sub) -> None:
+    from disrnn.evaluation.run_reference import REFERENCE_METHODS
+
+    p = sub.add_parser(
+        "reference",
+        help="score a community reference (smoothing or PCA) on the test trials",
+        description="Write DIR/metrics.json with the evaluation's keys for the reference: "
+        "NLB's smoothed-spikes co-smoothing baseline (spike counts with held-out units) or "
+        "K principal components as latents (otherwise).",
+    )
+    p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
+    p.add_argument("--out", required=True, help="reference folder")
+    p.add_argument(
+        "--method",
+        choices=("auto", *REFERENCE_METHODS),
+        default="auto",
+        help="auto (default): smoothing for spike counts with held-out units, else pca",
+    )
+    p.add_argument(
+        "--components", type=int, default=None, metavar="K", help="PCA latents (needed by pca)"
+    )
+    p.add_argument(
+        "--condition",
+        default=None,
+        metavar="COLUMN",
+        help="trial coord of the conditions (PSTHs, decoding; default: condition)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds and classifiers")
+    p.set_defaults(func=_run_reference)
+
+
+def _run_reference(args) -> None:
+    from disrnn.evaluation import run_reference
+
+    out = run_reference(
+        args.dataset,
+        args.out,
+        method=args.method,
+        n_components=args.components,
+        seed=args.seed,
+        condition=args.condition,
+    )
+    print(out)
+
+
 # ------------------------------------------------------------------------------ report
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="render HTML reports from evaluated fits")
@@ -398,7 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_simulate, _add_fetch, _add_bin, _add_fit, _add_evaluate, _add_report):
+    for add in (
+        _add_simulate,
+        _add_fetch,
+        _add_bin,
+        _add_fit,
+        _add_evaluate,
+        _add_reference,
+        _add_report,
+    ):
         add(sub)
     return parser
 

@@ -291,3 +291,38 @@ def test_simulated_session_bins_back_to_its_counts_and_truth(tmp_path, preset):
     np.testing.assert_allclose(ds["start_time"].values, sim.trial_start)
     np.testing.assert_allclose(ds["time"].values, (np.arange(n_time) + 0.5) * sim.bin_width)
     assert "mask" not in ds
+
+
+def test_condition_names_the_trial_column_of_the_condition_coord(tmp_path):
+    """``condition=COL`` copies COL into coord ``condition`` (COL kept, the file's own
+    ``condition`` kept as ``trial_condition``); stratify by it; a missing COL is named."""
+    rng = np.random.default_rng(4)
+    starts = np.arange(12) * 2.0
+    types = np.array(["left", "right", "right"] * 4)
+    path = write_nwb(
+        tmp_path / "typed.nwb",
+        spike_times=poisson_spikes(rng, 3, 25.0, 10.0),
+        trials={
+            "start_time": starts,
+            "stop_time": starts + 1.0,
+            "type": types,
+            "condition": np.array(["x"] * 12),
+        },
+    )
+    ds = bin_session(
+        path,
+        BinConfig(bin_width=0.1, condition="type", stratify="condition", split=(0.5, 0.25, 0.25)),
+    )
+    assert ds["condition"].dims == ("trial",)
+    np.testing.assert_array_equal(ds["condition"].values.astype(str), types)
+    np.testing.assert_array_equal(ds["type"].values.astype(str), types)
+    assert set(ds["trial_condition"].values.astype(str)) == {"x"}
+    assert ds.attrs["condition_column"] == "type"
+    for label in ("left", "right"):  # stratified by the chosen column: both in test
+        assert label in set(types[ds["split"].values.astype(str) == "test"])
+    plain = bin_session(path, BinConfig(bin_width=0.1))
+    assert set(plain["condition"].values.astype(str)) == {"x"}
+    with pytest.raises(ValueError, match=r"'kind'.*trial columns: .*type"):
+        bin_session(path, BinConfig(bin_width=0.1, condition="kind"))
+    with pytest.raises(TypeError, match="condition"):
+        BinConfig(bin_width=0.1, condition=3)

@@ -293,3 +293,41 @@ def test_value_errors_come_from_the_dataclasses_and_name_session_and_field(tmp_p
     ]
     missing = [p for p in patterns if not re.search(p, out)]
     assert not missing, f"{missing} not in:\n{out}"
+
+
+def test_references_and_condition_keys(tmp_path):
+    """``references`` (enabled, smoothing grid) and ``condition`` (binning default and per
+    session) are accepted; references off drops the reference job; misspelt or mistyped
+    keys are named."""
+    config = small_config()
+    config["binning"]["condition"] = None
+    config["sessions"][0]["condition"] = "condition"
+    config["references"] = {"enabled": True, "kernel_sds": [0.03, 0.05], "alphas": [0.01]}
+    res = snakemake(
+        "--dry-run", "--configfile", str(write_config(tmp_path / "on.yaml", config)), cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    assert job_counts(res.stdout)["reference"] == 1
+    config["references"] = {"enabled": False}
+    res = snakemake(
+        "--dry-run", "--configfile", str(write_config(tmp_path / "off.yaml", config)), cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    assert "reference" not in job_counts(res.stdout)
+    assert "evals/reference" not in res.stdout
+
+    bad = {
+        "references": {"enable": True, "folds": "3"},
+        "binning": {"condition": 3},
+        "sessions": [_session(condition=["type"])],
+    }
+    cfg = write_config(tmp_path / "bad.yaml", bad)
+    out = _assert_stopped(snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path), tmp_path)
+    patterns = [
+        r"field 'references\.enable': unknown key 'enable'",
+        r"field 'references\.folds': '3' is not of type",
+        r"field 'binning\.condition': 3 is not of type",
+        r"session 's1' \(sessions\[0\]\), field 'condition': \['type'\] is not of type",
+    ]
+    missing = [p for p in patterns if not re.search(p, out)]
+    assert not missing, f"{missing} not in:\n{out}"

@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from disrnn.evaluation import evaluate
 from disrnn.evaluation.connectivity import (
     agreement,
     connectivity_dataset,
@@ -23,6 +24,7 @@ from disrnn.evaluation.metrics import (
     r2_per_unit,
     ridge_decoding_r2,
 )
+from disrnn.evaluation.steps import CONDITION_KEYS
 
 
 # ------------------------------------------------------------------------ likelihoods
@@ -345,6 +347,10 @@ def test_evaluate_end_to_end(tiny_fit, caplog):
     assert -1.0 <= m["group_latent_r2"] <= 1.0 and m["tc"] >= m["pc"] - 0.05
     assert set(m["behavior_r2"]["hand"]) == {"all", "g0", "g1"}
     assert m["kstep_r2"]["1"] is not None and "16" in m["kstep_r2"]
+    # condition a/b alternates, 3 + 3 test trials: chance 0.5, accuracies are fractions
+    assert m["condition_chance"] == 0.5
+    for key in ("condition_accuracy", "condition_accuracy_time_mean"):
+        assert 0.0 <= m[key] <= 1.0, key
 
     lat = xr.open_dataset(out / "latents.nc", engine="h5netcdf").load()
     assert lat["latents"].dims == ("trial", "time", "latent")
@@ -352,6 +358,9 @@ def test_evaluate_end_to_end(tiny_fit, caplog):
     assert list(lat["split"].values) == list(ds["split"].values)
     assert list(lat["latent_group"].values) == [0, 0, 1, 1]
     assert lat["aligned_latents"].shape == (24, 20, 4)
+    by_time = lat["condition_accuracy_by_time"]
+    assert by_time.dims == ("time",) and np.isnan(by_time.values[: fit.history]).all()
+    assert np.nanmean(by_time.values) == pytest.approx(m["condition_accuracy_time_mean"])
 
     con = xr.open_dataset(out / "connectivity.nc", engine="h5netcdf").load()
     np.testing.assert_allclose(con["W"].values, fit.W)
@@ -499,4 +508,42 @@ def test_evaluate_with_an_oracle_stand_in_is_exact(tmp_path):
     assert list(con["matched_group"].values) == [1, 0]
     np.testing.assert_allclose(
         con["W_g"].sel(group=0).values, con["true_W_g"].sel(true_group=1).values
+    )
+
+
+def test_condition_decoding_of_the_evaluation_skips_unscored_bins(tmp_path):
+    """Condition = the sign of a true latent at bin 1: the oracle's latents decode it there
+    as sklearn's logistic regression does on the same bins; the masked bin and the history
+    bin are left out; without a condition the keys are null."""
+    import json
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ds = _rotation_session(np.random.default_rng(13))
+    labels = np.where(ds["true_latents"].values[:, 1, 0] > 0, "up", "down")
+    ds = ds.assign_coords(condition=("trial", labels))
+    oracle = _OracleFit(ds)
+    out = evaluate(oracle, ds, tmp_path / "eval", seed=0)
+    m = json.loads((out / "metrics.json").read_text())
+    test = ds["split"].values == "test"
+    fit_on = ~test
+    _, counts = np.unique(labels[test], return_counts=True)
+    assert m["condition_chance"] == pytest.approx(counts.max() / test.sum())
+    z = oracle.latents(ds).values  # (trial, time, latent), bin 0 NaN
+    keep = np.ones(ds.sizes["time"], bool)
+    keep[[0, 5, 6]] = False  # history bin; masked bin 5 of the last trial and its next bin
+    flat = z[:, keep].reshape(z.shape[0], -1)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0))
+    model.fit(flat[fit_on], labels[fit_on])
+    expected = np.mean(model.predict(flat[test]) == labels[test])
+    assert m["condition_accuracy"] == pytest.approx(expected)
+    by_time = xr.open_dataset(out / "latents.nc", engine="h5netcdf")["condition_accuracy_by_time"]
+    assert np.isnan(by_time.values[0]) and by_time.values[1] == 1.0
+    plain = evaluate(oracle, ds.drop_vars("condition"), tmp_path / "plain", seed=0)
+    m = json.loads((plain / "metrics.json").read_text())
+    assert all(m[k] is None for k in CONDITION_KEYS)
+    assert "condition_accuracy_by_time" not in xr.open_dataset(
+        plain / "latents.nc", engine="h5netcdf"
     )

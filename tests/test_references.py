@@ -325,3 +325,45 @@ def test_pca_caution_compares_behavior_r2(tmp_path):
     out = reference_cautions([load_eval(pca), load_eval(worse)])
     assert len(out) == 1 and "explain behavior worse than PCA does" in out[0]
     assert "behavior_r2.hand.all" in out[0]
+
+
+# ---------------------------------------------------------------- run_reference, CLI
+def test_cli_reference_chooses_by_the_dataset_and_matches_the_functions(tmp_path):
+    """``disrnn reference``: smoothing for spike counts with held-out units, PCA for
+    continuous data (K from --components); the numbers are those of the functions."""
+    from disrnn.cli import main
+    from disrnn.data.io import save_dataset
+
+    spikes = save_dataset(toy_dataset(n_trial=20, n_time=30), tmp_path / "spikes.nc")
+    assert main(["reference", str(spikes), "--out", str(tmp_path / "s"), "--seed", "1"]) == 0
+    m = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    want = smoothing_reference(spikes, seed=1).metrics
+    assert m["method"] == "smoothing" and m["session"] == "spikes"
+    assert m["co_bps"] == pytest.approx(want["co_bps"]) and m["kernel_sd"] == want["kernel_sd"]
+
+    cont = save_dataset(toy_dataset(kind="continuous"), tmp_path / "cont.nc")
+    assert main(["reference", str(cont), "--out", str(tmp_path / "p")]) == 2  # no K
+    argv = ["reference", str(cont), "--out", str(tmp_path / "p"), "--components", "2"]
+    assert main([*argv, "--condition", "condition"]) == 0
+    m = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    want = pca_reference(cont, 2).metrics
+    assert m["method"] == "pca" and m["n_components"] == 2
+    for key in ("recon_r2", "condition_accuracy", "condition_chance"):
+        assert m[key] == pytest.approx(want[key]), key
+    # forced smoothing of continuous data is the function's error, one line, status 2
+    assert (
+        main(["reference", str(cont), "--out", str(tmp_path / "x"), "--method", "smoothing"]) == 2
+    )
+
+
+def test_run_reference_without_heldout_units_falls_back_to_pca_and_records_session(tmp_path):
+    from disrnn.evaluation import run_reference
+
+    ds = toy_dataset(n_trial=20, n_time=30)
+    ds = ds.assign_coords(heldout=("unit", np.zeros(ds.sizes["unit"], bool)))
+    out = run_reference(ds, tmp_path / "r", n_components=2, session="sess-1")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["method"] == "pca" and m["session"] == "sess-1"
+    assert load_eval(out).session == "sess-1"
+    with pytest.raises(ValueError, match="method must be auto or one of smoothing, pca"):
+        run_reference(ds, tmp_path / "q", method="glm")

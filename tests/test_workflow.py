@@ -181,10 +181,31 @@ def test_small_run_metrics_are_finite_and_complete(small_run):
         assert metrics["pc"] is not None
         # behavior was binned: decoding R^2 from the latents
         assert "behavior" in metrics["behavior_r2"]
+        # the simulator labels trials by the Lorenz lobe: condition decoded from latents
+        for key in ("condition_accuracy", "condition_accuracy_time_mean", "condition_chance"):
+            assert 0.0 <= metrics[key] <= 1.0, (method, key)
     # the post-hoc transform leaves the network, hence the predictions, unchanged
     assert seen["lrRNN+ICA"]["test_ll_per_bin_neuron"] == pytest.approx(
         seen["lrRNN"]["test_ll_per_bin_neuron"], rel=1e-3
     )
+
+
+def test_small_run_scores_the_reference_once(small_run):
+    """Spike counts with held-out units: the smoothing reference, one folder, on the test
+    trials the fits are scored on, with the session's id."""
+    evals = small_run.results / SESSION / "evals"
+    ref = json.loads((evals / "reference" / "seed0" / "metrics.json").read_text())
+    assert ref["method"] == "smoothing" and ref["seed"] == 0 and ref["session"] == SESSION
+    assert math.isfinite(ref["co_bps"]) and ref["kernel_sd"] > 0 and ref["n_heldout"] > 0
+    assert ref["test_ll_heldout_per_bin_neuron"] < 0
+    fit = json.loads((evals / "DisRNN" / "seed0" / "metrics.json").read_text())
+    assert ref["n_test_trials"] == fit["n_test_trials"]
+    assert sorted(p.name for p in evals.iterdir()) == sorted(["reference", *_methods()])
+    assert (small_run.work / "logs" / SESSION / "evaluate" / "reference" / "seed0.log").exists()
+
+
+def _methods():
+    return yaml.safe_load(SMALL_CONFIG.read_text())["methods"]
 
 
 def test_small_run_reports(small_run):
@@ -195,6 +216,9 @@ def test_small_run_reports(small_run):
     assert SESSION in index and f"{SESSION}.html" in index
     for method in ("lrRNN", "lrRNN+ICA", "DisRNN"):
         assert method in session and method in index
+    # the reference is a method row of both reports
+    assert re.search(r"<t[hd][^>]*>\s*smoothing\s*</t[hd]>", session), "no smoothing row"
+    assert "smoothing" in index
 
 
 def test_snakemake_report_groups_items_by_session_and_method(small_run, tmp_path):
@@ -231,6 +255,7 @@ def test_adding_a_session_schedules_only_its_jobs(small_run, tmp_path):
     rules = [rule for rule, _ in jobs]
     assert rules.count("summary_report") == 1 and rules.count("session_report") == 1
     assert rules.count("simulate_session") == 1 and rules.count("evaluate") == 3
+    assert rules.count("reference") == 1
 
 
 # ------------------------------------------------------------------- DANDI end to end

@@ -46,8 +46,14 @@ class BinConfig:
         rescale: None, or ``"unit-max"``: spike counts divided per unit by the unit's
             largest count over the window bins of the train trials (float32, kind
             ``"continuous"``; the divisor is the unit coord ``scale``). Spikes only.
+        condition: trial column whose values label the trials' conditions (for PSTHs,
+            stratified splits and condition decoding): copied into the trial coord
+            ``condition``, the column itself kept under its own name (a file's own
+            ``condition`` column, when another is chosen, is kept as
+            ``trial_condition``); None: a column literally named ``condition``, if any.
         split: (train, val, test) fractions over trials, non-negative, summing to 1.
-        stratify: trial column whose values are split in proportion each.
+        stratify: trial column whose values are split in proportion each (``condition``
+            is the chosen ``condition`` column).
         seed: seed of the split and the held-out draw.
 
     Raises:
@@ -68,6 +74,7 @@ class BinConfig:
     heldout: str = "auto"
     pre_window: float = 0.5
     rescale: str | None = None
+    condition: str | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     stratify: str | None = None
     seed: int = 0
@@ -146,6 +153,10 @@ class BinConfig:
                     f"apply to the continuous TimeSeries {self.activity!r} (leave rescale "
                     "None)"
                 )
+        if self.condition is not None and not (isinstance(self.condition, str) and self.condition):
+            raise TypeError(
+                f"condition must be the name of a trial column or None, got {self.condition!r}"
+            )
         fractions = tuple(_number("split fraction", v) for v in self.split)
         if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
             raise ValueError(

@@ -185,6 +185,28 @@ def _apply_filters(
     return keep, report
 
 
+def _with_condition(columns: dict, condition: str | None, path: Path) -> dict:
+    """Trial columns with ``condition`` = the chosen column (a new dict; None: unchanged).
+
+    Raises:
+        ValueError: ``condition`` is not a trial column (the message lists them).
+    """
+    if condition is None:
+        return columns
+    if condition not in columns:
+        avail = ", ".join(columns) or "none"
+        raise ValueError(
+            f"condition={condition!r} is not a trial column of {path.name}; trial columns: {avail}"
+        )
+    if condition == "condition":
+        return columns
+    out = {k: v for k, v in columns.items() if k != "condition"}
+    if "condition" in columns:
+        out["trial_condition"] = columns["condition"]
+    out["condition"] = columns[condition]
+    return out
+
+
 def _coord_name(name: str, taken: set[str], prefix: str) -> str:
     return name if name not in taken else f"{prefix}_{name}"
 
@@ -228,6 +250,7 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     ids, align, columns, edges, label, n_rows, dropped = _trial_windows(session, config, extent)
     n_trials, n_bins = len(ids), len(edges) - 1
     units = _bin_units(session, config, source, kind, align, edges, path)
+    columns = _with_condition(columns, config.condition, path)
     split_rng, heldout_rng = splits.generators(int(config.seed))
     strata = None
     if config.stratify is not None:
@@ -273,6 +296,7 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         "n_table_rows": n_rows,
         "split_fractions": list(config.split),
         "stratify": config.stratify,
+        "condition_column": config.condition,
         "heldout_mode": config.heldout,
         "heldout_source": heldout_source,
         "pre_window": pre_covered,

@@ -9,7 +9,9 @@
 - ``rollout`` - k-step-ahead and free-running generation from a fit
 - ``references`` - the NLB smoothing baseline (``smoothing_reference``) and
   ``write_reference`` (an evaluation-style folder); ``pca`` - PCA latents as a reference
-  for continuous sessions; ``decoding`` - condition decoding from any latents
+  for continuous sessions; ``decoding`` - condition decoding from any latents;
+  :func:`run_reference` (``run_reference``) - the reference the dataset calls for
+  (smoothing for spike counts, PCA otherwise), written as a folder
 
 The package imports numpy, scipy and xarray only; torch is imported on first use (by
 ``load_fit`` and the rollouts).
@@ -18,5 +20,6 @@ The package imports numpy, scipy and xarray only; torch is imported on first use
 from __future__ import annotations
 
 from disrnn.evaluation.evaluate import compute_evaluation, evaluate
+from disrnn.evaluation.run_reference import run_reference
 
-__all__ = ["compute_evaluation", "evaluate"]
+__all__ = ["compute_evaluation", "evaluate", "run_reference"]

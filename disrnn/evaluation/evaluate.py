@@ -4,7 +4,8 @@ The evaluation folder (written atomically) holds:
 
 - ``metrics.json``: the keys documented in :func:`evaluate` (``null`` = not applicable);
 - ``latents.nc``: ``latents`` (trial, time, latent) posterior means of *every* trial with
-  coords ``latent_group`` (latent), ``split`` (trial) and ``condition`` (trial, if any);
+  coords ``latent_group`` (latent), ``split`` (trial) and ``condition`` (trial, if any)
+  and, with a condition, ``condition_accuracy_by_time`` (time) (see ``condition_*`` keys);
   with the truth also ``true_latents`` (trial, time, true_latent) and ``aligned_latents``
   (trial, time, true_latent) = the matched groupwise affine map of the inferred latents
   (fitted on the test bins) applied to every trial, for plotting;
@@ -41,6 +42,7 @@ from disrnn.evaluation.rollout import generation_metrics, rollout_dataset
 from disrnn.evaluation.steps import (
     EvalSplit,
     behavior_metrics,
+    condition_metrics,
     connectivity_metrics,
     latent_metrics,
     latents_dataset,
@@ -146,6 +148,14 @@ def evaluate(
       per matched true group t. ``connectivity.nc`` always holds the fit's own groups.
     - behavior (variables with attrs kind = "behavior"): ``behavior_r2`` {name: {"all": R^2,
       "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge.
+    - condition (a trial coord ``condition`` with >= 2 classes, e.g. ``disrnn bin
+      --condition type``; else null): ``condition_accuracy`` fraction of test trials whose
+      condition one logistic regression (fitted on the train + val trials) decodes from
+      the latents of all scored bins; ``condition_accuracy_time_mean`` the mean over bins of
+      one such classifier per bin; ``condition_chance`` the fraction of test trials in the
+      most common condition (:func:`~disrnn.evaluation.decoding.condition_decoding`;
+      the PCA reference reports the same keys). The per-bin accuracy is latents.nc's
+      ``condition_accuracy_by_time`` (time).
     - generation: ``kstep_r2`` / ``kstep_bps`` {k: value} k-step-ahead quality (see
       :func:`~disrnn.evaluation.rollout.kstep_ahead`); free-running sampled rollouts vs the
       observed test trials: ``freerun_rate_pearson``, ``freerun_rate_rmse``,
@@ -217,6 +227,7 @@ def compute_evaluation(
     matching = truth_metrics(ev, lat, m)
     conn = connectivity_metrics(fit, ev, lat, matching, m)
     behavior_metrics(ev, lat, m)
+    condition_metrics(ev, lat, m, seed)
     gm, ks, roll_mean, roll_sample = generation_metrics(
         fit, ev.dt, ev.dtr, ev.null_rate, ev.kind, seed
     )

@@ -17,6 +17,7 @@ from disrnn.data.io import DIMS, clean_attrs
 from disrnn.evaluation import alignment as al
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.connectivity import connectivity_dataset, connectivity_summary
+from disrnn.evaluation.decoding import condition_decoding
 from disrnn.evaluation.inputs import null_rate, sigma_q
 from disrnn.evaluation.rollout import history_length
 from disrnn.fit.tensors import dataset_kind, valid_bins
@@ -25,6 +26,8 @@ __all__ = [
     "EvalSplit",
     "LatentSet",
     "behavior_metrics",
+    "condition_labels",
+    "condition_metrics",
     "connectivity_metrics",
     "latent_metrics",
     "latents_dataset",
@@ -32,6 +35,7 @@ __all__ = [
     "truth_metrics",
 ]
 
+CONDITION_KEYS = ("condition_accuracy", "condition_accuracy_time_mean", "condition_chance")
 _CONN_KEYS = ("J_offblock_frac", "J_spectral_radius", "J_eig_max_real")
 _TRUTH_KEYS = (
     "group_latent_r2",
@@ -247,6 +251,34 @@ def behavior_metrics(ev: EvalSplit, lat: LatentSet, m: dict) -> None:
         for g in np.unique(lat.labels):
             scores[f"g{g}"] = mt.ridge_decoding_r2(mu[:, lat.labels == g], y, trial_id)
         m["behavior_r2"][name] = scores
+
+
+def condition_labels(ds: xr.Dataset) -> np.ndarray | None:
+    """(trial,) labels of the trial coord ``condition`` with >= 2 classes, else None."""
+    if "condition" not in ds.coords or ds["condition"].dims != ("trial",):
+        return None
+    labels = np.asarray(ds["condition"].values)
+    return labels if np.unique(labels.astype(str)).size >= 2 else None
+
+
+def condition_metrics(ev: EvalSplit, lat: LatentSet, m: dict, seed: int) -> None:
+    """Decoding of each trial's ``condition`` from the fit's latents, into ``m``.
+
+    :func:`~disrnn.evaluation.decoding.condition_decoding` (train + val -> test trials) on
+    the latents of the scored bins of every trial (``valid_bins`` with the fit's L; the
+    others, history-only bins whose latents are NaN and unobserved bins, set to NaN and
+    skipped). Keys ``condition_accuracy``, ``condition_accuracy_time_mean``,
+    ``condition_chance`` (null without a ``condition`` of >= 2 classes); the per-bin
+    accuracy goes to latents.nc as ``condition_accuracy_by_time`` (time).
+    """
+    m.update(dict.fromkeys(CONDITION_KEYS))
+    labels = condition_labels(ev.ds)
+    if labels is None:
+        return
+    z = np.where(valid_bins(ev.ds, ev.L)[..., None], lat.z_all, np.nan)
+    dec = condition_decoding(z, labels.astype(str), ev.split, seed=seed)
+    m.update({k: dec[k] for k in CONDITION_KEYS})
+    lat.variables["condition_accuracy_by_time"] = (("time",), dec["condition_accuracy_by_time"])
 
 
 def latents_dataset(ev: EvalSplit, lat: LatentSet, m: dict) -> xr.Dataset:

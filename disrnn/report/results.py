@@ -72,6 +72,12 @@ HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
     ("free-run mean rate r", "freerun_rate_pearson"),
     ("free-run PSTH R²", "freerun_psth_r2"),
     ("free-run correlation r", "freerun_corr_pearson"),
+    # condition decoding (disrnn.evaluation.decoding): fraction of test trials whose
+    # condition a logistic regression on the latents gets right; chance = the most
+    # common condition's share of the test trials
+    ("condition decoded from the latents (test accuracy)", "condition_accuracy"),
+    ("condition decoded per bin (mean test accuracy)", "condition_accuracy_time_mean"),
+    ("condition chance (most common test condition)", "condition_chance"),
 )
 
 

@@ -302,6 +302,31 @@ def eval_metrics(session, method, seed):
     return f"{RESULTS}/{session}/evals/{method}/seed{seed}/metrics.json"
 
 
+#: the folder name of a session's reference (the method, smoothing or pca, follows the
+#: binned data and is metrics.json's ``method``; one deterministic run: seed 0)
+REFERENCE = "reference"
+
+
+def reference_metrics(session):
+    """[the reference's metrics.json] of the session, or [] when references are off."""
+    if not config["references"]["enabled"]:
+        return []
+    return [eval_metrics(session, REFERENCE, 0)]
+
+
+def reference_options(wildcards):
+    """run_reference options: the references section, the PCA K (the session's DisRNN
+    rank, as FitConfig resolves its groups)."""
+    refs = config["references"]
+    fit = FitConfig.from_options("DisRNN", fit_options_of(wildcards.session, "DisRNN"))
+    return {
+        "kernel_sds": refs.get("kernel_sds"),
+        "alphas": refs.get("alphas"),
+        "n_folds": refs.get("folds"),
+        "n_components": int(sum(fit.groups)),
+    }
+
+
 def lrrnn_fit(wildcards):
     return fit_info(wildcards.session, "lrRNN", wildcards.seed)
 
@@ -314,15 +339,20 @@ def session_evals(session):
     ]
 
 
+def session_results(session):
+    """Every evaluation of the session and its reference: what its report shows."""
+    return session_evals(session) + reference_metrics(session)
+
+
 def session_report_inputs(wildcards):
     return {
         "dataset": f"{RESULTS}/{wildcards.session}/dataset.nc",
-        "metrics": session_evals(wildcards.session),
+        "metrics": session_results(wildcards.session),
     }
 
 
 def all_evals():
-    return [m for s in SESSIONS for m in session_evals(s)]
+    return [m for s in SESSIONS for m in session_results(s)]
 
 
 # ------------------------------------------------------------ the validated config

@@ -1,4 +1,5 @@
-"""Evaluate every fit on its session's test trials."""
+"""Evaluate every fit on its session's test trials, and score the session's reference
+(smoothing or PCA, chosen by the binned data) on the same trials."""
 
 
 rule evaluate:
@@ -15,6 +16,8 @@ rule evaluate:
         ),
     log:
         f"{LOGS}/{{session}}/evaluate/{{method}}/seed{{seed}}.log",
+    wildcard_constraints:
+        method=_escape(METHODS),
     conda:
         "../../environment.yml"
     threads: rule_resource("evaluate", "threads")
@@ -25,3 +28,28 @@ rule evaluate:
         seed=config["evaluate"]["seed"],
     script:
         "../scripts/evaluate.py"
+
+
+rule reference:
+    input:
+        dataset=f"{RESULTS}/{{session}}/dataset.nc",
+    output:
+        metrics=report(
+            f"{RESULTS}/{{session}}/evals/{REFERENCE}/seed0/metrics.json",
+            caption="../report/metrics.rst",
+            category="{session}",
+            subcategory=REFERENCE,
+            labels={"session": "{session}", "method": REFERENCE, "seed": "0"},
+        ),
+    log:
+        f"{LOGS}/{{session}}/evaluate/{REFERENCE}/seed0.log",
+    conda:
+        "../../environment.yml"
+    threads: rule_resource("reference", "threads")
+    resources:
+        mem_mb=rule_resource("reference", "mem_mb"),
+        runtime=rule_resource("reference", "runtime"),
+    params:
+        options=reference_options,
+    script:
+        "../scripts/reference.py"
