@@ -37,7 +37,7 @@ def test_notebook_executes(path, small_results, tmp_path, monkeypatch):
     monkeypatch.setenv("DISRNN_BETAS", "0,20")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     client = nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
     client.execute(env=dict(os.environ))
     errors = [
