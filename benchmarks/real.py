@@ -232,7 +232,8 @@ def run_session(name: str, args, work: Path) -> str:
     methods = [m for m in args.methods.split(",") if m]
     tasks = [
         {"dataset": str(ds_path), "root": str(work / name), "method": m, "seed": s,
-         "groups": args.groups, "options": {}, "continuous": args.continuous,
+         "groups": args.groups, "continuous": args.continuous,
+         "options": {} if args.beta is None or not m.startswith("DisRNN") else {"beta": args.beta},
          "keys": [k for k, _ in columns]}
         for s in range(args.seeds) for m in methods
     ]  # fmt: skip
@@ -260,6 +261,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
     p.add_argument("--groups", default="4,4", help="group sizes of multi-group methods")
     p.add_argument("--continuous", action="store_true", help="50 ms, unit-max, Gaussian")
+    p.add_argument("--beta", type=float, default=None, help="beta of the PC methods")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     p.add_argument("--workdir", default=None, help="keep datasets and fits here")
     p.add_argument("--out", default=None, help="also write the tables to this .md file")

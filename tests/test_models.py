@@ -197,7 +197,7 @@ def test_config_defaults_per_method():
     assert FitConfig.from_dict(d.to_dict()) == d
     assert d.resolve("spike_counts").likelihood == "poisson"
     assert FitConfig.create("DisRNN").resolve("continuous").beta == 5.0
-    assert FitConfig.create("DisRNN").resolve("spike_counts").beta == 2.0
+    assert FitConfig.create("DisRNN").resolve("spike_counts").beta == 0.5
     assert FitConfig.create("DisRNN", beta=5.0).resolve("spike_counts").beta == 5.0
     # PC methods start from the PC-rotated lrRNN; the others from random weights
     assert FitConfig.create("DisRNN").resolve("continuous").init == "rotation"

@@ -67,7 +67,7 @@ def test_fit_from_saved_dataset_path_and_poisson(tmp_path):
     path = save_dataset(ds, tmp_path / "ds.nc")
     out = fit(path, FitConfig.create("DisRNN", epochs=2, history=1), tmp_path / "f", progress=False)
     meta = json.loads((out / "config.json").read_text())
-    assert meta["likelihood"] == "poisson" and meta["beta"] == 2.0
+    assert meta["likelihood"] == "poisson" and meta["beta"] == 0.5
     assert meta["dataset"]["path"] == str(path) and len(meta["dataset"]["sha256"]) == 64
     nll = load_fit(out).nll(ds)
     assert np.isnan(nll.values[:, 0]).all() and np.isfinite(nll.values[:, 1:]).all()
