@@ -307,6 +307,11 @@ def test_report_shows_references_and_cautions(spikes, tmp_path):
     assert sentence in reference_cautions([load_eval(ref), load_eval(worse)])[0]
     assert reference_cautions([load_eval(ref), load_eval(better)]) == []
     assert reference_cautions([load_eval(ref)]) == []  # no DisRNN: nothing to compare
+    # the whole-trial smoothing posterior is what co-smoothing compares, when present
+    rescued = _fake_disrnn(tmp_path / "c", "toy", co_bps=co - 0.05, co_bps_smoothed=co + 0.05)
+    assert reference_cautions([load_eval(ref), load_eval(rescued)]) == []
+    sunk = _fake_disrnn(tmp_path / "d", "toy", co_bps=co + 0.05, co_bps_smoothed=co - 0.05)
+    assert "co_bps_smoothed" in reference_cautions([load_eval(ref), load_eval(sunk)])[0]
     html = render_session_report("toy", path, [ref, worse], tmp_path / "toy.html").read_text()
     assert sentence in html and 'data-method="smoothing"' in html
     summary = render_summary_report([ref, worse], tmp_path / "index.html").read_text()
