@@ -52,7 +52,9 @@ SESSIONS = {
         "condition": "old_new",
     },
 }
-METHOD_ORDER = ["lrRNN", "lrRNN+ICA", "LINT", "bdRNN", "DisRNN-full", "DisRNN", "DisRNN-MLP"]
+from disrnn.fit.config import METHODS  # noqa: E402 (the registry: no torch)
+
+METHOD_ORDER = list(METHODS)
 SPIKE_COLUMNS = [
     ("co_bps", "co-bps"),
     ("co_bps_smoothed", "co-bps (smoothing posterior)"),

@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-METHOD_ORDER = ["lrRNN", "lrRNN+ICA", "LINT", "bdRNN", "DisRNN-full", "DisRNN", "DisRNN-MLP"]
+from disrnn.fit.config import METHODS  # noqa: E402 (the registry: no torch)
+
+METHOD_ORDER = list(METHODS)
 COLUMNS = [
     ("pc", "PC"),
     ("tc", "TC"),

@@ -31,6 +31,7 @@ from disrnn._atomic import atomic_dir, atomic_file
 from disrnn.data.io import save_dataset
 from disrnn.evaluation.cosmoothing import smoothing_posterior_metrics
 from disrnn.evaluation.inputs import (
+    SESSION_ATTRS,
     abs_path,
     as_fit,
     check_same_data,
@@ -51,17 +52,6 @@ from disrnn.evaluation.steps import (
 )
 
 __all__ = ["compute_evaluation", "evaluate"]
-
-_SESSION_ATTRS = (
-    "source",
-    "dandiset",
-    "dandiset_version",
-    "asset_path",
-    "nwb_path",
-    "sha256",
-    "bin_width",
-    "alignment",
-)
 
 
 def evaluate(
@@ -212,7 +202,7 @@ def compute_evaluation(
         "groups": ",".join(str(g) for g in getattr(fit, "groups", ())),
         "kind": ev.kind,
         "likelihood": getattr(config, "likelihood", None),
-        **{k: _jsonable(ds.attrs.get(k)) for k in _SESSION_ATTRS},
+        **{k: _jsonable(ds.attrs.get(k)) for k in SESSION_ATTRS},
         "n_test_trials": int(ev.test.sum()),
         "n_test_bins": int(ev.ok.sum()),
         "n_units": int(ds.sizes["unit"]),

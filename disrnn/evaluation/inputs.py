@@ -33,6 +33,19 @@ __all__ = [
 log = logging.getLogger("disrnn.evaluation.evaluate")
 
 
+#: the dataset attrs every evaluation (a fit's or a reference's) copies into metrics.json
+SESSION_ATTRS = (
+    "source",
+    "dandiset",
+    "dandiset_version",
+    "asset_path",
+    "nwb_path",
+    "sha256",
+    "bin_width",
+    "alignment",
+)
+
+
 def as_fit(fit_dir):
     """A Fit: ``fit_dir`` itself when it has the Fit contract, else ``load_fit(fit_dir)``."""
     if all(hasattr(fit_dir, a) for a in ("latents", "predict", "nll", "rollout")):

@@ -29,7 +29,8 @@ from scipy.ndimage import convolve1d
 from disrnn._atomic import atomic_dir, atomic_file
 from disrnn.data.io import clean_attrs, file_sha256, save_dataset
 from disrnn.evaluation import metrics as mt
-from disrnn.evaluation.inputs import abs_path, load_data, null_rate, session_id
+from disrnn.evaluation.inputs import SESSION_ATTRS, abs_path, load_data, null_rate, session_id
+from disrnn.evaluation.steps import CONN_KEYS, TRUTH_KEYS
 from disrnn.fit.tensors import dataset_kind, valid_bins
 
 __all__ = [
@@ -50,16 +51,6 @@ KERNEL_SDS = (0.02, 0.03, 0.05, 0.08, 0.12)
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FEATURES = ("rate", "sqrt", "log")
 _LOG_EPS = 1e-3  # counts per bin added before the log feature
-_SESSION_ATTRS = (
-    "source",
-    "dandiset",
-    "dandiset_version",
-    "asset_path",
-    "nwb_path",
-    "sha256",
-    "bin_width",
-    "alignment",
-)
 # metrics of a fit's evaluation that a reference has no counterpart for (null)
 _NOT_APPLICABLE = (
     "fit_dir",
@@ -79,18 +70,8 @@ _NOT_APPLICABLE = (
     "sigma_q",
     "pc",
     "tc",
-    "group_latent_r2",
-    "group_latent_r2_cv",
-    "group_latent_r2_own_groups",
-    "group_latent_r2_best_partition",
-    "component_latent_r2",
-    "component_latent_r2_single",
-    "latent_r2_global",
-    "group_r2_matched",
-    "group_matching",
-    "J_offblock_frac",
-    "J_spectral_radius",
-    "J_eig_max_real",
+    *TRUTH_KEYS,
+    *CONN_KEYS,
     *(f"{k}_{s}" for k in ("W", "Wsub") for s in ("mae", "rmse", "r2", "pearson")),
     "kstep_r2",
     "kstep_bps",
@@ -475,7 +456,7 @@ def _identity(ds, ds_path, method, seed, history, test, ok_te, ho) -> dict:
             "dataset_sha256": None if ds_path is None else file_sha256(ds_path),
             "session": session_id(ds, ds_path),
             "kind": dataset_kind(ds),
-            **{k: _plain(ds.attrs.get(k)) for k in _SESSION_ATTRS},
+            **{k: _plain(ds.attrs.get(k)) for k in SESSION_ATTRS},
             "n_test_trials": int(test.sum()),
             "n_test_bins": int(ok_te.sum()),
             "n_units": int(ds.sizes["unit"]),

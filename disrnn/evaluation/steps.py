@@ -36,8 +36,8 @@ __all__ = [
 ]
 
 CONDITION_KEYS = ("condition_accuracy", "condition_accuracy_time_mean", "condition_chance")
-_CONN_KEYS = ("J_offblock_frac", "J_spectral_radius", "J_eig_max_real")
-_TRUTH_KEYS = (
+CONN_KEYS = ("J_offblock_frac", "J_spectral_radius", "J_eig_max_real")
+TRUTH_KEYS = (
     "group_latent_r2",
     "group_latent_r2_cv",
     "group_latent_r2_own_groups",
@@ -166,7 +166,7 @@ def latent_metrics(fit, ev: EvalSplit, m: dict, n_pc_samples: int, seed: int) ->
 
 def truth_metrics(ev: EvalSplit, lat: LatentSet, m: dict) -> list | None:
     """Latent recovery against ``true_latents`` (when known), into ``m``; the matching."""
-    m.update(dict.fromkeys(_TRUTH_KEYS))
+    m.update(dict.fromkeys(TRUTH_KEYS))
     if "true_latents" not in ev.ds:
         return None
     ds, mu, partition = ev.ds, lat.mu, lat.partition
@@ -227,7 +227,7 @@ def connectivity_metrics(fit, ev: EvalSplit, lat: LatentSet, matching, m: dict) 
         own = matching if m["group_partition"] == "fit" else None  # matching of the fit's groups
         conn = connectivity_dataset(A, B, lat.labels, ds["unit"].values, tA, tB, tgroups, own)
     else:
-        m.update(dict.fromkeys(_CONN_KEYS))
+        m.update(dict.fromkeys(CONN_KEYS))
         conn = xr.Dataset(attrs={"available": 0, "reason": "MLP encoder or decoder: no W, J"})
     for k in ("W", "Wsub"):
         for s in ("mae", "rmse", "r2", "pearson"):
