@@ -52,6 +52,8 @@ SESSIONS = {
         "condition": "old_new",
     },
 }
+from tables import markdown_table  # noqa: E402 (benchmarks/tables.py, beside this script)
+
 from disrnn.fit.config import METHODS  # noqa: E402 (the registry: no torch)
 
 METHOD_ORDER = list(METHODS)
@@ -201,25 +203,6 @@ def reference_row(ds_path: Path, continuous: bool, K: int, history: int) -> dict
     return {"method": method, "seed": 0, **res.metrics, "seconds": time.perf_counter() - t0}
 
 
-def _fmt(values: list) -> str:
-    v = np.array([np.nan if x is None else float(x) for x in values], dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return "n/a"
-    return f"{v.mean():.3f} +- {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
-
-
-def table(rows: list[dict], methods: list[str], columns) -> str:
-    head = "| method | " + " | ".join(name for _, name in columns) + " | n |"
-    lines = [head, "|" + "---|" * (len(columns) + 2)]
-    for method in ["smoothing", "pca", *methods]:
-        sel = [r for r in rows if r["method"] == method]
-        if sel:
-            cells = [_fmt([r.get(k) for r in sel]) for k, _ in columns]
-            lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(sel)} |")
-    return "\n".join(lines)
-
-
 def run_session(name: str, args, work: Path) -> str:
     from disrnn.fit.config import FitConfig
     from disrnn.fit.tensors import bin_width
@@ -253,7 +236,7 @@ def run_session(name: str, args, work: Path) -> str:
     )
     if args.out:
         Path(args.out).with_suffix(f".{name}.json").write_text(json.dumps(rows, default=str))
-    return title + "\n\n" + table(rows, methods, columns)
+    return title + "\n\n" + markdown_table(rows, ["smoothing", "pca", *methods], columns)
 
 
 def main(argv=None) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from tables import markdown_table  # noqa: E402 (benchmarks/tables.py, beside this script)
 
 from disrnn.fit.config import METHODS  # noqa: E402 (the registry: no torch)
 
@@ -141,27 +142,6 @@ def _ceiling_row(ds: xr.Dataset, seed: int) -> dict:
     }
 
 
-def _fmt(values: list) -> str:
-    v = np.array([np.nan if x is None else float(x) for x in values], dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return "n/a"
-    return f"{v.mean():.3f} +- {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
-
-
-def table(rows: list[dict], methods: list[str]) -> str:
-    """Markdown table of mean +- sd over seeds per method."""
-    head = "| method | " + " | ".join(name for _, name in COLUMNS) + " | n |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
-    for method in [*methods, "ceiling"]:
-        sel = [r for r in rows if r["method"] == method]
-        if not sel:
-            continue
-        cells = [_fmt([r.get(k) for r in sel]) for k, _ in COLUMNS]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(sel)} |")
-    return "\n".join(lines)
-
-
 def _number(text: str):
     for kind in (int, float):
         try:
@@ -250,7 +230,7 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     text = (
         f"preset {args.preset}{_describe(sim_overrides)}, options {options or 'default'}, seeds 0..{args.seeds - 1}, {args.jobs} workers, "
-        f"wall {wall:.0f} s\n\n" + table(rows, methods)
+        f"wall {wall:.0f} s\n\n" + markdown_table(rows, [*methods, "ceiling"], COLUMNS)
     )
     print(text)
     if args.out:

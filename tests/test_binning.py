@@ -7,21 +7,11 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from helpers.counts import histogram_counts
 from nwb_factory import poisson_spikes, write_nwb
 
 from disrnn.data.binning import BinConfig, bin_session
 from disrnn.data.io import load_dataset, save_dataset
-
-
-def _histogram(spikes, align, edges):
-    """Independent reference: np.histogram per trial and unit, last bin made half-open."""
-    out = np.zeros((len(align), len(edges) - 1, len(spikes)), dtype=np.int64)
-    for u, s in enumerate(spikes):
-        for t, a in enumerate(align):
-            rel = np.asarray(s, dtype=np.float64) - a
-            rel = rel[rel < edges[-1]]
-            out[t, :, u] = np.histogram(rel, bins=edges)[0]
-    return out
 
 
 @pytest.fixture
@@ -58,7 +48,7 @@ def test_counts_equal_independent_histogram_with_spikes_on_edges(edge_session):
     assert ds["activity"].dims == ("trial", "time", "unit")
     assert ds["activity"].dtype == np.int32
     assert ds["activity"].attrs["kind"] == "spike_counts"
-    np.testing.assert_array_equal(ds["activity"].values, _histogram(spikes, align, edges))
+    np.testing.assert_array_equal(ds["activity"].values, histogram_counts(spikes, align, edges))
     # spikes exactly on an edge fall in the bin that starts there (half-open bins)
     assert (ds["activity"].sel(unit=3).values >= 1).all()
     np.testing.assert_allclose(ds["time"].values, (edges[:-1] + edges[1:]) / 2)
@@ -69,12 +59,12 @@ def test_counts_equal_independent_histogram_with_spikes_on_edges(edge_session):
     assert ds.attrs["window_start"] == -0.25 and ds.attrs["window_end"] == 1.0
 
 
-def test_generic_bin_width_matches_histogram(edge_session):
+def test_generic_bin_width_matcheshistogram_counts(edge_session):
     path, spikes, align, _, _ = edge_session
     ds = bin_session(path, BinConfig(bin_width=0.05, align="cue_time", window=(-0.5, 1.5)))
     edges = -0.5 + np.arange(41) * 0.05
     assert ds.sizes["time"] == 40
-    np.testing.assert_array_equal(ds["activity"].values, _histogram(spikes, align, edges))
+    np.testing.assert_array_equal(ds["activity"].values, histogram_counts(spikes, align, edges))
 
 
 def test_trials_default_to_common_duration(edge_session):
@@ -84,7 +74,7 @@ def test_trials_default_to_common_duration(edge_session):
     edges = np.arange(21) * 0.1
     assert ds.sizes["time"] == 20
     assert ds.attrs["alignment"] == "trials/start_time"
-    np.testing.assert_array_equal(ds["activity"].values, _histogram(spikes, starts, edges))
+    np.testing.assert_array_equal(ds["activity"].values, histogram_counts(spikes, starts, edges))
 
 
 def test_windows_without_trials(tmp_path):
@@ -100,7 +90,7 @@ def test_windows_without_trials(tmp_path):
     assert ds.sizes == {"trial": n, "time": 8, "unit": 3, "pre_time": 2}  # 0.5 s of history
     assert ds.attrs["alignment"] == "windows"
     np.testing.assert_array_equal(
-        ds["activity"].values, _histogram(spikes, starts, np.arange(9) * 0.25)
+        ds["activity"].values, histogram_counts(spikes, starts, np.arange(9) * 0.25)
     )
     np.testing.assert_allclose(ds["start_time"].values, starts)
     assert set(ds["split"].values) <= {"train", "val", "test"}
@@ -131,7 +121,7 @@ def test_interval_table_drops_nan_and_outside_trials(tmp_path):
     assert dropped["outside_recording"]["ids"] == [0, 4]
     np.testing.assert_array_equal(
         ds["activity"].values,
-        _histogram(spikes, align[[1, 3]], -0.5 + np.arange(11) * 0.1),
+        histogram_counts(spikes, align[[1, 3]], -0.5 + np.arange(11) * 0.1),
     )
 
 

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
+from helpers.counts import histogram_counts
 from nwb_factory import poisson_spikes, write_nwb
 
 from disrnn.data.binning import BinConfig, bin_session
@@ -20,17 +21,6 @@ ALM = (
     / "data"
     / "000006_sub-anm372904_ses-20170619.nwb"
 )
-
-
-def _histogram(spikes, align, edges):
-    """Independent reference: np.histogram per trial and unit, last bin made half-open."""
-    out = np.zeros((len(align), len(edges) - 1, len(spikes)), dtype=np.int64)
-    for u, s in enumerate(spikes):
-        for t, a in enumerate(align):
-            rel = np.asarray(s, dtype=np.float64) - a
-            rel = rel[rel < edges[-1]]
-            out[t, :, u] = np.histogram(rel, bins=edges)[0]
-    return out
 
 
 @pytest.fixture
@@ -57,7 +47,7 @@ def session(tmp_path):
     return path, spikes, align
 
 
-def test_pre_window_counts_equal_independent_histogram(session):
+def test_pre_window_counts_equal_independenthistogram_counts(session):
     path, spikes, align = session
     ds = bin_session(path, BinConfig(bin_width=0.125, align="cue_time", window=(-0.25, 1.0)))
     edges = -0.75 + np.arange(5) * 0.125
@@ -72,13 +62,13 @@ def test_pre_window_counts_equal_independent_histogram(session):
     mask = np.ones((6, 4), dtype=bool)
     mask[0, :2] = False
     np.testing.assert_array_equal(ds["pre_mask"].values, mask)
-    expected = _histogram(spikes, align, edges) * mask[:, :, None]
+    expected = histogram_counts(spikes, align, edges) * mask[:, :, None]
     np.testing.assert_array_equal(ds["pre_activity"].values, expected)
-    assert _histogram(spikes, align[:1], edges)[0, 1, 1] >= 1  # the 0.1 s spike, masked to 0
+    assert histogram_counts(spikes, align[:1], edges)[0, 1, 1] >= 1  # the 0.1 s spike, masked to 0
     # a spike on an edge counts in the bin starting there; one on the window start is
     # the window's first bin, not history
     assert (ds["pre_activity"].sel(unit=5).values[1:] >= 1).all()
-    window = _histogram(spikes, align, -0.25 + np.arange(11) * 0.125)
+    window = histogram_counts(spikes, align, -0.25 + np.arange(11) * 0.125)
     np.testing.assert_array_equal(ds["activity"].values, window)
 
 
@@ -93,7 +83,7 @@ def test_pre_window_rounds_down_to_whole_bins(session):
     assert ds.sizes["pre_time"] == 2 and ds.attrs["pre_window"] == 0.25
     np.testing.assert_allclose(ds["pre_time"].values, [-0.4375, -0.3125])
     edges = np.array([-0.5, -0.375, -0.25])
-    expected = _histogram(spikes, align, edges)
+    expected = histogram_counts(spikes, align, edges)
     np.testing.assert_array_equal(ds["pre_activity"].values[1:], expected[1:])
 
 
@@ -130,7 +120,7 @@ def test_pre_mask_follows_obs_intervals(tmp_path):
     # history of trial 1: [3.5, 4) and [4, 4.5); unit 1 is not observed from 4 s
     assert ds["pre_mask"].values.tolist() == [[True, True], [True, False], [True, True]]
     assert ds["pre_activity"].values[1, 1, 1] == 0
-    expected = _histogram(spikes, starts, np.array([-1.0, -0.5, 0.0]))
+    expected = histogram_counts(spikes, starts, np.array([-1.0, -0.5, 0.0]))
     expected[1, 1, :] = 0  # the whole bin is masked: every unit's count is 0 there
     np.testing.assert_array_equal(ds["pre_activity"].values, expected)
     assert (ds["pre_activity"].values[:, :, 0][ds["pre_mask"].values] == 5).all()
@@ -217,7 +207,7 @@ def test_simulated_history_matches_its_series(tmp_path, preset):
     not ALM.exists(),
     reason=f"real DANDI file absent ({ALM}); it lives in ../shared/data on the project machines",
 )
-def test_real_alm_history_equals_independent_histogram():
+def test_real_alm_history_equals_independenthistogram_counts():
     ds = bin_session(ALM, BinConfig(bin_width=0.02, window=(0.0, 6.0), pre_window=0.3))
     with h5py.File(ALM, "r") as f:
         flat = f["units/spike_times"][:]
@@ -228,7 +218,7 @@ def test_real_alm_history_equals_independent_histogram():
     assert ds.sizes["pre_time"] == 15 and ds.attrs["pre_window"] == pytest.approx(0.3)
     assert ds["trial"].values.tolist() == trial_ids.tolist()
     edges = -0.3 + np.arange(16) * 0.02
-    expected = _histogram(spikes, starts, edges)
+    expected = histogram_counts(spikes, starts, edges)
     # covered: inside the recording, from the earliest of spike and trial times to the
     # latest (stop_time is NaN in this file)
     first = min(flat.min(), starts.min())
