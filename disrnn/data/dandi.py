@@ -16,8 +16,6 @@ environment variable only; it is handed to the client and never logged, printed 
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import hashlib
 import itertools
 import json
@@ -27,19 +25,16 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 
 from disrnn._atomic import atomic_file
+from disrnn.data.dandi_lookup import check_asset_path, lookup_asset, open_client, resolve_api_url
 
 log = logging.getLogger(__name__)
 
-PUBLIC_API_URL = "https://api.dandiarchive.org/api"
-"""API URL of the public DANDI archive, used when neither argument nor env var is set."""
 SIDECAR_SUFFIX = ".dandi.json"
 SHA256 = "dandi:sha2-256"
 ETAG = "dandi:dandi-etag"
-_GLOB_CHARS = "*?["
-_MAX_CANDIDATES = 5000  # asset paths listed at most to suggest close matches
 _CHUNK = 1024 * 1024
 _sleep: Callable[[float], None] = time.sleep  # replaced in tests to record the backoff
 
@@ -123,173 +118,6 @@ def _digest_mismatch(expected: dict[str, str], sha256: str, etag: str | None) ->
     if etag != expected[ETAG]:
         return f"dandi-etag {etag} != expected {expected[ETAG]}"
     return None
-
-
-# ------------------------------------------------------------------------------- paths
-def _check_asset_path(path: str, what: str = "asset path") -> None:
-    """Reject paths that are empty, absolute or would leave the download folder.
-
-    Raises:
-        ValueError: ``path`` is empty, absolute (``/x``, ``C:\\x``), contains a backslash,
-            or has an empty, ``.`` or ``..`` component.
-    """
-    if not isinstance(path, str) or not path.strip():
-        raise ValueError(
-            f"the {what} must be a non-empty string such as 'sub-4/file.nwb'; got {path!r}"
-        )
-    if path.startswith("/") or PureWindowsPath(path).drive or "\\" in path:
-        raise ValueError(
-            f"the {what} {path!r} is absolute or uses backslashes; give the asset's path "
-            "inside the dandiset with forward slashes, e.g. 'sub-4/sub-4_ses-4.nwb'"
-        )
-    bad = [p for p in path.split("/") if p in ("", ".", "..")]
-    if bad:
-        raise ValueError(
-            f"the {what} {path!r} has a {bad[0]!r} component; paths that could leave the "
-            "download folder are rejected; give the asset's path inside the dandiset, "
-            "e.g. 'sub-4/sub-4_ses-4.nwb'"
-        )
-
-
-def _is_glob(path: str) -> bool:
-    return any(c in path for c in _GLOB_CHARS)
-
-
-def _glob_match(pattern: str, path: str) -> bool:
-    """Shell-style match per path component: ``*`` and ``?`` never match ``/``."""
-    pat_parts, path_parts = pattern.split("/"), path.split("/")
-    return len(pat_parts) == len(path_parts) and all(
-        fnmatch.fnmatchcase(s, p) for s, p in zip(path_parts, pat_parts, strict=True)
-    )
-
-
-def _glob_prefix(pattern: str) -> str:
-    """The literal folder prefix of ``pattern`` (up to the last '/' before a glob char)."""
-    first = min(pattern.index(c) for c in _GLOB_CHARS if c in pattern)
-    return pattern[: pattern.rfind("/", 0, first) + 1]
-
-
-def _close_matches(word: str, candidates: Iterable[str], n: int = 5) -> list[str]:
-    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.5)
-
-
-def _listing(items: list[str], limit: int = 20) -> str:
-    shown = ", ".join(repr(i) for i in items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-# ------------------------------------------------------------------------------ lookup
-def _resolve_api_url(api_url: str | None) -> str:
-    url = api_url or os.environ.get("DANDI_API_URL") or PUBLIC_API_URL
-    if not url.lower().startswith(("http://", "https://")):
-        raise ValueError(
-            f"the DANDI API URL must start with http:// or https://, got {url!r}; "
-            f"the public archive's is {PUBLIC_API_URL!r}"
-        )
-    return url.rstrip("/")
-
-
-def _open_client(api_url: str, token: str | None):
-    import requests
-    from dandi.dandiapi import DandiAPIClient
-
-    try:
-        return DandiAPIClient(api_url=api_url, token=token)
-    except RuntimeError as err:  # the client could not read the server's info
-        raise ConnectionError(
-            f"cannot reach a DANDI API at {api_url!r} ({err}); check --api-url / DANDI_API_URL "
-            "and the network"
-        ) from None
-    except requests.HTTPError as err:  # authenticate() rejected the token
-        status = err.response.status_code if err.response is not None else "?"
-        raise PermissionError(
-            f"the DANDI API at {api_url!r} rejected the token in DANDI_API_KEY (HTTP {status}); "
-            "set a valid key for this instance or unset DANDI_API_KEY for public data"
-        ) from None
-    except requests.RequestException as err:
-        raise ConnectionError(
-            f"cannot reach a DANDI API at {api_url!r} ({type(err).__name__}); "
-            "check --api-url / DANDI_API_URL and the network"
-        ) from None
-
-
-def _get_dandiset(client, dandiset: str, api_url: str):
-    from dandi.exceptions import NotFoundError
-
-    try:
-        return client.get_dandiset(dandiset, lazy=False)
-    except NotFoundError:
-        pass
-    try:
-        known = [d.identifier for d in itertools.islice(client.get_dandisets(), _MAX_CANDIDATES)]
-    except Exception:  # suggestions are a courtesy; never hide the real error
-        known = []
-    close = _close_matches(dandiset, known)
-    hint = f"; close matches: {_listing(close)}" if close else ""
-    raise ValueError(
-        f"no dandiset {dandiset!r} at {api_url} (or it is embargoed and DANDI_API_KEY is not "
-        f"set){hint}; check the identifier"
-    )
-
-
-def _select_version(remote, version: str | None, dandiset: str):
-    """The ``dandi.dandiapi.Version`` to use; raises ValueError naming the choices."""
-    if version is None:
-        published = remote.most_recent_published_version
-        if published is None:
-            raise ValueError(
-                f"dandiset {dandiset} has no published version; pass version='draft' "
-                "(--version draft) to download from the draft"
-            )
-        return published
-    if version == "draft":
-        return remote.draft_version
-    versions = [v for v in remote.get_versions()]
-    for v in versions:
-        if v.identifier == version:
-            return v
-    ids = [v.identifier for v in versions]
-    close = _close_matches(version, ids)
-    hint = f"close matches: {_listing(close)}; " if close else ""
-    raise ValueError(
-        f"dandiset {dandiset} has no version {version!r}; {hint}available versions: "
-        f"{_listing(ids)} (or omit the version for the most recent published one)"
-    )
-
-
-def _candidate_paths(remote, path: str) -> list[str]:
-    """Asset paths near ``path`` (same top folder, else the whole version), capped."""
-    top = path.split("/", 1)[0] + "/" if "/" in path else ""
-    paths = [
-        a.path for a in itertools.islice(remote.get_assets_with_path_prefix(top), _MAX_CANDIDATES)
-    ]
-    if not paths and top:
-        paths = [a.path for a in itertools.islice(remote.get_assets(), _MAX_CANDIDATES)]
-    return paths
-
-
-def _find_asset(remote, path: str, where: str):
-    """The one ``RemoteAsset`` at ``path`` (or matching the glob ``path``)."""
-    if _is_glob(path):
-        matches = [
-            a
-            for a in remote.get_assets_with_path_prefix(_glob_prefix(path))
-            if _glob_match(path, a.path)
-        ]
-        if len(matches) > 1:
-            raise ValueError(
-                f"the pattern {path!r} matches {len(matches)} assets in {where}: "
-                f"{_listing(sorted(a.path for a in matches))}; give one of them as the path"
-            )
-    else:
-        matches = [a for a in remote.get_assets_with_path_prefix(path) if a.path == path]
-    if matches:
-        return matches[0]
-    close = _close_matches(path, _candidate_paths(remote, path))
-    hint = f"; close matches: {_listing(close)}" if close else ""
-    raise FileNotFoundError(
-        f"no asset {'matches' if _is_glob(path) else 'at'} {path!r} in {where}{hint}"
-    )
 
 
 # ---------------------------------------------------------------------------- download
@@ -403,19 +231,9 @@ def fetch_asset(
         ConnectionError: the API cannot be reached, or the download still fails after
             ``max_retries`` retries.
     """
-    if not isinstance(dandiset, str) or not re.fullmatch(r"\d{6}", dandiset):
-        raise ValueError(f"a dandiset identifier is six digits such as '000207'; got {dandiset!r}")
-    _check_asset_path(path)
-    if version is not None and (not isinstance(version, str) or not version.strip()):
-        raise ValueError(
-            f"version must be None, 'draft' or a version id such as '0.220927.1850'; got {version!r}"
-        )
-    if not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
-    if not (isinstance(backoff, int | float) and backoff >= 0):
-        raise ValueError(f"backoff must be a non-negative number of seconds, got {backoff!r}")
+    _check_arguments(dandiset, path, version, max_retries, backoff)
     out_dir = Path(out_dir)
-    url = _resolve_api_url(api_url)
+    url = resolve_api_url(api_url)
     token = os.environ.get("DANDI_API_KEY") or None
     log.info(
         "looking up dandiset %s (version %s) asset %r at %s%s",
@@ -426,83 +244,115 @@ def fetch_asset(
         " with the token from DANDI_API_KEY" if token else "",
     )
 
-    with _open_client(url, token) as client:
-        remote = _get_dandiset(client, dandiset, url)
-        ver = _select_version(remote, version, dandiset)
-        remote = remote.for_version(ver)
-        where = f"dandiset {dandiset} version {ver.identifier}"
-        asset = _find_asset(remote, path, where)
-        _check_asset_path(asset.path, what="asset path returned by the server")
-        if getattr(asset.asset_type, "name", "") != "BLOB":
-            raise ValueError(
-                f"{asset.path!r} in {where} is a Zarr asset; fetch_asset downloads single files only"
-            )
-        digest = asset.get_raw_metadata().get("digest") or {}
-        expected = {k: str(digest[k]) for k in (SHA256, ETAG) if digest.get(k)}
-        if not expected:
-            raise ValueError(
-                f"the metadata of {asset.path!r} in {where} has no {SHA256} or {ETAG} digest "
-                f"(it has {sorted(digest)}); the download cannot be verified"
-            )
-        dest = out_dir / PurePosixPath(asset.path)
-        if not dest.resolve().is_relative_to(out_dir.resolve()):
-            raise ValueError(
-                f"the asset path {asset.path!r} would leave the download folder {str(out_dir)!r}"
-            )
-        record = {
-            "dandiset": dandiset,
-            "version": ver.identifier,
-            "asset_path": asset.path,
-            "api_url": url,
-            "sha256": None,
-            "size": asset.size,
-        }
-        want_etag = SHA256 not in expected
-
-        if dest.is_file() and dest.stat().st_size == asset.size:
-            sha256, etag, _ = _hash_chunks(_read_file(dest), asset.size, want_etag)
-            if _digest_mismatch(expected, sha256, etag) is None:
-                log.info("%s is already downloaded with the right digest; skipping", dest)
-                _write_sidecar(dest, {**record, "sha256": sha256})
-                return dest
-            log.warning("%s exists but its digest differs; downloading it again", dest)
-        elif dest.exists():
-            log.warning(
-                "%s exists but is not the %d-byte asset; downloading it again", dest, asset.size
-            )
-
-        downloader = asset.get_download_file_iter()
-        log.info("downloading %s (%d bytes) from %s to %s", asset.path, asset.size, where, dest)
-        with atomic_file(dest) as tmp:
-            for attempt in itertools.count():
-                try:
-                    sha256, etag = _download_once(
-                        downloader, tmp, asset.size, want_etag, asset.path
-                    )
-                    break
-                except _Transient as err:
-                    if attempt >= max_retries:
-                        raise ConnectionError(
-                            f"downloading {asset.path!r} from {url} failed after {attempt + 1} "
-                            f"attempt(s); last error: {err}; try again later or raise max_retries"
-                        ) from None
-                    delay = backoff * 2**attempt
-                    log.warning(
-                        "download of %s failed (%s); retry %d of %d in %.3g s",
-                        asset.path,
-                        err,
-                        attempt + 1,
-                        max_retries,
-                        delay,
-                    )
-                    _sleep(delay)
-            problem = _digest_mismatch(expected, sha256, etag)
-            if problem is not None:
-                raise DigestMismatchError(
-                    f"the bytes downloaded for {asset.path!r} from {where} at {url} do not match "
-                    f"the asset's metadata ({problem}); nothing was written; the server's copy or "
-                    "its metadata is corrupt, or a proxy altered the download"
-                )
-        log.info("verified %s (sha256 %s)", dest, sha256)
-        _write_sidecar(dest, {**record, "sha256": sha256})
+    with open_client(url, token) as client:
+        asset, ver, where = lookup_asset(client, dandiset, path, version, url)
+        expected = _expected_digests(asset, where)
+        dest = _destination(out_dir, asset.path)
+        sha256 = _verified_copy(dest, asset.size, expected)
+        if sha256 is None:
+            sha256 = _download_verified(asset, dest, expected, url, where, max_retries, backoff)
+            log.info("verified %s (sha256 %s)", dest, sha256)
+        record = {"dandiset": dandiset, "version": ver.identifier, "asset_path": asset.path}
+        _write_sidecar(dest, {**record, "api_url": url, "sha256": sha256, "size": asset.size})
     return dest
+
+
+def _check_arguments(
+    dandiset: str, path: str, version: str | None, max_retries: int, backoff: float
+) -> None:
+    """Reject malformed arguments of :func:`fetch_asset` before any request (ValueError)."""
+    if not isinstance(dandiset, str) or not re.fullmatch(r"\d{6}", dandiset):
+        raise ValueError(f"a dandiset identifier is six digits such as '000207'; got {dandiset!r}")
+    check_asset_path(path)
+    if version is not None and (not isinstance(version, str) or not version.strip()):
+        raise ValueError(
+            f"version must be None, 'draft' or a version id such as '0.220927.1850'; got {version!r}"
+        )
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    if not (isinstance(backoff, int | float) and backoff >= 0):
+        raise ValueError(f"backoff must be a non-negative number of seconds, got {backoff!r}")
+
+
+def _expected_digests(asset, where: str) -> dict[str, str]:
+    """The asset's sha256 and/or etag from its metadata; ValueError when it has neither."""
+    digest = asset.get_raw_metadata().get("digest") or {}
+    expected = {k: str(digest[k]) for k in (SHA256, ETAG) if digest.get(k)}
+    if not expected:
+        raise ValueError(
+            f"the metadata of {asset.path!r} in {where} has no {SHA256} or {ETAG} digest "
+            f"(it has {sorted(digest)}); the download cannot be verified"
+        )
+    return expected
+
+
+def _destination(out_dir: Path, asset_path: str) -> Path:
+    """``out_dir / asset_path``; ValueError when it would lie outside ``out_dir``."""
+    dest = out_dir / PurePosixPath(asset_path)
+    if not dest.resolve().is_relative_to(out_dir.resolve()):
+        raise ValueError(
+            f"the asset path {asset_path!r} would leave the download folder {str(out_dir)!r}"
+        )
+    return dest
+
+
+def _verified_copy(dest: Path, size: int, expected: dict[str, str]) -> str | None:
+    """The sha256 of the file at ``dest`` when it is the asset already, else None."""
+    if dest.is_file() and dest.stat().st_size == size:
+        sha256, etag, _ = _hash_chunks(_read_file(dest), size, SHA256 not in expected)
+        if _digest_mismatch(expected, sha256, etag) is None:
+            log.info("%s is already downloaded with the right digest; skipping", dest)
+            return sha256
+        log.warning("%s exists but its digest differs; downloading it again", dest)
+    elif dest.exists():
+        log.warning("%s exists but is not the %d-byte asset; downloading it again", dest, size)
+    return None
+
+
+def _download_verified(
+    asset,
+    dest: Path,
+    expected: dict[str, str],
+    url: str,
+    where: str,
+    max_retries: int,
+    backoff: float,
+) -> str:
+    """Download ``asset`` to ``dest`` (retrying transient failures); return its sha256.
+
+    Raises:
+        ConnectionError: still failing after ``max_retries`` retries.
+        DigestMismatchError: the bytes do not match ``expected``; nothing is left behind.
+    """
+    downloader = asset.get_download_file_iter()
+    want_etag = SHA256 not in expected
+    log.info("downloading %s (%d bytes) from %s to %s", asset.path, asset.size, where, dest)
+    with atomic_file(dest) as tmp:
+        for attempt in itertools.count():
+            try:
+                sha256, etag = _download_once(downloader, tmp, asset.size, want_etag, asset.path)
+                break
+            except _Transient as err:
+                if attempt >= max_retries:
+                    raise ConnectionError(
+                        f"downloading {asset.path!r} from {url} failed after {attempt + 1} "
+                        f"attempt(s); last error: {err}; try again later or raise max_retries"
+                    ) from None
+                delay = backoff * 2**attempt
+                log.warning(
+                    "download of %s failed (%s); retry %d of %d in %.3g s",
+                    asset.path,
+                    err,
+                    attempt + 1,
+                    max_retries,
+                    delay,
+                )
+                _sleep(delay)
+        problem = _digest_mismatch(expected, sha256, etag)
+        if problem is not None:
+            raise DigestMismatchError(
+                f"the bytes downloaded for {asset.path!r} from {where} at {url} do not match "
+                f"the asset's metadata ({problem}); nothing was written; the server's copy or "
+                "its metadata is corrupt, or a proxy altered the download"
+            )
+    return sha256
