@@ -8,8 +8,9 @@ belongs to the next window (np.histogram closes its last bin). Spike times are u
 stored.
 
 This module is the step (NWB session + BinConfig -> dataset), cut along its parts:
-``_activity_source`` (what is binned), ``_trial_windows`` (which trials, which bins),
-``_bin_units`` (counts or means of the kept units), ``_data_vars`` / ``_coords`` (the
+``_activity_source`` (what is binned), ``trials.trial_windows`` (which trials, which
+bins; ``trials.py``), ``_bin_units`` (counts or means of the kept units),
+``_split_and_heldout`` (trial splits, held-out units), ``_data_vars`` / ``_coords`` (the
 dataset). What to bin is :class:`BinConfig` (``bin_config.py``); the counting and
 averaging onto bins is ``bins.py`` (numpy only, no NWB).
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -27,11 +27,13 @@ import xarray as xr
 
 from disrnn.data import splits
 from disrnn.data.bin_config import BinConfig
-from disrnn.data.bins import _TOL, bin_series, count_spikes, observed_bins
+from disrnn.data.bins import bin_series, count_spikes, observed_bins
 from disrnn.data.io import DIMS, clean_attrs, file_sha256
-from disrnn.data.nwb import Session, read_session
+from disrnn.data.nwb import read_session
 from disrnn.data.pre_window import pre_window_vars
 from disrnn.data.rescale import rescale_unit_max
+from disrnn.data.session import Session
+from disrnn.data.trials import trial_windows
 
 __all__ = [
     "BinConfig",
@@ -74,77 +76,6 @@ def _provenance(path: Path) -> dict:
         if meta.get("sha256") and meta["sha256"] != sha:
             log.warning("%s: sha256 differs from the DANDI sidecar's; the file changed", path)
     return attrs
-
-
-def _alignment(session: Session, config: BinConfig, extent: tuple[float, float]):
-    """-> (ids, align times, columns, window, alignment label, table rows before drops)."""
-    if config.window_length is not None:
-        length = config.window_length
-        duration = extent[1] - extent[0]
-        if length > duration + _TOL:
-            raise ValueError(
-                f"window_length {length} s is longer than the data ({duration:.6g} s, from "
-                f"{extent[0]:.6g} to {extent[1]:.6g} s); choose at most {duration:.6g} s"
-            )
-        n = int(math.floor(duration / length + 1e-9))
-        starts = extent[0] + np.arange(n) * length
-        columns = {"start_time": starts, "stop_time": starts + length}
-        return np.arange(n), starts, columns, (0.0, length), "windows", n
-    name = config.trials
-    if name is None:
-        if "trials" not in session.tables:
-            avail = ", ".join(sorted(session.tables)) or "none"
-            raise ValueError(
-                f"{session.path.name} has no nwb.trials table; name an interval table with "
-                f"trials (available: {avail}) and a window, or give window_length to cut "
-                "the recording into windows"
-            )
-        name = "trials"
-    table = session.table(name)
-    column = config.align or "start_time"
-    if column not in table.columns:
-        avail = ", ".join(table.columns) or "none"
-        raise ValueError(
-            f"table {name!r} has no column {column!r} to align on; available columns: {avail}"
-        )
-    align = table.columns[column]
-    if align.dtype.kind not in "iuf":
-        raise ValueError(f"alignment column {name}.{column} is not numeric ({align.dtype})")
-    window = config.window
-    if window is None:
-        dur = table.columns["stop_time"] - table.columns["start_time"]
-        dur = dur[np.isfinite(dur)]
-        if dur.size == 0 or np.ptp(dur) > 1e-6 or dur[0] <= 0:
-            raise ValueError(
-                f"trials of {name!r} differ in duration (or have none); give a window "
-                "(start, end) in seconds around the alignment, e.g. --window -0.5 1.5"
-            )
-        window = (0.0, float(np.median(dur)))
-        if window[1] < config.bin_width * (1 - 1e-9):
-            raise ValueError(
-                f"bin_width {config.bin_width} s is longer than the trials ({window[1]:g} s)"
-            )
-    return (
-        table.ids,
-        align.astype(np.float64),
-        table.columns,
-        window,
-        f"{name}/{column}",
-        len(align),
-    )
-
-
-def _edges(window: tuple[float, float], bin_width: float) -> np.ndarray:
-    n = int(math.floor((window[1] - window[0]) / bin_width + 1e-9))
-    if abs(n * bin_width - (window[1] - window[0])) > 1e-9 * max(1.0, abs(window[1])):
-        log.warning(
-            "window %s is not a whole number of %g s bins; using %d bins up to %g s",
-            window,
-            bin_width,
-            n,
-            window[0] + n * bin_width,
-        )
-    return window[0] + np.arange(n + 1) * bin_width
 
 
 def _apply_filters(
@@ -247,41 +178,14 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     want = tuple(config.behavior) + ((config.activity,) if config.activity else ())
     session = read_session(path, series=want)
     source, extent, kind = _activity_source(session, config, path)
-    ids, align, columns, edges, label, n_rows, dropped = _trial_windows(session, config, extent)
+    ids, align, columns, edges, label, n_rows, dropped = trial_windows(session, config, extent)
     n_trials, n_bins = len(ids), len(edges) - 1
     units = _bin_units(session, config, source, kind, align, edges, path)
     columns = _with_condition(columns, config.condition, path)
-    split_rng, heldout_rng = splits.generators(int(config.seed))
-    strata = None
-    if config.stratify is not None:
-        if config.stratify not in columns:
-            avail = ", ".join(columns) or "none"
-            raise ValueError(
-                f"cannot stratify by {config.stratify!r}: not a trial column; available: {avail}"
-            )
-        strata = columns[config.stratify]
-    split = splits.split_trials(n_trials, config.split, split_rng, strata)
-    heldout, heldout_source = splits.choose_heldout(
-        len(units["ids"]),
-        config.heldout_fraction,
-        heldout_rng,
-        units["columns"].pop("heldout", None),
-        mode=config.heldout,
-        source=path.name,
+    split, heldout, heldout_source = _split_and_heldout(config, columns, n_trials, units, path)
+    data_vars, coords_extra, pre_covered = _data_vars(
+        session, config, kind, source, units, align, edges
     )
-    data_vars, coords_extra = _data_vars(session, config, kind, units, align, edges)
-    pre_vars, pre_coords, pre_covered = pre_window_vars(
-        session,
-        kind,
-        units["keep"],
-        align,
-        float(edges[0]),
-        config.bin_width,
-        config.n_pre_bins,
-        series=source if kind == "continuous" else None,
-    )
-    data_vars.update(pre_vars)
-    coords_extra.update(pre_coords)
     coords = _coords(ids, edges, units, split, heldout, coords_extra, columns, data_vars)
     attrs = {
         **_provenance(path),
@@ -319,6 +223,36 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     return ds
 
 
+def _split_and_heldout(config: BinConfig, columns: dict, n_trials: int, units: dict, path: Path):
+    """(split (trial,) str, heldout (unit,) bool, what decided the held-out units).
+
+    Takes the file's ``heldout`` column out of ``units["columns"]`` (it becomes the
+    ``heldout`` coord, not a unit column).
+
+    Raises:
+        ValueError: ``config.stratify`` is not a trial column (the message lists them).
+    """
+    split_rng, heldout_rng = splits.generators(int(config.seed))
+    strata = None
+    if config.stratify is not None:
+        if config.stratify not in columns:
+            avail = ", ".join(columns) or "none"
+            raise ValueError(
+                f"cannot stratify by {config.stratify!r}: not a trial column; available: {avail}"
+            )
+        strata = columns[config.stratify]
+    split = splits.split_trials(n_trials, config.split, split_rng, strata)
+    heldout, heldout_source = splits.choose_heldout(
+        len(units["ids"]),
+        config.heldout_fraction,
+        heldout_rng,
+        units["columns"].pop("heldout", None),
+        mode=config.heldout,
+        source=path.name,
+    )
+    return split, heldout, heldout_source
+
+
 def _activity_source(session: Session, config: BinConfig, path: Path):
     """(continuous TimeSeries or None, (start, end) extent in s, kind) of what is binned."""
     source = None
@@ -344,37 +278,6 @@ def _activity_source(session: Session, config: BinConfig, path: Path):
     if not all(np.isfinite(extent)) or extent[1] <= extent[0]:
         raise ValueError(f"{path.name} holds no spikes or samples to bin (extent {extent})")
     return source, extent, kind
-
-
-def _trial_windows(session: Session, config: BinConfig, extent):
-    """The kept trials: (ids, alignment times, trial columns, bin edges, alignment label,
-    table rows, the dropped trials by reason)."""
-    ids, align, columns, window, label, n_rows = _alignment(session, config, extent)
-    duration = extent[1] - extent[0]
-    if window[1] - window[0] > duration + _TOL:
-        raise ValueError(
-            f"window {window} ({window[1] - window[0]:g} s) is longer than the data "
-            f"({duration:.6g} s, from {extent[0]:.6g} to {extent[1]:.6g} s)"
-        )
-    edges = _edges(window, config.bin_width)
-    nan = ~np.isfinite(align)
-    with np.errstate(invalid="ignore"):
-        outside = ~nan & (
-            (align + edges[0] < extent[0] - _TOL) | (align + edges[-1] > extent[1] + _TOL)
-        )
-    dropped = {
-        "nan_alignment": {"count": int(nan.sum()), "ids": ids[nan].tolist()},
-        "outside_recording": {"count": int(outside.sum()), "ids": ids[outside].tolist()},
-    }
-    keep_t = ~(nan | outside)
-    if not keep_t.any():
-        raise ValueError(
-            f"no trial is left: {int(nan.sum())} have a NaN alignment and "
-            f"{int(outside.sum())} windows leave the recording ({extent[0]:.6g}-"
-            f"{extent[1]:.6g} s); check align and window"
-        )
-    columns = {k: v[keep_t] for k, v in columns.items()}
-    return ids[keep_t], align[keep_t], columns, edges, label, n_rows, dropped
 
 
 def _bin_units(session: Session, config: BinConfig, source, kind, align, edges, path) -> dict:
@@ -412,8 +315,9 @@ def _bin_units(session: Session, config: BinConfig, source, kind, align, edges, 
     }
 
 
-def _data_vars(session: Session, config: BinConfig, kind, units: dict, align, edges):
-    """(data variables, extra coords): activity, mask, behavior and the ground truth."""
+def _data_vars(session: Session, config: BinConfig, kind, source, units: dict, align, edges):
+    """(data variables, extra coords, seconds of history covered): activity, mask, behavior,
+    the ground truth and the history before each window (:func:`pre_window_vars`)."""
     data_vars = {
         "activity": (DIMS, units["activity"], {"kind": kind}),
     }
@@ -453,7 +357,19 @@ def _data_vars(session: Session, config: BinConfig, kind, units: dict, align, ed
             "latent_group": ("latent", truth.latent_group),
             "latent_system": ("latent", truth.latent_system),
         }
-    return data_vars, coords_extra
+    pre_vars, pre_coords, pre_covered = pre_window_vars(
+        session,
+        kind,
+        keep_u,
+        align,
+        float(edges[0]),
+        config.bin_width,
+        config.n_pre_bins,
+        series=source if kind == "continuous" else None,
+    )
+    data_vars.update(pre_vars)
+    coords_extra.update(pre_coords)
+    return data_vars, coords_extra, pre_covered
 
 
 def _coords(ids, edges, units: dict, split, heldout, coords_extra, columns, data_vars) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from disrnn.data.nwb import Series
+from disrnn.data.session import Series
 
 _TOL = 1e-7  # seconds: slack when comparing a window with the recording's extent
 

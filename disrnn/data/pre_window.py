@@ -11,7 +11,7 @@ A history bin is *covered* (``pre_mask`` True) when the recording holds it:
 - spikes, with ``obs_intervals``: the bin lies wholly inside an interval of every unit
   (the window's ``mask`` rule); a unit's counts outside its own intervals are 0;
 - spikes, without ``obs_intervals``: the bin lies wholly inside the session's extent
-  (:attr:`disrnn.data.nwb.Session.extent`: the span of spike times and interval-table
+  (:attr:`disrnn.data.session.Session.extent`: the span of spike times and interval-table
   times, the span that also decides which trials are dropped as outside the recording);
   in a simulated file (it has ``ground_truth``) the bin must also hold a sample of the
   true rates, since the simulator records only the trials' bins;
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from disrnn.data.bins import _TOL, bin_series, count_spikes, observed_bins
-from disrnn.data.nwb import Series, Session
+from disrnn.data.session import Series, Session
 
 
 def pre_edges(window_start: float, bin_width: float, n_pre: int) -> np.ndarray:
