@@ -14,7 +14,12 @@ from disrnn.evaluation import alignment as al
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.decoding import condition_decoding
 from disrnn.evaluation.inputs import load_data
-from disrnn.evaluation.references import _condition, _heldout, _identity, _split_arrays
+from disrnn.evaluation.reference_inputs import (
+    condition_labels,
+    heldout_units,
+    reference_identity,
+    split_arrays,
+)
 from disrnn.fit.tensors import valid_bins
 
 __all__ = ["PCAResult", "pca_reference"]
@@ -60,8 +65,8 @@ def pca_reference(dataset, n_components: int, seed: int = 0, condition=None, his
     """
     t0 = time.perf_counter()
     ds, ds_path = load_data(dataset)
-    split, train, test = _split_arrays(ds)
-    ho = _heldout(ds)
+    split, train, test = split_arrays(ds)
+    ho = heldout_units(ds)
     n_in = int((~ho).sum())
     if not isinstance(n_components, int | np.integer) or not 1 <= n_components <= n_in:
         raise ValueError(
@@ -69,13 +74,7 @@ def pca_reference(dataset, n_components: int, seed: int = 0, condition=None, his
         )
     x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
     obs, ok = valid_bins(ds, 0), valid_bins(ds, history)
-    xtr = x[train][obs[train]][:, ~ho]  # (bin, held-in)
-    if xtr.shape[0] <= n_components:
-        raise ValueError(f"{xtr.shape[0]} training bins cannot give {n_components} components")
-    mean = xtr.mean(0)
-    _, _, vt = np.linalg.svd(xtr - mean, full_matrices=False)
-    V = vt[:n_components].T  # (held-in, latent)
-    V *= np.sign(V[np.abs(V).argmax(0), np.arange(n_components)])
+    mean, V = _principal_components(x[train][obs[train]][:, ~ho], n_components)
     z = (x[..., ~ho] - mean) @ V  # (trial, time, latent)
     z[~obs] = np.nan
     recon = np.full_like(x, np.nan)
@@ -87,29 +86,19 @@ def pca_reference(dataset, n_components: int, seed: int = 0, condition=None, his
 
     te = np.flatnonzero(test)
     ok_te = ok[te]
-    r2u, pooled = mt.r2_per_unit(x[te], recon[te], ok_te[..., None])
-    m = _identity(ds, ds_path, "pca", seed, history, test, ok_te, ho)
+    m = reference_identity(ds, ds_path, "pca", seed, history, test, ok_te, ho)
     m.update(
         {
             "likelihood": None,
             "n_components": int(n_components),
             "fit_seconds": float(seconds),
-            "recon_r2": pooled,
-            "recon_r2_unit_mean": float(np.nanmean(r2u)) if np.isfinite(r2u).any() else None,
-            "recon_r2_heldin": mt.r2_per_unit(
-                x[te][..., ~ho], recon[te][..., ~ho], ok_te[..., None]
-            )[1],
-            "recon_r2_heldout": (
-                mt.r2_per_unit(x[te][..., ho], recon[te][..., ho], ok_te[..., None])[1]
-                if ho.any()
-                else None
-            ),
+            **_recon_metrics(x[te], recon[te], ok_te, ho),
             "co_bps": None,
             "test_ll_heldout_per_bin_neuron": None,
             "behavior_r2": _behavior_r2(ds, z[te], ok_te),
         }
     )
-    labels = _condition(ds, condition)
+    labels = condition_labels(ds, condition)
     if labels is not None:
         dec = condition_decoding(z, labels, split, seed=seed)
         m.update(
@@ -118,23 +107,60 @@ def pca_reference(dataset, n_components: int, seed: int = 0, condition=None, his
                 for k in ("condition_accuracy", "condition_accuracy_time_mean", "condition_chance")
             }
         )
-    lat = xr.DataArray(
+    comps = xr.DataArray(
+        V.T, dims=("latent", "unit"), coords={"unit": ds["unit"].values[~ho]}, name="components"
+    )
+    return PCAResult(m, _latents(ds, z, split, labels), comps, mean)
+
+
+def _principal_components(xtr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (unit,), V (unit, k)): the top k right singular vectors of the centred
+    (bin, unit) matrix ``xtr``, each signed so that its largest loading is positive.
+
+    Raises:
+        ValueError: no more bins than components.
+    """
+    if xtr.shape[0] <= k:
+        raise ValueError(f"{xtr.shape[0]} training bins cannot give {k} components")
+    mean = xtr.mean(0)
+    _, _, vt = np.linalg.svd(xtr - mean, full_matrices=False)
+    V = vt[:k].T  # (held-in, latent)
+    V *= np.sign(V[np.abs(V).argmax(0), np.arange(k)])
+    return mean, V
+
+
+def _recon_metrics(x_te, recon_te, ok_te, ho) -> dict:
+    """Pooled and per-unit R^2 of the reconstruction on the scored test bins, all units,
+    held-in and held-out (null without held-out units)."""
+    r2u, pooled = mt.r2_per_unit(x_te, recon_te, ok_te[..., None])
+    return {
+        "recon_r2": pooled,
+        "recon_r2_unit_mean": float(np.nanmean(r2u)) if np.isfinite(r2u).any() else None,
+        "recon_r2_heldin": mt.r2_per_unit(x_te[..., ~ho], recon_te[..., ~ho], ok_te[..., None])[1],
+        "recon_r2_heldout": (
+            mt.r2_per_unit(x_te[..., ho], recon_te[..., ho], ok_te[..., None])[1]
+            if ho.any()
+            else None
+        ),
+    }
+
+
+def _latents(ds, z, split, labels) -> xr.DataArray:
+    """(trial, time, latent) PCA latents of every trial with the coords of latents.nc."""
+    k = z.shape[2]
+    return xr.DataArray(
         z,
         dims=("trial", "time", "latent"),
         coords={
             "trial": ds["trial"].values,
             "time": ds["time"].values,
-            "latent": np.arange(n_components),
-            "latent_group": ("latent", np.zeros(n_components, int)),
+            "latent": np.arange(k),
+            "latent_group": ("latent", np.zeros(k, int)),
             "split": ("trial", split),
             **({} if labels is None else {"condition": ("trial", labels)}),
         },
         name="latents",
     )
-    comps = xr.DataArray(
-        V.T, dims=("latent", "unit"), coords={"unit": ds["unit"].values[~ho]}, name="components"
-    )
-    return PCAResult(m, lat, comps, mean)
 
 
 def _behavior_r2(ds, z_test, ok_te) -> dict | None:

@@ -27,10 +27,16 @@ import xarray as xr
 from scipy.ndimage import convolve1d
 
 from disrnn._atomic import atomic_dir, atomic_file
-from disrnn.data.io import clean_attrs, file_sha256, save_dataset
+from disrnn.data.io import clean_attrs, save_dataset
 from disrnn.evaluation import metrics as mt
-from disrnn.evaluation.inputs import SESSION_ATTRS, abs_path, load_data, null_rate, session_id
-from disrnn.evaluation.steps import CONN_KEYS, TRUTH_KEYS
+from disrnn.evaluation.glm import fit_predict, one_thread, search_grid, select_grid
+from disrnn.evaluation.inputs import load_data, null_rate
+from disrnn.evaluation.reference_inputs import (
+    condition_labels,
+    heldout_units,
+    reference_identity,
+    split_arrays,
+)
 from disrnn.fit.tensors import dataset_kind, valid_bins
 
 __all__ = [
@@ -51,31 +57,6 @@ KERNEL_SDS = (0.02, 0.03, 0.05, 0.08, 0.12)
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FEATURES = ("rate", "sqrt", "log")
 _LOG_EPS = 1e-3  # counts per bin added before the log feature
-# metrics of a fit's evaluation that a reference has no counterpart for (null)
-_NOT_APPLICABLE = (
-    "fit_dir",
-    "groups",
-    "beta",
-    "alpha",
-    "epochs",
-    "best_epoch",
-    "bps",
-    "bps_heldin",
-    "test_ll_per_bin_neuron",
-    "test_ll_per_bin",
-    "test_ll_heldin_per_bin_neuron",
-    "rate_r2_true",
-    "group_partition",
-    "partition_sizes",
-    "sigma_q",
-    "pc",
-    "tc",
-    *TRUTH_KEYS,
-    *CONN_KEYS,
-    *(f"{k}_{s}" for k in ("W", "Wsub") for s in ("mae", "rmse", "r2", "pearson")),
-    "kstep_r2",
-    "kstep_bps",
-)
 
 
 # ------------------------------------------------------------------------- smoothing
@@ -162,123 +143,6 @@ class SmoothingResult:
     cv_scores: dict = field(default_factory=dict)
 
 
-def _one_thread():
-    """sklearn's OpenMP loss kernels on one thread: on a small or busy machine the many small
-    GLM fits are ~30x faster than with oversubscribed threads (and bitwise reproducible)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1)
-
-
-def _glm(alpha: float, max_iter: int, warm_start: bool = False):
-    from sklearn.linear_model import PoissonRegressor
-
-    return PoissonRegressor(alpha=alpha, max_iter=max_iter, warm_start=warm_start)
-
-
-def _standardise(f_train: np.ndarray):
-    mu = f_train.mean(0)
-    sd = f_train.std(0)
-    return mu, np.where(sd > 0, sd, 1.0)
-
-
-def _fit_predict(f_tr, y_tr, f_te, alpha, max_iter) -> np.ndarray:
-    """(bin_te, unit_out) rates of one fresh Poisson GLM per output unit."""
-    mu, sd = _standardise(f_tr)
-    a, b = (f_tr - mu) / sd, (f_te - mu) / sd
-    out = np.empty((f_te.shape[0], y_tr.shape[1]))
-    for u in range(y_tr.shape[1]):
-        out[:, u] = _glm(alpha, max_iter).fit(a, y_tr[:, u]).predict(b)
-    return out
-
-
-def _cv_scores(feat, y, ok, folds, alphas, max_iter) -> np.ndarray:
-    """(alpha,) summed Poisson LL of the held-out units on each fold's left-out trials.
-
-    feat: (trial, time, feature), y: (trial, time, unit_out), ok: (trial, time) bool over
-    the training trials; folds: (trial,) fold index. Alphas are fitted largest first with
-    warm starts (same optimum, fewer iterations).
-    """
-    order = np.argsort(alphas)[::-1]
-    ll = np.zeros(len(alphas))
-    for k in np.unique(folds):
-        tr, te = (folds != k)[:, None] & ok, (folds == k)[:, None] & ok
-        mu, sd = _standardise(feat[tr])
-        a, b = (feat[tr] - mu) / sd, (feat[te] - mu) / sd
-        for u in range(y.shape[2]):
-            model = _glm(alphas[order[0]], max_iter, warm_start=True)
-            for i in order:
-                model.set_params(alpha=alphas[i])
-                model.fit(a, y[..., u][tr])
-                ll[i] += mt.poisson_loglik(y[..., u][te], model.predict(b)).sum()
-    return ll
-
-
-def _select(feats, tri, y, obs, sds, alphas, n_folds, seed, max_iter):
-    """(kernel sd, alpha, cv scores): the grid point with the best summed held-out Poisson
-    LL over ``n_folds`` seeded folds of the training trials (first maximum in (sd, alpha)
-    order); a one-point grid is returned without cross-validation.
-
-    feats: sd (s) -> (trial, time, feature) of every trial; tri: (train trial,) indices;
-    y: (train trial, time, unit_out) counts; obs: (train trial, time) bool.
-    """
-    if len(sds) * len(alphas) == 1:
-        return sds[0], alphas[0], {}
-    n = y.shape[0]
-    if n < n_folds or n_folds < 2:
-        raise ValueError(f"n_folds must be in 2..{n} (the training trials), got {n_folds}")
-    folds = np.random.default_rng(seed).permutation(n) % n_folds
-    cv: dict[str, float] = {}
-    for sd in sds:
-        ll = _cv_scores(feats(sd)[tri], y, obs, folds, alphas, max_iter)
-        cv.update({f"sd={sd:g},alpha={a:g}": float(v) for a, v in zip(alphas, ll, strict=True)})
-    best = max(cv, key=cv.get)
-    sd_best, alpha_best = (float(p.split("=")[1]) for p in best.split(","))
-    return sd_best, alpha_best, cv
-
-
-def _grid(kernel_sds, alphas, bin_width) -> tuple[list[float], list[float]]:
-    sds = sorted({max(float(s), bin_width) for s in np.atleast_1d(kernel_sds)})
-    alphas = [float(a) for a in np.atleast_1d(alphas)]
-    if not sds or not alphas or min(alphas) < 0:
-        raise ValueError(
-            f"kernel_sds and alphas must be non-empty with alphas >= 0, got "
-            f"{kernel_sds!r} and {alphas!r}"
-        )
-    return sds, alphas
-
-
-def _split_arrays(ds: xr.Dataset):
-    if "split" not in ds.coords:
-        raise ValueError("the dataset has no 'split' coordinate; build it with `disrnn bin`")
-    split = np.asarray(ds["split"].values).astype(str)
-    train, test = split == "train", split == "test"
-    if not train.any() or not test.any():
-        raise ValueError(f"the dataset needs train and test trials (splits: {sorted(set(split))})")
-    return split, train, test
-
-
-def _heldout(ds: xr.Dataset) -> np.ndarray:
-    if "heldout" not in ds.coords:
-        return np.zeros(ds.sizes["unit"], bool)
-    return np.asarray(ds["heldout"].values).astype(bool)
-
-
-def _condition(ds: xr.Dataset, condition):
-    """(trial,) labels or None: a coord name, an array, or the ``condition`` coord."""
-    if condition is None:
-        return np.asarray(ds["condition"].values) if "condition" in ds.coords else None
-    if isinstance(condition, str):
-        if condition not in ds.coords:
-            trial_coords = [c for c in ds.coords if ds[c].dims == ("trial",)]
-            raise ValueError(f"no trial coordinate {condition!r}; trial coords: {trial_coords}")
-        return np.asarray(ds[condition].values)
-    labels = np.asarray(condition)
-    if labels.shape != (ds.sizes["trial"],):
-        raise ValueError(f"condition must have one label per trial ({ds.sizes['trial']})")
-    return labels
-
-
 def smoothing_reference(
     dataset,
     seed: int = 0,
@@ -329,70 +193,95 @@ def smoothing_reference(
     """
     t0 = time.perf_counter()
     ds, ds_path = load_data(dataset)
+    train, test, ho, bw = _smoothing_inputs(ds, features)
+    sds, alphas = search_grid(kernel_sds, alphas, bw)
+    labels = condition_labels(ds, condition)
+    x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
+    obs = valid_bins(ds, 0)  # (trial, time) observed bins: what the GLMs are fitted on
+    ok = valid_bins(ds, history)  # scored bins, as a fit with history L
+    feats = _heldin_features(ds, x, obs, ho, bw, features)
+    tri, te = np.flatnonzero(train), np.flatnonzero(test)
+    with one_thread():
+        sd_best, alpha_best, cv = select_grid(
+            feats, tri, x[tri][..., ho], obs[tri], sds, alphas, n_folds, seed, max_iter
+        )
+        rates = _heldout_rates(feats(sd_best), x, obs, ho, train, test, alpha_best, max_iter)
+    seconds = time.perf_counter() - t0
+    scores = _heldout_scores(
+        ds, x, rates, obs, ok[te], ho, tri, te, labels, psth_kernel_sd / bw, history
+    )
+    m = {
+        **reference_identity(ds, ds_path, "smoothing", seed, history, test, ok[te], ho),
+        "likelihood": "poisson",
+        **scores,
+        "psth_kernel_sd": float(psth_kernel_sd),
+        "kernel_sd": float(sd_best),
+        "glm_alpha": float(alpha_best),
+        "features": features,
+        "cv_folds": int(n_folds) if cv else None,
+        "fit_seconds": float(seconds),
+        **dict.fromkeys(("recon_r2", "recon_r2_unit_mean", "behavior_r2")),
+    }
+    return SmoothingResult(m, _test_da(ds, te, ho, rates), _test_da(ds, te, ho, x[te][..., ho]), cv)
+
+
+def _smoothing_inputs(ds: xr.Dataset, features: str):
+    """(train, test (trial,) bool, held-out units (unit,) bool, bin width in s) of a dataset
+    the smoothing reference can score.
+
+    Raises:
+        ValueError: not spike counts, an unknown ``features``, no train/test trials, no
+        held-out or no held-in units.
+    """
     if dataset_kind(ds) != "spike_counts":
         raise ValueError(f"smoothing_reference needs spike counts, got kind {dataset_kind(ds)!r}")
     if features not in FEATURES:
         raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
-    split, train, test = _split_arrays(ds)
-    ho = _heldout(ds)
+    _, train, test = split_arrays(ds)
+    ho = heldout_units(ds)
     if not ho.any() or ho.all():
         raise ValueError(
             f"smoothing_reference needs held-out and held-in units; the dataset has "
             f"{int(ho.sum())} held-out of {ho.size} (bin it with --heldout-fraction, e.g. 0.25)"
         )
     bw = float(ds.attrs.get("bin_width") or np.diff(ds["time"].values[:2])[0])
-    sds, alphas = _grid(kernel_sds, alphas, bw)
-    labels = _condition(ds, condition)
+    return train, test, ho, bw
 
-    x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
-    obs = valid_bins(ds, 0)  # (trial, time) observed bins: what the GLMs are fitted on
-    ok = valid_bins(ds, history)  # scored bins, as a fit with history L
+
+def _heldin_features(ds, x, obs, ho, bw, features):
+    """kernel sd (s) -> (trial, time, held-in) features of every trial's smoothed held-in
+    counts (``pre_activity`` extends each trial's start)."""
     pre, pre_obs = _pre_context(ds, np.arange(ds.sizes["trial"]), np.flatnonzero(~ho))
 
-    def feats(sd):  # (trial, time, heldin) features of every trial
+    def feats(sd):
         return _features(smooth_spikes(x[..., ~ho], obs, sd / bw, pre, pre_obs), features)
 
-    tri, te = np.flatnonzero(train), np.flatnonzero(test)
+    return feats
+
+
+def _heldout_rates(f, x, obs, ho, train, test, alpha, max_iter) -> np.ndarray:
+    """(test trial, time, held-out) rates of GLMs fitted on the training trials' observed
+    bins (NaN on unobserved bins); f: (trial, time, feature) features of every trial."""
+    te = np.flatnonzero(test)
     fit_bins, pred_bins = train[:, None] & obs, test[:, None] & obs
     rates = np.full((te.size, x.shape[1], int(ho.sum())), np.nan)
-    with _one_thread():
-        sd_best, alpha_best, cv = _select(
-            feats, tri, x[tri][..., ho], obs[tri], sds, alphas, n_folds, seed, max_iter
-        )
-        f = feats(sd_best)
-        rates[obs[te]] = _fit_predict(
-            f[fit_bins], x[fit_bins][:, ho], f[pred_bins], alpha_best, max_iter
-        )
-    seconds = time.perf_counter() - t0
+    rates[obs[te]] = fit_predict(f[fit_bins], x[fit_bins][:, ho], f[pred_bins], alpha, max_iter)
+    return rates
 
+
+def _heldout_scores(ds, x, rates, obs, ok_te, ho, tri, te, labels, psth_sd_bins, history):
+    """co_bps, the held-out log-likelihood per bin and neuron and co_psth_r2 of ``rates``
+    on the scored test bins ``ok_te`` (test trial, time)."""
     y = x[te][..., ho]
     null = null_rate(ds.isel(trial=tri), history)[ho]
-    ok_te = ok[te]
     ll = mt.poisson_loglik(y, rates)[ok_te]
-    target = smooth_spikes(
-        y, obs[te], psth_kernel_sd / bw, *_pre_context(ds, te, np.flatnonzero(ho))
-    )
+    target = smooth_spikes(y, obs[te], psth_sd_bins, *_pre_context(ds, te, np.flatnonzero(ho)))
     psth = psth_r2_units(target, rates, None if labels is None else labels[te], ok_te)
-
-    m = _identity(ds, ds_path, "smoothing", seed, history, test, ok_te, ho)
-    m.update(
-        {
-            "likelihood": "poisson",
-            "co_bps": mt.bits_per_spike(y, rates, null, ok_te[..., None]),
-            "test_ll_heldout_per_bin_neuron": float(ll.mean()) if ll.size else None,
-            "co_psth_r2": None if labels is None else float(np.nanmean(psth)),
-            "psth_kernel_sd": float(psth_kernel_sd),
-            "kernel_sd": float(sd_best),
-            "glm_alpha": float(alpha_best),
-            "features": features,
-            "cv_folds": int(n_folds) if cv else None,
-            "fit_seconds": float(seconds),
-            "recon_r2": None,
-            "recon_r2_unit_mean": None,
-            "behavior_r2": None,
-        }
-    )
-    return SmoothingResult(m, _test_da(ds, te, ho, rates), _test_da(ds, te, ho, y), cv)
+    return {
+        "co_bps": mt.bits_per_spike(y, rates, null, ok_te[..., None]),
+        "test_ll_heldout_per_bin_neuron": float(ll.mean()) if ll.size else None,
+        "co_psth_r2": None if labels is None else float(np.nanmean(psth)),
+    }
 
 
 def _test_da(ds, te, ho, values) -> xr.DataArray:
@@ -442,33 +331,6 @@ def psth_r2_units(target, pred, condition=None, valid=None) -> np.ndarray:
     sse = ((pt - pp) ** 2).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sst > 0, 1 - sse / sst, np.nan)
-
-
-# --------------------------------------------------------------------------- writing
-def _identity(ds, ds_path, method, seed, history, test, ok_te, ho) -> dict:
-    m = dict.fromkeys(_NOT_APPLICABLE)
-    m.update(
-        {
-            "method": method,
-            "seed": int(seed),
-            "eval_seed": int(seed),
-            "dataset": abs_path(ds_path),
-            "dataset_sha256": None if ds_path is None else file_sha256(ds_path),
-            "session": session_id(ds, ds_path),
-            "kind": dataset_kind(ds),
-            **{k: _plain(ds.attrs.get(k)) for k in SESSION_ATTRS},
-            "n_test_trials": int(test.sum()),
-            "n_test_bins": int(ok_te.sum()),
-            "n_units": int(ds.sizes["unit"]),
-            "n_heldout": int(ho.sum()),
-            "history": int(history),
-        }
-    )
-    return m
-
-
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def write_reference(result, out_dir) -> Path:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from disrnn.evaluation.inputs import load_data
 from disrnn.evaluation.pca import pca_reference
-from disrnn.evaluation.references import _heldout, smoothing_reference, write_reference
+from disrnn.evaluation.reference_inputs import heldout_units
+from disrnn.evaluation.references import smoothing_reference, write_reference
 from disrnn.fit.tensors import dataset_kind
 
 __all__ = ["REFERENCE_METHODS", "choose_reference", "run_reference"]
@@ -23,7 +24,7 @@ REFERENCE_METHODS = ("smoothing", "pca")
 def choose_reference(ds) -> str:
     """``"smoothing"`` for spike counts with held-out and held-in units (NLB co-smoothing),
     else ``"pca"`` (continuous data, or spikes without held-out units to co-smooth)."""
-    ho = _heldout(ds)
+    ho = heldout_units(ds)
     if dataset_kind(ds) == "spike_counts" and ho.any() and not ho.all():
         return "smoothing"
     return "pca"
