@@ -8,12 +8,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from disrnn.evaluation.cosmoothing import (  # noqa: E402
-    SmoothingEncoder,
-    acausal_conv,
     coordinated_dropout,
     cosmoothing_metrics,
     fit_smoothing_posterior,
 )
+from disrnn.models.smoothing import SmoothingEncoder, acausal_conv  # noqa: E402
 
 SETTINGS = {"epochs": 60, "patience": 10, "lags": 5}
 

@@ -47,19 +47,17 @@ import time
 import numpy as np
 import torch
 import xarray as xr
-from torch.nn import functional as F
 
 from disrnn.evaluation.inputs import null_rate
 from disrnn.evaluation.metrics import bits_per_spike, poisson_loglik
 from disrnn.fit.folder import check_input
 from disrnn.fit.objective import nll_terms
 from disrnn.fit.tensors import dataset_kind, valid_bins
+from disrnn.models.smoothing import SmoothingEncoder
 
 __all__ = [
     "SmoothingConfig",
-    "SmoothingEncoder",
     "SmoothingPosterior",
-    "acausal_conv",
     "coordinated_dropout",
     "cosmoothing_metrics",
     "fit_smoothing_posterior",
@@ -108,24 +106,6 @@ class SmoothingConfig:
 
 
 # ------------------------------------------------------------------------- pieces
-def acausal_conv(p: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    """out[:, t, c] = sum_{l=-Lf..Lf} phi[c, l + Lf] p[:, t - l, c], zero outside the trial.
-
-    Args:
-        p: (trial, time, channel) float; phi: (channel, 2 Lf + 1) or (2 Lf + 1,) weights,
-            phi[..., 0] weighs t + Lf (the future), phi[..., Lf] lag 0, phi[..., -1] t - Lf.
-    Returns:
-        (trial, time, channel), the time convolution done per trial.
-    """
-    n_ch = p.shape[2]
-    phi = phi.expand(n_ch, -1) if phi.dim() == 1 else phi
-    lf = (phi.shape[1] - 1) // 2
-    # conv1d is a correlation: out[t] = sum_j w[j] in[t + j - Lf]; lag l = Lf - j
-    w = phi.flip(1)[:, None, :]  # (channel, 1, 2 Lf + 1)
-    out = F.conv1d(p.transpose(1, 2), w, padding=lf, groups=n_ch)
-    return out.transpose(1, 2)
-
-
 def coordinated_dropout(n_trial: int, heldin: torch.Tensor, p: float, generator=None):
     """Input scale and loss mask of one training step.
 
@@ -151,39 +131,6 @@ def coordinated_dropout(n_trial: int, heldin: torch.Tensor, p: float, generator=
     loss = hide | ~heldin[None, :]
     scale = (~loss).float() * (n_in / max(n_in - k, 1))
     return scale, loss
-
-
-class SmoothingEncoder(torch.nn.Module):
-    """z^s = b_s + conv_phi(B_s f) / conv_phi(obs): the acausal encoder (module docstring).
-
-    Args:
-        n_in: held-in units; rank: K latents; lags: Lf; per_latent: one phi per latent;
-        B, b: (K, n_in), (K,) initial weights (None: random, scale 1/sqrt(n_in), zero).
-    """
-
-    def __init__(self, n_in, rank, lags, per_latent=False, B=None, b=None, generator=None):
-        super().__init__()
-        if B is None:
-            B = torch.randn(rank, n_in, generator=generator) / math.sqrt(max(n_in, 1))
-        self.B = torch.nn.Parameter(torch.as_tensor(B, dtype=torch.float32).clone())
-        b = torch.zeros(rank) if b is None else torch.as_tensor(b, dtype=torch.float32)
-        self.b = torch.nn.Parameter(b.clone())
-        lag = torch.arange(-lags, lags + 1, dtype=torch.float32)
-        logits = -lag.abs() / max(lags / 3.0, 1.0)  # symmetric exponential, tau = Lf / 3
-        self.logits = torch.nn.Parameter(logits.repeat(rank if per_latent else 1, 1))
-
-    @property
-    def phi(self) -> torch.Tensor:
-        """(1 or latent, 2 Lf + 1) kernel over lags +Lf (future) .. -Lf (past)."""
-        return torch.softmax(self.logits, dim=1)
-
-    def forward(self, f: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        """f: (trial, time, n_in) input features, obs: (trial, time) float 1 where observed
-        (unobserved bins are left out) -> z: (trial, time, latent)."""
-        phi = self.phi.expand(self.b.numel(), -1)
-        num = acausal_conv((f @ self.B.T) * obs[..., None], phi)  # (trial, time, latent)
-        den = acausal_conv(obs[..., None].expand(-1, -1, self.b.numel()), phi)
-        return num / den.clamp_min(1e-6) + self.b
 
 
 # --------------------------------------------------------------------------- data

@@ -2,7 +2,7 @@
 
 The evaluation folder (written atomically) holds:
 
-- ``metrics.json``: the keys documented in :func:`evaluate` (``null`` = not applicable);
+- ``metrics.json``: the keys listed below (``null`` = not applicable);
 - ``latents.nc``: ``latents`` (trial, time, latent) posterior means of *every* trial with
   coords ``latent_group`` (latent), ``split`` (trial) and ``condition`` (trial, if any)
   and, with a condition, ``condition_accuracy_by_time`` (time) (see ``condition_*`` keys);
@@ -16,6 +16,75 @@ The evaluation folder (written atomically) holds:
   samples) and ``true_rates`` when known, all (trial, time, unit); per unit ``null_rate``,
   ``ll_per_unit``, ``recon_r2_per_unit``, ``bps_per_unit`` (unit); k-step curves
   ``kstep_r2`` / ``kstep_bps`` / ``kstep_n`` (horizon).
+
+``metrics.json`` keys (all metrics on the test trials, valid bins = observed (``mask``)
+and not among the first L history-only bins; ``null`` = not applicable):
+
+- identity: ``method``, ``seed`` (the fit's seed), ``eval_seed``, ``fit_dir``,
+  ``dataset`` (absolute paths), ``session`` (the ``session`` argument, else dataset
+  attrs ``session``, else the file stem), ``groups`` ("3,3"), ``kind``,
+  ``likelihood``, the dataset attrs ``source dandiset dandiset_version asset_path
+  nwb_path sha256 bin_width alignment``, ``n_test_trials``, ``n_test_bins``, ``n_units``,
+  ``n_heldout``, ``history``; from the fit folder ``beta``, ``alpha``, ``fit_seconds``,
+  ``epochs`` (run), ``best_epoch``.
+- likelihood: ``test_ll_per_bin_neuron`` mean log p(x | z = mu) per bin and unit (nats,
+  log x! included); ``test_ll_per_bin`` the same summed over units; with held-out units
+  also ``test_ll_heldin_per_bin_neuron`` / ``test_ll_heldout_per_bin_neuron``.
+- spikes only: ``bps`` bits per spike of the one-step predicted rates over all units,
+  Poisson, null = each unit's mean training count per bin; ``bps_heldin``; ``co_bps``
+  the same over held-out units (NLB co-bps; null from the training trials): the causal
+  one-step prediction, latents from the past only (the RNN that defines W).
+  ``co_bps_smoothed`` the same for the fit's smoothing posterior (latents from the
+  held-in units of the whole trial, the fit's decoder A, a fixed; NLB allows the whole
+  trial), on the same bins; ``co_bps_smoothed_all_bins`` on every observed bin;
+  ``test_ll_heldout_smoothed_per_bin_neuron``; ``smoothing_posterior_seconds``.
+- ``recon_r2`` pooled (variance-weighted) R^2 of the one-step prediction,
+  ``recon_r2_unit_mean`` mean of per-unit R^2; ``rate_r2_true`` R^2 of the predicted
+  against the true rates / noiseless means (simulations).
+- the evaluation partition of the latents into groups, ``group_partition``: ``"fit"``
+  (the fit's own groups), unless the truth is known, has the same rank K and a different
+  number of groups than the fit (lrRNN, LINT, ICA: one group; DisRNN-full: K groups of
+  one): then ``"contiguous"``, the latents split in order into groups of the true sizes,
+  so every method gets a comparable PC and group R^2 (as a benchmark with known group
+  sizes does). ``partition_sizes`` ("3,3") the sizes of that partition.
+- ``pc`` PC between the groups of the evaluation partition, ``tc`` total correlation
+  (one group per latent): Monte Carlo over the Gaussian aggregated posterior of the test
+  bins with sd ``sigma_q`` (:func:`~disrnn.evaluation.metrics.aggregated_posterior_pc`);
+  ``sigma_q``.
+- truth (``true_latents`` in the dataset), all with the evaluation partition:
+  ``group_latent_r2`` (R^2 of the matched concatenation), ``group_latent_r2_cv`` (maps
+  fitted on alternate test trials, scored on the others), ``component_latent_r2`` (mean
+  over true dims, affine map from the matched group), ``group_r2_matched`` {true group:
+  R^2}, ``group_matching`` ("inf->true,..."); independent of the partition:
+  ``group_latent_r2_own_groups`` (the fit's own groups, strictly as the issue defines
+  it), ``group_latent_r2_best_partition`` (single latents assigned to true groups with
+  the true sizes, :func:`~disrnn.evaluation.alignment.best_partition`; chosen with the
+  truth, a heuristic that need not beat the contiguous split; null when ranks differ), ``component_latent_r2_single`` (1-to-1 matched
+  single latents), ``latent_r2_global`` (one affine map from all inferred to all true
+  latents: the ceiling of any grouping).
+- connectivity (linear encoder and decoder; else null): ``J_offblock_frac`` (fraction
+  of ||J||_F^2 outside the evaluation partition's blocks), ``J_spectral_radius``,
+  ``J_eig_max_real``; with ``true_A``/``true_B``: ``W_{mae,rmse,r2,pearson}`` (W vs the
+  true A B, over held-in input columns), ``Wsub_*`` (sub-connectivities W_g of the
+  evaluation partition vs the matched true ones, mean over matched groups), ``Wg{t}_*``
+  per matched true group t. ``connectivity.nc`` always holds the fit's own groups.
+- behavior (variables with attrs kind = "behavior"): ``behavior_r2`` {name: {"all": R^2,
+  "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge.
+- condition (a trial coord ``condition`` with >= 2 classes, e.g. ``disrnn bin
+  --condition type``; else null): ``condition_accuracy`` fraction of test trials whose
+  condition one logistic regression (fitted on the train + val trials) decodes from
+  the latents of all scored bins; ``condition_accuracy_time_mean`` the mean over bins of
+  one such classifier per bin; ``condition_chance`` the fraction of test trials in the
+  most common condition (:func:`~disrnn.evaluation.decoding.condition_decoding`;
+  the PCA reference reports the same keys). The per-bin accuracy is latents.nc's
+  ``condition_accuracy_by_time`` (time).
+- generation: ``kstep_r2`` / ``kstep_bps`` {k: value} k-step-ahead quality (see
+  :func:`~disrnn.evaluation.rollout.kstep_ahead`); free-running sampled rollouts vs the
+  observed test trials: ``freerun_rate_pearson``, ``freerun_rate_rmse``,
+  ``freerun_rate_rel_err``, ``freerun_psth_r2`` (condition-averaged), ``freerun_corr_pearson``,
+  ``freerun_corr_rmse``; ``freerun_mean_psth_r2`` for the mean-feedback rollout; and the
+  same statistics of the observed training trials vs the test trials as a reference
+  ceiling: ``reference_rate_pearson``, ``reference_psth_r2``, ``reference_corr_pearson``.
 """
 
 from __future__ import annotations
@@ -85,74 +154,7 @@ def evaluate(
         FileNotFoundError: no fit or dataset; ValueError: no ``split`` coordinate, no test
         trials, or a dataset that does not match the fit.
 
-    ``metrics.json`` keys (all metrics on the test trials, valid bins = observed (``mask``)
-    and not among the first L history-only bins; ``null`` = not applicable):
-
-    - identity: ``method``, ``seed`` (the fit's seed), ``eval_seed``, ``fit_dir``,
-      ``dataset`` (absolute paths), ``session`` (the ``session`` argument, else dataset
-      attrs ``session``, else the file stem), ``groups`` ("3,3"), ``kind``,
-      ``likelihood``, the dataset attrs ``source dandiset dandiset_version asset_path
-      nwb_path sha256 bin_width alignment``, ``n_test_trials``, ``n_test_bins``, ``n_units``,
-      ``n_heldout``, ``history``; from the fit folder ``beta``, ``alpha``, ``fit_seconds``,
-      ``epochs`` (run), ``best_epoch``.
-    - likelihood: ``test_ll_per_bin_neuron`` mean log p(x | z = mu) per bin and unit (nats,
-      log x! included); ``test_ll_per_bin`` the same summed over units; with held-out units
-      also ``test_ll_heldin_per_bin_neuron`` / ``test_ll_heldout_per_bin_neuron``.
-    - spikes only: ``bps`` bits per spike of the one-step predicted rates over all units,
-      Poisson, null = each unit's mean training count per bin; ``bps_heldin``; ``co_bps``
-      the same over held-out units (NLB co-bps; null from the training trials): the causal
-      one-step prediction, latents from the past only (the RNN that defines W).
-      ``co_bps_smoothed`` the same for the fit's smoothing posterior (latents from the
-      held-in units of the whole trial, the fit's decoder A, a fixed; NLB allows the whole
-      trial), on the same bins; ``co_bps_smoothed_all_bins`` on every observed bin;
-      ``test_ll_heldout_smoothed_per_bin_neuron``; ``smoothing_posterior_seconds``.
-    - ``recon_r2`` pooled (variance-weighted) R^2 of the one-step prediction,
-      ``recon_r2_unit_mean`` mean of per-unit R^2; ``rate_r2_true`` R^2 of the predicted
-      against the true rates / noiseless means (simulations).
-    - the evaluation partition of the latents into groups, ``group_partition``: ``"fit"``
-      (the fit's own groups), unless the truth is known, has the same rank K and a different
-      number of groups than the fit (lrRNN, LINT, ICA: one group; DisRNN-full: K groups of
-      one): then ``"contiguous"``, the latents split in order into groups of the true sizes,
-      so every method gets a comparable PC and group R^2 (as a benchmark with known group
-      sizes does). ``partition_sizes`` ("3,3") the sizes of that partition.
-    - ``pc`` PC between the groups of the evaluation partition, ``tc`` total correlation
-      (one group per latent): Monte Carlo over the Gaussian aggregated posterior of the test
-      bins with sd ``sigma_q`` (:func:`~disrnn.evaluation.metrics.aggregated_posterior_pc`);
-      ``sigma_q``.
-    - truth (``true_latents`` in the dataset), all with the evaluation partition:
-      ``group_latent_r2`` (R^2 of the matched concatenation), ``group_latent_r2_cv`` (maps
-      fitted on alternate test trials, scored on the others), ``component_latent_r2`` (mean
-      over true dims, affine map from the matched group), ``group_r2_matched`` {true group:
-      R^2}, ``group_matching`` ("inf->true,..."); independent of the partition:
-      ``group_latent_r2_own_groups`` (the fit's own groups, strictly as the issue defines
-      it), ``group_latent_r2_best_partition`` (single latents assigned to true groups with
-      the true sizes, :func:`~disrnn.evaluation.alignment.best_partition`; chosen with the
-      truth, a heuristic that need not beat the contiguous split; null when ranks differ), ``component_latent_r2_single`` (1-to-1 matched
-      single latents), ``latent_r2_global`` (one affine map from all inferred to all true
-      latents: the ceiling of any grouping).
-    - connectivity (linear encoder and decoder; else null): ``J_offblock_frac`` (fraction
-      of ||J||_F^2 outside the evaluation partition's blocks), ``J_spectral_radius``,
-      ``J_eig_max_real``; with ``true_A``/``true_B``: ``W_{mae,rmse,r2,pearson}`` (W vs the
-      true A B, over held-in input columns), ``Wsub_*`` (sub-connectivities W_g of the
-      evaluation partition vs the matched true ones, mean over matched groups), ``Wg{t}_*``
-      per matched true group t. ``connectivity.nc`` always holds the fit's own groups.
-    - behavior (variables with attrs kind = "behavior"): ``behavior_r2`` {name: {"all": R^2,
-      "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge.
-    - condition (a trial coord ``condition`` with >= 2 classes, e.g. ``disrnn bin
-      --condition type``; else null): ``condition_accuracy`` fraction of test trials whose
-      condition one logistic regression (fitted on the train + val trials) decodes from
-      the latents of all scored bins; ``condition_accuracy_time_mean`` the mean over bins of
-      one such classifier per bin; ``condition_chance`` the fraction of test trials in the
-      most common condition (:func:`~disrnn.evaluation.decoding.condition_decoding`;
-      the PCA reference reports the same keys). The per-bin accuracy is latents.nc's
-      ``condition_accuracy_by_time`` (time).
-    - generation: ``kstep_r2`` / ``kstep_bps`` {k: value} k-step-ahead quality (see
-      :func:`~disrnn.evaluation.rollout.kstep_ahead`); free-running sampled rollouts vs the
-      observed test trials: ``freerun_rate_pearson``, ``freerun_rate_rmse``,
-      ``freerun_rate_rel_err``, ``freerun_psth_r2`` (condition-averaged), ``freerun_corr_pearson``,
-      ``freerun_corr_rmse``; ``freerun_mean_psth_r2`` for the mean-feedback rollout; and the
-      same statistics of the observed training trials vs the test trials as a reference
-      ceiling: ``reference_rate_pearson``, ``reference_psth_r2``, ``reference_corr_pearson``.
+    The keys of ``metrics.json`` are listed in the module docstring.
     """
     m, files = compute_evaluation(
         fit_dir, dataset, seed, n_pc_samples, session, smoothing_posterior

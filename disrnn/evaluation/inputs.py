@@ -2,7 +2,7 @@
 :func:`disrnn.evaluation.evaluate` records about them (identity, null rates, the
 aggregated posterior's width). The data rules (kind, valid bins, activity fingerprint,
 sigma_q's rule of thumb) are the fit stage's own (``disrnn.fit.tensors``,
-``disrnn.fit.config``), called, not copied."""
+``disrnn.fit.defaults``), called, not copied."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from disrnn.data.io import DIMS, load_dataset
-from disrnn.fit.config import rule_of_thumb_log_sigma
+from disrnn.fit.defaults import rule_of_thumb_log_sigma
 from disrnn.fit.tensors import activity_sha256, valid_bins
 
 __all__ = [
