@@ -10,6 +10,8 @@ File -> job:
     config.py     FitConfig (validated; ``from_options``, the one path of CLI, workflow
                   and Python) and the method registry METHODS / MethodSpec,
                   POSTHOC_METHODS, TRAINED_METHODS; no torch, so the workflow imports it
+    defaults.py   the data-dependent defaults (beta, init, history, sigma_q's rule of
+                  thumb, epochs) with the measurements behind them; no torch
     tensors.py    the dataset at the model boundary: load_input (check, fingerprint),
                   dataset_kind, valid_bins, activity_sha256, trial_arrays, FitData, prepare
     objective.py  the loss terms, written once (loss_terms, nll_terms), and the restart

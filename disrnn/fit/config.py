@@ -14,7 +14,8 @@ Some values may stay unresolved until the data is known (:meth:`FitConfig.resolv
 5 on continuous data, 0.5 on spike counts), and the history ``history=None`` /
 ``kernel=None`` / ``sigma_scale=None`` (spike counts: about ``SPIKE_HISTORY_SECONDS``
 of history with a learned kernel and a quarter of the rule-of-thumb encoder sd;
-continuous data: the paper's one bin, see ``SIGMA_SCALE``).
+continuous data: the paper's one bin, see ``SIGMA_SCALE``). These numbers, and the
+measurements behind them, are in :mod:`disrnn.fit.defaults`.
 
 Every method is the same network and training loop with different settings:
 
@@ -37,6 +38,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from disrnn.fit.defaults import (
+    DEFAULT_BETA,
+    DEFAULT_PC_INIT,
+    SIGMA_SCALE,
+    TARGET_STEPS,
+    default_history,
+)
 
 
 # ------------------------------------------------------------------------ the methods
@@ -106,37 +115,6 @@ SIGMAS = ("fixed", "learned")
 NETS = ("linear", "mlp")
 SCHEDULES = ("constant", "cosine")
 INITS = ("random", "rotation")
-
-#: optimizer steps of a fit when ``epochs`` is not given
-TARGET_STEPS = 3000
-
-#: beta used when a beta-method is given none, by data kind. Spike counts: 0.5, not the
-#: paper's 2: with the spike-count sigma_q (a quarter of the rule of thumb) the PC term is
-#: larger, and beta = 2 cost likelihood on real and simulated spikes alike (ALM x 3 seeds,
-#: DisRNN 4+4: co-bps 0.249 -> 0.291, smoothing-posterior co-bps 0.490 -> 0.528 at 0.5, PC
-#: between groups 0.33 -> 0.40 against lrRNN's 0.81; paper-poisson x 5 seeds: group latent
-#: R^2 0.887 -> 0.893, test LL -0.627 -> -0.624). Continuous: 5, not the paper's 20: on our synthetic benchmark (paper-gaussian, 5 seeds)
-#: beta = 20 shrinks latents toward the PC estimator's bias and lowers both the group
-#: latent R^2 (0.55 vs 0.66) and the test likelihood (-0.63 vs -0.52 nats/bin/neuron).
-DEFAULT_BETA = {"continuous": 5.0, "spike_counts": 0.5}
-
-#: init of a method with a PC penalty (beta > 0, several groups) when given none. On
-#: paper-gaussian x 5 seeds the rotation init raised DisRNN's group latent R^2 from
-#: 0.66 +- 0.17 to 0.84 +- 0.03 (3 random restarts picked by the validation objective:
-#: 0.63 +- 0.19; a 512-bin PC batch: 0.65 +- 0.16 at 7x the time). See benchmarks/README.md.
-DEFAULT_PC_INIT = "rotation"
-
-#: seconds of history of a spike-count fit given no ``history`` (L = 10 bins of 20 ms).
-#: One 20 ms bin through tanh is one or two spikes of evidence: on the real ALM session
-#: (benchmarks/README.md, "Real spikes") an lrRNN of rank 8 predicted held-out neurons
-#: with co-bps 0.16 at L = 1 and 0.31 at L = 10 (learned kernel), 0.32 at L = 25.
-SPIKE_HISTORY_SECONDS = 0.2
-
-#: factor on the rule-of-thumb encoder sd sigma_q = N_tot^(-1/(K+4)) by data kind. On
-#: spike counts the rule's sigma (0.41 at 44,000 bins and K = 8) drowns the latents in
-#: noise: the same lrRNN on ALM gave co-bps 0.23 at the rule, 0.29 at half of it and
-#: 0.31 at a quarter. Continuous data keep the paper's rule (the synthetic benchmark).
-SIGMA_SCALE = {"continuous": 1.0, "spike_counts": 0.25}
 
 
 def _nonneg(name: str, value: float) -> float:
@@ -447,24 +425,3 @@ def _as_groups(groups: Any) -> tuple[int, ...]:
                 f"every group size must be a positive integer, got {g!r} in {out}; e.g. (3, 3)"
             )
     return tuple(int(g) for g in out)
-
-
-def default_history(kind: str, bin_width: float | None) -> int:
-    """L of a fit that is given none: ``SPIKE_HISTORY_SECONDS`` in bins for spike counts,
-    the paper's single bin for continuous data (and when the bin width is unknown).
-
-    Raises:
-        ValueError: a bin width that is not a positive finite number.
-    """
-    if kind != "spike_counts" or bin_width is None:
-        return 1
-    bw = float(bin_width)
-    if not (math.isfinite(bw) and bw > 0):
-        raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width!r}")
-    return max(1, round(SPIKE_HISTORY_SECONDS / bw))
-
-
-def rule_of_thumb_log_sigma(n_bins: int, rank: int) -> float:
-    """log sigma_q = -log(N_tot) / (K + 4): the kernel-density rule of thumb for the
-    encoder's sd, sigma_q = N_tot^(-1/(K+4)), N_tot = training bins (at least 2)."""
-    return -math.log(max(int(n_bins), 2)) / (rank + 4)

@@ -22,7 +22,8 @@ import xarray as xr
 
 from disrnn._atomic import atomic_dir
 from disrnn.data.io import DIMS
-from disrnn.fit.config import FitConfig, rule_of_thumb_log_sigma
+from disrnn.fit.config import FitConfig
+from disrnn.fit.defaults import rule_of_thumb_log_sigma
 from disrnn.fit.objective import TERMS, nll_terms
 from disrnn.fit.tensors import first_bin, history_frame, trial_arrays
 from disrnn.models.modules import DisRNN
@@ -258,17 +259,7 @@ class Fit:
             )
         if n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-        check_input(self.uses_input, "input" in ds, f"the fit {self.path}")
-        u = None
-        if self.uses_input:
-            if start + n_steps > ds.sizes["time"]:
-                raise ValueError(
-                    f"start + n_steps = {start + n_steps} runs past the trial's "
-                    f"{ds.sizes['time']} bins, where this fit's known input is undefined"
-                )
-            u = torch.from_numpy(
-                ds["input"].transpose(*DIMS).values.astype(np.float32)
-            )  # (trial, time, unit)
+        u = self._rollout_input(ds, start, n_steps)  # (trial, time, unit) or None
         if sample and generator is None:
             generator = torch.Generator().manual_seed(self.seed)
         m = self.module
@@ -301,6 +292,22 @@ class Fit:
             coords={"trial": ds["trial"].values, "time": t_all, "unit": ds["unit"].values},
         )
         return self._trial_coords(da, ds)
+
+    def _rollout_input(self, ds: xr.Dataset, start: int, n_steps: int) -> torch.Tensor | None:
+        """(trial, time, unit) float32 known input of a fit that uses one, else None.
+
+        Raises:
+            ValueError: input use unlike the fit's; a rollout past the trial's end with input.
+        """
+        check_input(self.uses_input, "input" in ds, f"the fit {self.path}")
+        if not self.uses_input:
+            return None
+        if start + n_steps > ds.sizes["time"]:
+            raise ValueError(
+                f"start + n_steps = {start + n_steps} runs past the trial's "
+                f"{ds.sizes['time']} bins, where this fit's known input is undefined"
+            )
+        return torch.from_numpy(ds["input"].transpose(*DIMS).values.astype(np.float32))
 
 
 def config_from_meta(meta: dict) -> FitConfig:

@@ -103,18 +103,7 @@ def fit(
     kind = dataset_kind(ds)
     config = config.resolve(kind, bin_width(ds))
     dev = resolve_device(device)
-    learned = config.kernel == "learned"
-    train = prepare(ds, config.history, "train", dev, learned_kernel=learned)
-    if train.n_bins < 2:
-        raise ValueError(
-            f"the dataset has {train.n_bins} usable training bins; it needs trials with "
-            f"split == 'train' longer than history={config.history} bins"
-        )
-    config = config.resolve_steps(train.n_bins)
-    val = prepare(ds, config.history, "val", dev, learned_kernel=learned)
-    if val.n_bins < 2:
-        log.warning("no 'val' trials: early stopping monitors the training loss")
-        val = None
+    config, train, val = _train_val(ds, config, dev)
     info: dict = {"device": str(dev), "torch_threads": torch.get_num_threads()}
     if config.method in POSTHOC_METHODS:
         module, history, extra = posthoc_fit(config, train, val, seed, init_from, progress)
@@ -148,6 +137,28 @@ def fit(
             _checkpoint_path(out_dir, r).unlink(missing_ok=True)
             _checkpoint_path(out_dir, r, "-pretrain").unlink(missing_ok=True)
     return out_dir
+
+
+def _train_val(ds: xr.Dataset, config: FitConfig, dev):
+    """(config with ``epochs``/``patience`` resolved for the training bins, the train
+    FitData, the val FitData or None when there are no val bins).
+
+    Raises:
+        ValueError: fewer than 2 usable training bins.
+    """
+    learned = config.kernel == "learned"
+    train = prepare(ds, config.history, "train", dev, learned_kernel=learned)
+    if train.n_bins < 2:
+        raise ValueError(
+            f"the dataset has {train.n_bins} usable training bins; it needs trials with "
+            f"split == 'train' longer than history={config.history} bins"
+        )
+    config = config.resolve_steps(train.n_bins)
+    val = prepare(ds, config.history, "val", dev, learned_kernel=learned)
+    if val.n_bins < 2:
+        log.warning("no 'val' trials: early stopping monitors the training loss")
+        val = None
+    return config, train, val
 
 
 def _checkpoint_path(out_dir: Path, restart: int, phase: str = "") -> Path:
