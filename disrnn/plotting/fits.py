@@ -110,38 +110,8 @@ def plot_latents(
     singles = list(range(min(n_single, test.sizes["trial"])))
     for row, (g, idx) in enumerate(shown):
         ax0, ax1 = axes[row]
-        for k, (label, mu) in enumerate(means):
-            c = _COLORS[k % len(_COLORS)]
-            if idx.size >= 2:
-                a, b = mu.isel(latent=idx[0]).values, mu.isel(latent=idx[1]).values
-                ax0.plot(a, b, color=c, label=label, lw=1.2)
-                ok = np.isfinite(a) & np.isfinite(b)
-                if ok.any():
-                    j = np.flatnonzero(ok)[0]
-                    ax0.plot(a[j], b[j], "o", color=c, ms=3)
-            else:
-                ax0.plot(t, mu.isel(latent=idx[0]).values, color=c, label=label, lw=1.2)
-        if idx.size >= 2:
-            ax0.set_xlabel(f"latent {idx[0]}")
-            ax0.set_ylabel(f"latent {idx[1]}")
-        else:
-            ax0.set_xlabel("time (s)")
-            ax0.set_ylabel(f"latent {idx[0]}")
-        ax0.set_title(f"group {g}: condition average ({idx.size} latents)", fontsize=9)
-        for d, li in enumerate(idx[:6]):
-            c = _COLORS[d % len(_COLORS)]
-            for s in singles:
-                ax1.plot(
-                    t,
-                    test.isel(trial=s, latent=li).values,
-                    color=c,
-                    alpha=0.75,
-                    lw=0.9,
-                    label=f"latent {li}" if s == 0 else None,
-                )
-        ax1.set_title(f"group {g}: {len(singles)} single test trials", fontsize=9)
-        ax1.set_xlabel("time (s)")
-        ax1.legend(fontsize=7, frameon=False, loc="upper right")
+        _plot_group_means(ax0, means, idx, t, g)
+        _plot_group_singles(ax1, test, idx, t, singles, g)
     if len(means) > 1:
         fig.legend(
             *axes[0, 0].get_legend_handles_labels(),
@@ -153,6 +123,47 @@ def plot_latents(
     if len(groups) > len(shown):
         fig.suptitle(f"first {len(shown)} of {len(groups)} groups", fontsize=9)
     return fig
+
+
+def _plot_group_means(ax, means, idx: np.ndarray, t: np.ndarray, g) -> None:
+    """Condition averages of group ``g`` (latents ``idx``): the trajectory in the plane of
+    its first two latents (start marked), or the time course of a one-latent group."""
+    for k, (label, mu) in enumerate(means):
+        c = _COLORS[k % len(_COLORS)]
+        if idx.size >= 2:
+            a, b = mu.isel(latent=idx[0]).values, mu.isel(latent=idx[1]).values
+            ax.plot(a, b, color=c, label=label, lw=1.2)
+            ok = np.isfinite(a) & np.isfinite(b)
+            if ok.any():
+                j = np.flatnonzero(ok)[0]
+                ax.plot(a[j], b[j], "o", color=c, ms=3)
+        else:
+            ax.plot(t, mu.isel(latent=idx[0]).values, color=c, label=label, lw=1.2)
+    if idx.size >= 2:
+        ax.set_xlabel(f"latent {idx[0]}")
+        ax.set_ylabel(f"latent {idx[1]}")
+    else:
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel(f"latent {idx[0]}")
+    ax.set_title(f"group {g}: condition average ({idx.size} latents)", fontsize=9)
+
+
+def _plot_group_singles(ax, test, idx: np.ndarray, t: np.ndarray, singles: list, g) -> None:
+    """Time courses of (up to six of) group ``g``'s latents on the test trials ``singles``."""
+    for d, li in enumerate(idx[:6]):
+        c = _COLORS[d % len(_COLORS)]
+        for s in singles:
+            ax.plot(
+                t,
+                test.isel(trial=s, latent=li).values,
+                color=c,
+                alpha=0.75,
+                lw=0.9,
+                label=f"latent {li}" if s == 0 else None,
+            )
+    ax.set_title(f"group {g}: {len(singles)} single test trials", fontsize=9)
+    ax.set_xlabel("time (s)")
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
 
 
 def plot_latents_vs_truth(latents: xr.Dataset | None, n_trials: int = 2) -> Figure:

@@ -48,22 +48,9 @@ def plot_rollout(ds: xr.Dataset, rollout: xr.Dataset | xr.DataArray | None) -> F
     """
     if rollout is None:
         return _empty("no rollout.nc in the evaluation folder")
-    kstep = None
-    if isinstance(rollout, xr.Dataset):
-        kstep = {n: rollout[n] for n in ("kstep_r2", "kstep_bps") if n in rollout.data_vars}
-        names = [
-            n
-            for n in ("rollout_sample", "rollout_mean", "rollout", "rates")
-            if n in rollout.data_vars
-        ]
-        cands = [rollout[n] for n in names] or [
-            v for v in rollout.data_vars.values() if tuple(v.dims) == DIMS
-        ]
-        if not cands:
-            return _empty("rollout.nc holds no (trial, time, unit) rollout")
-        roll = cands[0]
-    else:
-        roll = rollout
+    roll, kstep = _rollout_parts(rollout)
+    if roll is None:
+        return _empty("rollout.nc holds no (trial, time, unit) rollout")
     trials = np.intersect1d(roll["trial"].values, ds["trial"].values)
     sub = _split(ds.sel(trial=trials))
     obs = _activity(sub)
@@ -77,18 +64,7 @@ def plot_rollout(ds: xr.Dataset, rollout: xr.Dataset | xr.DataArray | None) -> F
     fig = _figure(13.0 if kstep else 10.0, 3.0)
     axes = fig.subplots(1, 4 if kstep else 3, squeeze=False)[0]
     if kstep:
-        for k, (name, da) in enumerate(kstep.items()):
-            h = (
-                da[da.dims[0]].values
-                if da.dims and da.dims[0] in da.coords
-                else np.arange(1, da.size + 1)
-            )
-            axes[3].plot(
-                h, da.values, "o-", ms=3, color=_COLORS[k], label=name.replace("kstep_", "")
-            )
-        axes[3].set_xlabel("steps ahead k")
-        axes[3].set_title("k-step-ahead prediction", fontsize=9)
-        axes[3].legend(fontsize=8, frameon=False)
+        _plot_kstep(axes[3], kstep)
     om = obs.mean(("trial", "time"), skipna=True).values
     rm = r.mean(("trial", "time"), skipna=True).values
     axes[0].scatter(om, rm, s=10, color="#1b6ca8")
@@ -116,6 +92,35 @@ def plot_rollout(ds: xr.Dataset, rollout: xr.Dataset | xr.DataArray | None) -> F
     axes[2].set_ylabel("rollout correlation")
     axes[2].set_title("pairwise correlations", fontsize=9)
     return fig
+
+
+def _rollout_parts(rollout) -> tuple[xr.DataArray | None, dict | None]:
+    """(the free-running (trial, time, unit) variable or None, the k-step curves or None)
+    of ``rollout.nc`` (a sampled rollout first) or of a bare DataArray."""
+    if not isinstance(rollout, xr.Dataset):
+        return rollout, None
+    kstep = {n: rollout[n] for n in ("kstep_r2", "kstep_bps") if n in rollout.data_vars}
+    names = [
+        n for n in ("rollout_sample", "rollout_mean", "rollout", "rates") if n in rollout.data_vars
+    ]
+    cands = [rollout[n] for n in names] or [
+        v for v in rollout.data_vars.values() if tuple(v.dims) == DIMS
+    ]
+    return (cands[0] if cands else None), kstep
+
+
+def _plot_kstep(ax, kstep: dict) -> None:
+    """The k-step-ahead curves (name -> values over ``horizon``)."""
+    for k, (name, da) in enumerate(kstep.items()):
+        h = (
+            da[da.dims[0]].values
+            if da.dims and da.dims[0] in da.coords
+            else np.arange(1, da.size + 1)
+        )
+        ax.plot(h, da.values, "o-", ms=3, color=_COLORS[k], label=name.replace("kstep_", ""))
+    ax.set_xlabel("steps ahead k")
+    ax.set_title("k-step-ahead prediction", fontsize=9)
+    ax.legend(fontsize=8, frameon=False)
 
 
 def _identity(ax, a, b) -> None:

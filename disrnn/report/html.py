@@ -320,45 +320,11 @@ def render_summary_report(eval_dirs, out: str | os.PathLike) -> Path:
     keys = key_metrics(results)
     sessions = list(dict.fromkeys(r.session for r in results))
     methods = _method_order({r.method for r in results})
-    rows = []
-    for s in sessions:
-        for m in methods:
-            runs = [r for r in results if r.session == s and r.method == m]
-            if not runs:
-                continue
-            rows.append(
-                {
-                    "session": s,
-                    "method": m,
-                    "n": len(runs),
-                    "seeds": ", ".join(
-                        str(r.seed) for r in sorted(runs, key=lambda r: r.seed or 0)
-                    ),
-                    "cells": [_stat_cell([r.values.get(k) for r in runs]) for _, k in keys],
-                }
-            )
+    rows = _summary_rows(results, sessions, methods, keys)
     long = pd.DataFrame(
         [{"session": r.session, "method": r.method, "seed": r.seed, **r.values} for r in results]
     )
-    figs = [
-        _fig(
-            "Key metrics, every session and method",
-            plotting.plot_metric_comparison,
-            long,
-            keys,
-            caption="One point per seed, coloured by session; bars: mean over seeds.",
-        )
-    ]
-    if REFERENCE_METHOD in methods and len(methods) > 1:
-        figs.append(
-            _fig(
-                "Paired against DisRNN",
-                plotting.plot_paired_differences,
-                long,
-                keys,
-                caption="Each method minus DisRNN on the same session and seed; bar: mean.",
-            )
-        )
+    figs = _summary_figures(long, keys, methods)
     links = [{"session": s, "href": urllib.parse.quote(f"{s}.html")} for s in sessions]
     cautions = [
         {"session": s, "text": text}
@@ -381,3 +347,51 @@ def render_summary_report(eval_dirs, out: str | os.PathLike) -> Path:
         )
     )
     return _write(out, html)
+
+
+def _summary_rows(results, sessions: list, methods: list, keys) -> list[dict]:
+    """One table row per (session, method) with runs: the seeds and a mean +- sd cell per
+    key metric."""
+    rows = []
+    for s in sessions:
+        for m in methods:
+            runs = [r for r in results if r.session == s and r.method == m]
+            if not runs:
+                continue
+            rows.append(
+                {
+                    "session": s,
+                    "method": m,
+                    "n": len(runs),
+                    "seeds": ", ".join(
+                        str(r.seed) for r in sorted(runs, key=lambda r: r.seed or 0)
+                    ),
+                    "cells": [_stat_cell([r.values.get(k) for r in runs]) for _, k in keys],
+                }
+            )
+    return rows
+
+
+def _summary_figures(long, keys, methods: list) -> list:
+    """The summary's figures: every key metric by session and method, and (with another
+    method beside DisRNN) each method paired against DisRNN."""
+    figs = [
+        _fig(
+            "Key metrics, every session and method",
+            plotting.plot_metric_comparison,
+            long,
+            keys,
+            caption="One point per seed, coloured by session; bars: mean over seeds.",
+        )
+    ]
+    if REFERENCE_METHOD in methods and len(methods) > 1:
+        figs.append(
+            _fig(
+                "Paired against DisRNN",
+                plotting.plot_paired_differences,
+                long,
+                keys,
+                caption="Each method minus DisRNN on the same session and seed; bar: mean.",
+            )
+        )
+    return figs
