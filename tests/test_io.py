@@ -5,28 +5,23 @@ import os
 import numpy as np
 import pytest
 import xarray as xr
+from helpers.datasets import toy_dataset
 
 from disrnn._atomic import atomic_dir, atomic_file
 from disrnn.data.io import clean_attrs, load_dataset, save_dataset
 
 
-def _toy_dataset(rng: np.random.Generator) -> xr.Dataset:
-    counts = rng.poisson(2.0, size=(4, 5, 3)).astype(np.int32)
-    return xr.Dataset(
-        {"activity": (("trial", "time", "unit"), counts, {"kind": "spike_counts"})},
-        coords={
-            "trial": [10, 11, 12, 13],
-            "time": np.arange(5) * 0.05 + 0.025,
-            "unit": [3, 5, 9],
-            "area": ("unit", ["CA1", "CA1", "AMY"]),
-            "split": ("trial", ["train", "train", "val", "test"]),
-        },
-        attrs=clean_attrs({"bin_width": 0.05, "filters": {"min_rate": None}, "flag": True}),
+def _small_dataset() -> xr.Dataset:
+    """The toy dataset, small, with a str unit coord and attrs that need cleaning."""
+    ds = toy_dataset(n_trials=4, n_time=5, n_units=3, kind="spike_counts")
+    ds = ds.assign_coords(area=("unit", ["CA1", "CA1", "AMY"]))
+    return ds.assign_attrs(
+        clean_attrs({"bin_width": 0.05, "filters": {"min_rate": None}, "flag": True})
     )
 
 
 def test_netcdf_round_trip_is_identical(tmp_path):
-    ds = _toy_dataset(np.random.default_rng(0))
+    ds = _small_dataset()
     path = save_dataset(ds, tmp_path / "d.nc")
     back = load_dataset(path)
     xr.testing.assert_identical(ds, back)
@@ -67,7 +62,7 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
     with pytest.raises(OSError, match="cannot create the output folder"):
-        save_dataset(_toy_dataset(np.random.default_rng(0)), blocker / "sub" / "d.nc")
+        save_dataset(_small_dataset(), blocker / "sub" / "d.nc")
     assert sorted(os.listdir(tmp_path)) == ["blocker"]
 
 

@@ -18,11 +18,15 @@ from disrnn.report.results import load_eval
 BW = 0.02
 
 
-def toy_dataset(
+def reference_session(
     n_trial=30, n_time=50, n_in=12, n_out=4, kind="spike_counts", latent="smooth", seed=0
 ):
     """Poisson counts (or Gaussian values) driven by a 2-d latent, with a split, held-out
-    units, a condition, one unobserved bin per test trial and a behavior variable."""
+    units, a condition, one unobserved bin per test trial and a behavior variable.
+
+    Not the shared ``helpers.datasets.toy_dataset``: the smoothing tests need latents of a
+    chosen time scale (``latent``: smooth, constant within a trial, or fast) and a
+    condition that shifts their phase."""
     rng = np.random.default_rng(seed)
     t = np.arange(n_time) * BW
     cond = np.array(["a", "b"] * (n_trial // 2))
@@ -116,7 +120,7 @@ def _direct_smoothing_reference(ds, sd, alpha):
 
 @pytest.fixture(scope="module")
 def spikes():
-    return toy_dataset()
+    return reference_session()
 
 
 def test_smoothing_matches_direct_sklearn(spikes):
@@ -157,9 +161,11 @@ def test_pre_activity_extends_the_smoothing_context(spikes):
 
 def test_cv_picks_the_clearly_best_kernel():
     slow = smoothing_reference(
-        toy_dataset(latent="constant"), kernel_sds=[0.02, 0.2], alphas=[1e-3]
+        reference_session(latent="constant"), kernel_sds=[0.02, 0.2], alphas=[1e-3]
     )
-    fast = smoothing_reference(toy_dataset(latent="square"), kernel_sds=[0.02, 0.2], alphas=[1e-3])
+    fast = smoothing_reference(
+        reference_session(latent="square"), kernel_sds=[0.02, 0.2], alphas=[1e-3]
+    )
     assert slow.metrics["kernel_sd"] == 0.2
     assert fast.metrics["kernel_sd"] == 0.02
     assert set(slow.cv_scores) == {"sd=0.02,alpha=0.001", "sd=0.2,alpha=0.001"}
@@ -189,7 +195,7 @@ def test_bad_inputs_raise(spikes):
     with pytest.raises(ValueError, match="features must be one of"):
         smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3], features="exp")
     with pytest.raises(ValueError, match="spike counts"):
-        smoothing_reference(toy_dataset(kind="continuous"))
+        smoothing_reference(reference_session(kind="continuous"))
     with pytest.raises(ValueError, match="no trial coordinate 'nope'"):
         smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3], condition="nope")
 
@@ -209,7 +215,7 @@ def test_write_reference_folder_reads_as_an_evaluation(spikes, tmp_path):
 
 # ------------------------------------------------------------------------------- PCA
 def test_pca_matches_direct_svd(tmp_path):
-    ds = toy_dataset(kind="continuous")
+    ds = reference_session(kind="continuous")
     res = pca_reference(ds, n_components=2)
     x = ds["activity"].values.astype(float)
     ho, mask, split = ds["heldout"].values, ds["mask"].values, ds["split"].values
@@ -250,7 +256,7 @@ def test_pca_matches_direct_svd(tmp_path):
 
 def test_pca_rejects_too_many_components():
     with pytest.raises(ValueError, match="n_components must be an int in 1..12"):
-        pca_reference(toy_dataset(kind="continuous"), n_components=13)
+        pca_reference(reference_session(kind="continuous"), n_components=13)
 
 
 # -------------------------------------------------------------------------- decoding
@@ -323,7 +329,7 @@ def test_report_shows_references_and_cautions(spikes, tmp_path):
 def test_pca_caution_compares_behavior_r2(tmp_path):
     from disrnn.report.tables import reference_cautions
 
-    ds = toy_dataset(kind="continuous")
+    ds = reference_session(kind="continuous")
     pca = write_reference(pca_reference(ds, n_components=2), tmp_path / "toy" / "pca")
     r2 = pca_reference(ds, n_components=2).metrics["behavior_r2"]["hand"]["all"]
     worse = _fake_disrnn(tmp_path, "toy", behavior_r2={"hand": {"all": r2 - 0.1, "g0": 0.0}})
@@ -339,14 +345,14 @@ def test_cli_reference_chooses_by_the_dataset_and_matches_the_functions(tmp_path
     from disrnn.cli import main
     from disrnn.data.io import save_dataset
 
-    spikes = save_dataset(toy_dataset(n_trial=20, n_time=30), tmp_path / "spikes.nc")
+    spikes = save_dataset(reference_session(n_trial=20, n_time=30), tmp_path / "spikes.nc")
     assert main(["reference", str(spikes), "--out", str(tmp_path / "s"), "--seed", "1"]) == 0
     m = json.loads((tmp_path / "s" / "metrics.json").read_text())
     want = smoothing_reference(spikes, seed=1).metrics
     assert m["method"] == "smoothing" and m["session"] == "spikes"
     assert m["co_bps"] == pytest.approx(want["co_bps"]) and m["kernel_sd"] == want["kernel_sd"]
 
-    cont = save_dataset(toy_dataset(kind="continuous"), tmp_path / "cont.nc")
+    cont = save_dataset(reference_session(kind="continuous"), tmp_path / "cont.nc")
     assert main(["reference", str(cont), "--out", str(tmp_path / "p")]) == 2  # no K
     argv = ["reference", str(cont), "--out", str(tmp_path / "p"), "--components", "2"]
     assert main([*argv, "--condition", "condition"]) == 0
@@ -364,7 +370,7 @@ def test_cli_reference_chooses_by_the_dataset_and_matches_the_functions(tmp_path
 def test_run_reference_without_heldout_units_falls_back_to_pca_and_records_session(tmp_path):
     from disrnn.evaluation import run_reference
 
-    ds = toy_dataset(n_trial=20, n_time=30)
+    ds = reference_session(n_trial=20, n_time=30)
     ds = ds.assign_coords(heldout=("unit", np.zeros(ds.sizes["unit"], bool)))
     out = run_reference(ds, tmp_path / "r", n_components=2, session="sess-1")
     m = json.loads((out / "metrics.json").read_text())
