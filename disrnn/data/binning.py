@@ -241,7 +241,8 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         ValueError: unreadable or non-NWB file, no Units table (and no ``activity``),
             bad spike times, unknown table/column/TimeSeries (the message lists what
             exists), a window longer than the data, every trial dropped, every unit
-            filtered out.
+            filtered out or held out, a split left without trials, trial windows that
+            overlap across splits (unless ``config.allow_overlap``; overlaps warn).
     """
     path = Path(nwb_path)
     want = tuple(config.behavior) + ((config.activity,) if config.activity else ())
@@ -261,6 +262,8 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
             )
         strata = columns[config.stratify]
     split = splits.split_trials(n_trials, config.split, split_rng, strata)
+    length = float(edges[-1] - edges[0])
+    splits.check_overlaps(ids, align + edges[0], length, split, config.allow_overlap, path.name)
     heldout, heldout_source = splits.choose_heldout(
         len(units["ids"]),
         config.heldout_fraction,
