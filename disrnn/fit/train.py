@@ -34,7 +34,15 @@ from disrnn.fit.loop import EpochCallback, train_loop
 from disrnn.fit.objective import selection_objective
 from disrnn.fit.posthoc import posthoc_fit
 from disrnn.fit.rotation import pc_rotation, rotate_latents, search_size
-from disrnn.fit.tensors import FitData, bin_width, dataset_kind, load_input, prepare
+from disrnn.fit.tensors import (
+    FitData,
+    bin_width,
+    check_values,
+    dataset_kind,
+    load_input,
+    prepare,
+    silent_units,
+)
 
 __all__ = ["fit", "resolve_device", "restart_seed"]
 
@@ -93,7 +101,12 @@ def fit(
     Returns:
         out_dir as a Path.
     Raises:
-        ValueError: bad dataset, device, or init_from fit; DivergenceError: NaN/inf loss.
+        ValueError: bad dataset (no or unknown ``split`` labels; activity the likelihood
+            or kind does not allow: :func:`disrnn.fit.tensors.check_values`), device, or
+            init_from fit; DivergenceError: NaN/inf loss.
+
+    Units without a spike in the training bins are fitted with a logged warning naming
+    them (and listed in fit_info.json ``silent_units``).
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -102,6 +115,7 @@ def fit(
     ds, source = load_input(dataset)
     kind = dataset_kind(ds)
     config = config.resolve(kind, bin_width(ds))
+    check_values(ds, config.likelihood)
     dev = resolve_device(device)
     learned = config.kernel == "learned"
     train = prepare(ds, config.history, "train", dev, learned_kernel=learned)
@@ -109,6 +123,16 @@ def fit(
         raise ValueError(
             f"the dataset has {train.n_bins} usable training bins; it needs trials with "
             f"split == 'train' longer than history={config.history} bins"
+        )
+    silent = [u.item() for u in silent_units(train)]
+    if silent:
+        shown = ", ".join(map(str, silent[:20])) + (" ..." if len(silent) > 20 else "")
+        log.warning(
+            "%d of %d units have no spike in the training bins; they are fitted anyway "
+            "(their predicted rates go to 0): units %s",
+            len(silent),
+            train.n_units,
+            shown,
         )
     config = config.resolve_steps(train.n_bins)
     val = prepare(ds, config.history, "val", dev, learned_kernel=learned)
@@ -129,6 +153,7 @@ def fit(
         seconds=time.perf_counter() - t_start,
         epochs=info.get("epochs_run"),
         n_train_bins=train.n_bins,
+        silent_units=silent,
         n_val_bins=0 if val is None else val.n_bins,
     )
     meta = {
