@@ -29,9 +29,15 @@ from scipy.ndimage import convolve1d
 from disrnn._atomic import atomic_dir, atomic_file
 from disrnn.data.io import clean_attrs, file_sha256, save_dataset
 from disrnn.evaluation import metrics as mt
-from disrnn.evaluation.inputs import SESSION_ATTRS, abs_path, load_data, null_rate, session_id
+from disrnn.evaluation.inputs import (
+    SESSION_ATTRS,
+    dataset_identity,
+    load_data,
+    null_rate,
+    session_id,
+)
 from disrnn.evaluation.steps import CONN_KEYS, TRUTH_KEYS
-from disrnn.fit.tensors import dataset_kind, valid_bins
+from disrnn.fit.tensors import check_split, dataset_kind, valid_bins
 
 __all__ = [
     "ALPHAS",
@@ -249,9 +255,7 @@ def _grid(kernel_sds, alphas, bin_width) -> tuple[list[float], list[float]]:
 
 
 def _split_arrays(ds: xr.Dataset):
-    if "split" not in ds.coords:
-        raise ValueError("the dataset has no 'split' coordinate; build it with `disrnn bin`")
-    split = np.asarray(ds["split"].values).astype(str)
+    split = check_split(ds)
     train, test = split == "train", split == "test"
     if not train.any() or not test.any():
         raise ValueError(f"the dataset needs train and test trials (splits: {sorted(set(split))})")
@@ -452,7 +456,7 @@ def _identity(ds, ds_path, method, seed, history, test, ok_te, ho) -> dict:
             "method": method,
             "seed": int(seed),
             "eval_seed": int(seed),
-            "dataset": abs_path(ds_path),
+            **dataset_identity(ds, ds_path),
             "dataset_sha256": None if ds_path is None else file_sha256(ds_path),
             "session": session_id(ds, ds_path),
             "kind": dataset_kind(ds),
