@@ -222,6 +222,15 @@ def _assert_stopped(res, tmp_path):
     return out
 
 
+def _stops_with(tmp_path, name: str, config: dict, patterns: list[str]) -> str:
+    """Dry-run ``config``: it must stop before any job with every pattern in the message."""
+    cfg = write_config(tmp_path / f"{name}.yaml", config)
+    out = _assert_stopped(snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path), tmp_path)
+    missing = [p for p in patterns if not re.search(p, out)]
+    assert not missing, f"{missing} not in:\n{out}"
+    return out
+
+
 @pytest.mark.parametrize("case", sorted(HEADLINE_ERRORS))
 def test_config_error_stops_before_any_job(case, tmp_path):
     config, pattern = HEADLINE_ERRORS[case]
@@ -321,16 +330,13 @@ def test_references_and_condition_keys(tmp_path):
         "binning": {"condition": 3},
         "sessions": [_session(condition=["type"])],
     }
-    cfg = write_config(tmp_path / "bad.yaml", bad)
-    out = _assert_stopped(snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path), tmp_path)
     patterns = [
         r"field 'references\.enable': unknown key 'enable'",
         r"field 'references\.folds': '3' is not of type",
         r"field 'binning\.condition': 3 is not of type",
         r"session 's1' \(sessions\[0\]\), field 'condition': \['type'\] is not of type",
     ]
-    missing = [p for p in patterns if not re.search(p, out)]
-    assert not missing, f"{missing} not in:\n{out}"
+    _stops_with(tmp_path, "bad", bad, patterns)
 
 
 def test_semantic_errors_stop_before_any_job(tmp_path):
@@ -341,15 +347,12 @@ def test_semantic_errors_stop_before_any_job(tmp_path):
         "logs_dir": "/",
         "sessions": [{"id": "dd", "dandi": {"dandiset": "000140", "path": "sub-1/../../x.nwb"}}],
     }
-    cfg = write_config(tmp_path / "folders.yaml", folders)
-    out = _assert_stopped(snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path), tmp_path)
     patterns = [
         r"field 'results_dir': '' would write the outputs at the filesystem root",
         r"field 'logs_dir': '/' would write the outputs at the filesystem root",
         r"session 'dd' \(sessions\[0\]\), field 'dandi\.path': .*'\.\.' component",
     ]
-    missing = [p for p in patterns if not re.search(p, out)]
-    assert not missing, f"{missing} not in:\n{out}"
+    _stops_with(tmp_path, "folders", folders, patterns)
 
     def sim(sid, **extra):
         return {
@@ -369,8 +372,6 @@ def test_semantic_errors_stop_before_any_job(tmp_path):
         ],
         "heldout": {"fraction": 0.2},
     }
-    cfg = write_config(tmp_path / "values.yaml", values)
-    out = _assert_stopped(snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path), tmp_path)
     patterns = [
         r"session 'win' \(sessions\[0\]\), field 'window': window start must be before its end",
         r"session 'zero' \(sessions\[1\]\), field 'split\.fractions': .* leaves no test trials",
@@ -381,8 +382,7 @@ def test_semantic_errors_stop_before_any_job(tmp_path):
         r"session 'one' \(sessions\[5\]\), field 'heldout_fraction': heldout_fraction must be "
         r"in \[0, 1\)",
     ]
-    missing = [p for p in patterns if not re.search(p, out)]
-    assert not missing, f"{missing} not in:\n{out}"
+    _stops_with(tmp_path, "values", values, patterns)
 
 
 def test_a_stale_local_nwb_file_is_warned_about(tmp_path):

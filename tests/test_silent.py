@@ -91,7 +91,10 @@ def test_the_likelihood_and_the_kind_decide_what_values_are_allowed():
     ("labels", "message"),
     [
         (None, "no 'split' coordinate"),
-        (["train", "Train", "val", "test", "holdout"], r"'Train' \(5 trials\), 'holdout' \(4 trials\)"),
+        (
+            ["train", "Train", "val", "test", "holdout"],
+            r"'Train' \(5 trials\), 'holdout' \(4 trials\)",
+        ),
     ],
 )
 def test_fit_and_evaluate_refuse_missing_or_unknown_split_labels(
