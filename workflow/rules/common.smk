@@ -209,16 +209,18 @@ def _fit_path(config, i, method, key):
 
 
 def _folder_problems(config):
-    """Output folders that would put files at the filesystem root ('' or '/')."""
+    """Output folders that would put files at the filesystem root (empty, or the root)."""
+    root = os.path.realpath(os.sep)
     problems = []
     for key in ("results_dir", "resources_dir", "logs_dir"):
         value = config.get(key) if isinstance(config, dict) else None
         if isinstance(value, str) and (
-            not value.strip().rstrip("/") or os.path.realpath(value) == "/"
+            not value.strip().rstrip(os.sep) or os.path.realpath(value) == root
         ):
             problems.append(
                 f"field {key!r}: {value!r} would write the outputs at the filesystem root "
-                f"('/<session>/...'); name a folder, e.g. {key.split('_')[0]!r}"
+                f"({os.path.join(root, '<session>')}); name a folder, e.g. "
+                f"{key.split('_')[0]!r}"
             )
     return problems
 
