@@ -220,6 +220,13 @@ def _add_bin(sub) -> None:
     )
     p.add_argument("--stratify", default=None, help="condition column to stratify the split by")
     p.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        default=None,
+        help="accept trial windows that overlap across train/val/test (their spikes are "
+        "counted in both trials); without it such overlaps are refused, others warn",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=None,
@@ -252,6 +259,7 @@ def _run_bin(args) -> None:
         "condition": args.condition,
         "stratify": args.stratify,
         "seed": args.seed,
+        "allow_overlap": args.allow_overlap,
     }
     config = BinConfig(**{k: v for k, v in options.items() if v is not None})
     if args.rescale is not None:
@@ -362,13 +370,25 @@ def _add_evaluate(sub) -> None:
     p.add_argument("dataset", help="the dataset the fit was trained on (.nc)")
     p.add_argument("--out", required=True, help="evaluation folder")
     p.add_argument("--seed", type=int, default=0, help="seed of Monte Carlo estimates and rollouts")
+    p.add_argument(
+        "--allow-other-dataset",
+        action="store_true",
+        help="evaluate on a dataset other than the fit's (refused by default: the metrics "
+        "would not be the fit's)",
+    )
     p.set_defaults(func=_run_evaluate)
 
 
 def _run_evaluate(args) -> None:
     from disrnn.evaluation import evaluate
 
-    out = evaluate(args.fit, args.dataset, args.out, seed=args.seed)
+    out = evaluate(
+        args.fit,
+        args.dataset,
+        args.out,
+        seed=args.seed,
+        allow_other_dataset=args.allow_other_dataset,
+    )
     print(out)
 
 

@@ -222,6 +222,15 @@ def _assert_stopped(res, tmp_path):
     return out
 
 
+def _stops_with(tmp_path, name: str, config: dict, patterns: list[str]) -> str:
+    """Dry-run ``config``: it must stop before any job with every pattern in the message."""
+    cfg = write_config(tmp_path / f"{name}.yaml", config)
+    out = _assert_stopped(snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path), tmp_path)
+    missing = [p for p in patterns if not re.search(p, out)]
+    assert not missing, f"{missing} not in:\n{out}"
+    return out
+
+
 @pytest.mark.parametrize("case", sorted(HEADLINE_ERRORS))
 def test_config_error_stops_before_any_job(case, tmp_path):
     config, pattern = HEADLINE_ERRORS[case]
@@ -321,13 +330,90 @@ def test_references_and_condition_keys(tmp_path):
         "binning": {"condition": 3},
         "sessions": [_session(condition=["type"])],
     }
-    cfg = write_config(tmp_path / "bad.yaml", bad)
-    out = _assert_stopped(snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path), tmp_path)
     patterns = [
         r"field 'references\.enable': unknown key 'enable'",
         r"field 'references\.folds': '3' is not of type",
         r"field 'binning\.condition': 3 is not of type",
         r"session 's1' \(sessions\[0\]\), field 'condition': \['type'\] is not of type",
     ]
-    missing = [p for p in patterns if not re.search(p, out)]
-    assert not missing, f"{missing} not in:\n{out}"
+    _stops_with(tmp_path, "bad", bad, patterns)
+
+
+def test_semantic_errors_stop_before_any_job(tmp_path):
+    """Values each component accepts alone but the run cannot: found at validation, each
+    named by session and field (the counts of a simulated session are known up front)."""
+    folders = {
+        "results_dir": "",
+        "logs_dir": "/",
+        "sessions": [{"id": "dd", "dandi": {"dandiset": "000140", "path": "sub-1/../../x.nwb"}}],
+    }
+    patterns = [
+        r"field 'results_dir': '' would write the outputs at the filesystem root",
+        r"field 'logs_dir': '/' would write the outputs at the filesystem root",
+        r"session 'dd' \(sessions\[0\]\), field 'dandi\.path': .*'\.\.' component",
+    ]
+    _stops_with(tmp_path, "folders", folders, patterns)
+
+    def sim(sid, **extra):
+        return {
+            "id": sid,
+            "simulate": {"preset": "lorenz-thomas", "n_trials": 10, "n_units": 20},
+            **extra,
+        }
+
+    values = {
+        "sessions": [
+            sim("win", window=[1.0, 0.5]),
+            sim("zero", split={"fractions": [0.8, 0.2, 0.0]}),
+            sim("sum", split={"fractions": [0.5, 0.2, 0.2]}),
+            sim("few", split={"fractions": [0.96, 0.02, 0.02]}),  # 10 trials: no val, no test
+            sim("all", heldout_fraction=0.99),  # round(0.99 x 20) = 20 units held out
+            sim("one", heldout_fraction=1.0),
+        ],
+        "heldout": {"fraction": 0.2},
+    }
+    patterns = [
+        r"session 'win' \(sessions\[0\]\), field 'window': window start must be before its end",
+        r"session 'zero' \(sessions\[1\]\), field 'split\.fractions': .* leaves no test trials",
+        r"session 'sum' \(sessions\[2\]\), field 'split\.fractions': .*summing to 1",
+        r"session 'few' \(sessions\[3\]\), field 'split\.fractions': split \(0\.96, 0\.02, 0\.02\) "
+        r"of 10 trials leaves no val and no test trials",
+        r"session 'all' \(sessions\[4\]\), field 'heldout_fraction': .*holds out all 20",
+        r"session 'one' \(sessions\[5\]\), field 'heldout_fraction': heldout_fraction must be "
+        r"in \[0, 1\)",
+    ]
+    _stops_with(tmp_path, "values", values, patterns)
+
+
+def test_a_stale_local_nwb_file_is_warned_about(tmp_path):
+    """A local NWB file replaced by another one with an older mtime (cp -p) is not rebuilt
+    by Snakemake; the sha256 the dataset records tells them apart."""
+    import os
+
+    import numpy as np
+    from nwb_factory import poisson_spikes, write_nwb
+
+    from disrnn.data.binning import BinConfig, bin_session
+    from disrnn.data.io import save_dataset
+
+    rng = np.random.default_rng(0)
+    trials = {"start_time": np.arange(10.0), "stop_time": np.arange(10.0) + 1}
+    nwb = write_nwb(
+        tmp_path / "rec.nwb", spike_times=poisson_spikes(rng, 4, 11, 5.0), trials=trials
+    )
+    dataset = tmp_path / "results" / "loc" / "dataset.nc"
+    save_dataset(bin_session(nwb, BinConfig(bin_width=0.1)), dataset)
+    config = {"sessions": [{"id": "loc", "local": "rec.nwb", "bin_width": 0.1}], "seeds": [0]}
+    cfg = write_config(tmp_path / "c.yaml", config)
+    res = snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0 and "another version" not in res.stdout + res.stderr, res.stderr
+    write_nwb(nwb, spike_times=poisson_spikes(rng, 4, 11, 5.0), trials=trials)
+    os.utime(nwb, (dataset.stat().st_mtime - 60,) * 2)  # older than the dataset
+    res = snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "bin_session" not in job_counts(res.stdout)  # Snakemake itself sees nothing new
+    assert re.search(
+        r"session 'loc': .*dataset\.nc was binned from another version of rec\.nwb", out
+    ), out
+    assert "--forcerun results/loc/dataset.nc" in out

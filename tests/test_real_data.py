@@ -50,7 +50,11 @@ def _read_raw(path: Path):
 @pytest.fixture(scope="module")
 def real_dataset():
     config = BinConfig(
-        bin_width=0.05, trials="recognition_table", align="fixcross_time", window=(-0.5, 1.5)
+        bin_width=0.05,
+        trials="recognition_table",
+        align="fixcross_time",
+        window=(-0.5, 1.5),
+        allow_overlap=True,  # 4 pairs of these windows overlap (tests/test_silent.py)
     )
     return bin_session(REAL, config)
 
@@ -96,6 +100,7 @@ def test_real_file_through_the_cli(tmp_path, capsys, real_dataset):
         "--window",
         "-0.5",
         "1.5",
+        "--allow-overlap",
     ]
     assert main(argv) == 0
     ds = load_dataset(out)

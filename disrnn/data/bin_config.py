@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from disrnn.data.splits import SPLITS
+
 #: How held-out units are chosen (:attr:`BinConfig.heldout`).
 HELDOUT_MODES = ("auto", "file", "random")
 #: Per-unit rescaling of spike counts (:attr:`BinConfig.rescale`); None: counts as they are.
@@ -51,10 +53,14 @@ class BinConfig:
             ``condition``, the column itself kept under its own name (a file's own
             ``condition`` column, when another is chosen, is kept as
             ``trial_condition``); None: a column literally named ``condition``, if any.
-        split: (train, val, test) fractions over trials, non-negative, summing to 1.
+        split: (train, val, test) fractions over trials, each > 0, summing to 1 (every
+            split needs trials: training, early stopping, the test metrics).
         stratify: trial column whose values are split in proportion each (``condition``
             is the chosen ``condition`` column).
         seed: seed of the split and the held-out draw.
+        allow_overlap: accept trial windows that overlap across the train/val/test split
+            (spikes in an overlap are counted in both trials, so the test trials would
+            share data with the training ones); overlaps within one split only warn.
 
     Raises:
         ValueError: any value outside the ranges above (the message names it).
@@ -78,99 +84,140 @@ class BinConfig:
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     stratify: str | None = None
     seed: int = 0
+    allow_overlap: bool = False
 
     def __post_init__(self) -> None:
         def setf(name, value):
             object.__setattr__(self, name, value)
 
-        bw = _number("bin_width", self.bin_width)
-        if not bw > 0:
-            raise ValueError(f"bin_width must be a positive number of seconds, got {bw}")
+        bw = _positive("bin_width", self.bin_width, "a positive number of seconds")
         setf("bin_width", bw)
         if self.window is not None:
-            if len(self.window) != 2:
-                raise ValueError(f"window must be (start, end) in seconds, got {self.window!r}")
-            start, end = (_number("window start", v) for v in self.window)
-            if not start < end:
-                raise ValueError(
-                    f"window start must be before its end, got ({start}, {end}); e.g. "
-                    "(-0.5, 1.5) for 0.5 s before to 1.5 s after the alignment"
-                )
-            if end - start < bw * (1 - 1e-9):
-                raise ValueError(
-                    f"bin_width {bw} s is longer than the window ({start}, {end}) of "
-                    f"{end - start:g} s; choose a bin width at most the window length"
-                )
-            setf("window", (start, end))
+            setf("window", _window(self.window, bw))
         if self.window_length is not None:
-            length = _number("window_length", self.window_length)
-            if not length > 0:
-                raise ValueError(f"window_length must be positive seconds, got {length}")
-            if length < bw * (1 - 1e-9):
-                raise ValueError(
-                    f"bin_width {bw} s is longer than window_length {length} s; choose a "
-                    "bin width at most the window length"
-                )
-            if self.trials is not None or self.align is not None or self.window is not None:
-                raise ValueError(
-                    "window_length cuts the recording into windows without trials; do not "
-                    "combine it with trials, align or window"
-                )
-            setf("window_length", length)
-        for name in ("min_rate", "max_rate", "min_spikes"):
-            value = getattr(self, name)
-            if value is not None and not _number(name, value) >= 0:
-                raise ValueError(f"{name} must be non-negative, got {value}")
-        if self.min_rate is not None and self.max_rate is not None:
-            if self.min_rate > self.max_rate:
-                raise ValueError(
-                    f"min_rate {self.min_rate} Hz is above max_rate {self.max_rate} Hz"
-                )
-        if isinstance(self.behavior, str):
-            setf("behavior", (self.behavior,))
-        setf("behavior", tuple(self.behavior))
-        if len(set(self.behavior)) != len(self.behavior):
-            raise ValueError(f"behavior names repeat: {self.behavior}")
-        hf = _number("heldout_fraction", self.heldout_fraction)
-        if not 0.0 <= hf < 1.0:
-            raise ValueError(f"heldout_fraction must be in [0, 1), got {hf}")
-        setf("heldout_fraction", hf)
-        if self.heldout not in HELDOUT_MODES:
-            raise ValueError(
-                f"heldout must be one of {', '.join(HELDOUT_MODES)}, got {self.heldout!r} "
-                "(auto: the file's heldout column when it marks a unit, else heldout_fraction)"
-            )
+            setf("window_length", _window_length(self, bw))
+        _check_filters(self)
+        setf("behavior", _behavior(self.behavior))
+        setf("heldout_fraction", _heldout(self.heldout_fraction, self.heldout))
         setf("pre_window", _pre_window(self.pre_window))
-        if self.rescale is not None:
-            if self.rescale not in RESCALE_MODES:
-                raise ValueError(
-                    f"rescale must be None or one of {', '.join(RESCALE_MODES)}, got "
-                    f"{self.rescale!r}"
-                )
-            if self.activity is not None:
-                raise ValueError(
-                    f"rescale={self.rescale!r} divides spike counts per unit; it does not "
-                    f"apply to the continuous TimeSeries {self.activity!r} (leave rescale "
-                    "None)"
-                )
+        _check_rescale(self.rescale, self.activity)
         if self.condition is not None and not (isinstance(self.condition, str) and self.condition):
             raise TypeError(
                 f"condition must be the name of a trial column or None, got {self.condition!r}"
             )
-        fractions = tuple(_number("split fraction", v) for v in self.split)
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-            raise ValueError(
-                "split must be three non-negative fractions (train, val, test) summing to "
-                f"1, got {tuple(self.split)}"
-            )
-        setf("split", fractions)
+        setf("split", _split(self.split))
         if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
             raise TypeError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.allow_overlap, bool | np.bool_):
+            raise TypeError(f"allow_overlap must be true or false, got {self.allow_overlap!r}")
 
     @property
     def n_pre_bins(self) -> int:
         """P: whole bins of history before each window, floor(pre_window / bin_width)."""
         return int(math.floor(self.pre_window / self.bin_width + 1e-9))
+
+
+def _positive(name: str, value, what: str) -> float:
+    out = _number(name, value)
+    if not out > 0:
+        raise ValueError(f"{name} must be {what}, got {out}")
+    return out
+
+
+def _window(window, bw: float) -> tuple[float, float]:
+    if len(window) != 2:
+        raise ValueError(f"window must be (start, end) in seconds, got {window!r}")
+    start, end = (_number("window start", v) for v in window)
+    if not start < end:
+        raise ValueError(
+            f"window start must be before its end, got ({start}, {end}); e.g. "
+            "(-0.5, 1.5) for 0.5 s before to 1.5 s after the alignment"
+        )
+    if end - start < bw * (1 - 1e-9):
+        raise ValueError(
+            f"bin_width {bw} s is longer than the window ({start}, {end}) of "
+            f"{end - start:g} s; choose a bin width at most the window length"
+        )
+    return start, end
+
+
+def _window_length(config: BinConfig, bw: float) -> float:
+    length = _positive("window_length", config.window_length, "positive seconds")
+    if length < bw * (1 - 1e-9):
+        raise ValueError(
+            f"bin_width {bw} s is longer than window_length {length} s; choose a "
+            "bin width at most the window length"
+        )
+    if config.trials is not None or config.align is not None or config.window is not None:
+        raise ValueError(
+            "window_length cuts the recording into windows without trials; do not "
+            "combine it with trials, align or window"
+        )
+    return length
+
+
+def _check_filters(config: BinConfig) -> None:
+    for name in ("min_rate", "max_rate", "min_spikes"):
+        value = getattr(config, name)
+        if value is not None and not _number(name, value) >= 0:
+            raise ValueError(f"{name} must be non-negative, got {value}")
+    if config.min_rate is not None and config.max_rate is not None:
+        if config.min_rate > config.max_rate:
+            raise ValueError(
+                f"min_rate {config.min_rate} Hz is above max_rate {config.max_rate} Hz"
+            )
+
+
+def _behavior(names) -> tuple[str, ...]:
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if len(set(names)) != len(names):
+        raise ValueError(f"behavior names repeat: {names}")
+    return names
+
+
+def _heldout(fraction, mode) -> float:
+    hf = _number("heldout_fraction", fraction)
+    if not 0.0 <= hf < 1.0:
+        raise ValueError(
+            f"heldout_fraction must be in [0, 1), got {hf}; the encoder needs held-in units"
+        )
+    if mode not in HELDOUT_MODES:
+        raise ValueError(
+            f"heldout must be one of {', '.join(HELDOUT_MODES)}, got {mode!r} "
+            "(auto: the file's heldout column when it marks a unit, else heldout_fraction)"
+        )
+    return hf
+
+
+def _check_rescale(rescale, activity) -> None:
+    if rescale is None:
+        return
+    if rescale not in RESCALE_MODES:
+        raise ValueError(
+            f"rescale must be None or one of {', '.join(RESCALE_MODES)}, got {rescale!r}"
+        )
+    if activity is not None:
+        raise ValueError(
+            f"rescale={rescale!r} divides spike counts per unit; it does not apply to the "
+            f"continuous TimeSeries {activity!r} (leave rescale None)"
+        )
+
+
+def _split(split) -> tuple[float, float, float]:
+    fractions = tuple(_number("split fraction", v) for v in split)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(
+            "split must be three non-negative fractions (train, val, test) summing to "
+            f"1, got {tuple(split)}"
+        )
+    empty = [name for name, f in zip(SPLITS, fractions, strict=True) if f == 0]
+    if empty:
+        raise ValueError(
+            f"split {fractions} leaves no {' and no '.join(empty)} trials; every split "
+            "needs trials (train: fitting, val: early stopping, test: the metrics), "
+            "e.g. (0.7, 0.15, 0.15)"
+        )
+    return fractions
 
 
 def _pre_window(value) -> float:

@@ -172,7 +172,8 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         ValueError: unreadable or non-NWB file, no Units table (and no ``activity``),
             bad spike times, unknown table/column/TimeSeries (the message lists what
             exists), a window longer than the data, every trial dropped, every unit
-            filtered out.
+            filtered out or held out, a split left without trials, trial windows that
+            overlap across splits (unless ``config.allow_overlap``; overlaps warn).
     """
     path = Path(nwb_path)
     want = tuple(config.behavior) + ((config.activity,) if config.activity else ())
@@ -183,6 +184,8 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     units = _bin_units(session, config, source, kind, align, edges, path)
     columns = _with_condition(columns, config.condition, path)
     split, heldout, heldout_source = _split_and_heldout(config, columns, n_trials, units, path)
+    length = float(edges[-1] - edges[0])
+    splits.check_overlaps(ids, align + edges[0], length, split, config.allow_overlap, path.name)
     data_vars, coords_extra, pre_covered = _data_vars(
         session, config, kind, source, units, align, edges
     )

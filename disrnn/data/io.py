@@ -57,6 +57,28 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def nwb_changed(dataset: str | os.PathLike, nwb: str | os.PathLike) -> str | None:
+    """Why the saved ``dataset`` no longer matches the NWB file ``nwb`` it was binned
+    from: its attrs ``sha256`` (the file's hash at binning) differs from the file's now.
+
+    Returns:
+        A message naming both hashes, or None when they match, or when the dataset, the
+        file or the recorded hash is absent (nothing to compare).
+    """
+    dataset, nwb = Path(dataset), Path(nwb)
+    if not (dataset.exists() and nwb.exists()):
+        return None
+    with xr.open_dataset(dataset, engine="h5netcdf") as ds:
+        recorded = str(ds.attrs.get("sha256") or "")
+    now = file_sha256(nwb) if recorded else ""
+    if recorded == now:
+        return None
+    return (
+        f"{dataset} was binned from another version of {nwb} (sha256 {recorded[:12]}... "
+        f"then, {now[:12]}... now): it is stale"
+    )
+
+
 def clean_attrs(attrs: dict) -> dict:
     """Return a copy of ``attrs`` that NetCDF can store.
 

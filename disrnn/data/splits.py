@@ -51,6 +51,10 @@ def split_trials(
     Returns:
         (trial,) str array of split names.
 
+    A split that rounding leaves without trials gets a logged warning (the message of
+    :func:`check_split_sizes`): such a dataset can be looked at, but fitting needs train
+    trials and evaluation test trials (both refuse without them).
+
     Raises:
         ValueError: fractions negative or not summing to 1; strata of the wrong length.
     """
@@ -76,7 +80,90 @@ def split_trials(
         bounds = np.concatenate([[0], np.cumsum(counts)])
         for name, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:], strict=True):
             out[shuffled[lo:hi]] = name
+    empty = [name for name in SPLITS if not (out == name).any()]
+    if empty:
+        log.warning("%s", _empty_split_message(n_trials, fractions, empty))
     return out
+
+
+def check_split_sizes(n_trials: int, fractions: tuple[float, float, float]) -> None:
+    """Raise ValueError when ``fractions`` of ``n_trials`` trials leave a split empty
+    (largest-remainder rounding, as :func:`split_trials` without strata)."""
+    counts = _counts(int(n_trials), tuple(float(f) for f in fractions))
+    empty = [name for name, c in zip(SPLITS, counts, strict=True) if not c]
+    if empty:
+        raise ValueError(_empty_split_message(n_trials, fractions, empty))
+
+
+def _empty_split_message(n_trials: int, fractions, empty: list[str]) -> str:
+    return (
+        f"split {tuple(float(f) for f in fractions)} of {n_trials} trials leaves no "
+        f"{' and no '.join(empty)} trials; every split needs at least one (train: "
+        "fitting, val: early stopping, test: the metrics); use more trials or larger "
+        "fractions for the empty splits"
+    )
+
+
+def window_overlaps(starts: np.ndarray, length: float, tol: float = 1e-7):
+    """Pairs of trial windows [start, start + length) that overlap.
+
+    Args:
+        starts: (trial,) window starts in seconds (alignment + window start).
+        length: the window's length in seconds (the same for every trial).
+        tol: seconds of overlap ignored (windows that only touch do not overlap).
+
+    Returns:
+        (i, j, seconds): trial indices of each overlapping pair (i's window starts first)
+        and the length of their overlap.
+    """
+    starts = np.asarray(starts, dtype=np.float64)
+    order = np.argsort(starts, kind="stable")
+    s = starts[order]
+    stop = np.searchsorted(s, s + length - tol, side="left")  # first window clear of k's
+    pairs = [(k, m) for k in range(len(s)) for m in range(k + 1, stop[k])]
+    first, second = np.array(pairs, dtype=np.int64).reshape(-1, 2).T  # positions in s
+    return order[first], order[second], length - (s[second] - s[first])
+
+
+def check_overlaps(
+    ids: np.ndarray,
+    starts: np.ndarray,
+    length: float,
+    split: np.ndarray,
+    allow: bool,
+    source: str,
+) -> None:
+    """Warn about overlapping trial windows; refuse overlaps across splits unless ``allow``.
+
+    Spikes in an overlap are counted in both trials; when those trials lie in different
+    splits the test (or validation) trials share data with the training ones.
+
+    Args:
+        ids: (trial,) trial ids; starts: (trial,) window starts (s); length: window
+        length (s); split: (trial,) split names; allow: accept overlaps across splits
+        (:attr:`~disrnn.data.bin_config.BinConfig.allow_overlap`); source: the file's name.
+
+    Raises:
+        ValueError: overlapping windows in different splits and ``allow`` False.
+    """
+    i, j, seconds = window_overlaps(starts, length)
+    if not len(i):
+        return
+    cross = split[i] != split[j]
+    what = (
+        f"{source}: {len(i)} pairs of trial windows overlap, by up to {seconds.max():.6g} s "
+        f"of the {length:.6g} s window (e.g. trials {ids[i[0]]} and {ids[j[0]]}); spikes in "
+        "an overlap are counted in both trials"
+    )
+    if cross.any() and not allow:
+        k = int(np.flatnonzero(cross)[0])
+        raise ValueError(
+            f"{what}, and {int(cross.sum())} of these pairs lie in different splits (e.g. "
+            f"trial {ids[i[k]]} in {split[i[k]]}, trial {ids[j[k]]} in {split[j[k]]}), so "
+            "the evaluation trials would share data with the training trials; shorten the "
+            "window, or set allow_overlap (disrnn bin --allow-overlap) to accept it"
+        )
+    log.warning("%s (%d pairs across splits)", what, int(cross.sum()))
 
 
 def heldout_units(
@@ -140,8 +227,33 @@ def choose_heldout(
         ((unit,) bool held-out mask, how: ``"nwb column"`` or ``"random"``).
 
     Raises:
-        ValueError: an unknown mode; mode ``"file"`` without a column.
+        ValueError: an unknown mode; mode ``"file"`` without a column; every unit held
+        out (the encoder needs held-in units).
     """
+    heldout, how = _choose(n_units, fraction, rng, column, mode, source)
+    if how == "random":
+        check_heldin(n_units, fraction, source)
+    elif n_units and heldout.all():
+        raise ValueError(
+            f"{source}: the 'heldout' unit column marks every one of the {n_units} kept "
+            "units; the encoder needs held-in units; use heldout 'random' with a "
+            "heldout_fraction below 1"
+        )
+    return heldout, how
+
+
+def check_heldin(n_units: int, fraction: float, source: str) -> None:
+    """Raise ValueError when ``round(fraction * n_units)`` held-out units leave none held in."""
+    if n_units and int(round(fraction * n_units)) >= n_units:
+        raise ValueError(
+            f"{source}: heldout_fraction {fraction:g} of {n_units} units holds out all "
+            f"{n_units} (round({fraction:g} x {n_units})); the encoder needs held-in units; "
+            f"use a heldout_fraction below {(n_units - 0.5) / n_units:.3g}"
+        )
+
+
+def _choose(n_units, fraction, rng, column, mode, source) -> tuple[np.ndarray, str]:
+    """:func:`choose_heldout` before its held-in check."""
     if mode not in ("auto", "file", "random"):
         raise ValueError(f"heldout mode must be auto, file or random, got {mode!r}")
     if mode == "file" and column is None:

@@ -103,7 +103,8 @@ from disrnn.evaluation.inputs import (
     SESSION_ATTRS,
     abs_path,
     as_fit,
-    check_same_data,
+    check_data,
+    dataset_identity,
     fit_summary,
     load_data,
     session_id,
@@ -131,6 +132,7 @@ def evaluate(
     n_pc_samples: int = 2000,
     session: str | None = None,
     smoothing_posterior: bool = True,
+    allow_other_dataset: bool = False,
 ) -> Path:
     """Evaluate a fit on the ``test`` trials of ``dataset``; write ``out_dir``.
 
@@ -146,18 +148,23 @@ def evaluate(
         session: the session id metrics.json records (the workflow gives its config's id).
         smoothing_posterior: also fit the smoothing posterior of the fit for co-smoothing
             (Poisson fits with held-out units; :mod:`disrnn.evaluation.cosmoothing`).
+        allow_other_dataset: evaluate on activity other than the fit's (refused by
+            default: the metrics would not be the fit's; then only a warning).
 
     Returns:
         ``out_dir`` as a Path.
 
     Raises:
-        FileNotFoundError: no fit or dataset; ValueError: no ``split`` coordinate, no test
-        trials, or a dataset that does not match the fit.
+        FileNotFoundError: no fit or dataset, a fit folder without fit_info.json (an
+        unfinished fit); ValueError: no ``split`` coordinate or labels other than
+        train/val/test, no test trials, activity the fit's likelihood does not allow, or
+        a dataset that does not match the fit (another one, unless
+        ``allow_other_dataset``).
 
     The keys of ``metrics.json`` are listed in the module docstring.
     """
     m, files = compute_evaluation(
-        fit_dir, dataset, seed, n_pc_samples, session, smoothing_posterior
+        fit_dir, dataset, seed, n_pc_samples, session, smoothing_posterior, allow_other_dataset
     )
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -175,12 +182,13 @@ def compute_evaluation(
     n_pc_samples: int = 2000,
     session: str | None = None,
     smoothing_posterior: bool = True,
+    allow_other_dataset: bool = False,
 ) -> tuple[dict, dict[str, xr.Dataset]]:
     """Everything :func:`evaluate` writes, in memory.
 
     Args:
         fit: a Fit, or a fit folder; dataset: path or ``xr.Dataset``; seed, n_pc_samples,
-            session, smoothing_posterior: as for :func:`evaluate`.
+            session, smoothing_posterior, allow_other_dataset: as for :func:`evaluate`.
 
     Returns:
         (metrics, files): the ``metrics.json`` dict (NaN not yet replaced by None) and
@@ -192,6 +200,7 @@ def compute_evaluation(
     fit_dir = fit
     fit = as_fit(fit)
     ds, ds_path = load_data(dataset)
+    check_data(fit, ds, allow_other_dataset)
     ev = EvalSplit.of(fit, ds)
     config = getattr(fit, "config", None)
     m: dict = {
@@ -199,7 +208,7 @@ def compute_evaluation(
         "seed": getattr(fit, "seed", None),
         "eval_seed": int(seed),
         "fit_dir": abs_path(getattr(fit, "path", fit_dir)),
-        "dataset": abs_path(ds_path),
+        **dataset_identity(ds, ds_path),
         "session": session_id(ds, ds_path, session),
         "groups": ",".join(str(g) for g in getattr(fit, "groups", ())),
         "kind": ev.kind,
@@ -212,7 +221,6 @@ def compute_evaluation(
         "history": ev.L,
         **fit_summary(fit),
     }
-    check_same_data(fit, ds)
     pred, per_unit, true_rates = one_step_metrics(fit, ev, m)
     m.update(smoothing_posterior_metrics(fit, ds, seed, enabled=smoothing_posterior))
     lat = latent_metrics(fit, ev, m, n_pc_samples, seed)

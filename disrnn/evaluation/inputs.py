@@ -16,12 +16,14 @@ import xarray as xr
 
 from disrnn.data.io import DIMS, load_dataset
 from disrnn.fit.defaults import rule_of_thumb_log_sigma
-from disrnn.fit.tensors import activity_sha256, valid_bins
+from disrnn.fit.tensors import activity_sha256, check_split, check_values, valid_bins
 
 __all__ = [
     "abs_path",
     "as_fit",
+    "check_data",
     "check_same_data",
+    "dataset_identity",
     "fit_summary",
     "load_data",
     "null_rate",
@@ -47,12 +49,23 @@ SESSION_ATTRS = (
 
 
 def as_fit(fit_dir):
-    """A Fit: ``fit_dir`` itself when it has the Fit contract, else ``load_fit(fit_dir)``."""
+    """A Fit: ``fit_dir`` itself when it has the Fit contract, else ``load_fit(fit_dir)``.
+
+    Raises:
+        FileNotFoundError: a folder without ``fit_info.json`` (the last file a finished
+        fit writes beside its weights: an unfinished or foreign folder), or no fit at all.
+    """
     if all(hasattr(fit_dir, a) for a in ("latents", "predict", "nll", "rollout")):
         return fit_dir  # already a Fit (or an object with its contract)
     from disrnn.fit import load_fit
 
-    return load_fit(fit_dir)
+    path = Path(fit_dir)
+    if path.is_dir() and not (path / "fit_info.json").exists():
+        raise FileNotFoundError(
+            f"{str(path)!r} has no fit_info.json: the fit did not finish (or this is not a "
+            "fit folder), so there is nothing to evaluate; run `disrnn fit` to complete it"
+        )
+    return load_fit(path)
 
 
 def load_data(dataset) -> tuple[xr.Dataset, Path | None]:
@@ -77,17 +90,48 @@ def fit_summary(fit) -> dict:
     }
 
 
-def check_same_data(fit, ds: xr.Dataset) -> None:
-    """Warn when the activity differs from the one the fit was trained on."""
+def check_data(fit, ds: xr.Dataset, allow_other_dataset: bool = False) -> None:
+    """The fit stage's data rules on the dataset under evaluation, and that it is the fit's.
+
+    Raises:
+        ValueError: no or unknown ``split`` labels, activity the fit's likelihood or the
+        kind does not allow (:mod:`disrnn.fit.tensors`), another dataset than the fit's
+        (:func:`check_same_data`).
+    """
+    check_split(ds)
+    check_values(ds, getattr(getattr(fit, "config", None), "likelihood", None))
+    check_same_data(fit, ds, allow_other_dataset)
+
+
+def check_same_data(fit, ds: xr.Dataset, allow_other_dataset: bool = False) -> None:
+    """Refuse activity other than the one the fit was trained on (config.json's dataset
+    ``activity_sha256``): its split, null rates and metrics would not be the fit's.
+
+    Raises:
+        ValueError: the activity differs, unless ``allow_other_dataset`` (then a warning).
+    """
     meta = getattr(fit, "meta", None) or {}
     want = (meta.get("dataset") or {}).get("activity_sha256")
-    if not want:
+    if not want or activity_sha256(ds) == want:
         return
-    if activity_sha256(ds) != want:
-        log.warning(
-            "the dataset's activity differs from the one this fit was trained on; "
-            "its train/test split and null rates may not be the fit's"
+    what = (
+        f"the dataset's activity differs from the one the fit {getattr(fit, 'path', '')} "
+        f"was trained on ({(meta.get('dataset') or {}).get('path') or 'in memory'})"
+    )
+    if not allow_other_dataset:
+        raise ValueError(
+            f"{what}; its train/test split and null rates are not the fit's, so the "
+            "metrics would mean nothing; evaluate on the fit's dataset, or pass "
+            "allow_other_dataset=True (disrnn evaluate --allow-other-dataset) to do it anyway"
         )
+    log.warning("%s; evaluating anyway (allow_other_dataset)", what)
+
+
+def dataset_identity(ds: xr.Dataset, path: Path | None) -> dict:
+    """What an evaluation's metrics.json records of its dataset: ``dataset`` (the absolute
+    path or None) and ``activity_sha256`` (:func:`disrnn.fit.tensors.activity_sha256`), by
+    which a report tells evaluations of different datasets apart."""
+    return {"dataset": abs_path(path), "activity_sha256": activity_sha256(ds)}
 
 
 def abs_path(path) -> str | None:

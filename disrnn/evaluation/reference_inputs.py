@@ -13,7 +13,8 @@ import numpy as np
 import xarray as xr
 
 from disrnn.data.io import file_sha256
-from disrnn.evaluation.inputs import SESSION_ATTRS, abs_path, session_id
+from disrnn.evaluation.inputs import SESSION_ATTRS, dataset_identity, session_id
+from disrnn.fit.tensors import check_split
 from disrnn.evaluation.steps import CONN_KEYS, TRUTH_KEYS
 from disrnn.fit.tensors import dataset_kind
 
@@ -54,9 +55,7 @@ NOT_APPLICABLE = (
 
 def split_arrays(ds: xr.Dataset):
     """(split (trial,) str, train (trial,) bool, test (trial,) bool); ValueError without both."""
-    if "split" not in ds.coords:
-        raise ValueError("the dataset has no 'split' coordinate; build it with `disrnn bin`")
-    split = np.asarray(ds["split"].values).astype(str)
+    split = check_split(ds)
     train, test = split == "train", split == "test"
     if not train.any() or not test.any():
         raise ValueError(f"the dataset needs train and test trials (splits: {sorted(set(split))})")
@@ -97,7 +96,7 @@ def reference_identity(ds, ds_path, method, seed, history, test, ok_te, ho) -> d
             "method": method,
             "seed": int(seed),
             "eval_seed": int(seed),
-            "dataset": abs_path(ds_path),
+            **dataset_identity(ds, ds_path),
             "dataset_sha256": None if ds_path is None else file_sha256(ds_path),
             "session": session_id(ds, ds_path),
             "kind": dataset_kind(ds),

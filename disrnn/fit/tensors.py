@@ -1,9 +1,11 @@
 """The dataset at the model boundary: checked, described, and turned into tensors.
 
 The data rules of a fit live here, once, and evaluation calls them too:
-``dataset_kind`` (spike counts or continuous), ``valid_bins`` (which bins are scored),
-``activity_sha256`` (the fingerprint a fit records of its data). ``load_input`` checks a
-Dataset (or loads one from a path) and fingerprints it; ``trial_arrays`` builds per-trial
+``dataset_kind`` (spike counts or continuous), ``check_split`` (every trial labelled
+train, val or test), ``check_values`` (what the likelihood and the kind allow),
+``silent_units`` (units without a training spike), ``valid_bins`` (which bins are
+scored), ``activity_sha256`` (the fingerprint a fit records of its data). ``load_input``
+checks a Dataset (or loads one from a path) and fingerprints it; ``trial_arrays`` builds per-trial
 history stacks; ``prepare`` flattens the valid bins of one split into a :class:`FitData`.
 
 torch is imported only by ``prepare`` (evaluation imports the rules without it).
@@ -21,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from disrnn.data.io import DIMS, file_sha256
+from disrnn.data.splits import SPLITS
 
 if TYPE_CHECKING:
     import torch
@@ -29,11 +32,14 @@ __all__ = [
     "FitData",
     "activity_sha256",
     "bin_width",
+    "check_split",
+    "check_values",
     "first_bin",
     "history_frame",
     "dataset_kind",
     "load_input",
     "prepare",
+    "silent_units",
     "trial_arrays",
     "valid_bins",
 ]
@@ -75,8 +81,9 @@ def load_input(dataset) -> tuple[xr.Dataset, dict]:
     """(Dataset, provenance dict) from a Dataset or a path.
 
     Raises:
-        FileNotFoundError: missing path; ValueError: no ``activity``, wrong dims, or an
-        ``input`` that is not a finite (trial, time, unit) array of activity's shape.
+        FileNotFoundError: missing path; ValueError: no ``activity``, wrong dims, NaN or
+        inf activity, a bad ``split`` (:func:`check_split`), or an ``input`` that is not
+        a finite (trial, time, unit) array of activity's shape.
     """
     source: dict = {"path": None, "sha256": None}
     if isinstance(dataset, str | os.PathLike):
@@ -96,6 +103,7 @@ def load_input(dataset) -> tuple[xr.Dataset, dict]:
         raise ValueError(f"activity must have dims {DIMS}, got {ds['activity'].dims}")
     if not np.all(np.isfinite(ds["activity"].values)):
         raise ValueError("activity holds NaN or inf values; mask those bins instead")
+    check_split(ds)
     source["activity_sha256"] = activity_sha256(ds)
     if "input" in ds:
         u = ds["input"]
@@ -109,6 +117,67 @@ def load_input(dataset) -> tuple[xr.Dataset, dict]:
             raise ValueError("input holds NaN or inf values; it must be finite everywhere")
         source["input_sha256"] = hashlib.sha256(u.tobytes()).hexdigest()
     return ds, source
+
+
+def check_split(ds: xr.Dataset) -> np.ndarray:
+    """(trial,) str: the ``split`` labels, each one of train, val, test.
+
+    A fit trains on the train trials, stops early on val and is scored on test; a trial
+    with another label (or a dataset without labels) would silently be left out or
+    counted everywhere.
+
+    Raises:
+        ValueError: no ``split`` coordinate on ``trial``, or labels outside train/val/test
+        (the message names them and how many trials carry each).
+    """
+    if "split" not in ds.coords or ds["split"].dims != ("trial",):
+        raise ValueError(
+            "the dataset has no 'split' coordinate on 'trial' saying which trials are "
+            "train, val and test; bin it with `disrnn bin` (which draws the split) or "
+            "assign one: ds.assign_coords(split=('trial', labels))"
+        )
+    labels = np.asarray(ds["split"].values).astype(str)
+    bad, counts = np.unique(labels[~np.isin(labels, SPLITS)], return_counts=True)
+    if bad.size:
+        named = ", ".join(f"{str(b)!r} ({c} trials)" for b, c in zip(bad, counts, strict=True))
+        raise ValueError(
+            f"the dataset's split labels {named} are not one of {', '.join(SPLITS)}; "
+            "relabel those trials (labels are lower case)"
+        )
+    return labels
+
+
+def check_values(ds: xr.Dataset, likelihood: str | None) -> None:
+    """Raise unless ``activity`` suits the likelihood and the dataset's kind.
+
+    Rules: the Poisson likelihood needs activity >= 0 (of any kind: a mean count cannot
+    be negative); ``kind="spike_counts"`` means whole numbers >= 0 (with any likelihood).
+
+    Raises:
+        ValueError: naming how many values break the rule, the first one and the fix.
+    """
+    x = ds["activity"].transpose(*DIMS).values
+    counts_fix = "rebin it with `disrnn bin`, or mark it kind='continuous'"
+    rules = []
+    if likelihood == "poisson":
+        fix = "fit with likelihood 'gaussian', or fix the data"
+        rules.append((x < 0, "negative", "the Poisson likelihood needs activity >= 0", fix))
+    if dataset_kind(ds) == "spike_counts":
+        rules.append((x < 0, "negative", "spike counts are >= 0", counts_fix))
+        rules.append((x != np.round(x), "fractional", "spike counts are whole", counts_fix))
+    for bad, what, rule, fix in rules:
+        if bad.any():
+            t, b, u = (int(v[0]) for v in np.nonzero(bad))
+            raise ValueError(
+                f"activity holds {int(bad.sum())} {what} values (the first {x[t, b, u]:g} "
+                f"at trial {ds['trial'].values[t]}, bin {b}, unit {ds['unit'].values[u]}) "
+                f"but {rule} (dataset kind {dataset_kind(ds)!r}); {fix}"
+            )
+
+
+def silent_units(data: FitData) -> np.ndarray:
+    """The ids of the units whose every target bin in ``data`` is 0 (no spike)."""
+    return np.asarray(data.units)[(data.x == 0).all(dim=0).cpu().numpy()]
 
 
 def activity_sha256(ds: xr.Dataset) -> str:
@@ -234,20 +303,16 @@ def prepare(
 ) -> FitData:
     """The valid bins of the trials with ``split == split``, flattened, on ``device``.
 
-    Without a ``split`` coordinate every trial counts as ``train``.
-
     Raises:
-        ValueError: trials not longer than L bins; every unit marked ``heldout``.
+        ValueError: trials not longer than L bins; every unit marked ``heldout``; a bad
+        ``split`` (:func:`check_split`).
     """
     import torch
 
     from disrnn.models.modules import fixed_kernel
 
     arrays = trial_arrays(ds, history)
-    if "split" in ds.coords:
-        trials = np.asarray(ds["split"].values).astype(str) == split
-    else:
-        trials = np.full(ds.sizes["trial"], split == "train")
+    trials = check_split(ds) == split
     sel = arrays["valid"] & trials[:, None]  # (trial, time - L)
     lagged = torch.from_numpy(arrays["lagged"][sel])  # (bin, L, unit)
     x = torch.from_numpy(np.ascontiguousarray(arrays["x"][sel]))  # (bin, unit)

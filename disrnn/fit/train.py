@@ -34,7 +34,15 @@ from disrnn.fit.loop import EpochCallback, train_loop
 from disrnn.fit.objective import selection_objective
 from disrnn.fit.posthoc import posthoc_fit
 from disrnn.fit.rotation import pc_rotation, rotate_latents, search_size
-from disrnn.fit.tensors import FitData, bin_width, dataset_kind, load_input, prepare
+from disrnn.fit.tensors import (
+    FitData,
+    bin_width,
+    check_values,
+    dataset_kind,
+    load_input,
+    prepare,
+    silent_units,
+)
 
 __all__ = ["fit", "resolve_device", "restart_seed"]
 
@@ -93,7 +101,12 @@ def fit(
     Returns:
         out_dir as a Path.
     Raises:
-        ValueError: bad dataset, device, or init_from fit; DivergenceError: NaN/inf loss.
+        ValueError: bad dataset (no or unknown ``split`` labels; activity the likelihood
+            or kind does not allow: :func:`disrnn.fit.tensors.check_values`), device, or
+            init_from fit; DivergenceError: NaN/inf loss.
+
+    Units without a spike in the training bins are fitted with a logged warning naming
+    them (and listed in fit_info.json ``silent_units``).
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -102,8 +115,10 @@ def fit(
     ds, source = load_input(dataset)
     kind = dataset_kind(ds)
     config = config.resolve(kind, bin_width(ds))
+    check_values(ds, config.likelihood)
     dev = resolve_device(device)
     config, train, val = _train_val(ds, config, dev)
+    silent = _warn_silent(train)
     info: dict = {"device": str(dev), "torch_threads": torch.get_num_threads()}
     if config.method in POSTHOC_METHODS:
         module, history, extra = posthoc_fit(config, train, val, seed, init_from, progress)
@@ -118,6 +133,7 @@ def fit(
         seconds=time.perf_counter() - t_start,
         epochs=info.get("epochs_run"),
         n_train_bins=train.n_bins,
+        silent_units=silent,
         n_val_bins=0 if val is None else val.n_bins,
     )
     meta = {
@@ -159,6 +175,21 @@ def _train_val(ds: xr.Dataset, config: FitConfig, dev):
         log.warning("no 'val' trials: early stopping monitors the training loss")
         val = None
     return config, train, val
+
+
+def _warn_silent(train: FitData) -> list:
+    """Warn about (and return) the units with no spike in the training bins."""
+    silent = [u.item() for u in silent_units(train)]
+    if silent:
+        shown = ", ".join(map(str, silent[:20])) + (" ..." if len(silent) > 20 else "")
+        log.warning(
+            "%d of %d units have no spike in the training bins; they are fitted anyway "
+            "(their predicted rates go to 0): units %s",
+            len(silent),
+            train.n_units,
+            shown,
+        )
+    return silent
 
 
 def _checkpoint_path(out_dir: Path, restart: int, phase: str = "") -> Path:

@@ -31,6 +31,7 @@ from disrnn.report.render import (
 from disrnn.report.results import (
     REFERENCE_METHOD,
     EvalResult,
+    check_comparable,
     key_metrics,
     load_eval,
     representative,
@@ -173,8 +174,11 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
     eval_dirs = [eval_dirs] if isinstance(eval_dirs, str | os.PathLike) else list(eval_dirs)
     if not eval_dirs:
         raise ValueError("a session report needs at least one evaluation folder; got none")
+    from disrnn.fit.tensors import activity_sha256
+
     ds = load_dataset(dataset_path)
     results = [load_eval(d) for d in eval_dirs]
+    check_comparable(results, activity_sha256(ds), by_session=False)
     by_method = _group_by_method(results)
     metrics, n_head = _metric_keys(results)
     keys = key_metrics(results)
@@ -317,6 +321,7 @@ def render_summary_report(eval_dirs, out: str | os.PathLike) -> Path:
     if not eval_dirs:
         raise ValueError("render_summary_report needs at least one evaluation folder; got none")
     results = [load_eval(d) for d in eval_dirs]
+    check_comparable(results)
     keys = key_metrics(results)
     sessions = list(dict.fromkeys(r.session for r in results))
     methods = _method_order({r.method for r in results})

@@ -304,6 +304,59 @@ def load_eval(eval_dir: str | os.PathLike) -> EvalResult:
     return result
 
 
+def check_comparable(
+    results: list[EvalResult], activity_sha256: str | None = None, by_session: bool = True
+) -> None:
+    """Refuse evaluations a report cannot put side by side.
+
+    Within a session (each ``EvalResult.session``, or all of ``results`` as one when not
+    ``by_session``: a session report), each (method, seed) is evaluated once (a second
+    evaluation of the same fit would count as another seed) and every evaluation is of
+    one dataset: the ``activity_sha256`` metrics.json records (else its ``dataset`` path;
+    evaluations that record neither are not compared), equal to ``activity_sha256`` when
+    it is given (the session report's dataset).
+
+    Raises:
+        ValueError: naming the two evaluation folders that clash.
+    """
+
+    def session(r):
+        return r.session if by_session else None
+
+    seen: dict = {}
+    for r in results:
+        key = (session(r), r.method, r.seed)
+        if key in seen:
+            raise ValueError(
+                f"{seen[key].path} and {r.path} are both evaluations of {r.method} seed "
+                f"{r.seed}; a seed counts once in a report: give one of them"
+            )
+        seen[key] = r
+    first: dict = {}
+    for r in results:
+        for name in ("activity_sha256", "dataset"):
+            value = r.metrics.get(name)
+            if not value:
+                continue
+            other = first.setdefault((session(r), name), (value, r))
+            if other[0] != value:
+                raise ValueError(
+                    f"{other[1].path} and {r.path} evaluate different datasets ({name} "
+                    f"{other[0]!r} vs {value!r}) for one report"
+                    + (f" session {r.session!r}" if by_session else "")
+                    + "; a report compares the evaluations of one dataset per session"
+                )
+            break
+    if activity_sha256 is not None:
+        for r in results:
+            if r.metrics.get("activity_sha256") not in (None, activity_sha256):
+                raise ValueError(
+                    f"{r.path} evaluates another dataset than the report's (its activity "
+                    f"sha256 {r.metrics['activity_sha256']!r}, the dataset's "
+                    f"{activity_sha256!r}); give the dataset its evaluations were run on"
+                )
+
+
 def resolve_key(results: list[EvalResult], exact, patterns) -> str | None:
     """The first flattened metric key present in ``results`` among ``exact``, then
     the first (sorted) key matching one of the regular expressions ``patterns``."""

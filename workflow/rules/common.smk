@@ -14,9 +14,13 @@ import re
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
+from disrnn.data import splits
 from disrnn.data.bin_config import BinConfig
+from disrnn.data.dandi import _check_asset_path as check_asset_path
+from disrnn.data.io import nwb_changed
 from disrnn.fit.config import METHODS, POSTHOC_METHODS, TRAINED_METHODS, FitConfig
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
@@ -119,13 +123,15 @@ def _value_problems(config):
     for i, entry in enumerate(config["sessions"]):
         opts = bin_options_of(entry["id"])
         try:  # as workflow/scripts/bin.py builds it: YAML lists as tuples
-            BinConfig(
+            binning = BinConfig(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()}
             )
+            errors = _simulated_size_errors(entry, binning)
         except (TypeError, ValueError) as err:
+            errors = [err]
+        for err in errors:
             key = _option_field(str(err), opts) or "(binning)"
-            path = ["sessions", i, key] if key in entry else ["binning", key]
-            problems.append(f"{_where(config, path)}: {err}")
+            problems.append(f"{_where(config, _bin_path(config, i, key))}: {err}")
         for method in methods_of(entry["id"]):
             opts = fit_options_of(entry["id"], method)
             try:
@@ -135,6 +141,55 @@ def _value_problems(config):
                 where = "" if path[0] == "fit" else f" (method {method})"
                 problems.append(f"{_where(config, path)}{where}: {err}")
     return problems
+
+
+#: BinConfig options set in the split / heldout sections: (session key, default key)
+_SECTION_KEYS = {
+    "split": (["split", "fractions"], ["split", "fractions"]),
+    "stratify": (["split", "stratify"], ["split", "stratify"]),
+    "seed": (["split", "seed"], ["split", "seed"]),
+    "heldout_fraction": (["heldout_fraction"], ["heldout", "fraction"]),
+    "heldout": (["heldout_mode"], ["heldout", "mode"]),
+}
+
+
+def _bin_path(config, i, key):
+    """The config path where BinConfig option ``key`` of session ``i`` was set."""
+    entry = config["sessions"][i]
+    if key not in _SECTION_KEYS:
+        return ["sessions", i, key] if key in entry else ["binning", key]
+    own, default = _SECTION_KEYS[key]
+    where = entry
+    for part in own[:-1]:
+        where = where.get(part) or {}
+    return ["sessions", i, *own] if own[-1] in where else default
+
+
+def _simulated_size_errors(entry, binning):
+    """A simulated session's trial and unit counts are known before it exists: every
+    split must get trials and some unit must stay held in (the ValueErrors of those
+    checks). The unit filters may keep fewer units, a stratified split rounds per
+    condition, other windows than nwb.trials hold other counts: binning checks those."""
+    sim = entry.get("simulate")
+    if sim is None or PRESETS is None or sim["preset"] not in PRESETS:
+        return []
+    preset = PRESETS[sim["preset"]]
+    checks = []
+    if binning.stratify is None and binning.trials in (None, "trials"):
+        if binning.window_length is None:
+            n_trials = sim.get("n_trials", preset.n_trials)
+            checks.append(lambda: splits.check_split_sizes(n_trials, binning.split))
+    if binning.heldout != "file":  # a simulated file has no heldout column
+        n_units = sim.get("n_units", preset.n_units)
+        fraction = binning.heldout_fraction
+        checks.append(lambda: splits.check_heldin(n_units, fraction, "the simulation"))
+    errors = []
+    for check in checks:
+        try:
+            check()
+        except ValueError as err:
+            errors.append(err)
+    return errors
 
 
 def _fit_path(config, i, method, key):
@@ -153,6 +208,23 @@ def _fit_path(config, i, method, key):
     return ["sessions", i, "fit", key]
 
 
+def _folder_problems(config):
+    """Output folders that would put files at the filesystem root (empty, or the root)."""
+    root = os.path.realpath(os.sep)
+    problems = []
+    for key in ("results_dir", "resources_dir", "logs_dir"):
+        value = config.get(key) if isinstance(config, dict) else None
+        if isinstance(value, str) and (
+            not value.strip().rstrip(os.sep) or os.path.realpath(value) == root
+        ):
+            problems.append(
+                f"field {key!r}: {value!r} would write the outputs at the filesystem root "
+                f"({os.path.join(root, '<session>')}); name a folder, e.g. "
+                f"{key.split('_')[0]!r}"
+            )
+    return problems
+
+
 def check_config(config):
     """Validate ``config`` in place (schema defaults filled in); raise on any error.
 
@@ -165,6 +237,7 @@ def check_config(config):
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(e.path)):
         problems += _explain(config, error)
+    problems += _folder_problems(config)
     sessions = config.get("sessions")
     if isinstance(sessions, list):
         seen = {}
@@ -188,6 +261,14 @@ def check_config(config):
                     f"session {entry['id']!r} (sessions[{i}]), field 'simulate.preset': "
                     f"unknown preset {preset!r}; presets: {', '.join(sorted(PRESETS))}"
                 )
+            dandi = entry.get("dandi")
+            if isinstance(dandi, dict) and isinstance(dandi.get("path"), str):
+                try:
+                    check_asset_path(dandi["path"])
+                except ValueError as err:
+                    problems.append(
+                        f"session {entry['id']!r} (sessions[{i}]), field 'dandi.path': {err}"
+                    )
             local = entry.get("local")
             if local is not None and not os.path.exists(local):
                 problems.append(
@@ -367,6 +448,22 @@ RESOURCES = config["resources_dir"].rstrip("/")
 LOGS = config["logs_dir"].rstrip("/")
 SESSIONS = _sessions()
 DEVICE = config["device"]
+
+
+def warn_stale_datasets():
+    """Warn when a local session's NWB file is no longer the one its dataset was binned
+    from (the sha256 the dataset records): Snakemake reruns on newer files only."""
+    for sid, entry in SESSIONS.items():
+        if "local" in entry:
+            dataset = f"{RESULTS}/{sid}/dataset.nc"
+            stale = nwb_changed(dataset, entry["local"])
+            if stale:
+                logger.warning(
+                    f"session {sid!r}: {stale}; rebuild it with --forcerun {dataset}"
+                )
+
+
+warn_stale_datasets()
 
 
 def _escape(names):
