@@ -11,7 +11,8 @@ records where the file came from::
      "api_url": "https://api.dandiarchive.org/api", "sha256": "1f6d...", "size": 2070173}
 
 The API token, when one is needed (embargoed data), is read from the ``DANDI_API_KEY``
-environment variable only; it is handed to the client and never logged, printed or written.
+environment variable only; it is handed to the client and never logged, printed or written
+(records of the client's logger pass :func:`disrnn.logs.redact`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from disrnn._atomic import atomic_file
+from disrnn._outputs import check_output
+from disrnn.logs import RedactFilter
 
 log = logging.getLogger(__name__)
+# the dandi client logs the body of a failed request, which a server may fill with the
+# Authorization header it received: redact it before any handler sees it
+logging.getLogger("dandi").addFilter(RedactFilter())
 
 PUBLIC_API_URL = "https://api.dandiarchive.org/api"
 """API URL of the public DANDI archive, used when neither argument nor env var is set."""
@@ -360,6 +366,7 @@ def fetch_asset(
     *,
     max_retries: int = 4,
     backoff: float = 1.0,
+    force: bool = False,
 ) -> Path:
     """Download one asset of a dandiset to ``out_dir/<asset path>``, verified by its digest.
 
@@ -387,6 +394,8 @@ def fetch_asset(
             (``https://api.dandiarchive.org/api``).
         max_retries: retries of a failed download, >= 0.
         backoff: base of the exponential wait in seconds, >= 0.
+        force: replace a file at the destination that is neither the asset nor an earlier
+            download (one without a ``.dandi.json`` sidecar).
 
     Returns:
         The downloaded file's path, ``Path(out_dir) / <asset path>``.
@@ -399,6 +408,7 @@ def fetch_asset(
             ``max_retries``/``backoff``. :class:`DigestMismatchError` (a ValueError) when the
             downloaded bytes do not match the digest; nothing is left behind.
         FileNotFoundError: no asset at ``path`` (with close matches).
+        FileExistsError: a different file (without sidecar) is at the destination.
         PermissionError: the server rejected the token or refused the download (401/403).
         ConnectionError: the API cannot be reached, or the download still fails after
             ``max_retries`` retries.
@@ -465,11 +475,9 @@ def fetch_asset(
                 log.info("%s is already downloaded with the right digest; skipping", dest)
                 _write_sidecar(dest, {**record, "sha256": sha256})
                 return dest
-            log.warning("%s exists but its digest differs; downloading it again", dest)
-        elif dest.exists():
-            log.warning(
-                "%s exists but is not the %d-byte asset; downloading it again", dest, asset.size
-            )
+        if dest.exists():  # not the asset: replaced only when an earlier download
+            check_output(dest, "download", force=force)
+            log.warning("%s is not the %d-byte asset; downloading it again", dest, asset.size)
 
         downloader = asset.get_download_file_iter()
         log.info("downloading %s (%d bytes) from %s to %s", asset.path, asset.size, where, dest)

@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from disrnn._atomic import atomic_dir, atomic_file
+from disrnn._outputs import check_output
 from disrnn.data.io import save_dataset
 from disrnn.evaluation.cosmoothing import smoothing_posterior_metrics
 from disrnn.evaluation.inputs import (
@@ -62,6 +63,7 @@ def evaluate(
     n_pc_samples: int = 2000,
     session: str | None = None,
     smoothing_posterior: bool = True,
+    force: bool = False,
 ) -> Path:
     """Evaluate a fit on the ``test`` trials of ``dataset``; write ``out_dir``.
 
@@ -77,13 +79,16 @@ def evaluate(
         session: the session id metrics.json records (the workflow gives its config's id).
         smoothing_posterior: also fit the smoothing posterior of the fit for co-smoothing
             (Poisson fits with held-out units; :mod:`disrnn.evaluation.cosmoothing`).
+        force: replace ``out_dir`` even when it is not a previous evaluation folder
+            (:func:`disrnn._outputs.check_output`; an input is never replaced).
 
     Returns:
         ``out_dir`` as a Path.
 
     Raises:
         FileNotFoundError: no fit or dataset; ValueError: no ``split`` coordinate, no test
-        trials, or a dataset that does not match the fit.
+        trials, or a dataset that does not match the fit. FileExistsError: ``out_dir``
+        exists and is not an evaluation folder.
 
     ``metrics.json`` keys (all metrics on the test trials, valid bins = observed (``mask``)
     and not among the first L history-only bins; ``null`` = not applicable):
@@ -154,10 +159,10 @@ def evaluate(
       same statistics of the observed training trials vs the test trials as a reference
       ceiling: ``reference_rate_pearson``, ``reference_psth_r2``, ``reference_corr_pearson``.
     """
+    out_dir = check_output(out_dir, "evaluation", inputs=(fit_dir, dataset), force=force)
     m, files = compute_evaluation(
         fit_dir, dataset, seed, n_pc_samples, session, smoothing_posterior
     )
-    out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         with atomic_file(tmp / "metrics.json") as f:
             f.write_text(json.dumps(sanitize(m), indent=2, allow_nan=False) + "\n")
