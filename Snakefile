@@ -15,7 +15,7 @@ min_version("8.0")
 
 
 # the default config sits beside this file, also when run with --directory elsewhere;
-# --configfile replaces it
+# a --configfile is laid over it (mappings merged key by key, lists replaced)
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 

@@ -31,6 +31,17 @@ def _int_list(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _add_out(p, help: str) -> None:  # noqa: A002 - argparse's own name
+    """``--out`` and ``--force`` (one rule for every subcommand: disrnn._outputs)."""
+    p.add_argument("--out", required=True, help=help)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out that is not a previous output of this command "
+        "(without it such a path is refused; an input is never replaced)",
+    )
+
+
 def _choices(module: str, name: str) -> list[str] | None:
     """Sorted keys of a registry, imported only when the parser is built."""
     import importlib
@@ -55,7 +66,7 @@ def _add_simulate(sub) -> None:
         choices=_choices("disrnn.simulate", "PRESETS"),
         help="ground-truth system",
     )
-    p.add_argument("--out", required=True, help="output .nwb path")
+    _add_out(p, "output .nwb path")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--n-trials", type=int, default=None, help="override the preset's trial count")
     p.add_argument("--n-units", type=int, default=None, help="override the preset's neuron count")
@@ -63,8 +74,10 @@ def _add_simulate(sub) -> None:
 
 
 def _run_simulate(args) -> None:
+    from disrnn._outputs import check_output
     from disrnn.simulate import simulate_nwb
 
+    check_output(args.out, "nwb", force=args.force)
     overrides = {
         k: v for k, v in (("n_trials", args.n_trials), ("n_units", args.n_units)) if v is not None
     }
@@ -94,7 +107,7 @@ def _add_fetch(sub) -> None:
         default=None,
         help="DANDI API URL (default: DANDI_API_URL or the public archive)",
     )
-    p.add_argument("--out", required=True, help="download folder; the asset path is kept below it")
+    _add_out(p, "download folder; the asset path is kept below it")
     p.set_defaults(func=_run_fetch)
 
 
@@ -102,7 +115,12 @@ def _run_fetch(args) -> None:
     from disrnn.data.dandi import fetch_asset
 
     path = fetch_asset(
-        args.dandiset, args.path, args.out, version=args.version, api_url=args.api_url
+        args.dandiset,
+        args.path,
+        args.out,
+        version=args.version,
+        api_url=args.api_url,
+        force=args.force,
     )
     print(path)
 
@@ -123,16 +141,16 @@ def _bin_default(name: str) -> str:
 
 
 def _add_bin(sub) -> None:
-    from disrnn.data.bin_config import HELDOUT_MODES, RESCALE_MODES
-
     p = sub.add_parser(
         "bin",
         help="bin an NWB session into an xarray dataset (NetCDF)",
         description="Bin spikes (or a continuous TimeSeries) of one NWB session into a "
-        "Dataset with dims (trial, time, unit). With no filter options every unit is kept.",
+        "Dataset with dims (trial, time, unit). With no filter options every unit is kept "
+        "and none is held out (the pipeline's config/config.yaml sets binning.min_rate and "
+        "heldout.fraction; pass --min-rate and --heldout-fraction for the same dataset).",
     )
     p.add_argument("nwb", help="input .nwb file")
-    p.add_argument("--out", required=True, help="output .nc path")
+    _add_out(p, "output .nc path")
     p.add_argument("--bin-width", type=float, required=True, help="bin width in seconds")
     p.add_argument(
         "--trials", default=None, help="'trials' or the name of an interval table in nwb.intervals"
@@ -158,6 +176,22 @@ def _add_bin(sub) -> None:
         "--activity", default=None, help="bin this continuous TimeSeries instead of the Units table"
     )
     p.add_argument(
+        "--behavior",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="TimeSeries names to bin as behavior",
+    )
+    _add_bin_units(p)
+    _add_bin_split(p)
+    p.set_defaults(func=_run_bin)
+
+
+def _add_bin_units(p) -> None:
+    """``disrnn bin``'s unit filters, held-out units, history and rescaling."""
+    from disrnn.data.bin_config import HELDOUT_MODES, RESCALE_MODES
+
+    p.add_argument(
         "--min-rate", type=float, default=None, help="drop units below this mean rate (Hz)"
     )
     p.add_argument(
@@ -165,13 +199,6 @@ def _add_bin(sub) -> None:
     )
     p.add_argument(
         "--min-spikes", type=int, default=None, help="drop units with fewer spikes in the windows"
-    )
-    p.add_argument(
-        "--behavior",
-        nargs="*",
-        default=[],
-        metavar="NAME",
-        help="TimeSeries names to bin as behavior",
     )
     p.add_argument(
         "--heldout",
@@ -203,6 +230,10 @@ def _add_bin(sub) -> None:
         help="unit-max: divide each unit's counts by its largest train-window count "
         f"(float32, coord 'scale') (default {_bin_default('rescale')})",
     )
+
+
+def _add_bin_split(p) -> None:
+    """``disrnn bin``'s trial split and condition options."""
     p.add_argument(
         "--split",
         type=float,
@@ -232,15 +263,16 @@ def _add_bin(sub) -> None:
         default=None,
         help=f"seed of the split and held-out draw (default {_bin_default('seed')})",
     )
-    p.set_defaults(func=_run_bin)
 
 
 def _run_bin(args) -> None:
     import dataclasses
 
+    from disrnn._outputs import check_output
     from disrnn.data.binning import BinConfig, bin_session
     from disrnn.data.io import DIMS, save_dataset
 
+    check_output(args.out, "dataset", inputs=[args.nwb], force=args.force)
     options = {
         "bin_width": args.bin_width,
         "trials": args.trials,
@@ -323,7 +355,7 @@ def _add_fit(sub) -> None:
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
     p.add_argument("--method", required=True, choices=list(METHODS), help="model or baseline")
-    p.add_argument("--out", required=True, help="fit folder")
+    _add_out(p, "fit folder")
     for name, kwargs in _fit_options():
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kwargs)
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -354,6 +386,7 @@ def _run_fit(args) -> None:
         device=args.device,
         init_from=args.init_from,
         progress=not args.no_progress,
+        force=args.force,
     )
     print(out)
 
@@ -368,7 +401,7 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument("fit", help="fit folder from `disrnn fit`")
     p.add_argument("dataset", help="the dataset the fit was trained on (.nc)")
-    p.add_argument("--out", required=True, help="evaluation folder")
+    _add_out(p, "evaluation folder")
     p.add_argument("--seed", type=int, default=0, help="seed of Monte Carlo estimates and rollouts")
     p.add_argument(
         "--allow-other-dataset",
@@ -388,6 +421,7 @@ def _run_evaluate(args) -> None:
         args.out,
         seed=args.seed,
         allow_other_dataset=args.allow_other_dataset,
+        force=args.force,
     )
     print(out)
 
@@ -404,7 +438,7 @@ def _add_reference(sub) -> None:
         "K principal components as latents (otherwise).",
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
-    p.add_argument("--out", required=True, help="reference folder")
+    _add_out(p, "reference folder")
     p.add_argument(
         "--method",
         choices=("auto", *REFERENCE_METHODS),
@@ -434,6 +468,7 @@ def _run_reference(args) -> None:
         n_components=args.components,
         seed=args.seed,
         condition=args.condition,
+        force=args.force,
     )
     print(out)
 
@@ -446,23 +481,27 @@ def _add_report(sub) -> None:
     s.add_argument("--dataset", required=True, help="the session's dataset (.nc)")
     s.add_argument("--evals", nargs="+", required=True, help="evaluation folders of this session")
     s.add_argument("--session", required=True, help="session id shown in the report")
-    s.add_argument("--out", required=True, help="output .html")
+    _add_out(s, "output .html")
     s.set_defaults(func=_run_report_session)
     m = rsub.add_parser("summary", help="the summary over sessions")
     m.add_argument("--evals", nargs="+", required=True, help="evaluation folders of all sessions")
-    m.add_argument("--out", required=True, help="output index.html")
+    _add_out(m, "output index.html")
     m.set_defaults(func=_run_report_summary)
 
 
 def _run_report_session(args) -> None:
+    from disrnn._outputs import check_output
     from disrnn.report import render_session_report
 
+    check_output(args.out, "report", inputs=[args.dataset, *args.evals], force=args.force)
     print(render_session_report(args.session, args.dataset, args.evals, args.out))
 
 
 def _run_report_summary(args) -> None:
+    from disrnn._outputs import check_output
     from disrnn.report import render_summary_report
 
+    check_output(args.out, "report", inputs=args.evals, force=args.force)
     print(render_summary_report(args.evals, args.out))
 
 
@@ -492,19 +531,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     User errors (bad values, missing files) print one line ``disrnn: error: ...`` and
     exit with status 2; the traceback is shown with ``--verbose``.
     """
+    from disrnn.logs import log_to_console, redact
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
         args.func(args)
     except (ValueError, TypeError, FileNotFoundError, PermissionError, KeyError, OSError) as err:
         if args.verbose:
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"disrnn {args.command}: error: {msg}", file=sys.stderr)
+        print(redact(f"disrnn {args.command}: error: {msg}"), file=sys.stderr)
         return 2
     return 0
 

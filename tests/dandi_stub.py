@@ -41,6 +41,8 @@ Fault injection (plain attributes, may be changed while the server runs):
 - ``digest_types``: which digests the metadata carries (``dandi:sha2-256``,
   ``dandi:dandi-etag``); e.g. ``("dandi:dandi-etag",)`` for an etag-only asset.
 - ``token``: when set, ``/auth/token`` accepts only ``Authorization: token <token>``.
+- ``echo_authorization = True``: the 401 of ``/auth/token`` repeats the ``Authorization``
+  header it received in its body (as a careless server might; the client logs the body).
 
 ``stub.requests`` records ``(method, path, query)`` of every request, and
 ``stub.authorizations`` every ``Authorization`` header value received.
@@ -171,6 +173,7 @@ class DandiStub:
         self.truncate_fraction = 0.5
         self.truncate_announce_length = True
         self.wrong_digest = False
+        self.echo_authorization = False
         self.digest_types: tuple[str, ...] = ("dandi:dandi-etag", "dandi:sha2-256")
         # records
         self.requests: list[tuple[str, str, str]] = []
@@ -363,6 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
             auth = self.headers.get("Authorization", "")
             if stub.token is None or auth == f"token {stub.token}":
                 self._json(200, {"detail": "ok"})
+            elif stub.echo_authorization:
+                self._json(401, {"detail": f"Invalid token: Authorization: {auth}"})
             else:
                 self._json(401, {"detail": "Invalid token."})
             return

@@ -109,7 +109,7 @@ def test_unsorted_spike_times_are_sorted(tmp_path, caplog):
     )
     out = tmp_path / "out" / "d.nc"
     assert main(["bin", str(path), "--out", str(out), "--bin-width", "0.5"]) == 0
-    assert "unit 5 spike times were not sorted" in caplog.text
+    assert "spike times were not sorted in 1 of 1 units (unit 5)" in caplog.text
     assert load_dataset(out)["activity"].values[:, :, 0].tolist() == [[0, 2], [0, 1], [0, 0]]
 
 

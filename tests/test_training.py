@@ -106,7 +106,7 @@ def test_resume_equals_uninterrupted(ds, tmp_path):
     assert not out.exists()  # a killed run never leaves a folder that looks complete
     ckpt = tmp_path / ".resumed.checkpoint.pt"
     assert ckpt.exists()
-    assert torch.load(ckpt, weights_only=False)["state"]["epoch"] == 6
+    assert torch.load(ckpt, weights_only=True)["state"]["epoch"] == 6
     assert (tmp_path / ".resumed.checkpoint-pretrain.pt").exists()
     fit(ds, cfg, out, seed=5, progress=False)
     assert not ckpt.exists() and not list(tmp_path.glob(".resumed*"))

@@ -48,10 +48,12 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- the steps
-def _provenance(path: Path) -> dict:
+def _provenance(path: Path, simulated: bool) -> dict:
+    """Where the file came from: ``source`` "dandi" (a ``.dandi.json`` sidecar beside it),
+    "simulated" (written by :mod:`disrnn.simulate`: it holds the ground truth) or "local"."""
     sha = file_sha256(path)
     attrs = {
-        "source": "local",
+        "source": "simulated" if simulated else "local",
         "dandiset": "",
         "dandiset_version": "",
         "asset_path": "",
@@ -191,7 +193,7 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     )
     coords = _coords(ids, edges, units, split, heldout, coords_extra, columns, data_vars)
     attrs = {
-        **_provenance(path),
+        **_provenance(path, simulated=session.ground_truth is not None),
         "nwb_identifier": session.identifier,
         "kind": kind,
         "bin_width": config.bin_width,

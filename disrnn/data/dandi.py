@@ -11,7 +11,8 @@ records where the file came from::
      "api_url": "https://api.dandiarchive.org/api", "sha256": "1f6d...", "size": 2070173}
 
 The API token, when one is needed (embargoed data), is read from the ``DANDI_API_KEY``
-environment variable only; it is handed to the client and never logged, printed or written.
+environment variable only; it is handed to the client and never logged, printed or written
+(records of the client's logger pass :func:`disrnn.logs.redact`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from disrnn._atomic import atomic_file
+from disrnn._outputs import check_output
 from disrnn.data.dandi_lookup import check_asset_path, lookup_asset, open_client, resolve_api_url
+from disrnn.logs import RedactFilter
 
 log = logging.getLogger(__name__)
+# the dandi client logs the body of a failed request, which a server may fill with the
+# Authorization header it received: redact it before any handler sees it
+logging.getLogger("dandi").addFilter(RedactFilter())
 
 SIDECAR_SUFFIX = ".dandi.json"
 SHA256 = "dandi:sha2-256"
@@ -188,6 +194,7 @@ def fetch_asset(
     *,
     max_retries: int = 4,
     backoff: float = 1.0,
+    force: bool = False,
 ) -> Path:
     """Download one asset of a dandiset to ``out_dir/<asset path>``, verified by its digest.
 
@@ -215,6 +222,8 @@ def fetch_asset(
             (``https://api.dandiarchive.org/api``).
         max_retries: retries of a failed download, >= 0.
         backoff: base of the exponential wait in seconds, >= 0.
+        force: replace a file at the destination that is neither the asset nor an earlier
+            download (one without a ``.dandi.json`` sidecar).
 
     Returns:
         The downloaded file's path, ``Path(out_dir) / <asset path>``.
@@ -227,6 +236,7 @@ def fetch_asset(
             ``max_retries``/``backoff``. :class:`DigestMismatchError` (a ValueError) when the
             downloaded bytes do not match the digest; nothing is left behind.
         FileNotFoundError: no asset at ``path`` (with close matches).
+        FileExistsError: a different file (without sidecar) is at the destination.
         PermissionError: the server rejected the token or refused the download (401/403).
         ConnectionError: the API cannot be reached, or the download still fails after
             ``max_retries`` retries.
@@ -248,7 +258,7 @@ def fetch_asset(
         asset, ver, where = lookup_asset(client, dandiset, path, version, url)
         expected = _expected_digests(asset, where)
         dest = _destination(out_dir, asset.path)
-        sha256 = _verified_copy(dest, asset.size, expected)
+        sha256 = _verified_copy(dest, asset.size, expected, force)
         if sha256 is None:
             sha256 = _download_verified(asset, dest, expected, url, where, max_retries, backoff)
             log.info("verified %s (sha256 %s)", dest, sha256)
@@ -296,16 +306,21 @@ def _destination(out_dir: Path, asset_path: str) -> Path:
     return dest
 
 
-def _verified_copy(dest: Path, size: int, expected: dict[str, str]) -> str | None:
-    """The sha256 of the file at ``dest`` when it is the asset already, else None."""
+def _verified_copy(dest: Path, size: int, expected: dict[str, str], force: bool) -> str | None:
+    """The sha256 of the file at ``dest`` when it is the asset already, else None.
+
+    Raises:
+        FileExistsError: another file is at ``dest`` that is not an earlier download
+        (:func:`disrnn._outputs.check_output`) and ``force`` is not set.
+    """
     if dest.is_file() and dest.stat().st_size == size:
         sha256, etag, _ = _hash_chunks(_read_file(dest), size, SHA256 not in expected)
         if _digest_mismatch(expected, sha256, etag) is None:
             log.info("%s is already downloaded with the right digest; skipping", dest)
             return sha256
-        log.warning("%s exists but its digest differs; downloading it again", dest)
-    elif dest.exists():
-        log.warning("%s exists but is not the %d-byte asset; downloading it again", dest, size)
+    if dest.exists():  # not the asset: replaced only when an earlier download
+        check_output(dest, "download", force=force)
+        log.warning("%s is not the %d-byte asset; downloading it again", dest, size)
     return None
 
 

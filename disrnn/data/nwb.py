@@ -6,8 +6,9 @@ arrays and closes the file, so the returned :class:`Session` holds no open handl
 Rules applied to spike times (per unit):
 
 - NaN, infinite or negative spike times -> ``ValueError`` naming the unit id.
-- Unsorted spike times -> sorted, with a logged warning naming the unit (counts per bin
-  do not depend on the order, so nothing is lost; the stored file is not changed).
+- Unsorted spike times -> sorted, with one logged warning per file giving the number of
+  such units and the first few ids (counts per bin do not depend on the order, so
+  nothing is lost; the stored file is not changed).
 - A unit with no spikes is kept (all-zero counts); only an explicit unit filter drops it.
 """
 
@@ -144,7 +145,8 @@ def _pick_series(found: dict[str, list], name: str, path: Path):
     return matches[0]
 
 
-def _check_spikes(unit_id: int, times: np.ndarray, path: Path) -> np.ndarray:
+def _check_spikes(unit_id: int, times: np.ndarray, path: Path, unsorted: list[int]) -> np.ndarray:
+    """``times`` checked and sorted; the id of a unit that needed sorting joins ``unsorted``."""
     if times.size and not np.all(np.isfinite(times)):
         n = int(np.sum(~np.isfinite(times)))
         raise ValueError(
@@ -157,9 +159,23 @@ def _check_spikes(unit_id: int, times: np.ndarray, path: Path) -> np.ndarray:
             "spike times must be finite, non-negative seconds"
         )
     if times.size > 1 and np.any(np.diff(times) < 0):
-        log.warning("%s: unit %d spike times were not sorted; sorted them", path.name, unit_id)
+        unsorted.append(unit_id)
         times = np.sort(times, kind="stable")
     return times
+
+
+def _warn_unsorted(unsorted: list[int], n_units: int, path: Path, shown: int = 5) -> None:
+    if unsorted:
+        ids = ", ".join(str(u) for u in unsorted[:shown])
+        more = f" and {len(unsorted) - shown} more" if len(unsorted) > shown else ""
+        log.warning(
+            "%s: spike times were not sorted in %d of %d units (unit %s%s); sorted them",
+            path.name,
+            len(unsorted),
+            n_units,
+            ids,
+            more,
+        )
 
 
 def _ragged(units, name: str) -> list[np.ndarray]:
@@ -311,7 +327,11 @@ def _read_open(nwb, path: Path, want: tuple[str, ...]) -> Session:
     if has_units:
         unit_ids = np.asarray(units.id[:], dtype=np.int64)
         raw = _ragged(units, "spike_times")
-        spikes = [_check_spikes(int(u), t, path) for u, t in zip(unit_ids, raw, strict=True)]
+        unsorted: list[int] = []
+        spikes = [
+            _check_spikes(int(u), t, path, unsorted) for u, t in zip(unit_ids, raw, strict=True)
+        ]
+        _warn_unsorted(unsorted, len(unit_ids), path)
         if "obs_intervals" in units.colnames:
             obs = [
                 np.asarray(piece, dtype=np.float64).reshape(-1, 2)

@@ -97,6 +97,7 @@ import numpy as np
 import xarray as xr
 
 from disrnn._atomic import atomic_dir, atomic_file
+from disrnn._outputs import check_output
 from disrnn.data.io import save_dataset
 from disrnn.evaluation.cosmoothing import smoothing_posterior_metrics
 from disrnn.evaluation.inputs import (
@@ -133,6 +134,7 @@ def evaluate(
     session: str | None = None,
     smoothing_posterior: bool = True,
     allow_other_dataset: bool = False,
+    force: bool = False,
 ) -> Path:
     """Evaluate a fit on the ``test`` trials of ``dataset``; write ``out_dir``.
 
@@ -150,6 +152,8 @@ def evaluate(
             (Poisson fits with held-out units; :mod:`disrnn.evaluation.cosmoothing`).
         allow_other_dataset: evaluate on activity other than the fit's (refused by
             default: the metrics would not be the fit's; then only a warning).
+        force: replace ``out_dir`` even when it is not a previous evaluation folder
+            (:func:`disrnn._outputs.check_output`; an input is never replaced).
 
     Returns:
         ``out_dir`` as a Path.
@@ -159,14 +163,15 @@ def evaluate(
         unfinished fit); ValueError: no ``split`` coordinate or labels other than
         train/val/test, no test trials, activity the fit's likelihood does not allow, or
         a dataset that does not match the fit (another one, unless
-        ``allow_other_dataset``).
+        ``allow_other_dataset``). FileExistsError: ``out_dir`` exists and is not an
+        evaluation folder.
 
     The keys of ``metrics.json`` are listed in the module docstring.
     """
+    out_dir = check_output(out_dir, "evaluation", inputs=(fit_dir, dataset), force=force)
     m, files = compute_evaluation(
         fit_dir, dataset, seed, n_pc_samples, session, smoothing_posterior, allow_other_dataset
     )
-    out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         with atomic_file(tmp / "metrics.json") as f:
             f.write_text(json.dumps(sanitize(m), indent=2, allow_nan=False) + "\n")

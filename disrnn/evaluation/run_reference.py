@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from disrnn._outputs import check_output
 from disrnn.evaluation.inputs import load_data
 from disrnn.evaluation.pca import pca_reference
 from disrnn.evaluation.reference_inputs import heldout_units
@@ -41,6 +42,7 @@ def run_reference(
     kernel_sds=None,
     alphas=None,
     n_folds: int | None = None,
+    force: bool = False,
 ) -> Path:
     """Compute a reference of ``dataset`` and write it as an evaluation-style folder.
 
@@ -56,14 +58,17 @@ def run_reference(
         session: the id metrics.json records (default: dataset attrs, else the file stem).
         kernel_sds, alphas, n_folds: smoothing's cross-validation grid (None: the defaults
             of :func:`~disrnn.evaluation.references.smoothing_reference`).
+        force: replace ``out_dir`` even when it is not a previous evaluation-style folder
+            (:func:`disrnn._outputs.check_output`; the dataset is never replaced).
 
     Returns:
         ``out_dir`` as a Path.
 
     Raises:
         ValueError: an unknown ``method``; PCA without ``n_components``; what the chosen
-        reference raises.
+        reference raises. FileExistsError: ``out_dir`` is not an evaluation-style folder.
     """
+    check_output(out_dir, "evaluation", inputs=(dataset,), force=force)
     ds, ds_path = load_data(dataset)
     if method == "auto":
         method = choose_reference(ds)

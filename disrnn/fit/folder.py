@@ -316,22 +316,51 @@ def config_from_meta(meta: dict) -> FitConfig:
     return FitConfig.from_dict({k: v for k, v in meta.items() if k in names})
 
 
+def _read_json(path: Path) -> dict:
+    """The JSON object in ``path``; ValueError naming the file when it is not one."""
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"{str(path)!r} is not valid JSON ({err}); the fit folder is damaged: refit it"
+        ) from None
+    if not isinstance(meta, dict):
+        raise ValueError(
+            f"{str(path)!r} holds a JSON {type(meta).__name__}, not an object; the fit "
+            "folder is damaged: refit it"
+        )
+    return meta
+
+
+def _check_finite(state: dict, path: Path) -> None:
+    bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise ValueError(
+            f"the weights in {str(path)!r} are not finite (NaN or inf in {', '.join(bad)}); "
+            "the fit diverged or the file is damaged: refit it (a smaller --lr or beta helps "
+            "a diverging fit)"
+        )
+
+
 def load_fit(path: str | os.PathLike) -> Fit:
     """Load a fit folder written by :func:`fit`.
 
     Raises:
         FileNotFoundError: no complete fit (``weights.pt``) at ``path``.
+        ValueError: ``config.json`` or ``fit_info.json`` is not a JSON object, or a
+            weight is NaN or infinite (each message names the file).
     """
     path = Path(path)
     if not (path / "weights.pt").exists():
         raise FileNotFoundError(
             f"no complete fit at {str(path)!r} (weights.pt missing); run `disrnn fit` first"
         )
-    meta = json.loads((path / "config.json").read_text())
+    meta = _read_json(path / "config.json")
     info_path = path / "fit_info.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    info = _read_json(info_path) if info_path.exists() else {}
     config = config_from_meta(meta)
     state = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
+    _check_finite(state, path / "weights.pt")
     # the weights overwrite every initial value (sigma_q included): n_bins is immaterial
     mask = state["input_mask"].bool()
     module = build_module(config, int(meta["n_units"]), 2, mask, torch.Generator().manual_seed(0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from disrnn.fit.objective import TERMS, loss_terms
 from disrnn.fit.tensors import FitData
 from disrnn.models.modules import DisRNN
 
-__all__ = ["DivergenceError", "EpochCallback", "train_loop"]
+__all__ = ["DivergenceError", "EpochCallback", "load_checkpoint", "train_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ def train_loop(
         "state": {"epoch": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "best_state": None},
         "elapsed": 0.0,
     }
-    if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False, map_location=device)
+    saved = None if ckpt is None or not ckpt.exists() else load_checkpoint(ckpt, device)
+    if saved is not None:
         if saved.get("fingerprint") == fingerprint:
             module.load_state_dict(saved["module"])
             opt.load_state_dict(saved["optimizer"])
@@ -252,7 +253,39 @@ def _row(values: torch.Tensor) -> dict:
     return {name: float(v) for name, v in zip(TERMS, values.tolist(), strict=True)}
 
 
+#: what a checkpoint holds; each value is tensors and plain containers only
+CHECKPOINT_KEYS = ("module", "optimizer", "generator", "history", "state", "fingerprint")
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain
+    containers only, so a file planted in its place cannot run code when it is read.
+
+    Raises:
+        ValueError: the file holds anything else (other objects, a corrupt archive) or
+            lacks a key of :data:`CHECKPOINT_KEYS`; it is left untouched and not used.
+    """
+    try:
+        saved = torch.load(path, weights_only=True, map_location=device)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"refusing to load the checkpoint {str(path)!r}: it is not a checkpoint this "
+            f"package wrote (it holds more than tensors and plain containers, or is corrupt: "
+            f"{first[:200]}); it was not loaded; delete it to train this fit afresh"
+        ) from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise ValueError(
+            f"the checkpoint {str(path)!r} lacks {', '.join(missing)}; it is not a checkpoint "
+            "this package wrote; delete it to train this fit afresh"
+        )
+    return saved
+
+
 def _save_checkpoint(path, module, opt, generator, history, state, fingerprint, elapsed):
+    # generator state is a uint8 tensor, everything else tensors, numbers, str, lists
+    # and dicts: the file loads with weights_only=True
     payload = {
         "module": module.state_dict(),
         "optimizer": opt.state_dict(),

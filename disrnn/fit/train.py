@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from disrnn._atomic import writer_lock
+from disrnn._outputs import check_output
 from disrnn.fit.config import POSTHOC_METHODS, FitConfig
 from disrnn.fit.folder import build_module, write_fit
 from disrnn.fit.loop import EpochCallback, train_loop
@@ -82,6 +84,7 @@ def fit(
     init_from: str | os.PathLike | None = None,
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
+    force: bool = False,
 ) -> Path:
     """Fit ``config.method`` to the ``train`` trials of ``dataset``; write the fit folder.
 
@@ -98,18 +101,29 @@ def fit(
         progress: show a tqdm progress bar.
         on_epoch: called as ``on_epoch(epoch)`` after each finished (and checkpointed)
             training epoch of every phase and restart (e.g. to report progress).
+        force: replace ``out_dir`` even when it is not a previous fit folder
+            (:func:`disrnn._outputs.check_output`).
     Returns:
         out_dir as a Path.
     Raises:
         ValueError: bad dataset (no or unknown ``split`` labels; activity the likelihood
             or kind does not allow: :func:`disrnn.fit.tensors.check_values`), device, or
-            init_from fit; DivergenceError: NaN/inf loss.
+            init_from fit; an ``out_dir`` that is or holds an input; DivergenceError:
+            NaN/inf loss. FileExistsError: ``out_dir`` exists and is not a fit folder.
+            OutputLockedError: another process is writing ``out_dir``.
 
     Units without a spike in the training bins are fitted with a logged warning naming
     them (and listed in fit_info.json ``silent_units``).
     """
-    t_start = time.perf_counter()
     out_dir = Path(out_dir)
+    inputs = (dataset, init_from)
+    check_output(out_dir, "fit", inputs=inputs, force=force)
+    with writer_lock(out_dir, "fit folder"):
+        return _fit(dataset, config, out_dir, seed, device, init_from, progress, on_epoch)
+
+
+def _fit(dataset, config, out_dir, seed, device, init_from, progress, on_epoch) -> Path:
+    t_start = time.perf_counter()
     if not isinstance(config, FitConfig):
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
     ds, source = load_input(dataset)

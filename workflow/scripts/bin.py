@@ -15,11 +15,11 @@ from disrnn.logs import log_to_file
 
 
 def main(smk) -> None:
-    options = dict(smk.params.options)
-    for key in ("window", "split", "behavior"):
-        if key in options:
-            options[key] = tuple(options[key])
     with log_to_file(smk.log[0]):
+        options = dict(smk.params.options)
+        for key in ("window", "split", "behavior"):
+            if key in options:
+                options[key] = tuple(options[key])
         logging.info("bin %s with %s", smk.input.nwb, options)
         ds = bin_session(smk.input.nwb, BinConfig(**options))
         logging.info("dataset sizes %s", dict(ds.sizes))

@@ -17,10 +17,10 @@ from disrnn.logs import log_to_file
 
 
 def main(smk) -> None:
-    fit_dir = Path(smk.input.fit).parent
-    out = Path(smk.output.metrics).parent
-    torch.set_num_threads(smk.threads)
     with log_to_file(smk.log[0]):
+        fit_dir = Path(smk.input.fit).parent
+        out = Path(smk.output.metrics).parent
+        torch.set_num_threads(smk.threads)
         logging.info("evaluate %s on %s -> %s", fit_dir, smk.input.dataset, out)
         evaluate(
             fit_dir,
@@ -28,6 +28,7 @@ def main(smk) -> None:
             out,
             seed=int(smk.params.seed),
             session=smk.wildcards.session,
+            force=True,  # Snakemake owns the folder (it removed the metrics.json it reruns)
         )
         if not (out / "metrics.json").is_file():
             raise RuntimeError(f"evaluate() wrote no {out / 'metrics.json'}")

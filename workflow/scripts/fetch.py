@@ -14,16 +14,17 @@ from disrnn.logs import log_to_file
 
 
 def main(smk) -> None:
-    source = dict(smk.params.source)
-    nwb = Path(smk.output.nwb)
-    out_dir = Path(str(nwb)[: -len(source["path"])])
     with log_to_file(smk.log[0]):
+        source = dict(smk.params.source)
+        nwb = Path(smk.output.nwb)
+        out_dir = Path(str(nwb)[: -len(source["path"])])
         got = fetch_asset(
             source["dandiset"],
             source["path"],
             out_dir,
             version=source.get("version"),
             api_url=source.get("api_url"),
+            force=True,  # Snakemake owns the download path
         )
         if Path(got).resolve() != nwb.resolve():
             raise RuntimeError(f"fetch_asset wrote {got}, expected {nwb}")

@@ -26,10 +26,10 @@ def fit_config(params) -> FitConfig:
 
 
 def main(smk) -> None:
-    out = Path(smk.output.info).parent
-    init_from = str(Path(smk.input.init).parent) if "init" in smk.input.keys() else None
-    torch.set_num_threads(smk.threads)
     with log_to_file(smk.log[0], append=True):
+        out = Path(smk.output.info).parent
+        init_from = str(Path(smk.input.init).parent) if "init" in smk.input.keys() else None
+        torch.set_num_threads(smk.threads)
         config = fit_config(smk.params)
         logging.info(
             "fit %s seed %s on %s (device %s, init_from %s): %s",
@@ -48,6 +48,7 @@ def main(smk) -> None:
             device=smk.params.device,
             init_from=init_from,
             progress=False,
+            force=True,  # Snakemake owns the folder (it removed the fit_info.json it reruns)
         )
 
 

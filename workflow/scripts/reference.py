@@ -15,11 +15,16 @@ from disrnn.logs import log_to_file
 
 
 def main(smk) -> None:
-    out = Path(smk.output.metrics).parent
     with log_to_file(smk.log[0]):
+        out = Path(smk.output.metrics).parent
         logging.info("reference of %s -> %s", smk.input.dataset, out)
         run_reference(
-            smk.input.dataset, out, seed=0, session=smk.wildcards.session, **smk.params.options
+            smk.input.dataset,
+            out,
+            seed=0,
+            session=smk.wildcards.session,
+            force=True,  # Snakemake owns the folder (it removed the metrics.json it reruns)
+            **smk.params.options,
         )
         if not (out / "metrics.json").is_file():
             raise RuntimeError(f"run_reference() wrote no {out / 'metrics.json'}")

@@ -14,8 +14,8 @@ from disrnn.report import export_session_figures
 
 
 def main(smk) -> None:
-    eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
     with log_to_file(smk.log[0]):
+        eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
         written = export_session_figures(
             smk.params.session, smk.input.dataset, eval_dirs, smk.output.figures
         )

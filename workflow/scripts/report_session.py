@@ -13,8 +13,8 @@ from disrnn.report import render_session_report
 
 
 def main(smk) -> None:
-    eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
     with log_to_file(smk.log[0]):
+        eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
         render_session_report(smk.params.session, smk.input.dataset, eval_dirs, smk.output.html)
 
 

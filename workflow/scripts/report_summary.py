@@ -12,8 +12,8 @@ from disrnn.report import render_summary_report
 
 
 def main(smk) -> None:
-    eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
     with log_to_file(smk.log[0]):
+        eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
         render_summary_report(eval_dirs, smk.output.html)
 
 

@@ -11,10 +11,10 @@ from disrnn.simulate import simulate_nwb
 
 
 def main(smk) -> None:
-    options = dict(smk.params.options)
-    preset = options.pop("preset")
-    seed = options.pop("seed", 0)
     with log_to_file(smk.log[0]):
+        options = dict(smk.params.options)
+        preset = options.pop("preset")
+        seed = options.pop("seed", 0)
         logging.info("simulate preset=%s seed=%s %s -> %s", preset, seed, options, smk.output.nwb)
         simulate_nwb(preset, smk.output.nwb, seed=seed, **options)
 
