@@ -6,6 +6,7 @@ directory), so what is tested is what a user gets on the command line. No job ru
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -158,15 +159,17 @@ def test_cuda_device_makes_fits_declare_a_gpu(tmp_path):
 
 
 def test_slurm_profile_dry_run(tmp_path):
-    """The SLURM profile parses and its resources reach the jobs.
+    """The SLURM profile parses; job sizes come from the config, partitions from the env.
 
-    Without snakemake-executor-plugin-slurm installed, the profile is dry-run without its
-    ``executor`` line (a dry run submits nothing anyway); with the plugin, as it is.
+    The profile holds no job sizes of its own (the config's ``resources:`` is their one
+    place); its partition expressions read DISRNN_SLURM_PARTITION (every job) and
+    DISRNN_SLURM_GPU_PARTITION (rule fit). A real cluster run is tests/test_slurm.py.
     """
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
     assert profile["executor"] == "slurm"
-    assert {"runtime", "mem_mb"} <= set(profile["default-resources"])
-    assert {"runtime", "mem_mb"} <= set(profile["set-resources"]["fit"])
+    sizes = {"threads", "mem_mb", "runtime"}
+    assert "set-threads" not in profile and not sizes & set(profile["default-resources"])
+    assert not any(sizes & set(r) for r in profile["set-resources"].values())
     try:
         import snakemake_executor_plugin_slurm  # noqa: F401
 
@@ -176,14 +179,20 @@ def test_slurm_profile_dry_run(tmp_path):
         profile_dir = tmp_path / "profile"
         profile_dir.mkdir()
         (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISRNN_SLURM_")}
+    env.update(DISRNN_SLURM_PARTITION="p-cpu", DISRNN_SLURM_GPU_PARTITION="p-gpu")
     res = snakemake(
-        "--dry-run", "--cores", "8", "--workflow-profile", str(profile_dir), cwd=tmp_path
+        "--dry-run", "--cores", "8", "--workflow-profile", str(profile_dir), cwd=tmp_path, env=env
     )
     assert res.returncode == 0, res.stderr
-    fit_block = next(b for b in res.stdout.split("\nrule ") if b.startswith("fit:"))
-    assert f"runtime={profile['set-resources']['fit']['runtime']}" in fit_block
-    assert f"mem_mb={profile['set-resources']['fit']['mem_mb']}" in fit_block
-    assert f"threads: {profile['set-threads']['fit']}" in fit_block
+    blocks = res.stdout.split("\nrule ")
+    fit_block = next(b for b in blocks if b.startswith("fit:"))
+    evaluate_block = next(b for b in blocks if b.startswith("evaluate:"))
+    want = yaml.safe_load(DEFAULT_CONFIG.read_text())["resources"]["fit"]
+    assert f"runtime={want['runtime']}" in fit_block
+    assert f"mem_mb={want['mem_mb']}" in fit_block
+    assert "slurm_partition=p-gpu" in fit_block, fit_block
+    assert "slurm_partition=p-cpu" in evaluate_block, evaluate_block
 
 
 # ----------------------------------------------------------------------- config errors

@@ -30,6 +30,7 @@ from helpers.workflow import (
     SMALL_CONFIG,
     SNAKEFILE,
     dry_run_jobs,
+    numbers_of,
     snakemake,
     write_config,
 )
@@ -44,18 +45,6 @@ def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DANDI_API_KEY", "DANDI_API_URL")}
     env.update({"DANDI_NO_ET": "1", "PYTHONUNBUFFERED": "1", **extra})
     return env
-
-
-def _numbers(tree, prefix=""):
-    """(key path, value) of every number in a nested dict/list of metrics."""
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _numbers(v, f"{prefix}{k}.")
-    elif isinstance(tree, list):
-        for i, v in enumerate(tree):
-            yield from _numbers(v, f"{prefix}{i}.")
-    elif isinstance(tree, int | float) and not isinstance(tree, bool):
-        yield prefix.rstrip("."), tree
 
 
 # ------------------------------------------------------------------- the small run
@@ -169,7 +158,7 @@ def test_small_run_metrics_are_finite_and_complete(small_run):
         metrics = json.loads(path.read_text())
         seen[method] = metrics
         assert metrics["method"] == method and metrics["seed"] == 0
-        numbers = dict(_numbers(metrics))
+        numbers = dict(numbers_of(metrics))
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
         assert not bad, f"{method}: non-finite metrics {bad}"
         # simulated session: the truth is known, so group latent R^2 is reported

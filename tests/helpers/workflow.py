@@ -17,12 +17,22 @@ SMALL_CONFIG = ROOT / "tests" / "config_small.yaml"
 SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 
 
-def snakemake(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
-    """Run ``snakemake --snakefile <repo>/Snakefile --directory cwd ARGS``; return the result."""
+def snakemake_cmd(*args: str, cwd: Path) -> list[str]:
+    """``snakemake --snakefile <repo>/Snakefile --directory cwd ARGS`` as an argv list."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
-    cmd += ["--directory", str(cwd), *args]
+    return [*cmd, "--directory", str(cwd), *args]
+
+
+def snakemake(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
+    """Run :func:`snakemake_cmd`; return the result."""
     return subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        snakemake_cmd(*args, cwd=cwd),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -50,6 +60,18 @@ def job_counts(stdout: str) -> dict[str, int]:
     for rule, _ in dry_run_jobs(stdout):
         counts[rule] = counts.get(rule, 0) + 1
     return counts
+
+
+def numbers_of(tree, prefix=""):
+    """(key path, value) of every number in a nested dict/list of metrics."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from numbers_of(v, f"{prefix}{k}.")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from numbers_of(v, f"{prefix}{i}.")
+    elif isinstance(tree, int | float) and not isinstance(tree, bool):
+        yield prefix.rstrip("."), tree
 
 
 def write_config(path: Path, config: dict) -> Path:
