@@ -313,16 +313,25 @@ def test_minimal_continuous_dataset(tmp_path):
     assert len(re.findall(r'<img src="data:image/png;base64,', text)) == 3 + 1 + 6
 
 
-def test_connectivity_heatmaps_share_one_colour_scale(fake_results):
+def test_connectivity_scales_unit_and_latent_matrices_apart(fake_results):
+    """W and every W_g share one colour scale, J has its own (J's weights are typically
+    far larger, and on its scale W looks blank); unit axes carry the NWB unit ids."""
     from disrnn import plotting
 
     ev = fake_results["sessions"]["fake_a"][1][0]
     conn = load_eval(ev).connectivity
+    conn = conn.assign(J=conn["J"] * 100.0)  # J far larger than W, as on real data
     fig = plotting.plot_connectivity(conn)
-    images = [im for ax in fig.axes for im in ax.get_images()]
+    images = {ax.get_title(): ax.get_images()[0] for ax in fig.axes if ax.get_images()}
     assert len(images) == 2 + conn.sizes["group"]  # W, J and each W_g
-    vmax = max(float(np.abs(conn[v]).max()) for v in ("W", "J", "W_g"))
-    assert {im.get_clim() for im in images} == {(-vmax, vmax)}
+    v_unit = max(float(np.abs(conn[v]).max()) for v in ("W", "W_g"))
+    v_latent = float(np.abs(conn["J"]).max())
+    assert images.pop("J").get_clim() == (-v_latent, v_latent)
+    assert {im.get_clim() for im in images.values()} == {(-v_unit, v_unit)}
+    w_ax = next(ax for ax in fig.axes if ax.get_title() == "W")
+    labels = {t.get_text() for t in w_ax.get_xticklabels()}
+    assert labels and labels <= {str(u) for u in conn["post"].values}
+    assert "100" in labels  # the fixture's first unit id, not position 0
 
 
 def test_flatten_metrics_and_representative_seed(tmp_path):
