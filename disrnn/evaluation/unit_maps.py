@@ -127,8 +127,9 @@ def unit_groups(
 
     Returns:
         Dataset over (unit, group): ``share``, ``variance``, ``drive`` (NaN without B),
-        ``assignment`` (unit,) int, ``dominant`` (unit,) str; with an area coordinate
-        also :func:`area_table`'s variables; attrs ``dominant_share``, ``n_bins``.
+        ``assignment`` (unit,) int, ``dominant`` (unit,) str; when a unit's ``area``
+        names a brain area (not ``NO_AREA``) also :func:`area_table`'s variables; attrs
+        ``dominant_share``, ``n_bins``.
     """
     labels, var, share = group_shares(A, z, latent_group)
     assignment, dominant = assign(share, labels, threshold)
@@ -156,7 +157,14 @@ def unit_groups(
         coords=coords,
         attrs={"dominant_share": float(threshold), "n_bins": int(np.isfinite(z).all(1).sum())},
     )
-    return out.merge(area_table(out)) if "area" in out.coords else out
+    return out.merge(area_table(out)) if _named_areas(out).any() else out
+
+
+def _named_areas(units: xr.Dataset) -> np.ndarray:
+    """(unit,) bool: the unit's ``area`` names a brain area (not ``NO_AREA``)."""
+    if "area" not in units.coords:
+        return np.zeros(units.sizes["unit"], bool)
+    return ~np.isin(np.asarray(units["area"].values).astype(str), NO_AREA)
 
 
 def area_table(units: xr.Dataset) -> xr.Dataset:
@@ -212,7 +220,7 @@ def _metrics(units: xr.Dataset, true_assignment: np.ndarray | None) -> dict:
     }
     if "area" in units.coords:
         area = np.asarray(units["area"].values).astype(str)
-        keep = ok & ~np.isin(area, NO_AREA)
+        keep = ok & _named_areas(units)
         if np.unique(area[keep]).size >= 2:
             out["unit_area_ari"] = _ari(area[keep], assignment[keep])
     if true_assignment is not None:
@@ -223,8 +231,10 @@ def _metrics(units: xr.Dataset, true_assignment: np.ndarray | None) -> dict:
 
 def _true_map(ev, units: xr.Dataset) -> np.ndarray | None:
     """(unit,) true group of each unit whose true share passes the threshold (-1: mixed or
-    unknown), from ``true_A`` and ``true_latents`` on the same scored test bins; adds
-    ``true_share`` (unit, true_group) to ``units``. None without the truth."""
+    unknown), from ``true_A`` and ``true_latents`` on the same scored test bins. Adds to
+    ``units`` ``true_share`` (unit, true_group) and ``true_dominant`` (unit,) in the fit's
+    group labels (each true group relabelled by :func:`match_groups` on the shares; "-"
+    for a true group no fit group matches). None without the truth."""
     ds = ev.ds
     if "true_A" not in ds or "true_latents" not in ds:
         return None
@@ -235,8 +245,15 @@ def _true_map(ev, units: xr.Dataset) -> np.ndarray | None:
     zt = flatten_latents(tl.transpose("trial", "time", ...).values[ev.test], ev.ok)
     labels, _, share = group_shares(ds["true_A"].transpose("unit", ...).values, zt, tg)
     assignment, dominant = assign(share, labels, float(units.attrs["dominant_share"]))
+    to_fit = match_groups(units["share"].values, share)  # true column -> fit column
+    fit_label = {
+        str(t): str(units["group"].values[to_fit[j]]) for j, t in enumerate(labels) if j in to_fit
+    }
     units["true_share"] = (("unit", "true_group"), share)
-    units["true_dominant"] = ("unit", dominant)
+    units["true_dominant"] = (
+        "unit",
+        np.array([fit_label.get(d, "-") if d != MIXED else d for d in dominant]),
+    )
     units.coords["true_group"] = labels
     return np.where(dominant == MIXED, -1, assignment)
 

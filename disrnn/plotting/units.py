@@ -14,12 +14,13 @@ MAX_UNIT_TICKS = 60
 
 
 def unit_order(units: xr.Dataset) -> np.ndarray:
-    """Unit positions sorted by assigned group, then by decreasing share of that group."""
+    """Unit positions: by dominant group (the groups in order, then the mixed units),
+    within one by decreasing share of the unit's largest group."""
     share = np.nan_to_num(units["share"].values)
-    a = units["assignment"].values
-    col = {int(g): j for j, g in enumerate(units["group"].values)}
-    top = np.array([share[i, col[int(g)]] if int(g) in col else 0.0 for i, g in enumerate(a)])
-    return np.lexsort((-top, np.where(a < 0, np.iinfo(int).max, a)))
+    labels = [str(g) for g in units["group"].values]
+    dominant = np.asarray(units["dominant"].values).astype(str)
+    block = np.array([labels.index(d) if d in labels else len(labels) for d in dominant])
+    return np.lexsort((-share.max(1), block))
 
 
 def unit_ticks(ax, ids, axis: str = "x", max_ticks: int = MAX_UNIT_TICKS) -> None:
@@ -36,8 +37,9 @@ def unit_ticks(ax, ids, axis: str = "x", max_ticks: int = MAX_UNIT_TICKS) -> Non
 
 def plot_unit_map(units: xr.Dataset | None) -> Figure:
     """Each unit's share of its predicted variance per group (top) and the norm of its
-    column in each B_g (bottom), units by NWB id, sorted by dominant group; a strip
-    above gives each unit's area when the dataset names areas."""
+    column in each B_g (bottom), units by NWB id, sorted by dominant group (mixed units
+    last; blocks named above); a strip above gives each unit's area when the dataset
+    names more than one."""
     if units is None or "share" not in units:
         return _empty("no units.nc (an MLP decoder has no unit map)")
     order = unit_order(units)
@@ -47,7 +49,7 @@ def plot_unit_map(units: xr.Dataset | None) -> Figure:
     names = list(dict.fromkeys(area.tolist())) if area is not None else []
     rows = [("share", 1.0)] + ([("drive", 1.0)] if np.isfinite(units["drive"]).any() else [])
     ratios = ([0.25] if len(names) > 1 else []) + [max(len(groups), 1) * 0.35] * len(rows)
-    fig = _figure(min(3 + 0.12 * ids.size, 16), 1.0 + sum(ratios) * 1.3)
+    fig = _figure(min(max(5.5, 2.5 + 0.12 * ids.size), 16), 1.2 + sum(ratios) * 1.3)
     axes = fig.subplots(len(ratios), 1, sharex=True, height_ratios=ratios, squeeze=False)[:, 0]
     k = 0
     if len(names) > 1:
@@ -74,15 +76,16 @@ def plot_unit_map(units: xr.Dataset | None) -> Figure:
             interpolation="nearest",
         )
         ax.set_yticks(range(len(groups)), [f"group {g}" for g in groups], fontsize=8)
-        label = "share of predicted variance" if name == "share" else "drive ‖B_g[:, unit]‖"
-        fig.colorbar(im, ax=ax, label=label, shrink=0.9, pad=0.01)
-    _mark_groups(axes[k], units["assignment"].values[order])
+        label = "share of variance" if name == "share" else "drive ‖B_g col‖"
+        fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01).set_label(label, fontsize=7)
+    _mark_groups(axes[k], np.asarray(units["dominant"].values).astype(str)[order])
     unit_ticks(axes[-1], ids)
     axes[-1].set_xlabel("unit (NWB id), sorted by dominant group")
     thr = units.attrs.get("dominant_share")
     if thr is not None:
-        axes[k].set_title(
-            f"units with a share ≥ {float(thr):.2g} belong to that group; the others are mixed",
+        fig.suptitle(
+            f"a unit belongs to the group carrying ≥ {float(thr):.2g} of its variance, "
+            "else it is mixed",
             fontsize=8,
         )
     return fig
@@ -94,10 +97,17 @@ def _area_cmap(n: int):
     return ListedColormap([_COLORS[(i + 3) % len(_COLORS)] for i in range(max(n, 1))])
 
 
-def _mark_groups(ax, assignment: np.ndarray) -> None:
-    """Vertical lines between the blocks of units of one dominant group."""
-    for pos in np.flatnonzero(np.diff(assignment)) + 0.5:
+def _mark_groups(ax, dominant: np.ndarray) -> None:
+    """Vertical lines between the blocks of units of one dominant group (or mixed), each
+    block named above the share panel."""
+    edges = np.flatnonzero(dominant[1:] != dominant[:-1]) + 1
+    for pos in edges - 0.5:
         ax.axvline(pos, color="k", lw=0.8)
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [dominant.size]])
+    for a, b in zip(starts, ends, strict=True):
+        name = dominant[a] if dominant[a] == "mixed" else f"g{dominant[a]}"
+        ax.text((a + b - 1) / 2, -0.6, name, ha="center", va="bottom", fontsize=7)
 
 
 def plot_area_groups(units: xr.Dataset | None) -> Figure:

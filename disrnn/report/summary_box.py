@@ -50,11 +50,21 @@ def _versus(ours: float, theirs: float) -> str:
     return f"DisRNN {'higher' if d > 0 else 'lower' if d < 0 else 'equal'} by {fmt(abs(d), 2)}"
 
 
+def _group_sizes(r: EvalResult) -> list[str]:
+    """The fit's group sizes: metrics.json ``groups`` ("3,3"), else config.json's list."""
+    g = r.metrics.get("groups")
+    if isinstance(g, str) and g.strip():
+        return [s.strip() for s in g.split(",") if s.strip()]
+    return [str(int(x)) for x in (r.config or {}).get("groups") or []]
+
+
 def _modules_line(dis: list[EvalResult]) -> str:
-    groups = str(dis[0].metrics.get("groups") or (dis[0].config or {}).get("groups", ""))
-    sizes = " + ".join(s for s in groups.replace("(", "").replace(")", "").split(",") if s.strip())
-    n = len(sizes.split(" + ")) if sizes else 0
-    text = f"DisRNN was fitted with {n} group{'s' if n != 1 else ''} of {sizes} latents, as set in the config (no model selection ran for this session)."
+    sizes = _group_sizes(dis[0])
+    n = len(sizes)
+    text = (
+        f"DisRNN was fitted with {n} group{'s' if n != 1 else ''} of {' + '.join(sizes)} "
+        "latents, as set in the config (no model selection ran for this session)."
+    )
     counts = {
         k.split(".", 1)[1]: v
         for k, v in dis[0].values.items()
@@ -168,7 +178,8 @@ def summary_box(
     agreement: dict | None = None,
     verdict: str | None = None,
 ) -> dict:
-    """What the summary box shows: {"verdict", "lines", "warnings"}.
+    """What the summary box shows: {"verdict" (or None), "lines" [(label, sentence)],
+    "warnings" [sentence]}.
 
     Args:
         by_method: the session's evaluations by method (ordered, seeds sorted).
@@ -179,9 +190,9 @@ def summary_box(
     lines = []
     dis = by_method.get(REFERENCE_METHOD)
     if dis:
-        lines.append(_modules_line(dis))
-        lines.extend(_prediction_lines(by_method))
-        lines.append(_seeds_line(dis, agreement))
+        lines.append(("Modules", _modules_line(dis)))
+        lines += [("Prediction", text) for text in _prediction_lines(by_method)]
+        lines.append(("Seeds", _seeds_line(dis, agreement)))
     else:
-        lines.append(f"No {REFERENCE_METHOD} fit in this report: nothing to say about modules.")
+        lines.append(("Modules", f"no {REFERENCE_METHOD} fit in this report."))
     return {"verdict": verdict, "lines": lines, "warnings": fit_warnings(results)}

@@ -64,6 +64,7 @@ def unit_section(runs: list[EvalResult], rep: EvalResult) -> dict:
         )
     columns, rows = _unit_rows(units, agreement, len(others) + 1)
     return {
+        "note": "",
         "figures": figs,
         "columns": columns,
         "rows": rows,
@@ -76,10 +77,13 @@ def unit_section(runs: list[EvalResult], rep: EvalResult) -> dict:
 
 
 def _agreement_text(agreement: dict | None, runs: list[EvalResult]) -> str:
+    """One sentence on the seeds; ``runs[0]`` is the seed whose map is drawn."""
+    drawn = f"Map of seed {runs[0].seed}, the representative seed."
+    ordered = sorted(runs, key=lambda r: (r.seed is None, r.seed or 0))
     if agreement is None:
-        return f"{seeds_text(runs)}: agreement of the unit assignments across seeds needs two or more seeds."
+        return f"{drawn} {seeds_text(ordered)}: agreement of the unit assignments across seeds needs two or more seeds."
     return (
-        f"Across {seeds_text(runs)}: adjusted Rand index of the unit assignments "
+        f"{drawn} Across {seeds_text(ordered)}: adjusted Rand index of the unit assignments "
         f"{fmt(agreement['ari_mean'], 3)} on average over pairs of seeds, lowest "
         f"{fmt(agreement['ari_min'], 3)} (1 = the same units in the same groups, 0 = chance); "
         f"groups matched to seed {runs[0].seed}'s by their unit-share profiles."
@@ -96,7 +100,7 @@ def _unit_rows(units, agreement: dict | None, n_seeds: int) -> tuple[list[str], 
     columns = ["unit (NWB id)", *meta, "dominant group"]
     columns += [f"share g{g}" for g in groups]
     columns += [f"drive g{g}" for g in groups] if has_drive else []
-    columns += ["true dominant"] if "true_dominant" in units else []
+    columns += ["true dominant (matched to these groups)"] if "true_dominant" in units else []
     columns += [f"same group in seeds (of {n_seeds})"] if agreement is not None else []
     rows = []
     for i in unit_order(units):
