@@ -26,6 +26,7 @@ from helpers.reports import (
     fake_dataset,
     fake_metric_values,
     shared_real_results,
+    table_cells,
     write_fake_eval,
 )
 
@@ -58,25 +59,6 @@ def external_refs(text: str) -> list[str]:
     refs += re.findall(r"""url\(\s*["']?([^)"']*)""", text, flags=re.I)
     refs += re.findall(r"""@import\s+["']([^"']*)""", text, flags=re.I)
     return [r for r in refs if re.match(r"^\s*(https?:)?//", r, flags=re.I)]
-
-
-def table_cells(text: str, table_id: str) -> list[dict]:
-    """(attrs dict, inner text) of every <td> of the table with ``id=table_id``."""
-    m = re.search(rf'<table id="{table_id}".*?</table>', text, flags=re.S)
-    assert m, f"no table {table_id!r} in the report"
-    cells = []
-    for tr in re.finditer(r"<tr([^>]*)>(.*?)</tr>", m.group(0), flags=re.S):
-        row_attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', tr.group(1)))
-        for td in re.finditer(r"<td([^>]*)>(.*?)</td>", tr.group(2), flags=re.S):
-            attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', td.group(1)))
-            cells.append(
-                {
-                    **{f"row-{k}": v for k, v in row_attrs.items()},
-                    **attrs,
-                    "text": htmllib.unescape(td.group(2)),
-                }
-            )
-    return cells
 
 
 # -------------------------------------------------------------------------------- tests
@@ -270,6 +252,14 @@ def test_real_pipeline_report(real_results):
             n += 1
     assert n > 10
     assert "could not be drawn" not in text
+    # every metric the pipeline writes has a glossary entry (meaning and direction)
+    from disrnn.report.glossary import direction
+
+    keys = {k for ev in real_results["evals"] for k in load_eval(ev).values}
+    assert not sorted(k for k in keys if direction(k) is None)
+    # DisRNN (3 + 3) has a unit map; the one-group methods say why they have none
+    assert 'id="m-DisRNN-unit-table"' in text and "Unit map" in text
+    assert text.count("One latent group: every unit") == len(REAL_METHODS) - 1
     assert external_refs(text) == []
     summary = (real_results["reports"] / "index.html").read_text()
     assert f'href="{real_results["session"]}.html"' in summary

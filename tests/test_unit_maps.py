@@ -196,3 +196,30 @@ def test_disrnn_unit_assignment_recovers_disjoint_areas(disjoint_fit):
     assert best[0] != best[1]
     assert table.values.max(1).min() >= 0.9
     assert saved["area_units"].values.tolist() == [15, 15]
+
+
+def test_areas_show_up_in_the_session_report(disjoint_fit, tmp_path):
+    """The report's area table has one row per simulated area, with the unit count and
+    the area's mean share of the group that carries it."""
+    import re
+
+    from helpers.reports import table_cells
+
+    from disrnn.data.io import save_dataset
+    from disrnn.report import render_session_report
+    from disrnn.report.render import fmt
+
+    ds, ev = disjoint_fit["ds"], disjoint_fit["eval"]
+    dpath = save_dataset(ds, tmp_path / "dataset.nc")
+    text = render_session_report("areas", dpath, [ev], tmp_path / "r.html").read_text()
+    saved = xr.open_dataset(ev / "units.nc", engine="h5netcdf").load()
+    cells = table_cells(text, "m-DisRNN-area-table")
+    for area in ("area0", "area1"):
+        row = [c["text"] for c in cells if c["row-data-area"] == area]
+        assert row[:2] == [area, "15"]
+        share = saved["area_share"].sel(brain_area=area).values
+        assert row[2:4] == [fmt(v, 3) for v in share]
+        assert max(float(v) for v in row[2:4]) >= 0.9
+    box = re.sub(r"<[^>]+>", "", text[text.index('id="summary"') : text.index('id="provenance"')])
+    m = re.search(r"Groups against brain areas: adjusted Rand index ([-\d.]+)", box)
+    assert m and float(m.group(1)) >= 0.9
