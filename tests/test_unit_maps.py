@@ -142,6 +142,15 @@ def test_simulator_areas_drive_their_own_units_and_label_the_electrodes(tmp_path
     path = simulate_nwb("lorenz-thomas", tmp_path / "areas.nwb", seed=3, area_overlap=0, **small)
     ds = disrnn.bin_session(path, disrnn.BinConfig(bin_width=0.02))
     assert ds["area"].values.tolist() == areas
+    from disrnn.cli import main  # the CLI's --area-overlap writes the same file
+
+    cli = tmp_path / "cli.nwb"
+    argv = ["simulate", "--preset", "lorenz-thomas", "--out", str(cli), "--seed", "3"]
+    argv += ["--n-trials", "12", "--n-units", "14", "--area-overlap", "0"]
+    assert main(argv) == 0
+    from disrnn.simulate import read_truth
+
+    np.testing.assert_allclose(read_truth(cli)["A"], disjoint.A)
     for bad, match in ((1.5, r"in \[0, 1\]"), ("half", "a number")):
         with pytest.raises(ValueError, match=match):
             simulate("lorenz-thomas", area_overlap=bad, **small)

@@ -14,186 +14,62 @@ __all__ = ["ENTRIES", "describe", "direction", "glossary"]
 
 HIGHER, LOWER, NEITHER = "higher is better", "lower is better", "descriptive: no better side"
 
-#: (key pattern, meaning, direction); patterns are tried in order
-ENTRIES: tuple[tuple[str, str, str], ...] = (
-    (
-        r"co_bps",
-        "co-smoothing bits per spike: how much better the held-out units' spikes are predicted from the held-in units (one step ahead, causal) than by each unit's mean rate, per spike (NLB)",
-        HIGHER,
-    ),
-    (
-        r"co_bps_smoothed",
-        "co-bps of the fit's smoothing posterior (latents from the held-in units of the whole trial, the fit's decoder), the number NLB compares",
-        HIGHER,
-    ),
-    (
-        r"co_bps_smoothed_all_bins",
-        "co_bps_smoothed on every observed bin, history bins included",
-        HIGHER,
-    ),
-    (
-        r"bps",
-        "bits per spike of the one-step prediction over all units, against each unit's mean rate",
-        HIGHER,
-    ),
-    (r"bps_heldin", "bits per spike over the held-in units", HIGHER),
-    (
-        r"test_ll_per_bin_neuron",
-        "test log-likelihood per bin and neuron (nats, log x! included)",
-        HIGHER,
-    ),
-    (r"test_ll_per_bin", "test log-likelihood per bin, summed over neurons (nats)", HIGHER),
-    (
-        r"test_ll_(heldin|heldout)_per_bin_neuron",
-        "test log-likelihood per bin and neuron of the held-in / held-out units (nats)",
-        HIGHER,
-    ),
-    (
-        r"test_ll_heldout_smoothed_per_bin_neuron",
-        "held-out log-likelihood per bin and neuron of the smoothing posterior (nats)",
-        HIGHER,
-    ),
-    (
-        r"recon_r2(_heldin|_heldout)?",
-        "R² of the one-step prediction against the observed activity, pooled over units (variance-weighted)",
-        HIGHER,
-    ),
-    (r"recon_r2_unit_mean", "mean over units of each unit's R² of the one-step prediction", HIGHER),
-    (r"rate_r2_true", "R² of the predicted rates against the true rates (simulations)", HIGHER),
-    (
-        r"co_psth_r2",
-        "R² of the held-out units' condition-averaged PSTHs (smoothing reference)",
-        HIGHER,
-    ),
-    (
-        r"pc",
-        "partial correlation between the latent groups of the test bins' aggregated posterior (nats; 0 = independent groups)",
-        LOWER,
-    ),
-    (r"tc", "total correlation between single latents (nats; 0 = independent latents)", LOWER),
-    (r"sigma_q", "sd of the posterior q(z|x) used for PC and TC", NEITHER),
-    (
-        r"group_latent_r2(_cv|_own_groups|_best_partition)?",
-        "R² of the true latents from the matched inferred groups (each true group from one inferred group by an affine map; _cv: maps fitted on other test trials; _own_groups: the fit's own groups; _best_partition: single latents reassigned)",
-        HIGHER,
-    ),
-    (
-        r"component_latent_r2(_single)?",
-        "mean R² per true latent dimension from its matched inferred group (_single: from one matched inferred latent)",
-        HIGHER,
-    ),
-    (
-        r"latent_r2_global",
-        "R² of all true latents from all inferred latents by one affine map: the ceiling of any grouping",
-        HIGHER,
-    ),
-    (
-        r"group_r2_matched\..+",
-        "R² of this true group from the inferred group matched to it",
-        HIGHER,
-    ),
-    (
-        r"J_offblock_frac",
-        "fraction of ||J||² outside the groups' diagonal blocks (0 = the groups do not drive each other)",
-        LOWER,
-    ),
-    (
-        r"J_spectral_radius",
-        "largest |eigenvalue| of J = BA, the latent-to-latent map of one bin before the nonlinearities",
-        NEITHER,
-    ),
-    (r"J_eig_max_real", "largest real part of J's eigenvalues", NEITHER),
-    (
-        r"(W|Wsub|Wg\d+)_pearson",
-        "Pearson r between the fitted and the true connectivity (W = AB; Wsub: the matched groups' W_g, mean; Wg<t>: true group t)",
-        HIGHER,
-    ),
-    (r"(W|Wsub|Wg\d+)_r2", "R² of the true connectivity by the fitted one", HIGHER),
-    (
-        r"(W|Wsub|Wg\d+)_(mae|rmse)",
-        "mean absolute / root-mean-square error of the fitted against the true connectivity",
-        LOWER,
-    ),
-    (
-        r"behavior_r2\.[^.]+\.all",
-        "cross-validated ridge R² of this behavior variable from all latents",
-        HIGHER,
-    ),
-    (
-        r"behavior_r2\.[^.]+\.g[^.]+",
-        "cross-validated ridge R² of this behavior variable from one latent group's latents (descriptive: which group carries it)",
-        NEITHER,
-    ),
-    (
-        r"condition_accuracy",
-        "fraction of test trials whose condition a logistic regression decodes from the latents",
-        HIGHER,
-    ),
-    (
-        r"condition_accuracy_time_mean",
-        "mean over bins of the per-bin condition decoding accuracy",
-        HIGHER,
-    ),
-    (
-        r"condition_chance",
-        "share of the most common condition among the test trials: the accuracy of always guessing it",
-        NEITHER,
-    ),
-    (
-        r"kstep_r2\.\d+",
-        "R² of the k-step-ahead prediction (the network run k bins on its own), k = the last number",
-        HIGHER,
-    ),
-    (r"kstep_bps\.\d+", "bits per spike of the k-step-ahead prediction", HIGHER),
-    (
-        r"freerun_(rate|corr)_pearson",
-        "Pearson r between free-running rollouts and the test trials: of the mean rates / of the pairwise correlations between units",
-        HIGHER,
-    ),
-    (
-        r"freerun_(rate|corr)_rmse",
-        "root-mean-square difference of free-running rollouts from the test trials: mean rates / pairwise correlations",
-        LOWER,
-    ),
-    (r"freerun_rate_rel_err", "relative error of the free-running mean rates", LOWER),
-    (
-        r"freerun_(mean_)?psth_r2",
-        "R² of the condition-averaged PSTHs of free-running rollouts (sampled; _mean: mean feedback) against the test trials",
-        HIGHER,
-    ),
-    (
-        r"reference_(rate_pearson|psth_r2|corr_pearson)",
-        "the same statistic of the training trials against the test trials: the ceiling a free-running model can reach",
-        NEITHER,
-    ),
-    (
-        r"unit_mixed_fraction",
-        "fraction of units no group dominates (largest share of the unit's predicted variance below 2/3)",
-        NEITHER,
-    ),
-    (
-        r"unit_dominant_share_mean",
-        "mean over units of the largest group's share of the unit's predicted variance (1 = every unit belongs to one group)",
-        NEITHER,
-    ),
-    (r"unit_group_counts\..+", "units dominated by this group (or mixed)", NEITHER),
-    (
-        r"unit_area_ari",
-        "adjusted Rand index of the units' group assignment against their brain areas (1 = each group is one area, 0 = unrelated)",
-        NEITHER,
-    ),
-    (
-        r"unit_assignment_ari_true",
-        "adjusted Rand index of the units' group assignment against the true one (simulations)",
-        HIGHER,
-    ),
-    (r"(fit|smoothing_posterior)_seconds", "wall-clock seconds", LOWER),
-    (r"(beta|alpha)", "penalty weight of the fit (beta: PC/KL, alpha: block-diagonal)", NEITHER),
-    (
-        r"(n_components|kernel_sd|psth_kernel_sd|glm_alpha|cv_folds|features)",
-        "a setting of the reference method",
-        NEITHER,
-    ),
+#: one entry a line: ``key pattern :: direction :: meaning``, direction ``+`` (higher is
+#: better), ``-`` (lower is better) or ``=`` (descriptive); patterns are tried in order
+_TABLE = r"""
+co_bps :: + :: co-smoothing bits per spike: how much better the held-out units' spikes are predicted from the held-in units (one step ahead, causal) than by each unit's mean rate, per spike (NLB)
+co_bps_smoothed :: + :: co-bps of the fit's smoothing posterior (latents from the held-in units of the whole trial, the fit's decoder), the number NLB compares
+co_bps_smoothed_all_bins :: + :: co_bps_smoothed on every observed bin, history bins included
+bps :: + :: bits per spike of the one-step prediction over all units, against each unit's mean rate
+bps_heldin :: + :: bits per spike over the held-in units
+test_ll_per_bin_neuron :: + :: test log-likelihood per bin and neuron (nats, log x! included)
+test_ll_per_bin :: + :: test log-likelihood per bin, summed over neurons (nats)
+test_ll_(heldin|heldout)_per_bin_neuron :: + :: test log-likelihood per bin and neuron of the held-in / held-out units (nats)
+test_ll_heldout_smoothed_per_bin_neuron :: + :: held-out log-likelihood per bin and neuron of the smoothing posterior (nats)
+recon_r2(_heldin|_heldout)? :: + :: R² of the one-step prediction against the observed activity, pooled over units (variance-weighted)
+recon_r2_unit_mean :: + :: mean over units of each unit's R² of the one-step prediction
+rate_r2_true :: + :: R² of the predicted rates against the true rates (simulations)
+co_psth_r2 :: + :: R² of the held-out units' condition-averaged PSTHs (smoothing reference)
+pc :: - :: partial correlation between the latent groups of the test bins' aggregated posterior (nats; 0 = independent groups)
+tc :: - :: total correlation between single latents (nats; 0 = independent latents)
+sigma_q :: = :: sd of the posterior q(z|x) used for PC and TC
+group_latent_r2(_cv|_own_groups|_best_partition)? :: + :: R² of the true latents from the matched inferred groups (each true group from one inferred group by an affine map; _cv: maps fitted on other test trials; _own_groups: the fit's own groups; _best_partition: single latents reassigned)
+component_latent_r2(_single)? :: + :: mean R² per true latent dimension from its matched inferred group (_single: from one matched inferred latent)
+latent_r2_global :: + :: R² of all true latents from all inferred latents by one affine map: the ceiling of any grouping
+group_r2_matched\..+ :: + :: R² of this true group from the inferred group matched to it
+J_offblock_frac :: - :: fraction of ||J||² outside the groups' diagonal blocks (0 = the groups do not drive each other)
+J_spectral_radius :: = :: largest |eigenvalue| of J = BA, the latent-to-latent map of one bin before the nonlinearities
+J_eig_max_real :: = :: largest real part of J's eigenvalues
+(W|Wsub|Wg\d+)_pearson :: + :: Pearson r between the fitted and the true connectivity (W = AB; Wsub: the matched groups' W_g, mean; Wg<t>: true group t)
+(W|Wsub|Wg\d+)_r2 :: + :: R² of the true connectivity by the fitted one
+(W|Wsub|Wg\d+)_(mae|rmse) :: - :: mean absolute / root-mean-square error of the fitted against the true connectivity
+behavior_r2\.[^.]+\.all :: + :: cross-validated ridge R² of this behavior variable from all latents
+behavior_r2\.[^.]+\.g[^.]+ :: = :: cross-validated ridge R² of this behavior variable from one latent group's latents (descriptive: which group carries it)
+condition_accuracy :: + :: fraction of test trials whose condition a logistic regression decodes from the latents
+condition_accuracy_time_mean :: + :: mean over bins of the per-bin condition decoding accuracy
+condition_chance :: = :: share of the most common condition among the test trials: the accuracy of always guessing it
+kstep_r2\.\d+ :: + :: R² of the k-step-ahead prediction (the network run k bins on its own), k = the last number
+kstep_bps\.\d+ :: + :: bits per spike of the k-step-ahead prediction
+freerun_(rate|corr)_pearson :: + :: Pearson r between free-running rollouts and the test trials: of the mean rates / of the pairwise correlations between units
+freerun_(rate|corr)_rmse :: - :: root-mean-square difference of free-running rollouts from the test trials: mean rates / pairwise correlations
+freerun_rate_rel_err :: - :: relative error of the free-running mean rates
+freerun_(mean_)?psth_r2 :: + :: R² of the condition-averaged PSTHs of free-running rollouts (sampled; _mean: mean feedback) against the test trials
+reference_(rate_pearson|psth_r2|corr_pearson) :: = :: the same statistic of the training trials against the test trials: the ceiling a free-running model can reach
+unit_mixed_fraction :: = :: fraction of units no group dominates (largest share of the unit's predicted variance below 2/3)
+unit_dominant_share_mean :: = :: mean over units of the largest group's share of the unit's predicted variance (1 = every unit belongs to one group)
+unit_group_counts\..+ :: = :: units dominated by this group (or mixed)
+unit_area_ari :: = :: adjusted Rand index of the units' group assignment against their brain areas (1 = each group is one area, 0 = unrelated)
+unit_assignment_ari_true :: + :: adjusted Rand index of the units' group assignment against the true one (simulations)
+(fit|smoothing_posterior)_seconds :: - :: wall-clock seconds
+(beta|alpha) :: = :: penalty weight of the fit (beta: PC/KL, alpha: block-diagonal)
+(n_components|kernel_sd|psth_kernel_sd|glm_alpha|cv_folds|features) :: = :: a setting of the reference method
+"""
+
+_DIRECTIONS = {"+": HIGHER, "-": LOWER, "=": NEITHER}
+#: (key pattern, meaning, direction), from ``_TABLE``
+ENTRIES: tuple[tuple[str, str, str], ...] = tuple(
+    (pattern, meaning, _DIRECTIONS[d])
+    for pattern, d, meaning in (line.split(" :: ", 2) for line in _TABLE.strip().splitlines())
 )
 
 _COMPILED = [(re.compile(p), meaning, d) for p, meaning, d in ENTRIES]
