@@ -70,6 +70,14 @@ def _add_simulate(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--n-trials", type=int, default=None, help="override the preset's trial count")
     p.add_argument("--n-units", type=int, default=None, help="override the preset's neuron count")
+    p.add_argument(
+        "--area-overlap",
+        type=float,
+        default=None,
+        metavar="F",
+        help="each latent group drives its own area of units, labelled in the electrodes "
+        "table: 0 disjoint, F in (0, 1] the fraction of each area also read by the next group",
+    )
     p.set_defaults(func=_run_simulate)
 
 
@@ -78,9 +86,9 @@ def _run_simulate(args) -> None:
     from disrnn.simulate import simulate_nwb
 
     check_output(args.out, "nwb", force=args.force)
-    overrides = {
-        k: v for k, v in (("n_trials", args.n_trials), ("n_units", args.n_units)) if v is not None
-    }
+    pairs = (("n_trials", args.n_trials), ("n_units", args.n_units))
+    pairs += (("area_overlap", args.area_overlap),)
+    overrides = {k: v for k, v in pairs if v is not None}
     path = simulate_nwb(args.preset, args.out, seed=args.seed, **overrides)
     print(path)
 

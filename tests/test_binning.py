@@ -316,3 +316,11 @@ def test_condition_names_the_trial_column_of_the_condition_coord(tmp_path):
         bin_session(path, BinConfig(bin_width=0.1, condition="kind"))
     with pytest.raises(TypeError, match="condition"):
         BinConfig(bin_width=0.1, condition=3)
+    # the CLI's --condition is the same option
+    from disrnn.cli import main
+    from disrnn.data.io import load_dataset
+
+    out = tmp_path / "typed.nc"
+    argv = ["bin", str(path), "--out", str(out), "--bin-width", "0.1", "--condition", "type"]
+    assert main(argv) == 0
+    np.testing.assert_array_equal(load_dataset(out)["condition"].values.astype(str), types)

@@ -26,6 +26,7 @@ from helpers.reports import (
     fake_dataset,
     fake_metric_values,
     shared_real_results,
+    table_cells,
     write_fake_eval,
 )
 
@@ -58,25 +59,6 @@ def external_refs(text: str) -> list[str]:
     refs += re.findall(r"""url\(\s*["']?([^)"']*)""", text, flags=re.I)
     refs += re.findall(r"""@import\s+["']([^"']*)""", text, flags=re.I)
     return [r for r in refs if re.match(r"^\s*(https?:)?//", r, flags=re.I)]
-
-
-def table_cells(text: str, table_id: str) -> list[dict]:
-    """(attrs dict, inner text) of every <td> of the table with ``id=table_id``."""
-    m = re.search(rf'<table id="{table_id}".*?</table>', text, flags=re.S)
-    assert m, f"no table {table_id!r} in the report"
-    cells = []
-    for tr in re.finditer(r"<tr([^>]*)>(.*?)</tr>", m.group(0), flags=re.S):
-        row_attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', tr.group(1)))
-        for td in re.finditer(r"<td([^>]*)>(.*?)</td>", tr.group(2), flags=re.S):
-            attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', td.group(1)))
-            cells.append(
-                {
-                    **{f"row-{k}": v for k, v in row_attrs.items()},
-                    **attrs,
-                    "text": htmllib.unescape(td.group(2)),
-                }
-            )
-    return cells
 
 
 # -------------------------------------------------------------------------------- tests
@@ -270,6 +252,14 @@ def test_real_pipeline_report(real_results):
             n += 1
     assert n > 10
     assert "could not be drawn" not in text
+    # every metric the pipeline writes has a glossary entry (meaning and direction)
+    from disrnn.report.glossary import direction
+
+    keys = {k for ev in real_results["evals"] for k in load_eval(ev).values}
+    assert not sorted(k for k in keys if direction(k) is None)
+    # DisRNN (3 + 3) has a unit map; the one-group methods say why they have none
+    assert 'id="m-DisRNN-unit-table"' in text and "Unit map" in text
+    assert text.count("One latent group: every unit") == len(REAL_METHODS) - 1
     assert external_refs(text) == []
     summary = (real_results["reports"] / "index.html").read_text()
     assert f'href="{real_results["session"]}.html"' in summary
@@ -313,16 +303,25 @@ def test_minimal_continuous_dataset(tmp_path):
     assert len(re.findall(r'<img src="data:image/png;base64,', text)) == 3 + 1 + 6
 
 
-def test_connectivity_heatmaps_share_one_colour_scale(fake_results):
+def test_connectivity_scales_unit_and_latent_matrices_apart(fake_results):
+    """W and every W_g share one colour scale, J has its own (J's weights are typically
+    far larger, and on its scale W looks blank); unit axes carry the NWB unit ids."""
     from disrnn import plotting
 
     ev = fake_results["sessions"]["fake_a"][1][0]
     conn = load_eval(ev).connectivity
+    conn = conn.assign(J=conn["J"] * 100.0)  # J far larger than W, as on real data
     fig = plotting.plot_connectivity(conn)
-    images = [im for ax in fig.axes for im in ax.get_images()]
+    images = {ax.get_title(): ax.get_images()[0] for ax in fig.axes if ax.get_images()}
     assert len(images) == 2 + conn.sizes["group"]  # W, J and each W_g
-    vmax = max(float(np.abs(conn[v]).max()) for v in ("W", "J", "W_g"))
-    assert {im.get_clim() for im in images} == {(-vmax, vmax)}
+    v_unit = max(float(np.abs(conn[v]).max()) for v in ("W", "W_g"))
+    v_latent = float(np.abs(conn["J"]).max())
+    assert images.pop("J").get_clim() == (-v_latent, v_latent)
+    assert {im.get_clim() for im in images.values()} == {(-v_unit, v_unit)}
+    w_ax = next(ax for ax in fig.axes if ax.get_title() == "W")
+    labels = {t.get_text() for t in w_ax.get_xticklabels()}
+    assert labels and labels <= {str(u) for u in conn["post"].values}
+    assert "100" in labels  # the fixture's first unit id, not position 0
 
 
 def test_flatten_metrics_and_representative_seed(tmp_path):

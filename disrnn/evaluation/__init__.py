@@ -12,6 +12,8 @@
   for continuous sessions; ``decoding`` - condition decoding from any latents;
   :func:`run_reference` (``run_reference``) - the reference the dataset calls for
   (smoothing for spike counts, PCA otherwise), written as a folder
+- ``unit_maps`` - which units form each latent group (units.nc, ``Fit.unit_groups``) and
+  the agreement of the unit assignments across seeds
 
 The package imports numpy, scipy and xarray only; torch is imported on first use (by
 ``load_fit`` and the rollouts).

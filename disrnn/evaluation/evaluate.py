@@ -15,7 +15,12 @@ The evaluation folder (written atomically) holds:
   ``rollout_mean`` / ``rollout_sample`` (free-running from bin L, feeding back means /
   samples) and ``true_rates`` when known, all (trial, time, unit); per unit ``null_rate``,
   ``ll_per_unit``, ``recon_r2_per_unit``, ``bps_per_unit`` (unit); k-step curves
-  ``kstep_r2`` / ``kstep_bps`` / ``kstep_n`` (horizon).
+  ``kstep_r2`` / ``kstep_bps`` / ``kstep_n`` (horizon);
+- ``units.nc`` (linear decoder only): the unit map of
+  :func:`disrnn.evaluation.unit_maps.unit_groups`: per unit (NWB id, with the dataset's
+  unit coords) and group ``share``, ``variance``, ``drive``, the ``assignment`` and
+  ``dominant`` group; per area ``area_share``, ``area_units``, ``area_dominant``; with the
+  truth ``true_share``, ``true_dominant``.
 
 ``metrics.json`` keys (all metrics on the test trials, valid bins = observed (``mask``)
 and not among the first L history-only bins; ``null`` = not applicable):
@@ -78,6 +83,12 @@ and not among the first L history-only bins; ``null`` = not applicable):
   most common condition (:func:`~disrnn.evaluation.decoding.condition_decoding`;
   the PCA reference reports the same keys). The per-bin accuracy is latents.nc's
   ``condition_accuracy_by_time`` (time).
+- units (linear decoder, >= 2 groups; else null; :mod:`disrnn.evaluation.unit_maps`):
+  ``unit_mixed_fraction`` (units whose largest group share is below 2/3),
+  ``unit_dominant_share_mean`` (mean largest share), ``unit_group_counts`` {group or
+  "mixed": units}, ``unit_area_ari`` (ARI of the unit assignment against the units'
+  ``area``, when >= 2 named areas), ``unit_assignment_ari_true`` (against the true
+  assignment from ``true_A`` and ``true_latents``, units the truth does not call mixed).
 - generation: ``kstep_r2`` / ``kstep_bps`` {k: value} k-step-ahead quality (see
   :func:`~disrnn.evaluation.rollout.kstep_ahead`); free-running sampled rollouts vs the
   observed test trials: ``freerun_rate_pearson``, ``freerun_rate_rmse``,
@@ -121,6 +132,7 @@ from disrnn.evaluation.steps import (
     one_step_metrics,
     truth_metrics,
 )
+from disrnn.evaluation.unit_maps import unit_metrics
 
 __all__ = ["compute_evaluation", "evaluate"]
 
@@ -197,7 +209,8 @@ def compute_evaluation(
 
     Returns:
         (metrics, files): the ``metrics.json`` dict (NaN not yet replaced by None) and
-        ``{"latents.nc": ..., "connectivity.nc": ..., "rollout.nc": ...}``.
+        ``{"latents.nc": ..., "connectivity.nc": ..., "rollout.nc": ...}`` and
+        ``"units.nc"`` for a fit with a linear decoder.
 
     Raises:
         as :func:`evaluate`.
@@ -231,6 +244,7 @@ def compute_evaluation(
     lat = latent_metrics(fit, ev, m, n_pc_samples, seed)
     matching = truth_metrics(ev, lat, m)
     conn = connectivity_metrics(fit, ev, lat, matching, m)
+    units = unit_metrics(fit, ev, lat, m)
     behavior_metrics(ev, lat, m)
     condition_metrics(ev, lat, m, seed)
     gm, ks, roll_mean, roll_sample = generation_metrics(
@@ -248,7 +262,8 @@ def compute_evaluation(
         attrs={"kind": ev.kind, "history": ev.L, "eval_seed": int(seed)},
     )
     lat_ds = latents_dataset(ev, lat, m)
-    return m, {"latents.nc": lat_ds, "connectivity.nc": conn, "rollout.nc": roll}
+    files = {"latents.nc": lat_ds, "connectivity.nc": conn, "rollout.nc": roll}
+    return m, files | ({} if units is None else {"units.nc": units})
 
 
 # --------------------------------------------------------------------------- helpers

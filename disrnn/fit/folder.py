@@ -218,6 +218,15 @@ class Fit:
         out[~arr["valid"]] = np.nan
         return self._trial_coords(self._pad(out, ds, "unit", {"unit": ds["unit"].values}), ds)
 
+    def unit_groups(self, ds: xr.Dataset, split: str = "test") -> xr.Dataset:
+        """Which units form each group: per unit (NWB id) and group the share of its
+        predicted activity and its drive, its dominant group, and per area the mean
+        shares, on the scored bins of ``split``'s trials (the ``units.nc`` of an
+        evaluation; :mod:`disrnn.evaluation.unit_maps`). ValueError for an MLP decoder."""
+        from disrnn.evaluation.unit_maps import fit_unit_groups
+
+        return fit_unit_groups(self, ds, split)
+
     @torch.no_grad()
     def rollout(
         self,

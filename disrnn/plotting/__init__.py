@@ -32,6 +32,7 @@ from disrnn.plotting.fits import (
     plot_predicted_vs_observed,
 )
 from disrnn.plotting.rollout import plot_rollout
+from disrnn.plotting.units import plot_area_groups, plot_unit_map
 
 __all__ = [
     "plot_rasters",
@@ -44,6 +45,8 @@ __all__ = [
     "plot_connectivity",
     "plot_eigenvalues",
     "plot_rollout",
+    "plot_unit_map",
+    "plot_area_groups",
     "plot_metric_comparison",
     "plot_paired_differences",
 ]

@@ -43,10 +43,11 @@ def _connectivity_parts(conn: xr.Dataset) -> tuple[list[tuple[str, np.ndarray]],
 
 
 def plot_connectivity(conn: xr.Dataset | None, max_groups: int = 6) -> Figure:
-    """W (unit x unit), J (latent x latent) and each group's W_g as heatmaps on one
-    shared, symmetric colour scale; J's group blocks are outlined. When
-    ``connectivity.nc`` holds the truth (``true_W``, ``true_W_g``), a second row shows
-    it on the same scale, each true group under the fitted group matched to it."""
+    """W (unit x unit), J (latent x latent) and each group's W_g as heatmaps on symmetric
+    colour scales: one shared by the unit x unit matrices, another for J (whose weights
+    are usually far larger); J's group blocks are outlined, unit axes carry NWB unit ids.
+    When ``connectivity.nc`` holds the truth (``true_W``, ``true_W_g``), a second row
+    shows it on the unit x unit scale, each true group under the fitted group matched to it."""
     if conn is None:
         return _empty("no connectivity.nc (or an MLP variant, which has none)")
     mats, groups = _connectivity_parts(conn)
@@ -82,12 +83,12 @@ def plot_connectivity(conn: xr.Dataset | None, max_groups: int = 6) -> Figure:
                     )
                 else:
                     truth.append(None)
-    allm = [m for _, m in top] + [p[1] for p in truth if p is not None]
-    vmax = max(float(np.nanmax(np.abs(m))) for m in allm if m.size) or 1.0
+    scales = _scales(top + [p for p in truth if p is not None])
+    ids = conn["post"].values if "post" in conn.coords else None
     nrow = 2 if truth else 1
     fig = _figure(2.2 * len(top) + 0.9, 2.5 * nrow + 0.1)
     axes = fig.subplots(nrow, len(top), squeeze=False)
-    im = None
+    ims: dict[str, tuple] = {}  # scale -> (image, axes)
     for row, items in enumerate([top, truth][:nrow]):
         for col in range(len(top)):
             ax = axes[row, col]
@@ -96,17 +97,43 @@ def plot_connectivity(conn: xr.Dataset | None, max_groups: int = 6) -> Figure:
                 ax.axis("off")
                 continue
             title, m = item
-            im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+            kind = "latent" if title == "J" else "unit"
+            v = scales[kind]
+            im = ax.imshow(m, cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
+            ims.setdefault(kind, (im, []))[1].append(ax)
             ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _matrix_ticks(ax, kind, ids if kind == "unit" and ids is not None else None)
             if title == "J" and groups is not None and groups.size == m.shape[0]:
                 for g in dict.fromkeys(groups.tolist()):
                     idx = np.flatnonzero(groups == g)
                     lo, hi = idx.min() - 0.5, idx.max() + 0.5
                     ax.plot([lo, hi, hi, lo, lo], [lo, lo, hi, hi, lo], color="k", lw=1)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="weight (shared scale)")
+    for kind, (im, axs) in ims.items():
+        label = "J weight (latent × latent)" if kind == "latent" else "weight (unit × unit, shared)"
+        fig.colorbar(im, ax=axs, shrink=0.8, label=label)
     return fig
+
+
+def _scales(mats: list[tuple[str, np.ndarray]]) -> dict[str, float]:
+    """Symmetric colour limits: one shared by the N x N matrices (W, W_g and their
+    truth), another for the K x K J, so W's small weights are not drawn on J's scale."""
+    out = {}
+    for kind in ("unit", "latent"):
+        vals = [m for t, m in mats if (t == "J") == (kind == "latent") and m.size]
+        out[kind] = max((float(np.nanmax(np.abs(m))) for m in vals), default=0.0) or 1.0
+    return out
+
+
+def _matrix_ticks(ax, kind: str, ids) -> None:
+    """Unit axes labelled by NWB unit id (a few), latent axes unlabelled."""
+    if ids is None:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    from disrnn.plotting.units import unit_ticks
+
+    unit_ticks(ax, ids, "x", max_ticks=6)
+    unit_ticks(ax, ids, "y", max_ticks=6)
 
 
 def _eigen_sets(conn: xr.Dataset) -> list[tuple[str, np.ndarray]]:

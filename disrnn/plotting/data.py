@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from disrnn.plotting._base import (
     _COLORS,
@@ -17,6 +16,7 @@ from disrnn.plotting._base import (
     _rate_label,
     _split,
 )
+from disrnn.plotting.units import unit_ticks
 
 
 # -------------------------------------------------------------------------- data overview
@@ -24,7 +24,7 @@ def plot_rasters(ds: xr.Dataset, n_trials: int = 4) -> Figure:
     """Spike counts (or activity) of example test trials, one panel per trial.
 
     The first test trial of each condition is shown (up to ``n_trials``); units are
-    ordered held-in first, held-out last (marked by a line).
+    ordered held-in first, held-out last (marked by a line) and labelled by NWB id.
     """
     sub = _split(ds)
     conds = _conditions(sub)
@@ -72,15 +72,18 @@ def plot_rasters(ds: xr.Dataset, n_trials: int = 4) -> Figure:
             title += f"\n{sub['condition'].values[i]}"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("time (s)")
-    axes[0].set_ylabel("unit (held-out above red line)" if n_heldin < len(order) else "unit")
-    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel(
+        "unit (NWB id; held-out above red line)" if n_heldin < len(order) else "unit (NWB id)"
+    )
+    unit_ticks(axes[0], sub["unit"].values[order], "y", max_ticks=20)
     if im is not None:
         fig.colorbar(im, ax=list(axes), label=_rate_label(ds), shrink=0.8)
     return fig
 
 
 def plot_mean_rates(ds: xr.Dataset) -> Figure:
-    """Each unit's mean rate over all bins of all trials, sorted, held-out units marked."""
+    """Each unit's mean rate over all bins of all trials, sorted, labelled by NWB unit id,
+    held-out units marked."""
     x = _activity(ds)
     m = x.mean(("trial", "time"), skipna=True).values
     order = np.argsort(m)[::-1]
@@ -89,7 +92,8 @@ def plot_mean_rates(ds: xr.Dataset) -> Figure:
     ax = fig.add_subplot()
     colors = np.where(held[order], "#d1495b", "#1b6ca8")
     ax.bar(np.arange(m.size), m[order], color=colors, width=0.9)
-    ax.set_xlabel("unit (sorted by mean)")
+    unit_ticks(ax, ds["unit"].values[order], "x")
+    ax.set_xlabel("unit (NWB id), sorted by mean")
     ax.set_ylabel(f"mean {_rate_label(ds)}")
     if held.any():
         from matplotlib.patches import Patch

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from disrnn import plotting
 from disrnn._atomic import atomic_dir
+from disrnn.report.glossary import glossary
 from disrnn.report.provenance import _provenance
 from disrnn.report.render import (
     _env,
@@ -36,6 +37,7 @@ from disrnn.report.results import (
     load_eval,
     representative,
 )
+from disrnn.report.summary_box import seeds_text, summary_box
 from disrnn.report.tables import (
     _group_by_method,
     _method_order,
@@ -44,6 +46,7 @@ from disrnn.report.tables import (
     _stat_cell,
     reference_cautions,
 )
+from disrnn.report.units import unit_section
 
 __all__ = [
     "export_session_figures",
@@ -55,6 +58,19 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: what the unit circle of the eigenvalue plot means for this discrete-time model
+EIGEN_CAPTION = (
+    "Eigenvalues of J = BA and of each group's diagonal block; dotted: the unit circle. "
+    "The model steps in discrete time, one bin at a time: z_t = B h_t + b with "
+    "h_t = Σ_l ψ_l tanh(x_{t-l}) and x_t = f(A z_t + a), so near a state the latents "
+    "map from one bin to the next by J scaled by the slopes of tanh and of the link f "
+    "(and by the kernel ψ). The unit circle is where such a linear step neither grows "
+    "nor decays (|λ| = 1): inside, a mode decays from bin to bin; outside, it would grow "
+    "if those slopes were 1. Because tanh and f flatten for large inputs (and spike counts "
+    "enter tanh unscaled), |λ| well above 1 (e.g. about 5) is not by itself unstable "
+    "dynamics: the free-running rollout below shows whether activity stays bounded."
+)
 
 
 # ------------------------------------------------------------------------ session report
@@ -121,7 +137,7 @@ def _method_section(method: str, runs: list[EvalResult], ds, rep_key: str | None
             caption="The network run on its own from real initial bins (sampled feedback), against the test trials: mean rates, condition-averaged population PSTHs, pairwise correlations between units, and k-step-ahead prediction quality.",
         ),
     ]
-    return _finish_section(method, runs, r, rep_key, figs)
+    return _finish_section(method, runs, r, rep_key, figs) | {"units": unit_section(runs, r)}
 
 
 def _connectivity_figs(conn) -> list[dict]:
@@ -134,13 +150,13 @@ def _connectivity_figs(conn) -> list[dict]:
             "Connectivity",
             plotting.plot_connectivity,
             conn,
-            caption="W = AB (unit × unit), J = BA (latent × latent; group blocks outlined) and each group's W_g = A[:, g] B[g, :], all on one colour scale; with a ground truth, the true W and true W_g (under the fitted group matched to each) below.",
+            caption="W = AB (unit × unit, axes labelled by NWB unit id) and each group's W_g = A[:, g] B[g, :] share one colour scale; J = BA (latent × latent; group blocks outlined) has its own; with a ground truth, the true W and true W_g (under the fitted group matched to each) below, on the unit × unit scale.",
         ),
         _fig(
             "Eigenvalues",
             plotting.plot_eigenvalues,
             conn,
-            caption="Eigenvalues of J and of each group's block; dotted: unit circle.",
+            caption=EIGEN_CAPTION,
         ),
     ]
 
@@ -167,6 +183,12 @@ def _finish_section(method, runs, r, rep_key, figs) -> dict:
     }
 
 
+def _units_agreement(sections: list[dict]) -> dict | None:
+    """DisRNN's agreement of unit assignments across seeds, from its unit-map section."""
+    s = next((s for s in sections if s["method"] == REFERENCE_METHOD), None)
+    return None if s is None else s["units"].get("agreement_data")
+
+
 def _session_context(session: str, dataset_path, eval_dirs) -> dict:
     """Everything the session template shows (figures drawn, tables computed)."""
     from disrnn.data.io import load_dataset
@@ -188,6 +210,7 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
         else (keys[0][1] if keys else None)
     )
     tables = _metrics_tables(by_method, metrics)
+    sections = [_method_section(m, runs, ds, rep_key) for m, runs in by_method.items()]
     overview = [
         _fig(
             "Example trials",
@@ -238,7 +261,10 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
         "tables": tables,
         "head_keys": {k for _, k in metrics[:n_head]},
         "summary_figs": summary_figs,
-        "sections": [_method_section(m, runs, ds, rep_key) for m, runs in by_method.items()],
+        "sections": sections,
+        "box": summary_box(by_method, _units_agreement(sections)),
+        "glossary": glossary([row["key"] for row in tables["rows"]]),
+        "one_seed": all(len(runs) == 1 for runs in by_method.values()),
         "reference": REFERENCE_METHOD,
         "cautions": reference_cautions(results),
         "n_evals": len(results),
@@ -368,9 +394,7 @@ def _summary_rows(results, sessions: list, methods: list, keys) -> list[dict]:
                     "session": s,
                     "method": m,
                     "n": len(runs),
-                    "seeds": ", ".join(
-                        str(r.seed) for r in sorted(runs, key=lambda r: r.seed or 0)
-                    ),
+                    "seeds": seeds_text(sorted(runs, key=lambda r: r.seed or 0)),
                     "cells": [_stat_cell([r.values.get(k) for r in runs]) for _, k in keys],
                 }
             )

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from disrnn._atomic import atomic_file
+from disrnn.report.glossary import describe
 
 # figure failures are logged under the report's logger, as before this module was split off
 log = logging.getLogger("disrnn.report.html")
@@ -27,6 +28,7 @@ def _env():
         lstrip_blocks=True,
     )
     env.filters["fmt"] = fmt
+    env.filters["meaning"] = describe  # a metric key's hover title
     return env
 
 

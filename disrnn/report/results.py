@@ -1,7 +1,7 @@
 """Read evaluation folders (and the fit folders beside them) for figures and reports.
 
 An evaluation folder (``disrnn evaluate``) holds ``metrics.json``, ``latents.nc``,
-``connectivity.nc`` and ``rollout.nc``; its fit folder holds ``config.json`` and
+``connectivity.nc``, ``rollout.nc`` and (linear decoders) ``units.nc``; its fit folder holds ``config.json`` and
 ``losses.csv``. The fit folder is ``metrics.json["fit_dir"]`` when present, else the
 workflow's sibling convention ``results/{session}/fits/{method}/seed{seed}/`` for
 ``results/{session}/evals/{method}/seed{seed}/``.
@@ -202,6 +202,11 @@ class EvalResult:
     def connectivity(self) -> xr.Dataset | None:
         """``connectivity.nc``: W (unit, unit), J (latent, latent), per-group W_g, eigenvalues."""
         return self._nc("connectivity.nc")
+
+    @property
+    def units(self) -> xr.Dataset | None:
+        """``units.nc``: the unit map (per unit and group shares, drive, dominant group)."""
+        return self._nc("units.nc")
 
     @property
     def rollout(self) -> xr.Dataset | None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
+from disrnn.simulate.areas import check_area_overlap, modular_readout
 from disrnn.simulate.systems import SYSTEMS, simulate_system, zscore
 
 KINDS = ("spike_counts", "continuous")
@@ -75,6 +76,9 @@ class PresetConfig:
         noise_sd: sd of the observation noise, continuous only.
         behavior_noise_sd: sd of the noise added to the 2-D behavior.
         description: one line for humans.
+        area_overlap: None (every unit reads every latent) or a fraction in [0, 1]: each
+            group drives its own area of units (0 disjoint), labelled in the NWB
+            electrodes table (:mod:`disrnn.simulate.areas`; spikes only).
     """
 
     name: str
@@ -94,6 +98,7 @@ class PresetConfig:
     noise_sd: float = 0.1
     behavior_noise_sd: float = 0.1
     description: str = ""
+    area_overlap: float | None = None
 
     def __post_init__(self) -> None:
         # Normalise sequences given as lists (e.g. from YAML) to tuples.
@@ -161,6 +166,7 @@ class PresetConfig:
                 )
             if not all(_is_number(v) and np.isfinite(v) and v > 0 for v in self.dt):
                 raise ValueError(f"dt must hold positive numbers, got {self.dt!r}")
+        check_area_overlap(self.area_overlap, self.kind, self.n_units, self.group_sizes)
 
     @property
     def group_sizes(self) -> tuple[int, ...]:
@@ -298,6 +304,7 @@ class SimulatedSession:
         preset: preset name.
         seed: the seed that produced it.
         config: the full recipe.
+        unit_area: (unit,) str area of each unit (``area_overlap``), else None.
     """
 
     activity: np.ndarray
@@ -318,6 +325,7 @@ class SimulatedSession:
     preset: str
     seed: int
     config: PresetConfig = field(repr=False)
+    unit_area: np.ndarray | None = None
 
     @property
     def W(self) -> np.ndarray:
@@ -431,6 +439,9 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
 
     # 2. readout and observations
     A = rng_readout.standard_normal((n_units, n_latents)) * cfg.readout_gain / np.sqrt(n_latents)
+    unit_area = None
+    if cfg.area_overlap is not None:  # each group drives its own area of units
+        A, unit_area = modular_readout(A, latent_group, cfg.area_overlap)
     drive = z @ A.T  # (trial * time, unit)
     if cfg.kind == "spike_counts":
         low, high = np.log(cfg.rate_range_hz)
@@ -475,4 +486,5 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
         preset=cfg.name,
         seed=int(seed),
         config=cfg,
+        unit_area=unit_area,
     )

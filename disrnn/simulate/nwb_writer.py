@@ -3,7 +3,8 @@
 The layout is the contract in ``docs/design.md`` ("The simulated NWB layout"):
 
 - spikes: ``nwb.units`` (one row per unit, ids 0..N-1, sorted spike times in s, each
-  unit linked to its own row of the electrodes table, ``location="simulated"``);
+  unit linked to its own row of the electrodes table, ``location="simulated"``, or the
+  unit's area ``area{g}`` with ``area_overlap``: :mod:`disrnn.simulate.areas`);
   continuous: no units, ``nwb.acquisition["continuous_activity"]`` (n_samples, N);
 - ``nwb.trials``: ``start_time``, ``stop_time``, ``condition`` (str);
 - ``nwb.processing["ground_truth"]``: TimeSeries ``latents`` (n_samples, K) and ``rates``
@@ -106,6 +107,26 @@ def _units_table(times: list[np.ndarray], electrodes: DynamicTable) -> Units:
     )
 
 
+def _add_electrodes(nwb: NWBFile, session: SimulatedSession) -> None:
+    """One virtual electrode per unit, in unit order; ``location`` = the unit's area
+    (``session.unit_area``, one electrode group per area) or ``"simulated"``."""
+    device = nwb.create_device(name="simulator", description="disrnn.simulate")
+    n_units = session.activity.shape[2]
+    areas = np.full(n_units, "simulated") if session.unit_area is None else session.unit_area
+    groups = {
+        a: nwb.create_electrode_group(
+            name=str(a),
+            description="one virtual electrode per simulated unit"
+            + ("" if session.unit_area is None else f" of {a} (read by one latent group)"),
+            location=str(a),
+            device=device,
+        )
+        for a in dict.fromkeys(areas.tolist())
+    }
+    for a in areas:
+        nwb.add_electrode(group=groups[a], location=str(a))
+
+
 def _build(session: SimulatedSession) -> NWBFile:
     cfg = session.config
     n_trials, n_time, n_units = session.activity.shape
@@ -124,15 +145,7 @@ def _build(session: SimulatedSession) -> NWBFile:
     stamps = bin_centres(session)
 
     if session.kind == "spike_counts":
-        device = nwb.create_device(name="simulator", description="disrnn.simulate")
-        group = nwb.create_electrode_group(
-            name="simulated",
-            description="one virtual electrode per simulated unit",
-            location="simulated",
-            device=device,
-        )
-        for _ in range(n_units):
-            nwb.add_electrode(group=group, location="simulated")
+        _add_electrodes(nwb, session)
         # Spike placement has its own stream, derived from the session seed, so the
         # file is reproducible and simulate()'s draws are not disturbed.
         rng = np.random.default_rng([session.seed, 0x5EED])

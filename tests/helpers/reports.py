@@ -4,7 +4,9 @@ notebook tests."""
 
 from __future__ import annotations
 
+import html as htmllib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +267,47 @@ def _tiny_dataset(resources: Path) -> xr.Dataset:
             }
         ),
     )
+
+
+def write_fake_units(ev: Path, ds: xr.Dataset, seed: int, swap: bool = False, n_groups=2):
+    """FIXTURE ``units.nc`` to the contract of :mod:`disrnn.evaluation.unit_maps`: the
+    first half of the units read group 0 only, the second half group 1 only, except the
+    last unit, which reads both equally (mixed); ``swap`` relabels the two groups (as
+    another seed may); ``n_groups=1``: one group. Returns the Dataset written."""
+    from disrnn.evaluation.unit_maps import unit_groups
+
+    n = ds.sizes["unit"]
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((400, 4))
+    A = np.zeros((n, 4))
+    half = n // 2
+    A[:half, :2] = 1.0
+    A[half:, 2:] = 1.0
+    A[-1] = 1.0
+    if swap:
+        A = A[:, [2, 3, 0, 1]]
+    groups = np.array([0, 0, 1, 1]) if n_groups == 2 else np.zeros(4, int)
+    B = rng.normal(size=(4, n))
+    units = unit_groups(A, B, z, groups, ds)
+    units.attrs.update({"method": "DisRNN", "seed": seed})
+    save_dataset(units, ev / "units.nc")
+    return units
+
+
+def table_cells(text: str, table_id: str) -> list[dict]:
+    """(attrs dict, inner text) of every <td> of the table with ``id=table_id``."""
+    m = re.search(rf'<table id="{table_id}".*?</table>', text, flags=re.S)
+    assert m, f"no table {table_id!r} in the report"
+    cells = []
+    for tr in re.finditer(r"<tr([^>]*)>(.*?)</tr>", m.group(0), flags=re.S):
+        row_attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', tr.group(1)))
+        for td in re.finditer(r"<td([^>]*)>(.*?)</td>", tr.group(2), flags=re.S):
+            attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', td.group(1)))
+            cells.append(
+                {
+                    **{f"row-{k}": v for k, v in row_attrs.items()},
+                    **attrs,
+                    "text": htmllib.unescape(td.group(2)),
+                }
+            )
+    return cells

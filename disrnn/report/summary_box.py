@@ -1,0 +1,198 @@
+"""The box that opens a session report: what the session says and how far to trust it.
+
+Lines, each from saved results only:
+
+- the modules: a verdict line when a model selection gave one (``verdict``; none is
+  made up here), else the groups DisRNN was fitted with and that they were set by hand;
+  the units per dominant group and, with named areas, how well the groups follow them;
+- prediction: DisRNN against the best baseline (the trained method with the highest
+  mean) and against the session's reference: co-bps for spike counts with held-out units
+  (the smoothing reference), else the test log-likelihood against the baselines and the
+  condition decoding (or behavior R²) against PCA;
+- agreement across seeds: how many seeds, the spread of that metric and the adjusted
+  Rand index of the unit assignments (:func:`disrnn.evaluation.unit_maps.seed_agreement`);
+- warnings: a fit whose validation loss never improved after the first epoch that could
+  count, one whose best epoch came within its first ``EARLY_EPOCHS`` epochs, one still
+  improving at its last epoch (it ran out of epochs).
+"""
+
+from __future__ import annotations
+
+import math
+
+from disrnn.report.render import fmt
+from disrnn.report.results import REFERENCE_METHOD, EvalResult, mean_sd
+from disrnn.report.tables import OUR_KEYS, REFERENCE_CHECKS
+
+__all__ = ["EARLY_EPOCHS", "fit_warnings", "seeds_text", "summary_box"]
+
+#: a best epoch within this many epochs of the first one that could count is "early"
+EARLY_EPOCHS = 5
+REFERENCES = tuple(m for m, _, _ in REFERENCE_CHECKS)
+
+
+def seeds_text(runs: list[EvalResult]) -> str:
+    """``"1 seed (0)"``, ``"3 seeds (0, 1, 2)"``: a count and the seeds, never a bare id."""
+    s = [str(r.seed) for r in runs]
+    return f"{len(s)} seed{'s' if len(s) != 1 else ''} ({', '.join(s)})"
+
+
+def _stat(runs: list[EvalResult], key: str) -> tuple[float, float, int]:
+    return mean_sd([r.values.get(key) for r in runs])
+
+
+def _value(mean: float, sd: float, n: int) -> str:
+    return f"{fmt(mean, 3)} ± {fmt(sd, 2)}" if n > 1 else fmt(mean, 3)
+
+
+def _versus(ours: float, theirs: float) -> str:
+    d = ours - theirs
+    return f"DisRNN {'higher' if d > 0 else 'lower' if d < 0 else 'equal'} by {fmt(abs(d), 2)}"
+
+
+def _group_sizes(r: EvalResult) -> list[str]:
+    """The fit's group sizes: metrics.json ``groups`` ("3,3"), else config.json's list."""
+    g = r.metrics.get("groups")
+    if isinstance(g, str) and g.strip():
+        return [s.strip() for s in g.split(",") if s.strip()]
+    return [str(int(x)) for x in (r.config or {}).get("groups") or []]
+
+
+def _modules_line(dis: list[EvalResult]) -> str:
+    sizes = _group_sizes(dis[0])
+    n = len(sizes)
+    text = (
+        f"DisRNN was fitted with {n} group{'s' if n != 1 else ''} of {' + '.join(sizes)} "
+        "latents, as set in the config (no model selection ran for this session)."
+    )
+    counts = {
+        k.split(".", 1)[1]: v
+        for k, v in dis[0].values.items()
+        if k.startswith("unit_group_counts.") and v is not None
+    }
+    if counts:
+        parts = [
+            f"{int(v)} {'mixed' if k == 'mixed' else f'in group {k}'}" for k, v in counts.items()
+        ]
+        text += f" Units (seed {dis[0].seed}): {', '.join(parts)}."
+    ari, _, n_ari = _stat(dis, "unit_area_ari")
+    if n_ari:
+        text += f" Groups against brain areas: adjusted Rand index {fmt(ari, 2)} (1 = each group is one area)."
+    return text
+
+
+def _prediction_lines(by_method: dict[str, list[EvalResult]]) -> list[str]:
+    dis = by_method[REFERENCE_METHOD]
+    baselines = {
+        m: r for m, r in by_method.items() if m != REFERENCE_METHOD and m not in REFERENCES
+    }
+    lines = []
+    co = next((k for k in OUR_KEYS["co_bps"] if _stat(dis, k)[2]), None)
+    key, label = (
+        (co, "co-bps of the held-out units")
+        if co
+        else ("test_ll_per_bin_neuron", "test log-likelihood per bin and neuron")
+    )
+    if co == "co_bps_smoothed":
+        label += " (smoothing posterior)"
+    ours = _stat(dis, key)
+    if ours[2]:
+        scored = {m: _stat(r, key) for m, r in baselines.items()}
+        scored = {m: s for m, s in scored.items() if s[2]}
+        text = f"{label}: DisRNN {_value(*ours)}"
+        if scored:
+            best = max(scored, key=lambda m: scored[m][0])
+            text += f"; best baseline {best} {_value(*scored[best])} ({_versus(ours[0], scored[best][0])})"
+        else:
+            text += "; no baseline method in this run"
+        lines.append(text + ".")
+    for method, pattern, _ in REFERENCE_CHECKS:
+        if method in by_method:
+            lines.extend(_reference_lines(dis, method, pattern, by_method[method]))
+    return lines
+
+
+def _reference_lines(dis, method: str, pattern: str, ref: list[EvalResult]) -> list[str]:
+    if "{name}" in pattern:
+        prefix, suffix = pattern.split("{name}")
+        keys = sorted(
+            {k for r in ref for k in r.values if k.startswith(prefix) and k.endswith(suffix)}
+        )
+        keys = ["condition_accuracy", *keys]
+    else:
+        keys = [pattern]
+    for key in keys:
+        theirs = _stat(ref, key)
+        ours_key = next((k for k in OUR_KEYS.get(key, (key,)) if _stat(dis, k)[2]), None)
+        if theirs[2] and ours_key:
+            ours = _stat(dis, ours_key)
+            return [
+                f"{key} against the {method} reference: DisRNN {_value(*ours)} ({ours_key}) vs {method} {fmt(theirs[0], 3)} ({_versus(ours[0], theirs[0])})."
+            ]
+    return [f"The {method} reference has no number to compare with DisRNN's."]
+
+
+def _seeds_line(dis: list[EvalResult], agreement: dict | None) -> str:
+    if len(dis) == 1:
+        return f"DisRNN: {seeds_text(dis)}; agreement across seeds needs two or more seeds."
+    text = f"DisRNN: {seeds_text(dis)}"
+    if agreement is not None and agreement.get("ari_mean") is not None:
+        text += f"; unit assignments agree with adjusted Rand index {fmt(agreement['ari_mean'], 2)} on average over pairs of seeds (lowest {fmt(agreement['ari_min'], 2)})"
+    return text + "."
+
+
+def fit_warnings(results: list[EvalResult]) -> list[str]:
+    """One sentence per method and kind of problem, naming the seeds (see the module)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        problem = _fit_problem(r)
+        if problem is not None:
+            found.setdefault((r.method, problem), []).append(str(r.seed))
+    return [
+        f"{m} seed{'s' if len(s) > 1 else ''} {', '.join(s)}: {p}" for (m, p), s in found.items()
+    ]
+
+
+def _fit_problem(r: EvalResult) -> str | None:
+    best, run = r.metrics.get("best_epoch"), r.metrics.get("epochs")
+    fi = r.fit_info or {}
+    best = fi.get("best_epoch", best)
+    run = fi.get("epochs", fi.get("epochs_run", run))
+    if best is None or run is None or int(best) < 0:
+        return None
+    cfg = r.config or {}
+    max_epochs = int(cfg.get("epochs") or run)
+    first = max(math.ceil(float(cfg.get("warmup") or 0.0) * max_epochs) - 1, 0)
+    best, run = int(best), int(run)
+    if best <= first and run > first + 1:
+        return f"the validation loss never improved after epoch {first + 1} (of {run} run): the fit kept its first weights; its numbers describe an untrained model."
+    if best == run - 1 and fi.get("stop_reason", "max_epochs") == "max_epochs":
+        return f"the validation loss was still improving at the last epoch ({run}): the fit ran out of epochs; more epochs may change its numbers."
+    if best - first < EARLY_EPOCHS:
+        return f"the best validation loss came at epoch {best + 1} of {run} run: the fit stopped improving in its first few epochs; treat its numbers as those of a barely trained model."
+    return None
+
+
+def summary_box(
+    by_method: dict[str, list[EvalResult]],
+    agreement: dict | None = None,
+    verdict: str | None = None,
+) -> dict:
+    """What the summary box shows: {"verdict" (or None), "lines" [(label, sentence)],
+    "warnings" [sentence]}.
+
+    Args:
+        by_method: the session's evaluations by method (ordered, seeds sorted).
+        agreement: :func:`~disrnn.evaluation.unit_maps.seed_agreement` of DisRNN's seeds.
+        verdict: the model selection's one-sentence answer, when a selection ran.
+    """
+    results = [r for runs in by_method.values() for r in runs]
+    lines = []
+    dis = by_method.get(REFERENCE_METHOD)
+    if dis:
+        lines.append(("Modules", _modules_line(dis)))
+        lines += [("Prediction", text) for text in _prediction_lines(by_method)]
+        lines.append(("Seeds", _seeds_line(dis, agreement)))
+    else:
+        lines.append(("Modules", f"no {REFERENCE_METHOD} fit in this report."))
+    return {"verdict": verdict, "lines": lines, "warnings": fit_warnings(results)}
