@@ -250,7 +250,7 @@ def test_provenance_from_dandi_sidecar(edge_session):
     assert ds.attrs["sha256"] == sha
 
 
-@pytest.mark.parametrize("preset", ["lorenz-thomas", "paper-gaussian"])
+@pytest.mark.parametrize("preset", ["lorenz-thomas", "paper-gaussian-ls"])
 def test_simulated_session_bins_back_to_its_counts_and_truth(tmp_path, preset):
     simulate_mod = pytest.importorskip("disrnn.simulate")
     sim = simulate_mod.simulate(preset, seed=2, n_trials=12, n_units=8)

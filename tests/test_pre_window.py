@@ -177,7 +177,7 @@ def test_continuous_history_averages_like_the_window_and_masks_missing_samples(t
     np.testing.assert_allclose(pre.values, expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("preset", ["paper-gaussian", "lorenz-thomas"])
+@pytest.mark.parametrize("preset", ["paper-gaussian-ls", "lorenz-thomas"])
 def test_simulated_history_matches_its_series(tmp_path, preset):
     simulate_mod = pytest.importorskip("disrnn.simulate")
     sim = simulate_mod.simulate(preset, seed=3, n_trials=6, n_units=8)

@@ -8,7 +8,7 @@ from pynwb import NWBHDF5IO
 from scipy.integrate import solve_ivp
 
 from disrnn.simulate import PRESETS, PresetConfig, read_truth, simulate, simulate_nwb, write_nwb
-from disrnn.simulate.generate import softplus, true_encoder
+from disrnn.simulate.readout import softplus, true_encoder
 from disrnn.simulate.systems import (
     SYSTEMS,
     integrate_rk4,
@@ -97,6 +97,8 @@ def test_unknown_system_and_constant_trajectory_raise():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_shapes_and_latents(name):
     cfg = dataclasses.replace(PRESETS[name], n_trials=min(PRESETS[name].n_trials, 100))
+    if cfg.network == "trained":  # tests/test_paper_generator.py checks the full recipe
+        cfg = dataclasses.replace(cfg, train_steps=300)
     s = simulate(cfg, seed=0)
     n_lat = cfg.n_latents
     assert s.activity.shape == (cfg.n_trials, cfg.trial_length, cfg.n_units)
@@ -150,8 +152,8 @@ def test_same_seed_identical_different_seed_differs():
 
 
 def test_latents_do_not_depend_on_unit_count():
-    a = simulate("paper-gaussian", seed=2)
-    b = simulate("paper-gaussian", seed=2, n_units=30)
+    a = simulate("paper-gaussian-ls", seed=2)
+    b = simulate("paper-gaussian-ls", seed=2, n_units=30)
     np.testing.assert_array_equal(a.latents, b.latents)
     assert b.activity.shape[-1] == 30
 
@@ -182,7 +184,7 @@ def test_true_B_explains_latents_gaussian():
     # R^2 ~ 0.94 / 0.67 / 0.42 of x / y / z); Thomas is nearly linear per bin. Measured
     # pooled R^2 0.80-0.85 over seeds 0-9; 0.75 leaves room for seed variation, and a
     # shuffled history must explain nothing.
-    s = simulate("paper-gaussian", seed=0)
+    s = simulate("paper-gaussian-ls", seed=0)
     B, b, r2 = true_encoder(s.activity, s.latents)
     np.testing.assert_array_equal(B, s.B)
     assert r2 > 0.75
@@ -294,8 +296,8 @@ def test_truth_round_trips(spikes_file):
 
 
 def test_continuous_file_layout_and_truth(tmp_path):
-    session = simulate("paper-gaussian", seed=4)
-    path = simulate_nwb("paper-gaussian", tmp_path / "pg.nwb", seed=4)
+    session = simulate("paper-gaussian-ls", seed=4)
+    path = simulate_nwb("paper-gaussian-ls", tmp_path / "pg.nwb", seed=4)
     with NWBHDF5IO(str(path), mode="r") as io:
         nwb = io.read()
         assert nwb.units is None
@@ -340,7 +342,7 @@ def test_cli_overrides_and_bad_preset(tmp_path, capsys):
     from disrnn.cli import main
 
     p = tmp_path / "small.nwb"
-    args = ["simulate", "--preset", "paper-gaussian", "--out", str(p), "--n-trials", "10"]
+    args = ["simulate", "--preset", "paper-gaussian-ls", "--out", str(p), "--n-trials", "10"]
     assert main([*args, "--n-units", "8"]) == 0
     assert read_truth(p)["rates"].shape == (10, 20, 8)
     with pytest.raises(SystemExit):  # argparse rejects names outside PRESETS
@@ -351,7 +353,7 @@ def test_cli_overrides_and_bad_preset(tmp_path, capsys):
 def test_write_failure_leaves_no_file(tmp_path, monkeypatch):
     import pynwb
 
-    session = simulate("paper-gaussian", seed=0, n_trials=10)
+    session = simulate("paper-gaussian-ls", seed=0, n_trials=10)
 
     def boom(self, *args, **kwargs):
         raise OSError("disk full")

@@ -8,19 +8,25 @@ The generative model (G groups, K = sum of group sizes latents, N units):
    dimension is z-scored over the recorded bins: z_t in R^K. (The control system
    ``coupled_lorenz`` is one 6-D system whose two Lorenz halves are labelled as groups
    0 and 1; those two groups are dependent by construction.)
-2. Observations through a low-rank readout A (N x K), A_ij ~ N(0, gain^2 / K):
-   - spikes: x_t ~ Poisson(softplus(A z_t + a)) counts per bin, the bias a_i solved so
-     that unit i's mean rate over the session equals a target drawn log-uniformly
-     from ``rate_range_hz``;
-   - continuous: x_t = A z_t + a + e_t, a_i ~ N(0, bias_sd^2), e_t ~ N(0, noise_sd^2 I).
+2. Observations through a low-rank readout A (N x K) and bias a:
+   - spikes: x_t ~ Poisson(softplus(A z_t + a)) counts per bin;
+   - continuous: x_t = A z_t + a + e_t, e_t ~ N(0, noise_sd^2 I).
 3. The network that implements these latents is the low-rank RNN
-   x_t ~ A (B h_t + b) + a with h_t = tanh(x_{t-1}). The true B (K x N) is *defined* as
-   the affine least-squares encoder from h_t to z_t over every simulated bin that has a
-   history (the first bin of each trial is excluded):
+   x_t ~ A (B h_t + b) + a with h_t = tanh(x_{t-1}), so the true connectivity is
+   W = A B = sum_g A_g B_g with A_g = A[:, g], B_g = B[g, :]. ``network`` says where A,
+   a, B, b come from:
+   - ``"least-squares"``: A_ij ~ N(0, gain^2 / K); spikes: a_i solved so that unit i's
+     mean rate over the session equals a target drawn log-uniformly from
+     ``rate_range_hz``; continuous: a_i ~ N(0, bias_sd^2). The true B (K x N) is then
+     *defined* as the affine least-squares encoder from h_t to z_t over every simulated
+     bin that has a history (the first bin of each trial is excluded):
 
-       (B, b) = argmin sum_{trial, t >= 1} || z_t - B tanh(x_{t-1}) - b ||^2,
+         (B, b) = argmin sum_{trial, t >= 1} || z_t - B tanh(x_{t-1}) - b ||^2.
 
-   so the true connectivity is W = A B = sum_g A_g B_g with A_g = A[:, g], B_g = B[g, :].
+   - ``"trained"`` (the paper's generator, :mod:`disrnn.simulate.paper`): A, a, B, b
+     trained together, before any observation, so that z_t ~ B tanh(A z_{t-1} + a) + b
+     over the consecutive recorded bins: the latents are a low-rank RNN's by construction.
+
    The intercept b (``encoder_bias``) is kept on the session but not written to NWB.
 4. Behavior: a fixed random linear readout (H_1 x 2, unit-norm columns) of the first
    group's latents plus N(0, behavior_noise_sd^2) noise per bin, like a hand velocity.
@@ -36,12 +42,15 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
 
 from disrnn.simulate.areas import check_area_overlap, modular_readout
+from disrnn.simulate.paper import TRAIN_STEPS, train_network
+from disrnn.simulate.presets import RECIPES
+from disrnn.simulate.readout import random_readout, softplus, true_encoder
 from disrnn.simulate.systems import SYSTEMS, simulate_system, zscore
 
 KINDS = ("spike_counts", "continuous")
+NETWORKS = ("least-squares", "trained")
 
 
 def _is_int(value) -> bool:
@@ -70,9 +79,13 @@ class PresetConfig:
         dt: system time per bin, one per group (None: each system's default).
         substeps: RK4 steps per bin.
         burn_in: bins simulated and discarded before the session starts.
-        readout_gain: sd of A z_t per unit (A_ij ~ N(0, gain^2 / K)).
-        rate_range_hz: (low, high) target mean rates of the units, spikes only.
-        bias_sd: sd of the bias a, continuous only.
+        initial: one initial state per system (None: drawn from the seed); with
+            ``burn_in=0`` the first recorded state, e.g. the paper's ((1, 1, 1), (0.1, 1, 1)).
+        network: ``"least-squares"`` or ``"trained"`` (the module docstring, step 3).
+        train_steps: full-batch AdamW steps of the ``"trained"`` network.
+        readout_gain: sd of A z_t per unit (A_ij ~ N(0, gain^2 / K)), least-squares only.
+        rate_range_hz: (low, high) target mean rates of the units, spikes, least-squares only.
+        bias_sd: sd of the bias a, continuous, least-squares only.
         noise_sd: sd of the observation noise, continuous only.
         behavior_noise_sd: sd of the noise added to the 2-D behavior.
         description: one line for humans.
@@ -92,6 +105,9 @@ class PresetConfig:
     dt: tuple[float, ...] | None = None
     substeps: int = 1
     burn_in: int = 500
+    initial: tuple[tuple[float, ...], ...] | None = None
+    network: str = "least-squares"
+    train_steps: int = TRAIN_STEPS
     readout_gain: float = 1.0
     rate_range_hz: tuple[float, float] = (10.0, 40.0)
     bias_sd: float = 0.5
@@ -106,6 +122,9 @@ class PresetConfig:
             value = getattr(self, name)
             if isinstance(value, list | np.ndarray):
                 object.__setattr__(self, name, tuple(value))
+        if isinstance(self.initial, list | tuple | np.ndarray):
+            starts = tuple(tuple(x0) if np.ndim(x0) == 1 else x0 for x0 in self.initial)
+            object.__setattr__(self, "initial", starts)
         self._validate()
 
     def _validate(self) -> None:
@@ -114,8 +133,9 @@ class PresetConfig:
         for s in self.systems:
             if s not in SYSTEMS:
                 raise ValueError(f"systems: unknown system {s!r}; known systems: {sorted(SYSTEMS)}")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        for name, valid in (("kind", KINDS), ("network", NETWORKS)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
         for name, low in (
             ("n_units", 1),
             ("n_trials", 1),
@@ -123,6 +143,7 @@ class PresetConfig:
             ("iti", 0),
             ("substeps", 1),
             ("burn_in", 0),
+            ("train_steps", 1),
         ):
             value = getattr(self, name)
             if not _is_int(value) or value < low:
@@ -166,7 +187,22 @@ class PresetConfig:
                 )
             if not all(_is_number(v) and np.isfinite(v) and v > 0 for v in self.dt):
                 raise ValueError(f"dt must hold positive numbers, got {self.dt!r}")
+        dims = [SYSTEMS[s].dim for s in self.systems]
+        if self.initial is not None and (
+            not isinstance(self.initial, tuple)
+            or [len(x0) if isinstance(x0, tuple) else None for x0 in self.initial] != dims
+            or not all(_is_number(v) and np.isfinite(v) for x0 in self.initial for v in x0)
+        ):
+            raise ValueError(
+                f"initial must give one state of {dims} finite numbers per system "
+                f"{self.systems} (or None), got {self.initial!r}"
+            )
         check_area_overlap(self.area_overlap, self.kind, self.n_units, self.group_sizes)
+        if self.area_overlap is not None and self.network == "trained":
+            raise ValueError(
+                "area_overlap restricts a random readout; the trained network of "
+                f"preset {self.name!r} learns its own (use network='least-squares')"
+            )
 
     @property
     def group_sizes(self) -> tuple[int, ...]:
@@ -195,87 +231,7 @@ class PresetConfig:
 
 
 PRESETS: dict[str, PresetConfig] = {
-    "lorenz-thomas": PresetConfig(
-        name="lorenz-thomas",
-        systems=("lorenz", "thomas"),
-        kind="spike_counts",
-        n_units=60,
-        n_trials=200,
-        trial_length=50,
-        iti=25,
-        readout_gain=2.0,
-        description="Poisson spikes from a Lorenz (3) and a Thomas (3) latent group; "
-        "condition = Lorenz lobe at trial start",
-    ),
-    "rotation-limitcycle": PresetConfig(
-        name="rotation-limitcycle",
-        systems=("rotation", "vanderpol"),
-        kind="spike_counts",
-        n_units=60,
-        n_trials=200,
-        trial_length=50,
-        iti=25,
-        readout_gain=2.0,
-        description="Poisson spikes from a noisy rotation (2) and a Van der Pol limit "
-        "cycle (2); condition = rotation phase quadrant at trial start",
-    ),
-    "paper-gaussian": PresetConfig(
-        name="paper-gaussian",
-        systems=("lorenz", "thomas"),
-        kind="continuous",
-        n_units=20,
-        n_trials=100,
-        trial_length=20,
-        iti=0,
-        dt=(0.1, 0.1),
-        substeps=1,
-        noise_sd=0.1,
-        description="the paper's synthetic benchmark: Lorenz + Thomas (RK4, dt 0.1 per "
-        "bin), 20 neurons, x = A z + a + N(0, 0.1^2), 2000 consecutive bins in 100 trials",
-    ),
-    "paper-poisson": PresetConfig(
-        name="paper-poisson",
-        systems=("lorenz", "thomas"),
-        kind="spike_counts",
-        n_units=200,
-        n_trials=400,
-        trial_length=20,
-        iti=0,
-        dt=(0.1, 0.1),
-        substeps=1,
-        readout_gain=2.5,
-        description="the paper's benchmark truth (Lorenz + Thomas, dt 0.1 per bin) "
-        "observed as Poisson spikes of 200 units, 8000 consecutive bins in 400 trials",
-    ),
-    "coupled-gaussian": PresetConfig(
-        name="coupled-gaussian",
-        systems=("coupled_lorenz",),
-        kind="continuous",
-        n_units=20,
-        n_trials=100,
-        trial_length=20,
-        iti=0,
-        dt=(0.1,),
-        substeps=2,
-        noise_sd=0.1,
-        description="control: two diffusively coupled Lorenz systems (6 dims that do not "
-        "factorise; the two halves are labelled groups 0 and 1 but are dependent), "
-        "continuous like paper-gaussian",
-    ),
-    "coupled-poisson": PresetConfig(
-        name="coupled-poisson",
-        systems=("coupled_lorenz",),
-        kind="spike_counts",
-        n_units=200,
-        n_trials=400,
-        trial_length=20,
-        iti=0,
-        dt=(0.1,),
-        substeps=2,
-        readout_gain=2.5,
-        description="control: two coupled Lorenz systems observed as Poisson spikes, "
-        "like paper-poisson",
-    ),
+    name: PresetConfig(name=name, **fields) for name, fields in RECIPES.items()
 }
 
 
@@ -333,53 +289,6 @@ class SimulatedSession:
         return self.A @ self.B
 
 
-def softplus(u: np.ndarray) -> np.ndarray:
-    """log(1 + exp(u)), overflow-safe."""
-    return np.maximum(u, 0.0) + np.log1p(np.exp(-np.abs(u)))
-
-
-def _solve_bias(drive: np.ndarray, target: np.ndarray, n_iter: int = 50) -> np.ndarray:
-    """Per-unit a with mean_t softplus(drive[t, i] + a_i) = target_i, by Newton's method.
-
-    drive: (bins, unit); target: (unit,) expected counts per bin, > 0.
-    g(a) = mean_t softplus(drive + a) is increasing and convex, and by Jensen
-    g(softplus^-1(target)) >= target, so Newton from there decreases monotonically
-    onto the root.
-    """
-    a = np.log(np.expm1(target))  # softplus^-1(target)
-    for _ in range(n_iter):
-        u = drive + a
-        excess = softplus(u).mean(axis=0) - target
-        if np.all(np.abs(excess) <= 1e-12 * target):
-            break
-        slope = (0.5 * (1.0 + np.tanh(0.5 * u))).mean(axis=0)  # mean sigmoid(u)
-        a = a - excess / slope
-    return a
-
-
-def true_encoder(activity: np.ndarray, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Affine least-squares encoder from h_t = tanh(x_{t-1}) to z_t, within trials.
-
-    Args:
-        activity: (trial, time, unit) observations x.
-        latents: (trial, time, latent) latents z.
-
-    Returns:
-        B: (latent, unit); b: (latent,); r2: 1 - SS_res / SS_tot pooled over latents,
-        on the bins t >= 1 of every trial.
-    """
-    n_units, n_latents = activity.shape[-1], latents.shape[-1]
-    h = np.tanh(activity[:, :-1, :].astype(float)).reshape(-1, n_units)  # (bins, unit)
-    z = latents[:, 1:, :].reshape(-1, n_latents)  # (bins, latent)
-    design = np.hstack([h, np.ones((h.shape[0], 1))])
-    # complete orthogonal factorisation with column pivoting: several times faster than
-    # the SVD of np.linalg.lstsq here, and still exact for rank-deficient designs
-    coef, *_ = scipy.linalg.lstsq(design, z, lapack_driver="gelsy")  # (unit + 1, latent)
-    resid = z - design @ coef
-    r2 = 1.0 - np.sum(resid**2) / np.sum((z - z.mean(axis=0)) ** 2)
-    return coef[:-1].T.copy(), coef[-1].copy(), float(r2)
-
-
 def resolve_preset(preset: str | PresetConfig, **overrides) -> PresetConfig:
     """The PresetConfig for a name (or a config) with overrides applied.
 
@@ -427,9 +336,11 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
 
     # 1. latents, one independent stream per group
     dts = cfg.dt or tuple(SYSTEMS[s].dt for s in cfg.systems)
+    starts = cfg.initial or (None,) * len(cfg.systems)
     blocks, condition = [], None
-    for name, dt, rng_g in zip(cfg.systems, dts, rng_latent.spawn(len(cfg.systems)), strict=True):
-        raw = simulate_system(name, n_trials * period, rng_g, dt, cfg.substeps, cfg.burn_in)
+    streams = rng_latent.spawn(len(cfg.systems))
+    for name, dt, rng_g, x0 in zip(cfg.systems, dts, streams, starts, strict=True):
+        raw = simulate_system(name, n_trials * period, rng_g, dt, cfg.substeps, cfg.burn_in, x0)
         if condition is None:
             condition = np.array([SYSTEMS[name].label(raw[i]) for i in first])
         blocks.append(zscore(raw[recorded]))
@@ -437,21 +348,20 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
     latent_group = np.repeat(np.arange(len(cfg.group_sizes)), cfg.group_sizes)
     n_latents = z.shape[1]
 
-    # 2. readout and observations
-    A = rng_readout.standard_normal((n_units, n_latents)) * cfg.readout_gain / np.sqrt(n_latents)
-    unit_area = None
-    if cfg.area_overlap is not None:  # each group drives its own area of units
-        A, unit_area = modular_readout(A, latent_group, cfg.area_overlap)
-    drive = z @ A.T  # (trial * time, unit)
+    # 2. the network's readout (and, trained, its encoder) and the observations
+    net, unit_area = None, None
+    if cfg.network == "trained":
+        pairs = np.flatnonzero(np.diff(recorded) == 1)  # z[i] -> z[i + 1], consecutive bins
+        net = train_network(z, pairs, n_units, rng_readout, cfg.train_steps)
+        A, bias = net.A, net.a
+    else:  # each group drives its own area of units when area_overlap is set
+        A, bias, unit_area = random_readout(cfg, z, rng_readout, latent_group)
+    drive = z @ A.T + bias  # (trial * time, unit)
     if cfg.kind == "spike_counts":
-        low, high = np.log(cfg.rate_range_hz)
-        target_hz = np.exp(rng_readout.uniform(low, high, n_units))
-        bias = _solve_bias(drive, target_hz * cfg.bin_width)
-        rates = softplus(drive + bias)
+        rates = softplus(drive)
         activity = rng_obs.poisson(rates).astype(np.int32)
     else:
-        bias = rng_readout.normal(0.0, cfg.bias_sd, n_units)
-        rates = drive + bias
+        rates = drive
         activity = rates + rng_obs.normal(0.0, cfg.noise_sd, rates.shape)
 
     # 4. behavior from the first group
@@ -466,7 +376,10 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
     activity = activity.reshape(*shape, n_units)
     latents = z.reshape(*shape, n_latents)
     # 3. the true encoder B (definition in the module docstring)
-    B, encoder_bias, encoder_r2 = true_encoder(activity, latents)
+    if net is None:
+        B, encoder_bias, encoder_r2 = true_encoder(activity, latents)
+    else:
+        B, encoder_bias, encoder_r2 = net.B, net.b, net.r2
     return SimulatedSession(
         activity=activity,
         rates=rates.reshape(*shape, n_units),

@@ -37,6 +37,11 @@ from pynwb.misc import Units
 from disrnn._atomic import atomic_file
 from disrnn.simulate.generate import SimulatedSession
 
+#: what the stored B is, by ``PresetConfig.network``
+ENCODERS = {
+    "least-squares": "least-squares map from tanh(x_{t-1}) to z_t",
+    "trained": "encoder trained with A so that z_t ~ B tanh(A z_{t-1} + a) + b",
+}
 EDGE_MARGIN = 1e-3  # fraction of a bin kept free of spikes at each edge
 SESSION_START = datetime(2000, 1, 1, tzinfo=UTC)  # fixed, so files differ only by content
 
@@ -218,8 +223,7 @@ def _build(session: SimulatedSession) -> NWBFile:
                 VectorData(name="A", description="readout A (N, K)", data=session.A),
                 VectorData(
                     name="B_T",
-                    description="true encoder B transposed (N, K): least-squares map "
-                    "from tanh(x_{t-1}) to z_t",
+                    description=f"true encoder B transposed (N, K): {ENCODERS[cfg.network]}",
                     data=np.ascontiguousarray(session.B.T),
                 ),
                 VectorData(name="bias", description="readout bias a (N)", data=session.bias),

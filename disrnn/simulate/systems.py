@@ -12,6 +12,8 @@ Systems (name -> dimension):
   sigma = 10, rho = 28, beta = 8/3.
 - ``thomas`` (3): Thomas' cyclically symmetric attractor, dx = sin(y) - b x,
   dy = sin(z) - b y, dz = sin(x) - b z with b = 0.208186.
+- ``thomas_b0`` (3): the same field with b = 0 (no damping: the orbit wanders over the
+  periodic lattice of the field, "labyrinth chaos"), the paper's second system.
 - ``rotation`` (2): a damped 2-D linear oscillator driven by white process noise,
   dz = (-lambda z + omega J z) dt + s dW, sampled exactly; stationary variance 1.
 - ``vanderpol`` (2): the Van der Pol limit cycle, dx = y, dy = mu (1 - x^2) y - x, mu = 1.5.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -145,13 +148,14 @@ def noisy_rotation(
     rng: np.random.Generator,
     period: float = 1.0,
     damping: float = 0.5,
+    z0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact discrete-time samples of a damped, noise-driven 2-D linear oscillator.
 
     dz = (-lambda z + omega J z) dt + s dW with omega = 2 pi / period, lambda = damping,
     J the 90-degree rotation and s = sqrt(2 lambda), so the stationary covariance is I.
     Sampled every dt: z_{t+1} = exp(-lambda dt) R(omega dt) z_t + sqrt(1 - exp(-2 lambda dt)) e_t,
-    e_t ~ N(0, I) from ``rng``; z_0 is drawn from the stationary law.
+    e_t ~ N(0, I) from ``rng``; z_0 is ``z0`` or, when None, drawn from the stationary law.
 
     Returns:
         (n_steps + 1, 2) float64 trajectory.
@@ -166,7 +170,7 @@ def noisy_rotation(
     rot = decay * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     noise = np.sqrt(1.0 - decay**2) * rng.standard_normal((n_steps, 2))
     out = np.empty((n_steps + 1, 2))
-    out[0] = rng.standard_normal(2)
+    out[0] = rng.standard_normal(2) if z0 is None else z0
     for i in range(n_steps):
         out[i + 1] = rot @ out[i] + noise[i]
     return out
@@ -190,7 +194,8 @@ def zscore(traj: np.ndarray) -> np.ndarray:
 class SystemSpec:
     """One latent system: its dimension, default time per bin and how to run it.
 
-    ``run(n_steps, dt, substeps, rng)`` returns (n_steps + 1, dim) raw states;
+    ``run(n_steps, dt, substeps, rng, x0)`` returns (n_steps + 1, dim) raw states from
+    the initial state ``x0`` (None: drawn from ``rng``);
     ``label(state)`` names the region a raw state is in (a trial's condition);
     ``blocks`` are the sizes of the latent groups the system's dimensions are labelled
     with (one group by default; ``coupled_lorenz`` labels its two halves as two groups,
@@ -199,7 +204,7 @@ class SystemSpec:
 
     dim: int
     dt: float
-    run: Callable[[int, float, int, np.random.Generator], np.ndarray]
+    run: Callable[[int, float, int, np.random.Generator, np.ndarray | None], np.ndarray]
     label: Callable[[np.ndarray], str]
     blocks: tuple[int, ...] | None = None
 
@@ -209,8 +214,8 @@ class SystemSpec:
 
 
 def _ode_runner(f: VectorField, initial: Callable[[np.random.Generator], np.ndarray]):
-    def run(n_steps: int, dt: float, substeps: int, rng: np.random.Generator) -> np.ndarray:
-        return integrate_rk4(f, initial(rng), dt, n_steps, substeps)
+    def run(n_steps: int, dt: float, substeps: int, rng: np.random.Generator, x0=None):
+        return integrate_rk4(f, initial(rng) if x0 is None else x0, dt, n_steps, substeps)
 
     return run
 
@@ -237,10 +242,16 @@ SYSTEMS: dict[str, SystemSpec] = {
         run=_ode_runner(thomas, lambda rng: rng.uniform(-2.0, 2.0, 3)),
         label=lambda s: "x_neg" if s[0] < 0 else "x_pos",
     ),
+    "thomas_b0": SystemSpec(
+        dim=3,
+        dt=0.1,
+        run=_ode_runner(partial(thomas, b=0.0), lambda rng: rng.uniform(-2.0, 2.0, 3)),
+        label=lambda s: "x_neg" if s[0] < 0 else "x_pos",
+    ),
     "rotation": SystemSpec(
         dim=2,
         dt=0.02,
-        run=lambda n, dt, substeps, rng: noisy_rotation(n, dt, rng),
+        run=lambda n, dt, substeps, rng, x0=None: noisy_rotation(n, dt, rng, z0=x0),
         label=_quadrant,
     ),
     "vanderpol": SystemSpec(
@@ -269,6 +280,7 @@ def simulate_system(
     dt: float | None = None,
     substeps: int = 1,
     burn_in: int = 500,
+    x0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Raw (not z-scored) trajectory of one system, sampled once per bin.
 
@@ -279,15 +291,23 @@ def simulate_system(
         dt: system time per bin (default: the system's own ``SYSTEMS[name].dt``).
         substeps: RK4 steps per bin.
         burn_in: bins simulated and discarded first, to start on the attractor.
+        x0: (dim,) initial state (None: drawn from ``rng``); with ``burn_in=0`` the first
+            returned state.
 
     Returns:
         (n_bins, dim) float64 states.
 
     Raises:
-        ValueError: unknown system name.
+        ValueError: unknown system name, or an ``x0`` of the wrong length.
     """
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; known systems: {sorted(SYSTEMS)}")
     spec = SYSTEMS[name]
-    traj = spec.run(burn_in + n_bins - 1, spec.dt if dt is None else dt, substeps, rng)
+    if x0 is not None:
+        x0 = np.asarray(x0, dtype=float)
+        if x0.shape != (spec.dim,):
+            raise ValueError(
+                f"the initial state of {name!r} needs {spec.dim} numbers, got {x0.tolist()}"
+            )
+    traj = spec.run(burn_in + n_bins - 1, spec.dt if dt is None else dt, substeps, rng, x0)
     return traj[burn_in:]
