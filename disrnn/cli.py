@@ -349,6 +349,8 @@ def _fit_options():
                       f"objective kept ({default('restarts')})"}),
         ("pc_batch", {"type": int, "help": "bins of the separate batch PC is estimated on "
                       "(default: the likelihood batch)"}),
+        ("finetune_lr_scale", {"type": float, "help": "factor on lr after the rotation init "
+                               "(default: by data kind, spike counts 0.1)"}),
     )  # fmt: skip
 
 

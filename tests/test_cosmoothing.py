@@ -93,6 +93,19 @@ def test_same_seed_same_predictions(toy):
     assert not np.array_equal(p1, p3)
 
 
+def test_kernel_span_defaults_to_lag_seconds_in_bins(toy):
+    """lags=None: Lf = round(LAG_SECONDS / bin width) bins each side."""
+    from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
+
+    ds, fit = toy
+    assert default_lags(0.02) == round(LAG_SECONDS / 0.02) and default_lags(None) == 10
+    assert default_lags(10.0) == 1 and SmoothingConfig().lags is None
+    post = fit_smoothing_posterior(fit, ds, seed=0, epochs=1)
+    want = round(LAG_SECONDS / float(ds.attrs["bin_width"]))
+    assert post.config.lags == want
+    assert post.encoder.phi.shape[-1] == 2 * want + 1
+
+
 def test_acausal_conv_against_a_loop():
     g = torch.Generator().manual_seed(0)
     p = torch.randn(3, 9, 4, generator=g, dtype=torch.float64)  # (trial, time, channel)

@@ -222,6 +222,23 @@ def test_rotation_init_pretrains_then_rotates(ds, tmp_path):
     assert json.loads((out / "config.json").read_text())["init"] == "rotation"
 
 
+def test_training_after_the_rotation_runs_at_the_finetune_lr(tmp_path):
+    """The full objective after the rotation init starts at lr x finetune_lr_scale (spike
+    counts: 0.1 by default; continuous data: 1), the pre-fit at lr."""
+    ds = toy_dataset(n_trials=24, n_time=30, kind="spike_counts")
+    cfg = FitConfig.create("DisRNN", epochs=3, lr=0.02)
+    assert cfg.resolve("spike_counts").finetune_lr_scale == 0.1
+    assert cfg.resolve("continuous").finetune_lr_scale == 1.0
+    for scale, want in ((None, 0.002), (0.5, 0.01)):
+        c = dataclasses.replace(cfg, finetune_lr_scale=scale)
+        out = fit(ds, c, tmp_path / f"f{scale}", seed=0, progress=False)
+        lr = pd.read_csv(out / "losses.csv").query("epoch == 0")["lr"]
+        assert np.allclose(lr, want), (scale, lr.tolist())
+        assert json.loads((out / "config.json").read_text())["finetune_lr_scale"] == want / 0.02
+    with pytest.raises(ValueError, match="finetune_lr_scale"):
+        FitConfig.create("DisRNN", finetune_lr_scale=-1)
+
+
 # ------------------------------------------------------------------- known input u_t
 def test_zero_input_trains_exactly_like_no_input(ds, tmp_path):
     """Adding u = 0 changes no number: same weights, same predictions."""

@@ -52,11 +52,14 @@ from disrnn.evaluation.inputs import null_rate
 from disrnn.evaluation.metrics import bits_per_spike, poisson_loglik
 from disrnn.fit.folder import check_input
 from disrnn.fit.objective import nll_terms
-from disrnn.fit.tensors import dataset_kind, valid_bins
+from disrnn.fit.tensors import bin_width, dataset_kind, valid_bins
+from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
 from disrnn.models.smoothing import SmoothingEncoder
 
 __all__ = [
+    "LAG_SECONDS",
     "SmoothingConfig",
+    "default_lags",
     "SmoothingPosterior",
     "coordinated_dropout",
     "cosmoothing_metrics",
@@ -64,45 +67,6 @@ __all__ = [
 ]
 
 _HELDOUT_FIX = "bin the session with held-out units, e.g. `disrnn bin --heldout-fraction 0.25`"
-
-
-@dataclasses.dataclass(frozen=True)
-class SmoothingConfig:
-    """Settings of :func:`fit_smoothing_posterior` (validated on construction).
-
-    lags: Lf, the kernel spans bins t-Lf .. t+Lf; epochs, patience: at most ``epochs``
-    passes over the train trials, stop after ``patience`` without a better val loss;
-    lr, weight_decay: AdamW; batch_trials: trials per step; dropout: coordinated-dropout
-    fraction p of held-in units hidden per trial (0: loss on held-out units only);
-    kernel: ``shared`` (one phi) or ``per-latent`` (one phi per latent); init: ``fit``
-    (B_s, b_s from the fit's linear encoder) or ``random``.
-    """
-
-    lags: int = 10
-    epochs: int = 300
-    patience: int = 15
-    lr: float = 1e-2
-    weight_decay: float = 1e-2
-    batch_trials: int = 16
-    dropout: float = 0.0
-    kernel: str = "per-latent"
-    init: str = "fit"
-
-    def __post_init__(self):
-        for name in ("lags", "epochs", "patience", "batch_trials"):
-            v = getattr(self, name)
-            if not isinstance(v, int | np.integer) or v < (0 if name == "lags" else 1):
-                raise ValueError(f"{name} must be an integer >= 1 (lags >= 0), got {v!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.kernel not in ("shared", "per-latent"):
-            raise ValueError(f"kernel must be 'shared' or 'per-latent', got {self.kernel!r}")
-        if self.init not in ("fit", "random"):
-            raise ValueError(f"init must be 'fit' or 'random', got {self.init!r}")
 
 
 # ------------------------------------------------------------------------- pieces
@@ -302,6 +266,8 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
         ``disrnn bin --heldout-fraction 0.25``); no train or val trials; bad settings.
     """
     cfg = SmoothingConfig(**settings)
+    if cfg.lags is None:
+        cfg = dataclasses.replace(cfg, lags=default_lags(bin_width(ds)))
     heldout = _check(fit, ds)
     split = np.asarray(ds["split"].values).astype(str) if "split" in ds.coords else None
     if split is None or not (split == "train").any() or not (split == "val").any():

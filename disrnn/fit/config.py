@@ -42,6 +42,7 @@ from typing import Any
 from disrnn.fit.defaults import (
     DEFAULT_BETA,
     DEFAULT_PC_INIT,
+    FINETUNE_LR_SCALE,
     SIGMA_SCALE,
     TARGET_STEPS,
     default_history,
@@ -181,6 +182,9 @@ class FitConfig:
             the lowest PC (NLL and KL are rotation invariant; ``disrnn.fit.rotation``), then
             train the full objective from there. ``None``: ``DEFAULT_PC_INIT`` for
             methods with a PC penalty (beta > 0, several groups), else ``random``.
+        finetune_lr_scale: factor on ``lr`` of the full-objective training that follows
+            the rotation init (its schedule starts again from lr x this factor); None:
+            ``FINETUNE_LR_SCALE`` by kind.
         pc_batch: bins of the separate batch the PC term is estimated on each step
             (drawn anew each step; ``None``: the likelihood batch itself).
     """
@@ -210,6 +214,7 @@ class FitConfig:
     restarts: int = 1
     init: str | None = None
     pc_batch: int | None = None
+    finetune_lr_scale: float | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -307,6 +312,11 @@ class FitConfig:
             if scale == 0:
                 raise ValueError("sigma_scale must be > 0 (a factor on sigma_q), got 0")
             object.__setattr__(self, "sigma_scale", scale)
+        if self.finetune_lr_scale is not None:
+            f = _nonneg("finetune_lr_scale", self.finetune_lr_scale)
+            if f == 0:
+                raise ValueError("finetune_lr_scale must be > 0 (a factor on lr), got 0")
+            object.__setattr__(self, "finetune_lr_scale", f)
         _choice("sigma", self.sigma, SIGMAS)
         _choice("encoder", self.encoder, NETS)
         _choice("decoder", self.decoder, NETS)
@@ -352,7 +362,7 @@ class FitConfig:
         spike counts get L = round(SPIKE_HISTORY_SECONDS / bin_width) bins (at least 1;
         1 when the bin width is unknown), continuous data L = 1; ``kernel`` None:
         ``learned`` for spike counts with L > 1, else ``fixed``; ``sigma_scale`` None:
-        ``SIGMA_SCALE[kind]``.
+        ``SIGMA_SCALE[kind]``; ``finetune_lr_scale`` None: ``FINETUNE_LR_SCALE[kind]``.
 
         Args:
             kind: the dataset's ``activity.attrs["kind"]``, ``spike_counts`` or ``continuous``.
@@ -378,9 +388,11 @@ class FitConfig:
         if kernel is None:
             kernel = "learned" if kind == "spike_counts" and history > 1 else "fixed"
         scale = SIGMA_SCALE[kind] if self.sigma_scale is None else self.sigma_scale
+        ft = self.finetune_lr_scale
+        ft = FINETUNE_LR_SCALE[kind] if ft is None else ft
         return dataclasses.replace(
             self, likelihood=likelihood, beta=beta, init=init, history=history, kernel=kernel,
-            sigma_scale=scale,
+            sigma_scale=scale, finetune_lr_scale=ft,
         )  # fmt: skip
 
     def resolve_steps(self, n_bins: int) -> FitConfig:

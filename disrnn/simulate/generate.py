@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from disrnn.simulate.areas import check_area_overlap, modular_readout
+from disrnn.simulate.areas import check_area_overlap
 from disrnn.simulate.paper import TRAIN_STEPS, train_network
 from disrnn.simulate.presets import RECIPES
 from disrnn.simulate.readout import random_readout, softplus, true_encoder
