@@ -307,6 +307,7 @@ def test_bin_script_runs_without_snakemake(tmp_path):
                 "window": [-0.5, 1.5],
                 "split": [0.7, 0.15, 0.15],
                 "seed": 0,
+                "allow_overlap": True,  # 4 pairs of these windows overlap
             }
         ),
         log=[str(tmp_path / "bin.log")],
