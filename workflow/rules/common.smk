@@ -19,7 +19,7 @@ from snakemake.utils import validate
 
 from disrnn.data import splits
 from disrnn.data.bin_config import BinConfig
-from disrnn.data.dandi import _check_asset_path as check_asset_path
+from disrnn.data.dandi_lookup import check_asset_path
 from disrnn.data.io import nwb_changed
 from disrnn.fit.config import METHODS, POSTHOC_METHODS, TRAINED_METHODS, FitConfig
 
