@@ -57,7 +57,7 @@ freerun_(mean_)?psth_r2 :: + :: R² of the condition-averaged PSTHs of free-runn
 reference_(rate_pearson|psth_r2|corr_pearson) :: = :: the same statistic of the training trials against the test trials: the ceiling a free-running model can reach
 unit_mixed_fraction :: = :: fraction of units no group dominates (largest share of the unit's predicted variance below 2/3)
 unit_dominant_share_mean :: = :: mean over units of the largest group's share of the unit's predicted variance (1 = every unit belongs to one group)
-unit_group_counts\..+ :: = :: units dominated by this group (or mixed)
+unit_group_counts(\..+)? :: = :: units dominated by this group (or mixed)
 unit_area_ari :: = :: adjusted Rand index of the units' group assignment against their brain areas (1 = each group is one area, 0 = unrelated)
 unit_assignment_ari_true :: + :: adjusted Rand index of the units' group assignment against the true one (simulations)
 (fit|smoothing_posterior)_seconds :: - :: wall-clock seconds

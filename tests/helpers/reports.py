@@ -141,6 +141,8 @@ def write_fake_eval(root: Path, session: str, method: str, seed: int, ds: xr.Dat
             "block_eig_imag": ("block_eig", bev.imag),
         },
         coords={
+            "post": ds["unit"].values,
+            "pre": ds["unit"].values,
             "latent_group": ("latent", lg),
             "group": np.arange(len(groups)),
             "block_eig_group": (
