@@ -44,8 +44,10 @@ DEFAULT_PC_INIT = "rotation"
 #: The beta = 0 pre-fit ends its cosine schedule at lr / 100; restarting at the full lr
 #: throws the rotated fit out of that minimum. On ALM (DisRNN 4 + 4, seed 0) the full lr
 #: kept the epoch-0 weights (early stopping) at co-bps 0.288 / smoothing posterior 0.528,
-#: below the lrRNN it started from (0.309 / 0.537); lr / 10 gave 0.311 / 0.541 and the
-#: same PC between groups (0.45 vs 0.40 at the full lr, lrRNN 0.81). Continuous data keep
+#: below the lrRNN it started from (0.309 / 0.537); lr / 10 gave 0.311 / 0.541, and PC
+#: between groups 0.44 (seeds 0-1; 0.40 over seeds 0-2 at the full lr, lrRNN 0.81); on
+#: paper-poisson-ls group latent R^2 0.875 / 0.886 (seeds 0, 1) against 0.893 +- 0.007 at
+#: the full lr. Continuous data keep
 #: the full lr: the synthetic benchmark's rotation init was measured with it.
 FINETUNE_LR_SCALE = {"continuous": 1.0, "spike_counts": 0.1}
 
