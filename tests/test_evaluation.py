@@ -301,6 +301,7 @@ def test_evaluate_end_to_end(tiny_fit, caplog):
         "latents.nc",
         "metrics.json",
         "rollout.nc",
+        "units.nc",
     ]
     m = json.loads((out / "metrics.json").read_text())  # strict JSON: NaN written as null
     assert m["method"] == "DisRNN" and m["seed"] == 0 and m["eval_seed"] == 3

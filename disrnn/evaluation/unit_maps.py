@@ -100,11 +100,10 @@ def group_shares(A: np.ndarray, z: np.ndarray, latent_group: np.ndarray):
 
 def assign(share: np.ndarray, labels: np.ndarray, threshold: float = DOMINANT_SHARE):
     """(assignment (unit,) int group label or -1, dominant (unit,) str label or "mixed")."""
-    ok = np.isfinite(share).all(1)
-    best = np.argmax(np.where(np.isfinite(share), share, -1.0), axis=1)
-    assignment = np.where(ok, labels[best], -1)
-    top = np.where(ok, np.nanmax(np.where(ok[:, None], share, 0.0), axis=1), 0.0)
-    dominant = np.where(ok & (top >= threshold), assignment.astype(str), MIXED)
+    ok = np.isfinite(share).all(1)  # False: a unit without predicted variance
+    filled = np.where(ok[:, None], share, 0.0)
+    assignment = np.where(ok, labels[filled.argmax(1)], -1)
+    dominant = np.where(ok & (filled.max(1) >= threshold), assignment.astype(str), MIXED)
     return assignment.astype(int), dominant.astype(str)
 
 
