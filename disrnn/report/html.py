@@ -75,8 +75,12 @@ EIGEN_CAPTION = (
 
 # ------------------------------------------------------------------------ session report
 def _predicted(r: EvalResult, ds):
-    """Predicted rates saved by the evaluation, else recomputed from the saved fit."""
+    """Predicted rates saved by the evaluation, else recomputed from the saved fit, and
+    a note for the caption."""
     pred = r.predicted
+    if pred is not None and pred.sizes["unit"] < ds.sizes["unit"]:
+        n = pred.sizes["unit"]
+        return pred, f"Only the {n} units this run predicts (a reference's held-out units)."
     if pred is not None or r.fit_dir is None or not (r.fit_dir / "weights.pt").exists():
         return pred, ""
     try:
