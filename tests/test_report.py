@@ -362,3 +362,39 @@ def test_export_session_figures_for_snakemake_report(tmp_path, fake_results):
         assert {f"{method}/connectivity.png", f"{method}/loss_curves.png"} <= names
     assert len(files) == 3 + 2 + 2 * 6
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files)
+
+
+def test_smoothing_reference_predictions_against_its_heldout_units(tmp_path):
+    """The smoothing reference predicts the held-out units only: its "Predicted against
+    observed" figure draws those predictions against the same units' observed PSTHs."""
+    from disrnn import plotting
+    from disrnn.evaluation.references import smoothing_reference, write_reference
+
+    ds = fake_dataset(np.random.default_rng(8))
+    dpath = save_dataset(ds, tmp_path / "results" / "s" / "dataset.nc")
+    ref = tmp_path / "results" / "s" / "evals" / "smoothing" / "seed0"
+    write_reference(smoothing_reference(ds, kernel_sds=(0.04,), alphas=(1e-2,), n_folds=2), ref)
+    ev = write_fake_eval(tmp_path / "results", "s", "DisRNN", 0, ds)
+    text = render_session_report("s", dpath, [ev, ref], tmp_path / "s.html").read_text()
+    assert "could not be drawn" not in text and "operands could not be broadcast" not in text
+
+    pred = load_eval(ref).predicted
+    held = ds["heldout"].values
+    assert pred.sizes["unit"] == held.sum() < ds.sizes["unit"]
+    fig = plotting.plot_predicted_vs_observed(ds, pred)
+    (points,) = fig.axes[0].collections  # the held-out units only: one scatter
+    # independent truth: per-condition means over the test trials, in Hz, of the held-out
+    # units' counts and of the saved rates, in (condition, time, unit) order
+    test = ds["split"].values == "test"
+    conds = list(dict.fromkeys(ds["condition"].values[test].tolist()))
+    bw = ds.attrs["bin_width"]
+    counts = ds["activity"].values[test][..., held] / bw
+    rates = pred.sel(trial=ds["trial"].values[test]).values / bw
+    labels = ds["condition"].values[test]
+    want_x = np.stack([counts[labels == c].mean(0) for c in conds]).ravel()
+    want_y = np.stack([rates[labels == c].mean(0) for c in conds]).ravel()
+    np.testing.assert_allclose(points.get_offsets()[:, 0], want_x)
+    np.testing.assert_allclose(points.get_offsets()[:, 1], want_y)
+    # without unit ids the units cannot be matched: refused, naming the fix
+    with pytest.raises(ValueError, match="unit coord"):
+        plotting.plot_predicted_vs_observed(ds, pred.drop_vars(["unit", "heldout"]))

@@ -195,19 +195,7 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
     attrs = {
         **_provenance(path, simulated=session.ground_truth is not None),
         "nwb_identifier": session.identifier,
-        "kind": kind,
-        "bin_width": config.bin_width,
-        "alignment": label,
-        "window_start": float(edges[0]),
-        "window_end": float(edges[-1]),
-        "filters": units["filters"],
-        "dropped_trials": dropped,
-        "n_table_rows": n_rows,
-        "split_fractions": list(config.split),
-        "stratify": config.stratify,
-        "condition_column": config.condition,
-        "heldout_mode": config.heldout,
-        "heldout_source": heldout_source,
+        **_bin_attrs(config, kind, label, edges, units, dropped, n_rows, heldout_source),
         "pre_window": pre_covered,
         "seed": int(config.seed),
     }
@@ -226,6 +214,25 @@ def bin_session(nwb_path: str | os.PathLike, config: BinConfig) -> xr.Dataset:
         label,
     )
     return ds
+
+
+def _bin_attrs(config: BinConfig, kind, label, edges, units, dropped, n_rows, heldout_source):
+    """The dataset attrs that say how it was binned, filtered, dropped and split."""
+    return {
+        "kind": kind,
+        "bin_width": config.bin_width,
+        "alignment": label,
+        "window_start": float(edges[0]),
+        "window_end": float(edges[-1]),
+        "filters": units["filters"],
+        "dropped_trials": dropped,
+        "n_table_rows": n_rows,
+        "split_fractions": list(config.split),
+        "stratify": config.stratify,
+        "condition_column": config.condition,
+        "heldout_mode": config.heldout,
+        "heldout_source": heldout_source,
+    }
 
 
 def _split_and_heldout(config: BinConfig, columns: dict, n_trials: int, units: dict, path: Path):

@@ -207,6 +207,25 @@ def plot_latents_vs_truth(latents: xr.Dataset | None, n_trials: int = 2) -> Figu
     return fig
 
 
+def _units_of(ds: xr.Dataset, predicted: xr.DataArray) -> xr.Dataset:
+    """``ds`` restricted to the units ``predicted`` covers, in its order."""
+    if "unit" not in predicted.coords:
+        if predicted.sizes["unit"] != ds.sizes["unit"]:
+            raise ValueError(
+                f"predicted rates of {predicted.sizes['unit']} units without unit ids cannot "
+                f"be matched to the dataset's {ds.sizes['unit']} units; save them with a "
+                "unit coord"
+            )
+        return ds
+    missing = np.setdiff1d(predicted["unit"].values, ds["unit"].values)
+    if missing.size:
+        raise ValueError(
+            f"predicted rates name units {missing.tolist()} that the dataset lacks; "
+            "were they computed from another dataset?"
+        )
+    return ds.sel(unit=predicted["unit"].values)
+
+
 def plot_predicted_vs_observed(
     ds: xr.Dataset, predicted: xr.DataArray | None, n_units: int = 3
 ) -> Figure:
@@ -219,12 +238,18 @@ def plot_predicted_vs_observed(
     Args:
         ds: the session dataset.
         predicted: (trial, time, unit) predicted mean activity per bin (expected
-            counts for spikes; converted to Hz here), NaN in history bins.
+            counts for spikes; converted to Hz here), NaN in history bins; of every unit
+            or, with a ``unit`` coord, of some (a reference's held-out units): those are
+            drawn against the same units' data.
+
+    Raises:
+        ValueError: ``predicted`` names units the dataset lacks, or has no ``unit``
+            coord and another number of units than ``ds``.
     """
     if predicted is None:
         return _empty("the evaluation folder holds no predicted rates")
     trials = np.intersect1d(predicted["trial"].values, ds["trial"].values)
-    sub = _split(ds.sel(trial=trials))
+    sub = _split(_units_of(ds.sel(trial=trials), predicted))
     obs = _activity(sub)
     pred = predicted.sel(trial=sub["trial"].values).astype(float)
     pred = pred.assign_coords({k: sub[k] for k in ("condition",) if k in sub.coords})

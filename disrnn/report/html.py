@@ -75,8 +75,12 @@ EIGEN_CAPTION = (
 
 # ------------------------------------------------------------------------ session report
 def _predicted(r: EvalResult, ds):
-    """Predicted rates saved by the evaluation, else recomputed from the saved fit."""
+    """Predicted rates saved by the evaluation, else recomputed from the saved fit, and
+    a note for the caption."""
     pred = r.predicted
+    if pred is not None and pred.sizes["unit"] < ds.sizes["unit"]:
+        n = pred.sizes["unit"]
+        return pred, f"Only the {n} units this run predicts (a reference's held-out units)."
     if pred is not None or r.fit_dir is None or not (r.fit_dir / "weights.pt").exists():
         return pred, ""
     try:
@@ -211,7 +215,32 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
     )
     tables = _metrics_tables(by_method, metrics)
     sections = [_method_section(m, runs, ds, rep_key) for m, runs in by_method.items()]
-    overview = [
+    overview = _overview_figs(ds)
+    summary_figs = _comparison_figs(session, results, by_method, keys)
+    return {
+        "title": f"Session {session}",
+        "session": session,
+        "description": _plain(ds.attrs.get("session_description", "")),
+        "dataset_path": str(dataset_path),
+        "prov": _provenance(ds),
+        "overview": overview,
+        "tables": tables,
+        "head_keys": {k for _, k in metrics[:n_head]},
+        "summary_figs": summary_figs,
+        "sections": sections,
+        "box": summary_box(by_method, _units_agreement(sections)),
+        "glossary": glossary([row["key"] for row in tables["rows"]]),
+        "one_seed": all(len(runs) == 1 for runs in by_method.values()),
+        "reference": REFERENCE_METHOD,
+        "cautions": reference_cautions(results),
+        "n_evals": len(results),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _overview_figs(ds) -> list[dict]:
+    """The session's data before any fit: example trials, mean rates, PSTHs."""
+    return [
         _fig(
             "Example trials",
             plotting.plot_rasters,
@@ -231,6 +260,11 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
             caption="Population mean and the highest-rate units, per condition.",
         ),
     ]
+
+
+def _comparison_figs(session: str, results, by_method: dict, keys) -> list[dict]:
+    """The key metrics by method and (with DisRNN and another method) paired against
+    DisRNN; none without key metrics."""
     summary_figs = []
     if keys:
         import pandas as pd
@@ -251,25 +285,7 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
                     caption="Each method minus DisRNN on the same seed.",
                 )
             )
-    return {
-        "title": f"Session {session}",
-        "session": session,
-        "description": _plain(ds.attrs.get("session_description", "")),
-        "dataset_path": str(dataset_path),
-        "prov": _provenance(ds),
-        "overview": overview,
-        "tables": tables,
-        "head_keys": {k for _, k in metrics[:n_head]},
-        "summary_figs": summary_figs,
-        "sections": sections,
-        "box": summary_box(by_method, _units_agreement(sections)),
-        "glossary": glossary([row["key"] for row in tables["rows"]]),
-        "one_seed": all(len(runs) == 1 for runs in by_method.values()),
-        "reference": REFERENCE_METHOD,
-        "cautions": reference_cautions(results),
-        "n_evals": len(results),
-        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    return summary_figs
 
 
 def render_session_report(

@@ -333,48 +333,16 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
     period = cfg.iti + n_time
     first = np.arange(n_trials) * period + cfg.iti  # first bin of each trial, session index
     recorded = (first[:, None] + np.arange(n_time)[None, :]).ravel()  # (trial * time,)
-
-    # 1. latents, one independent stream per group
-    dts = cfg.dt or tuple(SYSTEMS[s].dt for s in cfg.systems)
-    starts = cfg.initial or (None,) * len(cfg.systems)
-    blocks, condition = [], None
-    streams = rng_latent.spawn(len(cfg.systems))
-    for name, dt, rng_g, x0 in zip(cfg.systems, dts, streams, starts, strict=True):
-        raw = simulate_system(name, n_trials * period, rng_g, dt, cfg.substeps, cfg.burn_in, x0)
-        if condition is None:
-            condition = np.array([SYSTEMS[name].label(raw[i]) for i in first])
-        blocks.append(zscore(raw[recorded]))
-    z = np.concatenate(blocks, axis=1)  # (trial * time, latent)
+    z, condition = _latents(cfg, rng_latent, first, recorded)  # 1.
     latent_group = np.repeat(np.arange(len(cfg.group_sizes)), cfg.group_sizes)
-    n_latents = z.shape[1]
-
-    # 2. the network's readout (and, trained, its encoder) and the observations
-    net, unit_area = None, None
-    if cfg.network == "trained":
-        pairs = np.flatnonzero(np.diff(recorded) == 1)  # z[i] -> z[i + 1], consecutive bins
-        net = train_network(z, pairs, n_units, rng_readout, cfg.train_steps)
-        A, bias = net.A, net.a
-    else:  # each group drives its own area of units when area_overlap is set
-        A, bias, unit_area = random_readout(cfg, z, rng_readout, latent_group)
-    drive = z @ A.T + bias  # (trial * time, unit)
-    if cfg.kind == "spike_counts":
-        rates = softplus(drive)
-        activity = rng_obs.poisson(rates).astype(np.int32)
-    else:
-        rates = drive
-        activity = rates + rng_obs.normal(0.0, cfg.noise_sd, rates.shape)
-
-    # 4. behavior from the first group
-    first_group = z[:, latent_group == 0]
-    readout = rng_behavior.standard_normal((first_group.shape[1], 2))
-    readout /= np.linalg.norm(readout, axis=0, keepdims=True)
-    behavior = first_group @ readout + rng_behavior.normal(
-        0.0, cfg.behavior_noise_sd, (z.shape[0], 2)
-    )
+    net, A, bias, unit_area, rates, activity = _observe(
+        cfg, z, latent_group, recorded, rng_readout, rng_obs
+    )  # 2.
+    behavior = _behavior(cfg, z[:, latent_group == 0], rng_behavior)  # 4.
 
     shape = (n_trials, n_time)
     activity = activity.reshape(*shape, n_units)
-    latents = z.reshape(*shape, n_latents)
+    latents = z.reshape(*shape, z.shape[1])
     # 3. the true encoder B (definition in the module docstring)
     if net is None:
         B, encoder_bias, encoder_r2 = true_encoder(activity, latents)
@@ -401,3 +369,54 @@ def simulate(preset: str | PresetConfig, seed: int = 0, **overrides) -> Simulate
         config=cfg,
         unit_area=unit_area,
     )
+
+
+def _latents(cfg: PresetConfig, rng: np.random.Generator, first, recorded):
+    """Step 1: (z (trial * time, latent) float64 z-scored latents of the recorded bins,
+    condition (trial,) str: the first group's label at each trial's first bin).
+
+    Each group runs from its own stream of ``rng`` over the whole session.
+    """
+    period = cfg.iti + cfg.trial_length
+    dts = cfg.dt or tuple(SYSTEMS[s].dt for s in cfg.systems)
+    starts = cfg.initial or (None,) * len(cfg.systems)
+    blocks, condition = [], None
+    streams = rng.spawn(len(cfg.systems))
+    for name, dt, rng_g, x0 in zip(cfg.systems, dts, streams, starts, strict=True):
+        raw = simulate_system(name, cfg.n_trials * period, rng_g, dt, cfg.substeps, cfg.burn_in, x0)
+        if condition is None:
+            condition = np.array([SYSTEMS[name].label(raw[i]) for i in first])
+        blocks.append(zscore(raw[recorded]))
+    return np.concatenate(blocks, axis=1), condition
+
+
+def _observe(cfg: PresetConfig, z, latent_group, recorded, rng_readout, rng_obs):
+    """Step 2: the network's readout (and, trained, its encoder) and the observations.
+
+    Returns:
+        (net: the trained network or None, A (unit, latent), bias (unit,), unit_area
+        (unit,) str or None, rates and activity (trial * time, unit)).
+    """
+    net, unit_area = None, None
+    if cfg.network == "trained":
+        pairs = np.flatnonzero(np.diff(recorded) == 1)  # z[i] -> z[i + 1], consecutive bins
+        net = train_network(z, pairs, cfg.n_units, rng_readout, cfg.train_steps)
+        A, bias = net.A, net.a
+    else:  # each group drives its own area of units when area_overlap is set
+        A, bias, unit_area = random_readout(cfg, z, rng_readout, latent_group)
+    drive = z @ A.T + bias  # (trial * time, unit)
+    if cfg.kind == "spike_counts":
+        rates = softplus(drive)
+        activity = rng_obs.poisson(rates).astype(np.int32)
+    else:
+        rates = drive
+        activity = rates + rng_obs.normal(0.0, cfg.noise_sd, rates.shape)
+    return net, A, bias, unit_area, rates, activity
+
+
+def _behavior(cfg: PresetConfig, first_group, rng: np.random.Generator) -> np.ndarray:
+    """Step 4: (trial * time, 2) a unit-norm random readout of the first group's latents
+    ``first_group`` (trial * time, latent of group 0) plus noise."""
+    readout = rng.standard_normal((first_group.shape[1], 2))
+    readout /= np.linalg.norm(readout, axis=0, keepdims=True)
+    return first_group @ readout + rng.normal(0.0, cfg.behavior_noise_sd, (first_group.shape[0], 2))

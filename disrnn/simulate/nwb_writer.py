@@ -133,9 +133,8 @@ def _add_electrodes(nwb: NWBFile, session: SimulatedSession) -> None:
 
 
 def _build(session: SimulatedSession) -> NWBFile:
+    """The in-memory NWB file of ``session`` (layout: the module docstring)."""
     cfg = session.config
-    n_trials, n_time, n_units = session.activity.shape
-    n_latents = session.latents.shape[-1]
     nwb = NWBFile(
         session_description=(
             f"disrnn simulated session: preset {session.preset!r}, seed {session.seed}; "
@@ -148,36 +147,61 @@ def _build(session: SimulatedSession) -> NWBFile:
         source_script_file_name="disrnn/simulate/nwb_writer.py",
     )
     stamps = bin_centres(session)
+    _add_activity(nwb, session, stamps)
+    _add_trials(nwb, session)
+    truth = nwb.create_processing_module(
+        name="ground_truth", description="the model that generated this session"
+    )
+    _add_truth_series(truth, session, stamps)
+    _add_truth_tables(truth, session)
+    behavior = nwb.create_processing_module(name="behavior", description="simulated behavior")
+    behavior.add(
+        TimeSeries(
+            name="behavior",
+            data=_packed(session.behavior.reshape(-1, 2)),
+            timestamps=stamps,
+            unit="a.u.",
+            description="linear readout of the first latent group plus noise (n_samples, 2)",
+        )
+    )
+    return nwb
 
+
+def _add_activity(nwb: NWBFile, session: SimulatedSession, stamps: np.ndarray) -> None:
+    """Spikes: electrodes and the units table; continuous: the acquisition TimeSeries."""
     if session.kind == "spike_counts":
         _add_electrodes(nwb, session)
         # Spike placement has its own stream, derived from the session seed, so the
         # file is reproducible and simulate()'s draws are not disturbed.
         rng = np.random.default_rng([session.seed, 0x5EED])
         nwb.units = _units_table(spike_times(session, rng), nwb.electrodes)
-    else:
-        nwb.add_acquisition(
-            TimeSeries(
-                name="continuous_activity",
-                data=_packed(session.activity.reshape(-1, n_units)),
-                timestamps=stamps,
-                unit="a.u.",
-                description="simulated continuous activity x = A z + a + noise, (n_samples, N)",
-            )
+        return
+    nwb.add_acquisition(
+        TimeSeries(
+            name="continuous_activity",
+            data=_packed(session.activity.reshape(-1, session.activity.shape[2])),
+            timestamps=stamps,
+            unit="a.u.",
+            description="simulated continuous activity x = A z + a + noise, (n_samples, N)",
         )
+    )
 
+
+def _add_trials(nwb: NWBFile, session: SimulatedSession) -> None:
+    """The trials table: start, stop (start + time bins x bin width) and condition."""
+    n_time = session.activity.shape[1]
     nwb.add_trial_column(name="condition", description=f"condition label ({session.systems[0]})")
     stops = session.trial_start + n_time * session.bin_width
     for start, stop, cond in zip(session.trial_start, stops, session.condition, strict=True):
         nwb.add_trial(start_time=float(start), stop_time=float(stop), condition=str(cond))
 
-    truth = nwb.create_processing_module(
-        name="ground_truth", description="the model that generated this session"
-    )
+
+def _add_truth_series(truth, session: SimulatedSession, stamps: np.ndarray) -> None:
+    """The ground truth's TimeSeries ``latents`` and ``rates`` (Hz for spikes)."""
     truth.add(
         TimeSeries(
             name="latents",
-            data=_packed(session.latents.reshape(-1, n_latents)),
+            data=_packed(session.latents.reshape(-1, session.latents.shape[-1])),
             timestamps=stamps,
             unit="z-score",
             description="true latents z_t (n_samples, K), each dimension z-scored",
@@ -190,12 +214,16 @@ def _build(session: SimulatedSession) -> NWBFile:
     truth.add(
         TimeSeries(
             name="rates",
-            data=_packed(rates.reshape(-1, n_units)),
+            data=_packed(rates.reshape(-1, session.activity.shape[2])),
             timestamps=stamps,
             unit=unit,
             description=f"true rates (n_samples, N): {what}",
         )
     )
+
+
+def _add_truth_tables(truth, session: SimulatedSession) -> None:
+    """The ground truth's tables ``latent_info`` (per latent) and ``unit_weights`` (per unit)."""
     truth.add(
         DynamicTable(
             name="latent_info",
@@ -214,33 +242,23 @@ def _build(session: SimulatedSession) -> NWBFile:
             ],
         )
     )
+    encoder = ENCODERS[session.config.network]
     truth.add(
         DynamicTable(
             name="unit_weights",
             description="one row per unit in unit-table order; W = A B = A @ B_T.T",
-            id=np.arange(n_units),
+            id=np.arange(session.activity.shape[2]),
             columns=[
                 VectorData(name="A", description="readout A (N, K)", data=session.A),
                 VectorData(
                     name="B_T",
-                    description=f"true encoder B transposed (N, K): {ENCODERS[cfg.network]}",
+                    description=f"true encoder B transposed (N, K): {encoder}",
                     data=np.ascontiguousarray(session.B.T),
                 ),
                 VectorData(name="bias", description="readout bias a (N)", data=session.bias),
             ],
         )
     )
-    behavior = nwb.create_processing_module(name="behavior", description="simulated behavior")
-    behavior.add(
-        TimeSeries(
-            name="behavior",
-            data=_packed(session.behavior.reshape(-1, 2)),
-            timestamps=stamps,
-            unit="a.u.",
-            description="linear readout of the first latent group plus noise (n_samples, 2)",
-        )
-    )
-    return nwb
 
 
 def write_nwb(session: SimulatedSession, path: str | os.PathLike) -> Path:

@@ -9,9 +9,9 @@ encoder from h_t = tanh(x_{t-1}) to z_t (:func:`true_encoder`).
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from disrnn.simulate.areas import modular_readout
-import scipy.linalg
 
 
 def random_readout(cfg, z: np.ndarray, rng: np.random.Generator, latent_group: np.ndarray):
