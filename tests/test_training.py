@@ -239,6 +239,27 @@ def test_training_after_the_rotation_runs_at_the_finetune_lr(tmp_path):
         FitConfig.create("DisRNN", finetune_lr_scale=-1)
 
 
+def test_training_after_the_rotation_stops_at_the_finetune_patience(tmp_path):
+    """The full objective after the rotation init early-stops after ``finetune_patience``
+    epochs without improvement (by kind: spike counts 3; continuous the fit's patience).
+    At lr x 1e-9 the weights cannot change, so no epoch after the first improves: the
+    phase runs exactly 1 + patience epochs."""
+    assert FitConfig.create("DisRNN").resolve("spike_counts").finetune_patience == 3
+    resolved = FitConfig.create("DisRNN", patience=7).resolve("continuous").resolve_steps(100)
+    assert resolved.finetune_patience == 7
+    for kind, ft_patience, want in (("spike_counts", 2, 3), ("continuous", None, 6)):
+        ds = toy_dataset(n_trials=24, n_time=30, kind=kind)
+        c = FitConfig.create(
+            "DisRNN", epochs=20, patience=5, finetune_patience=ft_patience, finetune_lr_scale=1e-9
+        )
+        out = fit(ds, c, tmp_path / kind, seed=0, progress=False)
+        info = json.loads((out / "fit_info.json").read_text())
+        assert info["pretrain"]["epochs_run"] == 20
+        assert (info["epochs_run"], info["stop_reason"]) == (want, "early_stopping"), kind
+    with pytest.raises(ValueError, match="finetune_patience"):
+        FitConfig.create("DisRNN", finetune_patience=0)
+
+
 # ------------------------------------------------------------------- known input u_t
 def test_zero_input_trains_exactly_like_no_input(ds, tmp_path):
     """Adding u = 0 changes no number: same weights, same predictions."""

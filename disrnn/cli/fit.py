@@ -54,7 +54,9 @@ def _fit_options():
         ("pc_batch", {"type": int, "help": "bins of the separate batch PC is estimated on "
                       "(default: the likelihood batch)"}),
         ("finetune_lr_scale", {"type": float, "help": "factor on lr after the rotation init "
-                               "(default: by data kind, spike counts 0.1)"}),
+                               f"(default by data kind: {fc.FINETUNE_LR_SCALE})"}),
+        ("finetune_patience", {"type": int, "help": "patience after the rotation init (default "
+                               f"by data kind: {fc.FINETUNE_PATIENCE}; None: --patience)"}),
     )  # fmt: skip
 
 

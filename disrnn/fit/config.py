@@ -43,6 +43,7 @@ from disrnn.fit.defaults import (
     DEFAULT_BETA,
     DEFAULT_PC_INIT,
     FINETUNE_LR_SCALE,
+    FINETUNE_PATIENCE,
     SIGMA_SCALE,
     TARGET_STEPS,
     default_history,
@@ -185,6 +186,8 @@ class FitConfig:
         finetune_lr_scale: factor on ``lr`` of the full-objective training that follows
             the rotation init (its schedule starts again from lr x this factor); None:
             ``FINETUNE_LR_SCALE`` by kind.
+        finetune_patience: ``patience`` of that training; None: ``FINETUNE_PATIENCE`` by
+            kind (None there: the fit's ``patience``).
         pc_batch: bins of the separate batch the PC term is estimated on each step
             (drawn anew each step; ``None``: the likelihood batch itself).
     """
@@ -215,6 +218,7 @@ class FitConfig:
     init: str | None = None
     pc_batch: int | None = None
     finetune_lr_scale: float | None = None
+    finetune_patience: int | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -307,16 +311,12 @@ class FitConfig:
         _choice("link", self.link, LINKS)
         if self.kernel is not None:
             _choice("kernel", self.kernel, KERNELS)
-        if self.sigma_scale is not None:
-            scale = _nonneg("sigma_scale", self.sigma_scale)
-            if scale == 0:
-                raise ValueError("sigma_scale must be > 0 (a factor on sigma_q), got 0")
-            object.__setattr__(self, "sigma_scale", scale)
-        if self.finetune_lr_scale is not None:
-            f = _nonneg("finetune_lr_scale", self.finetune_lr_scale)
-            if f == 0:
-                raise ValueError("finetune_lr_scale must be > 0 (a factor on lr), got 0")
-            object.__setattr__(self, "finetune_lr_scale", f)
+        for name, of in (("sigma_scale", "sigma_q"), ("finetune_lr_scale", "lr")):
+            if getattr(self, name) is not None:
+                f = _nonneg(name, getattr(self, name))
+                if f == 0:
+                    raise ValueError(f"{name} must be > 0 (a factor on {of}), got 0")
+                object.__setattr__(self, name, f)
         _choice("sigma", self.sigma, SIGMAS)
         _choice("encoder", self.encoder, NETS)
         _choice("decoder", self.decoder, NETS)
@@ -330,8 +330,9 @@ class FitConfig:
         if self.epochs is not None:
             _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size, minimum=2)
-        if self.patience is not None:
-            _positive_int("patience", self.patience)
+        for name in ("patience", "finetune_patience"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
         _positive_int("checkpoint_every", self.checkpoint_every)
         _positive_int("restarts", self.restarts)
         if self.pc_batch is not None:
@@ -362,7 +363,8 @@ class FitConfig:
         spike counts get L = round(SPIKE_HISTORY_SECONDS / bin_width) bins (at least 1;
         1 when the bin width is unknown), continuous data L = 1; ``kernel`` None:
         ``learned`` for spike counts with L > 1, else ``fixed``; ``sigma_scale`` None:
-        ``SIGMA_SCALE[kind]``; ``finetune_lr_scale`` None: ``FINETUNE_LR_SCALE[kind]``.
+        ``SIGMA_SCALE[kind]``; ``finetune_lr_scale`` / ``finetune_patience`` None:
+        ``FINETUNE_LR_SCALE[kind]`` / ``FINETUNE_PATIENCE[kind]``.
 
         Args:
             kind: the dataset's ``activity.attrs["kind"]``, ``spike_counts`` or ``continuous``.
@@ -390,9 +392,11 @@ class FitConfig:
         scale = SIGMA_SCALE[kind] if self.sigma_scale is None else self.sigma_scale
         ft = self.finetune_lr_scale
         ft = FINETUNE_LR_SCALE[kind] if ft is None else ft
+        ft_patience = self.finetune_patience
+        ft_patience = FINETUNE_PATIENCE[kind] if ft_patience is None else ft_patience
         return dataclasses.replace(
             self, likelihood=likelihood, beta=beta, init=init, history=history, kernel=kernel,
-            sigma_scale=scale, finetune_lr_scale=ft,
+            sigma_scale=scale, finetune_lr_scale=ft, finetune_patience=ft_patience,
         )  # fmt: skip
 
     def resolve_steps(self, n_bins: int) -> FitConfig:
@@ -402,7 +406,10 @@ class FitConfig:
             steps_per_epoch = max(n_bins // min(self.batch_size, max(n_bins, 1)), 1)
             epochs = int(min(300, max(30, round(TARGET_STEPS / steps_per_epoch))))
         patience = self.patience if self.patience is not None else max(10, epochs // 5)
-        return dataclasses.replace(self, epochs=epochs, patience=patience)
+        ft_patience = patience if self.finetune_patience is None else self.finetune_patience
+        return dataclasses.replace(
+            self, epochs=epochs, patience=patience, finetune_patience=ft_patience
+        )
 
     def to_dict(self) -> dict:
         """JSON-ready dict; ``FitConfig.from_dict`` inverts it."""

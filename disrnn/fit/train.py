@@ -268,7 +268,9 @@ class _Run:
         if config.init == "rotation" and config.beta > 0 and len(config.groups) > 1:
             pre = self.rotation_init(module, generator, rseed, r, fingerprint)
         if pre is not None:  # the full objective from the rotated fit, at its own lr
-            config = dataclasses.replace(config, lr=config.lr * config.finetune_lr_scale)
+            config = dataclasses.replace(
+                config, lr=config.lr * config.finetune_lr_scale, patience=config.finetune_patience
+            )
         history, info = self.loop(
             module, config, generator, rseed, _checkpoint_path(self.out_dir, r), fingerprint
         )
