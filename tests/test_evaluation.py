@@ -22,6 +22,7 @@ from disrnn.evaluation.metrics import (
     poisson_loglik,
     psth_r2,
     r2_per_unit,
+    nlb_decoding_r2,
     ridge_decoding_r2,
 )
 from disrnn.evaluation.steps import CONDITION_KEYS
@@ -130,6 +131,21 @@ def test_ridge_decoding_r2_linear_behavior_and_noise():
     y_noise = rng.standard_normal(z.shape[0])
     assert abs(ridge_decoding_r2(z, y_noise, trial)) < 0.05
     assert np.isnan(ridge_decoding_r2(z[:10], y_noise[:10], np.zeros(10)))
+
+
+def test_nlb_decoding_r2_averages_dimensions_uniformly_on_new_trials():
+    """NLB's protocol: fit on train samples, R^2 on test samples, each behavior dimension's
+    R^2 averaged with equal weight. A decodable dimension (R^2 ~ 1) beside a 10x larger
+    noise dimension (R^2 ~ 0 on new samples) gives ~0.5, where a variance-weighted R^2
+    would give ~0."""
+    rng = np.random.default_rng(7)
+    rates = rng.poisson(3.0, size=(2000, 5)).astype(float)
+    w = np.array([0.5, -1.0, 0.2, 0.0, 0.8])
+    y = np.stack([rates @ w + 0.01 * rng.standard_normal(2000), 10 * rng.standard_normal(2000)], 1)
+    r2 = nlb_decoding_r2(rates[:1500], y[:1500], rates[1500:], y[1500:])
+    assert 0.45 < r2 < 0.51
+    assert nlb_decoding_r2(rates[:1500], y[:1500, 0], rates[1500:], y[1500:, 0]) > 0.999
+    assert np.isnan(nlb_decoding_r2(rates[:5], y[:5], rates[5:], y[5:]))
 
 
 # ------------------------------------------------------ generated vs observed statistics
@@ -347,6 +363,7 @@ def test_evaluate_end_to_end(tiny_fit, caplog):
         assert isinstance(m[key], float), key
     assert -1.0 <= m["group_latent_r2"] <= 1.0 and m["tc"] >= m["pc"] - 0.05
     assert set(m["behavior_r2"]["hand"]) == {"all", "g0", "g1"}
+    assert isinstance(m["behavior_r2_nlb"]["hand"], float)
     assert m["kstep_r2"]["1"] is not None and "16" in m["kstep_r2"]
     # condition a/b alternates, 3 + 3 test trials: chance 0.5, accuracies are fractions
     assert m["condition_chance"] == 0.5

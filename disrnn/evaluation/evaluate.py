@@ -74,7 +74,10 @@ and not among the first L history-only bins; ``null`` = not applicable):
   evaluation partition vs the matched true ones, mean over matched groups), ``Wg{t}_*``
   per matched true group t. ``connectivity.nc`` always holds the fit's own groups.
 - behavior (variables with attrs kind = "behavior"): ``behavior_r2`` {name: {"all": R^2,
-  "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge.
+  "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge;
+  ``behavior_r2_nlb`` {name: R^2}: NLB's velocity-decoding protocol, ridge from the
+  one-step predicted rates of all units, fit on the train trials, scored on the test
+  trials (:func:`~disrnn.evaluation.metrics.nlb_decoding_r2`).
 - condition (a trial coord ``condition`` with >= 2 classes, e.g. ``disrnn bin
   --condition type``; else null): ``condition_accuracy`` fraction of test trials whose
   condition one logistic regression (fitted on the train + val trials) decodes from
@@ -245,7 +248,7 @@ def compute_evaluation(
     matching = truth_metrics(ev, lat, m)
     conn = connectivity_metrics(fit, ev, lat, matching, m)
     units = unit_metrics(fit, ev, lat, m)
-    behavior_metrics(ev, lat, m)
+    behavior_metrics(fit, ev, lat, m, pred)
     condition_metrics(ev, lat, m, seed)
     gm, ks, roll_mean, roll_sample = generation_metrics(
         fit, ev.dt, ev.dtr, ev.null_rate, ev.kind, seed

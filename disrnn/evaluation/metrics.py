@@ -17,6 +17,7 @@ __all__ = [
     "corr_similarity",
     "gaussian_loglik",
     "mean_rate_stats",
+    "nlb_decoding_r2",
     "poisson_loglik",
     "psth_r2",
     "r2_per_unit",
@@ -243,6 +244,45 @@ def ridge_decoding_r2(z, y, trial, n_splits=5, alphas=None) -> float:
         pred[te] = model.predict(z[te]).reshape(len(te), -1)
     sst = np.sum((y - y.mean(0)) ** 2)
     return float(1 - np.sum((y - pred) ** 2) / sst) if sst > 0 else float("nan")
+
+
+#: NLB's velocity-decoding ridge penalties (its ``fit_and_eval_decoder``)
+NLB_RIDGE_ALPHAS = np.logspace(-4, 0, 9)
+
+
+def nlb_decoding_r2(train_rates, train_y, test_rates, test_y) -> float:
+    """NLB's decoding R^2: ridge from predicted rates to behavior, fit on the train
+    trials, scored on the test trials.
+
+    The protocol of the Neural Latents Benchmark's velocity decoding: ``Ridge`` with alpha
+    chosen from ``NLB_RIDGE_ALPHAS`` by 5-fold ``GridSearchCV`` (sklearn's default,
+    unshuffled folds) on the train bins, no standardisation; the score is sklearn's
+    ``r2_score`` on the test bins (R^2 of each behavior dimension, averaged uniformly).
+    Unlike :func:`ridge_decoding_r2` the inputs are rates (all units, held-in and
+    held-out) and train and test are different trials.
+
+    Args:
+        train_rates: (sample, unit); train_y: (sample, dim) or (sample,);
+        test_rates, test_y: the same for the test bins. Rows with a non-finite value
+        are dropped.
+    Returns:
+        float R^2 (NaN with fewer than 10 usable train or 2 test samples).
+    """
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+
+    def clean(x, y):
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        y = y[:, None] if y.ndim == 1 else y
+        ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
+        return x[ok], y[ok]
+
+    (xtr, ytr), (xte, yte) = clean(train_rates, train_y), clean(test_rates, test_y)
+    if len(xtr) < 10 or len(xte) < 2:
+        return float("nan")
+    search = GridSearchCV(Ridge(), {"alpha": NLB_RIDGE_ALPHAS}, cv=5)
+    search.fit(xtr, ytr)
+    return float(search.score(xte, yte))
 
 
 # ------------------------------------------------------- generated vs held-out data

@@ -235,13 +235,16 @@ def connectivity_metrics(fit, ev: EvalSplit, lat: LatentSet, matching, m: dict) 
     return conn
 
 
-def behavior_metrics(ev: EvalSplit, lat: LatentSet, m: dict) -> None:
-    """Cross-validated ridge decoding of each behavior variable, into ``m``."""
+def behavior_metrics(fit, ev: EvalSplit, lat: LatentSet, m: dict, pred: np.ndarray) -> None:
+    """Decoding of each behavior variable, into ``m``: ``behavior_r2`` (cross-validated
+    ridge from the test latents) and ``behavior_r2_nlb`` (NLB's protocol: ridge from the
+    predicted rates ``pred`` (test trial, time, unit), fit on the training trials)."""
     ds, ok, mu = ev.ds, ev.ok, lat.mu
     beh = [n for n, v in ds.data_vars.items() if v.attrs.get("kind") == "behavior"]
     if not beh:
-        m["behavior_r2"] = None
+        m["behavior_r2"] = m["behavior_r2_nlb"] = None
         return
+    m["behavior_r2_nlb"] = _nlb_behavior(fit, ev, beh, pred)
     trial_id = np.broadcast_to(np.arange(int(ev.test.sum()))[:, None], ok.shape)[ok]
     m["behavior_r2"] = {}
     for name in beh:
@@ -251,6 +254,20 @@ def behavior_metrics(ev: EvalSplit, lat: LatentSet, m: dict) -> None:
         for g in np.unique(lat.labels):
             scores[f"g{g}"] = mt.ridge_decoding_r2(mu[:, lat.labels == g], y, trial_id)
         m["behavior_r2"][name] = scores
+
+
+def _nlb_behavior(fit, ev: EvalSplit, names: list[str], pred: np.ndarray) -> dict | None:
+    """{name: NLB decoding R^2} from the one-step rates; None without training trials."""
+    if ev.dtr is None:
+        return None
+    ok_tr = valid_bins(ev.dtr, ev.L)
+    rates_tr = fit.predict(ev.dtr).transpose(*DIMS).values[ok_tr]
+    out = {}
+    for name in names:
+        ys = [d[name].transpose("trial", "time", ...).values.astype(float) for d in (ev.dtr, ev.dt)]
+        ytr, yte = (y.reshape(y.shape[0], y.shape[1], -1) for y in ys)
+        out[name] = mt.nlb_decoding_r2(rates_tr, ytr[ok_tr], pred[ev.ok], yte[ev.ok])
+    return out
 
 
 def condition_labels(ds: xr.Dataset) -> np.ndarray | None:
