@@ -4,7 +4,9 @@ the config's checks, a small ``disrnn select`` end to end, and the workflow's
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -142,3 +144,128 @@ def test_disrnn_select_end_to_end(tmp_path, toy_dataset, capsys):
     (other / "keep.txt").write_text("x")
     assert main([*argv[:3], str(other), *argv[4:]]) == 2
     assert (other / "keep.txt").exists()
+
+
+# ---------------------------------------------------------------------------- report
+def _selection_folder(path, partitions, session="fake_a"):
+    """A selection folder written from the hand-built table (no fit)."""
+    from disrnn.selection.folder import write_selection
+    from disrnn.selection.rule import RULE
+
+    table = _table(partitions)
+    path.mkdir(parents=True)
+    write_selection(path, table.to_dict("records"), decide(table), {"rule": RULE, "session": session})
+    return path
+
+
+def _table_rows(text: str, table_id: str) -> list[list[str]]:
+    """The cell texts of each body row of the table ``table_id``."""
+    table = re.search(rf'<table id="{table_id}".*?</table>', text, flags=re.S).group(0)
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", tr, flags=re.S)
+            for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", table, flags=re.S)]  # fmt: skip
+    return [[html.unescape(c).strip() for c in r] for r in rows if r]
+
+
+def test_reports_show_how_many_modules(tmp_path):
+    from helpers.reports import fake_dataset, write_fake_eval
+
+    from disrnn.data.io import save_dataset
+    from disrnn.report import render_session_report, render_summary_report
+
+    root = tmp_path / "results"
+    ds = fake_dataset(np.random.default_rng(0))
+    dpath = save_dataset(ds, root / "fake_a" / "dataset.nc")
+    evals = [write_fake_eval(root, "fake_a", "DisRNN", s, ds) for s in (0, 1)]
+    sel = _selection_folder(tmp_path / "sel", [("3+3", -25.03, 0.1), ("5+1", -25.2, 0.01)])
+    text = render_session_report("fake_a", dpath, evals, tmp_path / "a.html", sel).read_text()
+    sentence = json.loads((sel / "selection.json").read_text())["sentence"]
+    assert text.count("2 modules of sizes 3+3") >= 2  # the summary box and the section
+    assert 'id="modules-verdict"' in text and "The rule:" in text
+    assert "Held-out likelihood against K" in text and "data:image/png;base64" in text
+    ranks = _table_rows(text, "modules-ranks")
+    assert [c[0] for c in ranks] == ["2", "4", "6 (selected)", "8"]
+    parts = {c[0]: c for c in _table_rows(text, "modules-partitions")}
+    assert parts["3+3 (chosen)"][3] == "yes" and parts["5+1"][3] == "no"
+    none = render_session_report("fake_a", dpath, evals, tmp_path / "b.html").read_text()
+    assert "No model selection was run for this session" in none and sentence not in none
+    index = render_summary_report(evals, tmp_path / "index.html", [sel]).read_text()
+    assert _table_rows(index, "selection-table") == [["fake_a", "6", "3+3", "modules"]]
+    index = render_summary_report(evals, tmp_path / "index.html").read_text()
+    assert _table_rows(index, "selection-table") == [["fake_a", "–", "–", "no selection run"]]
+
+
+# -------------------------------------------------------------------------- workflow
+def _dry_run(tmp_path, name: str, config: dict):
+    from helpers.workflow import snakemake, write_config
+
+    cfg = write_config(tmp_path / f"{name}.yaml", config)
+    return snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+
+
+def _sim(sid: str, **extra) -> dict:
+    return {"id": sid, "simulate": {"preset": "lorenz-thomas", "seed": 0}, **extra}
+
+
+def test_select_config_errors_name_session_and_field(tmp_path):
+    config = {
+        "select": {"epochs": 0},
+        "sessions": [
+            _sim("s1"),
+            _sim("s2", select={"ranks": [4, 12], "epochs": 5}),
+            _sim("s3", fit={"groups": "auto"}, select={"enabled": False, "epochs": 5}),
+        ],
+    }
+    res = _dry_run(tmp_path, "bad", config)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "invalid config" in out and "Job stats" not in out
+    for pattern in (
+        r"field 'select\.epochs': epochs must be an integer >= 1, got 0",
+        r"session 's2' \(sessions\[1\]\), field 'select\.ranks': ranks \[12\] are above 8",
+        r"session 's3' \(sessions\[2\]\), field 'fit\.groups': groups: auto fits the partition",
+    ):
+        assert re.search(pattern, out), f"{pattern} not in:\n{out}"
+
+
+def test_groups_auto_fits_and_references_read_the_selection(tmp_path):
+    """groups: auto puts the session's selection.json among the inputs of its fits and its
+    reference; a session with explicit groups fits without waiting for its selection."""
+    from helpers.workflow import small_config
+
+    config = small_config()
+    config["sessions"].append({**config["sessions"][0], "id": "sim-auto", "fit": {"groups": "auto"}})
+    res = _dry_run(tmp_path, "auto", config)
+    assert res.returncode == 0, res.stderr
+    jobs = re.split(r"\n(?=(?:local)?rule \S+:)", res.stdout)
+    inputs = {}
+    for job in jobs:
+        rule = re.match(r"(?:local)?rule (\S+):", job)
+        out = re.search(r"output: (\S+?)(?:,|\n)", job)
+        if rule and out:
+            found = re.search(r"input: (.*)", job)
+            inputs[(rule.group(1), out.group(1))] = found.group(1) if found else ""
+    auto = {k: v for k, v in inputs.items() if k[1].startswith("results/sim-auto/")}
+    fits = [v for (rule, _), v in auto.items() if rule in ("fit", "fit_posthoc", "reference")]
+    assert len(fits) == 4  # lrRNN, DisRNN, lrRNN+ICA, the reference
+    assert all("results/sim-auto/selection/selection.json" in v for v in fits)
+    plain = [v for (rule, o), v in inputs.items() if rule == "fit" and "sim-small/" in o]
+    assert plain and not any("selection" in v for v in plain)
+    assert ("select", "results/sim-auto/selection/selection.json") in inputs
+    report = next(v for (rule, o), v in inputs.items() if rule == "session_report" and "sim-small" in o)
+    assert "results/sim-small/selection/selection.json" in report
+
+
+def test_fit_script_takes_the_selected_groups(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    sel = _selection_folder(tmp_path / "sel", [("4+2", -25.01, 0.3), ("3+3", -25.03, 0.1)])
+    path = Path(__file__).resolve().parents[1] / "workflow/scripts/fit.py"
+    spec = importlib.util.spec_from_file_location("wf_fit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = SimpleNamespace(method="DisRNN", options={"groups": "auto", "epochs": 3})
+    cfg = module.fit_config(params, str(sel / "selection.json"))
+    assert cfg.groups == (3, 3) and cfg.epochs == 3
+    params = SimpleNamespace(method="lrRNN", options={"groups": "auto"})
+    assert module.fit_config(params, str(sel / "selection.json")).groups == (6,)

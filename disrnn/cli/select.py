@@ -33,21 +33,48 @@ def add_select(sub) -> None:
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
     add_out(p, "selection folder")
-    p.add_argument("--ranks", type=_ints, default=None,
-                   help=f"ranks K tried, e.g. 2,4,6 (default {','.join(map(str, d.ranks))})")
-    p.add_argument("--partitions", type=_ints, nargs="+", default=None, metavar="SIZES",
-                   help="DisRNN partitions tried, e.g. 3,3 4,2 (default: every partition "
-                   f"into 2..--max-groups groups, ranks up to {ENUMERATE_UP_TO})")
-    p.add_argument("--max-groups", type=int, default=None,
-                   help=f"most groups of an enumerated partition (default {d.max_groups})")
-    p.add_argument("--seeds", type=int, default=None,
-                   help=f"seeds per candidate, 0..N-1 (default {d.seeds})")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="maximum epochs of every candidate (default: the fit's default)")
-    p.add_argument("--partitions-at", choices=PARTITIONS_AT, default=None,
-                   help=f"ranks with DisRNN partitions (default {d.partitions_at})")
-    p.add_argument("--beta", type=float, default=None,
-                   help="DisRNN's partial-correlation weight (default: by data kind)")
+    p.add_argument(
+        "--ranks",
+        type=_ints,
+        default=None,
+        help=f"ranks K tried, e.g. 2,4,6 (default {','.join(map(str, d.ranks))})",
+    )
+    p.add_argument(
+        "--partitions",
+        type=_ints,
+        nargs="+",
+        default=None,
+        metavar="SIZES",
+        help="DisRNN partitions tried, e.g. 3,3 4,2 (default: every partition "
+        f"into 2..--max-groups groups, ranks up to {ENUMERATE_UP_TO})",
+    )
+    p.add_argument(
+        "--max-groups",
+        type=int,
+        default=None,
+        help=f"most groups of an enumerated partition (default {d.max_groups})",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=None, help=f"seeds per candidate, 0..N-1 (default {d.seeds})"
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="maximum epochs of every candidate (default: the fit's default)",
+    )
+    p.add_argument(
+        "--partitions-at",
+        choices=PARTITIONS_AT,
+        default=None,
+        help=f"ranks with DisRNN partitions (default {d.partitions_at})",
+    )
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="DisRNN's partial-correlation weight (default: by data kind)",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="torch device")
     p.set_defaults(func=_run_select)  # fmt: skip
 

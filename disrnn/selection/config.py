@@ -63,7 +63,9 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise ValueError(f"{name} must be a list of positive integers such as [3, 3], got {value!r}")
+        raise ValueError(
+            f"{name} must be a list of positive integers such as [3, 3], got {value!r}"
+        )
     out = tuple(value)
     if not out:
         raise ValueError(f"{name} must list at least one positive integer, got {value!r}")
@@ -120,7 +122,9 @@ class SelectConfig:
                 )
             return
         if isinstance(self.partitions, str | bytes) or not isinstance(self.partitions, Iterable):
-            raise ValueError(f"partitions must be a list of group-size lists, got {self.partitions!r}")
+            raise ValueError(
+                f"partitions must be a list of group-size lists, got {self.partitions!r}"
+            )
         parts = []
         for p in self.partitions:
             p = tuple(sorted(_int_tuple("partitions", p), reverse=True))

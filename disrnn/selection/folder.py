@@ -1,14 +1,14 @@
 """The selection folder: its writer and readers (no torch; the workflow reads it).
 
-    out/
-      candidates.csv     one row per candidate fit: method, rank, partition, seed, the
-                         validation scores (disrnn.selection.score.SCORES), fit_seconds,
-                         epochs, best_epoch, stop_reason, fit_dir (relative to out/)
-      selection.json     the decision (disrnn.selection.rule.decide: rank, partition,
-                         verdict, sentence, fit_groups, the per-rank and per-partition
-                         summaries) with the rule's text, the config, the fit options and
-                         the dataset's identity
-      fits/<method>/<partition>/seed<s>/   the candidates' fit folders (load_fit)
+out/
+  candidates.csv     one row per candidate fit: method, rank, partition, seed, the
+                     validation scores (disrnn.selection.score.SCORES), fit_seconds,
+                     epochs, best_epoch, stop_reason, fit_dir (relative to out/)
+  selection.json     the decision (disrnn.selection.rule.decide: rank, partition,
+                     verdict, sentence, fit_groups, the per-rank and per-partition
+                     summaries) with the rule's text, the config, the fit options and
+                     the dataset's identity
+  fits/<method>/<partition>/seed<s>/   the candidates' fit folders (load_fit)
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def selection_json(path: str | os.PathLike) -> Path:
     return file
 
 
-def read_selection(path: str | os.PathLike) -> tuple[dict, "pd.DataFrame"]:  # noqa: F821
+def read_selection(path: str | os.PathLike) -> tuple[dict, pd.DataFrame]:  # noqa: F821
     """(selection.json as a dict, candidates.csv as a DataFrame) of a selection folder.
 
     Raises:

@@ -26,6 +26,7 @@ import xarray as xr
 
 from disrnn._atomic import atomic_dir, writer_lock
 from disrnn._outputs import check_output
+from disrnn.evaluation.inputs import session_id
 from disrnn.fit.config import FitConfig
 from disrnn.fit.folder import load_fit
 from disrnn.fit.loop import DivergenceError
@@ -48,6 +49,7 @@ def select(
     fit_options: Mapping | None = None,
     method_options: Mapping[str, Mapping] | None = None,
     device: str = "auto",
+    session: str | None = None,
     force: bool = False,
 ) -> Path:
     """Fit, score and decide; write the selection folder ``out_dir``.
@@ -61,6 +63,8 @@ def select(
         method_options: per method (``lrRNN``, ``DisRNN``) options on top, e.g.
             ``{"DisRNN": {"beta": 0.5}}``.
         device: ``auto`` | ``cpu`` | ``cuda``.
+        session: the id selection.json records (default: the dataset attrs' ``session``,
+            else the file stem), by which the summary report lists it.
         force: replace ``out_dir`` even when it is not a previous selection folder.
     Returns:
         out_dir as a Path.
@@ -77,6 +81,7 @@ def select(
     with writer_lock(out_dir, "selection folder"):
         t0 = time.perf_counter()
         ds, source = load_input(dataset)
+        path = Path(dataset) if isinstance(dataset, str | os.PathLike) else None
         if not (ds["split"].values == "val").any():
             raise ValueError("model selection scores the 'val' trials; the dataset has none")
         grid = _Grid(dataset, ds, config, dict(fit_options or {}), dict(method_options or {}),
@@ -87,6 +92,7 @@ def select(
             decision = decide(pd.DataFrame(rows))
             meta = {
                 "rule": RULE,
+                "session": session_id(ds, path, session),
                 "config": config.to_dict(),
                 "fit_options": grid.fit_options,
                 "method_options": grid.method_options,
@@ -118,9 +124,7 @@ class _Grid:
     def run(self, folder: Path) -> list[dict]:
         """Every candidate's row: the lrRNN ranks, then the partitions (see the module)."""
         seeds = self.config.seed_list
-        rows = [
-            self.candidate(folder, "lrRNN", (k,), s) for k in self.config.ranks for s in seeds
-        ]
+        rows = [self.candidate(folder, "lrRNN", (k,), s) for k in self.config.ranks for s in seeds]
         ranks = self.config.ranks
         if self.config.partitions_at == "selected":
             ranks = (choose_rank(pd.DataFrame(rows))["rank"],)
