@@ -21,7 +21,7 @@ import argparse
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from synthetic import session_dataset  # benchmarks/synthetic.py, beside this script
@@ -78,13 +78,16 @@ def main(argv=None) -> int:
         for preset in args.presets.split(",") for s in range(args.seeds)
     ]  # fmt: skip
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(_run, tasks))
     print("| preset | seed | K | partition | verdict | true K, partition found | s |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['preset']} | {r['seed']} | {r['K']} | {r['partition']} | {r['verdict']} "
-              f"| {'yes' if r['hit'] else 'no'} | {r['seconds']:.0f} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|", flush=True)
+    rows = []
+    with ProcessPoolExecutor(args.jobs) as pool:  # each row as soon as its selection ends
+        for r in map(lambda f: f.result(), as_completed([pool.submit(_run, t) for t in tasks])):
+            rows.append(r)
+            print(f"| {r['preset']} | {r['seed']} | {r['K']} | {r['partition']} | "
+                  f"{r['verdict']} | {'yes' if r['hit'] else 'no'} | {r['seconds']:.0f} |",
+                  flush=True)  # fmt: skip
+    rows.sort(key=lambda r: (list(TRUTH).index(r["preset"]), r["seed"]))
     print("\n| preset | truth | K right | K and partition right (target >= 4 of 5) |")
     print("|---|---|---|---|")
     for preset in dict.fromkeys(r["preset"] for r in rows):
