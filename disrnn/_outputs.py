@@ -80,6 +80,9 @@ KINDS = {
         "fit folder", True, "config.json and weights.pt", _has_files("config.json", "weights.pt")
     ),
     "evaluation": OutputKind("evaluation folder", True, "metrics.json", _has_files("metrics.json")),
+    "selection": OutputKind(
+        "selection folder", True, "selection.json", _has_files("selection.json")
+    ),
     "dataset": OutputKind(
         "binned dataset", False, "an 'activity' variable", _hdf5_with("activity", "trial")
     ),
@@ -121,8 +124,8 @@ def check_output(
 
     Args:
         path: the output file or folder.
-        kind: a key of :data:`KINDS` (``fit``, ``evaluation``, ``dataset``, ``nwb``,
-            ``report``, ``download``).
+        kind: a key of :data:`KINDS` (``fit``, ``evaluation``, ``selection``,
+            ``dataset``, ``nwb``, ``report``, ``download``).
         inputs: paths the writer reads (None entries and in-memory objects are skipped).
         force: replace an existing output that is not recognised as one of ``kind``.
     Returns:

@@ -60,6 +60,7 @@ def test_python_dash_m_runs_the_command(module):
         "fetch",
         "bin",
         "fit",
+        "select",
         "evaluate",
         "reference",
         "report",

@@ -7,12 +7,13 @@ public function; the Snakemake scripts and a notebook call the same functions.
     disrnn fetch --dandiset ID --path ASSET [--version V] [--api-url URL] --out DIR
     disrnn bin SESSION.nwb --out DATASET.nc --bin-width SECONDS [...]
     disrnn fit DATASET.nc --method NAME --out FITDIR [...]
+    disrnn select DATASET.nc --out DIR [--ranks 2,4,6] [--partitions 3,3 4,2] [--seeds N]
     disrnn evaluate FITDIR DATASET.nc --out EVALDIR
     disrnn reference DATASET.nc --out DIR [--method auto|smoothing|pca] [--components K]
     disrnn report ...
 
 The parsers live by stage: ``data.py`` (simulate, fetch, bin), ``fit.py`` (fit and
-:func:`fit_config`), ``results.py`` (evaluate, reference, report); ``_common.py`` holds
+:func:`fit_config`), ``select.py`` (select), ``results.py`` (evaluate, reference, report); ``_common.py`` holds
 what they share. ``python -m disrnn`` runs the same :func:`main`.
 """
 
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from disrnn.cli.data import add_bin, add_fetch, add_simulate
 from disrnn.cli.fit import add_fit, fit_config
 from disrnn.cli.results import add_evaluate, add_reference, add_report
+from disrnn.cli.select import add_select
 
 __all__ = ["build_parser", "fit_config", "main"]
 
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_fetch,
         add_bin,
         add_fit,
+        add_select,
         add_evaluate,
         add_reference,
         add_report,

@@ -95,10 +95,14 @@ def add_report(sub) -> None:
     s.add_argument("--dataset", required=True, help="the session's dataset (.nc)")
     s.add_argument("--evals", nargs="+", required=True, help="evaluation folders of this session")
     s.add_argument("--session", required=True, help="session id shown in the report")
+    s.add_argument(
+        "--selection", default=None, help="the session's selection folder (`disrnn select`)"
+    )
     add_out(s, "output .html")
     s.set_defaults(func=_run_report_session)
     m = rsub.add_parser("summary", help="the summary over sessions")
     m.add_argument("--evals", nargs="+", required=True, help="evaluation folders of all sessions")
+    m.add_argument("--selections", nargs="*", default=[], help="selection folders of the sessions")
     add_out(m, "output index.html")
     m.set_defaults(func=_run_report_summary)
 
@@ -108,7 +112,7 @@ def _run_report_session(args) -> None:
     from disrnn.report import render_session_report
 
     check_output(args.out, "report", inputs=[args.dataset, *args.evals], force=args.force)
-    print(render_session_report(args.session, args.dataset, args.evals, args.out))
+    print(render_session_report(args.session, args.dataset, args.evals, args.out, args.selection))
 
 
 def _run_report_summary(args) -> None:
@@ -116,4 +120,4 @@ def _run_report_summary(args) -> None:
     from disrnn.report import render_summary_report
 
     check_output(args.out, "report", inputs=args.evals, force=args.force)
-    print(render_summary_report(args.evals, args.out))
+    print(render_summary_report(args.evals, args.out, args.selections))

@@ -68,13 +68,15 @@ class EvalSplit:
     null_rate: np.ndarray  # (unit,) mean training activity per valid bin
 
     @classmethod
-    def of(cls, fit, ds: xr.Dataset) -> EvalSplit:
+    def of(cls, fit, ds: xr.Dataset, scored: str = "test") -> EvalSplit:
+        """The cut for scoring the ``scored`` trials (``test``; model selection: ``val``),
+        which the fields named ``test``/``dt`` then hold."""
         if "split" not in ds.coords:
             raise ValueError("the dataset has no 'split' coordinate; build it with `disrnn bin`")
         split = np.asarray(ds["split"].values).astype(str)
-        test, train = split == "test", split == "train"
+        test, train = split == scored, split == "train"
         if not test.any():
-            raise ValueError(f"the dataset has no test trials (splits: {sorted(set(split))})")
+            raise ValueError(f"the dataset has no {scored} trials (splits: {sorted(set(split))})")
         L = history_length(fit, ds)
         dt = ds.isel(trial=np.flatnonzero(test))
         dtr = ds.isel(trial=np.flatnonzero(train)) if train.any() else None

@@ -19,7 +19,7 @@ from disrnn.fit.folder import build_module, check_input, load_fit, read_losses
 from disrnn.fit.loop import train_loop
 from disrnn.fit.tensors import FitData
 
-__all__ = ["ica_transform", "lint_transform", "posthoc_fit"]
+__all__ = ["ica_transform", "lint_transform", "load_start", "posthoc_fit"]
 
 
 def posthoc_fit(
@@ -76,6 +76,13 @@ def posthoc_fit(
 
 def _load_base(config: FitConfig, train: FitData, init_from) -> tuple:
     """(module, loss history, info) of the lrRNN fit ``init_from``, checked."""
+    base = _checked_base(config, train, init_from)
+    return base.module, read_losses(Path(init_from) / "losses.csv"), base.info
+
+
+def _checked_base(config: FitConfig, train: FitData, init_from):
+    """The lrRNN fit ``init_from`` (a Fit), checked: an lrRNN of ``config``'s rank that
+    agrees with the data on having a known input."""
     base = load_fit(init_from)
     if base.config.method != "lrRNN":
         raise ValueError(
@@ -87,7 +94,28 @@ def _load_base(config: FitConfig, train: FitData, init_from) -> tuple:
             f"{config.rank}; {init_from} has rank {base.module.rank}"
         )
     check_input(base.uses_input, train.u is not None, f"the lrRNN fit {init_from}")
-    return base.module, read_losses(Path(init_from) / "losses.csv"), base.info
+    return base
+
+
+def load_start(module, config: FitConfig, train: FitData, init_from) -> dict:
+    """In place: ``module`` takes the weights of the lrRNN fit ``init_from`` (the beta = 0
+    start of a rotation init); returns that fit's info.
+
+    Raises:
+        ValueError: ``init_from`` is not an lrRNN of rank ``config.rank`` with this
+        config's history, kernel, likelihood and link, or disagrees on a known input.
+    """
+    base = _checked_base(config, train, init_from)
+    for key in ("history", "kernel", "likelihood", "link", "sigma_scale"):
+        mine, theirs = getattr(config, key), getattr(base.config, key)
+        if mine != theirs:
+            raise ValueError(
+                f"{config.method} has {key}={mine!r} but its start {init_from} was fitted "
+                f"with {key}={theirs!r}; fit the lrRNN with the same options"
+            )
+    state = {k: v for k, v in base.module.state_dict().items() if k != "latent_group"}
+    module.load_state_dict(state, strict=False)
+    return {**base.info, "init_from": str(init_from)}
 
 
 # ------------------------------------------------------------------ the transforms

@@ -34,7 +34,7 @@ from disrnn.fit.config import POSTHOC_METHODS, FitConfig
 from disrnn.fit.folder import build_module, write_fit
 from disrnn.fit.loop import EpochCallback, train_loop
 from disrnn.fit.objective import selection_objective
-from disrnn.fit.posthoc import posthoc_fit
+from disrnn.fit.posthoc import load_start, posthoc_fit
 from disrnn.fit.rotation import pc_rotation, rotate_latents, search_size
 from disrnn.fit.tensors import (
     FitData,
@@ -97,7 +97,9 @@ def fit(
         seed: seeds initial weights, batch order and noise (same seed, same numbers on CPU).
         device: ``auto`` | ``cpu`` | ``cuda``.
         init_from: for ``lrRNN+ICA`` / ``LINT``: an lrRNN fit folder to transform (without
-            it an lrRNN is trained here first with the same seed).
+            it an lrRNN is trained here first with the same seed); for a rotation-init fit
+            (``init="rotation"``, beta > 0, several groups): the lrRNN of its rank whose
+            latents are rotated, instead of training the beta = 0 objective here.
         progress: show a tqdm progress bar.
         on_epoch: called as ``on_epoch(epoch)`` after each finished (and checkpointed)
             training epoch of every phase and restart (e.g. to report progress).
@@ -137,10 +139,13 @@ def _fit(dataset, config, out_dir, seed, device, init_from, progress, on_epoch) 
     if config.method in POSTHOC_METHODS:
         module, history, extra = posthoc_fit(config, train, val, seed, init_from, progress)
     else:
-        if init_from is not None:
-            log.warning("init_from is used by post-hoc methods only; %s ignores it", config.method)
+        if init_from is not None and not _rotated(config):
+            log.warning(
+                "init_from is used by post-hoc methods and the rotation init only; %s "
+                "ignores it", config.method,
+            )  # fmt: skip
             init_from = None
-        run = _Run(config, train, val, int(seed), source, out_dir, progress, on_epoch)
+        run = _Run(config, train, val, int(seed), source, out_dir, progress, on_epoch, init_from)
         module, history, extra = run.restarts()
     info.update(extra)
     info.update(
@@ -206,6 +211,11 @@ def _warn_silent(train: FitData) -> list:
     return silent
 
 
+def _rotated(config: FitConfig) -> bool:
+    """The fit starts from the PC-rotated beta = 0 fit (``init="rotation"``, a PC penalty)."""
+    return config.init == "rotation" and config.beta > 0 and len(config.groups) > 1
+
+
 def _checkpoint_path(out_dir: Path, restart: int, phase: str = "") -> Path:
     suffix = ("" if restart == 0 else f"-restart{restart}") + phase
     return out_dir.with_name(f".{out_dir.name}.checkpoint{suffix}.pt")
@@ -223,6 +233,7 @@ class _Run:
     out_dir: Path
     progress: bool
     on_epoch: EpochCallback | None
+    init_from: str | os.PathLike | None = None  # an lrRNN: the beta = 0 fit to rotate
 
     def restarts(self) -> tuple[torch.nn.Module, list[dict], dict]:
         """Train ``config.restarts`` initialisations; keep the lowest selection objective.
@@ -265,7 +276,9 @@ class _Run:
             "input": self.source.get("input_sha256"),
         }
         pre = None
-        if config.init == "rotation" and config.beta > 0 and len(config.groups) > 1:
+        if self.init_from is not None:
+            fingerprint["init_from"] = str(self.init_from)
+        if _rotated(config):
             pre = self.rotation_init(module, generator, rseed, r, fingerprint)
         if pre is not None:  # the full objective from the rotated fit, at its own lr
             config = dataclasses.replace(
@@ -285,12 +298,16 @@ class _Run:
         )  # fmt: skip
 
     def rotation_init(self, module, generator, seed, r, fingerprint) -> dict:
-        """In place: train the beta = 0 objective, then rotate the latents to the lowest PC."""
-        pre_cfg = dataclasses.replace(self.config, beta=0.0, alpha=0.0)
-        ckpt = _checkpoint_path(self.out_dir, r, "-pretrain")
-        _, info = self.loop(
-            module, pre_cfg, generator, seed, ckpt, {**fingerprint, "phase": "pretrain"}
-        )
+        """In place: train the beta = 0 objective (or take it from ``init_from``, an lrRNN
+        of this rank: the same objective), then rotate the latents to the lowest PC."""
+        if self.init_from is not None:
+            info = load_start(module, self.config, self.train, self.init_from)
+        else:
+            pre_cfg = dataclasses.replace(self.config, beta=0.0, alpha=0.0)
+            ckpt = _checkpoint_path(self.out_dir, r, "-pretrain")
+            _, info = self.loop(
+                module, pre_cfg, generator, seed, ckpt, {**fingerprint, "phase": "pretrain"}
+            )
         t0 = time.perf_counter()
         with torch.no_grad():
             mu = module.encode(module.features(self.train.h))

@@ -32,6 +32,7 @@ from disrnn.plotting.fits import (
     plot_predicted_vs_observed,
 )
 from disrnn.plotting.rollout import plot_rollout
+from disrnn.plotting.selection import plot_selection_partitions, plot_selection_ranks
 from disrnn.plotting.units import plot_area_groups, plot_unit_map
 
 __all__ = [
@@ -49,4 +50,6 @@ __all__ = [
     "plot_area_groups",
     "plot_metric_comparison",
     "plot_paired_differences",
+    "plot_selection_ranks",
+    "plot_selection_partitions",
 ]

@@ -8,12 +8,9 @@
   and the fit folder's losses and config) for figures of your own (``disrnn.plotting``).
 """
 
-from disrnn.report.html import (
-    export_session_figures,
-    render_session_report,
-    render_summary_report,
-)
+from disrnn.report.html import export_session_figures, render_session_report
 from disrnn.report.results import EvalResult, load_eval
+from disrnn.report.summary import render_summary_report
 
 __all__ = [
     "EvalResult",

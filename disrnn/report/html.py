@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,13 +36,12 @@ from disrnn.report.results import (
     load_eval,
     representative,
 )
-from disrnn.report.summary_box import seeds_text, summary_box
+from disrnn.report.selection import selection_section
+from disrnn.report.summary_box import summary_box
 from disrnn.report.tables import (
     _group_by_method,
-    _method_order,
     _metric_keys,
     _metrics_tables,
-    _stat_cell,
     reference_cautions,
 )
 from disrnn.report.units import unit_section
@@ -54,7 +52,6 @@ __all__ = [
     "figure_to_png",
     "fmt",
     "render_session_report",
-    "render_summary_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -193,7 +190,7 @@ def _units_agreement(sections: list[dict]) -> dict | None:
     return None if s is None else s["units"].get("agreement_data")
 
 
-def _session_context(session: str, dataset_path, eval_dirs) -> dict:
+def _session_context(session: str, dataset_path, eval_dirs, selection=None) -> dict:
     """Everything the session template shows (figures drawn, tables computed)."""
     from disrnn.data.io import load_dataset
 
@@ -217,6 +214,7 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
     sections = [_method_section(m, runs, ds, rep_key) for m, runs in by_method.items()]
     overview = _overview_figs(ds)
     summary_figs = _comparison_figs(session, results, by_method, keys)
+    modules = selection_section(selection)
     return {
         "title": f"Session {session}",
         "session": session,
@@ -228,7 +226,10 @@ def _session_context(session: str, dataset_path, eval_dirs) -> dict:
         "head_keys": {k for _, k in metrics[:n_head]},
         "summary_figs": summary_figs,
         "sections": sections,
-        "box": summary_box(by_method, _units_agreement(sections)),
+        "box": summary_box(
+            by_method, _units_agreement(sections), modules.get("sentence"), modules.get("groups")
+        ),
+        "modules": modules,
         "glossary": glossary([row["key"] for row in tables["rows"]]),
         "one_seed": all(len(runs) == 1 for runs in by_method.values()),
         "reference": REFERENCE_METHOD,
@@ -293,6 +294,7 @@ def render_session_report(
     dataset_path: str | os.PathLike,
     eval_dirs,
     out: str | os.PathLike,
+    selection: str | os.PathLike | None = None,
 ) -> Path:
     """Write one session's report as a self-contained HTML file.
 
@@ -301,6 +303,8 @@ def render_session_report(
         dataset_path: the session's binned dataset (.nc, ``disrnn bin``).
         eval_dirs: evaluation folders of this session (every method and seed).
         out: the HTML file to write (atomically).
+        selection: the session's selection folder (``disrnn select``), shown as "How many
+            modules?"; None: the section says that no selection was run.
 
     Returns:
         ``out`` as a Path.
@@ -309,7 +313,7 @@ def render_session_report(
         FileNotFoundError: the dataset or an evaluation folder's ``metrics.json`` is missing.
         ValueError: ``eval_dirs`` is empty.
     """
-    ctx = _session_context(session, dataset_path, eval_dirs)
+    ctx = _session_context(session, dataset_path, eval_dirs, selection)
     return _write(out, _env().get_template("session.html").render(**ctx))
 
 
@@ -318,7 +322,11 @@ def _slug(text: str) -> str:
 
 
 def export_session_figures(
-    session: str, dataset_path: str | os.PathLike, eval_dirs, out_dir: str | os.PathLike
+    session: str,
+    dataset_path: str | os.PathLike,
+    eval_dirs,
+    out_dir: str | os.PathLike,
+    selection: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Write the session report's figures as PNG files (e.g. for ``snakemake --report``).
 
@@ -329,8 +337,9 @@ def export_session_figures(
     Returns:
         The written files, in report order.
     """
-    ctx = _session_context(session, dataset_path, eval_dirs)
+    ctx = _session_context(session, dataset_path, eval_dirs, selection)
     groups = [("overview", ctx["overview"]), ("comparison", ctx["summary_figs"])]
+    groups += [("selection", ctx["modules"].get("figures", []))]
     groups += [(s["method"], s["figures"]) for s in ctx["sections"]]
     out_dir = Path(out_dir)
     rel = []
@@ -343,100 +352,3 @@ def export_session_figures(
                     (tmp / path).write_bytes(base64.b64decode(f["src"].split(",", 1)[1]))
                     rel.append(path)
     return [out_dir / p for p in rel]
-
-
-# ------------------------------------------------------------------------ summary report
-def render_summary_report(eval_dirs, out: str | os.PathLike) -> Path:
-    """Write ``index.html``: every session x method on the key metrics, with links to
-    each session's report (``<session>.html`` beside ``out``).
-
-    Returns:
-        ``out`` as a Path.
-
-    Raises:
-        FileNotFoundError: an evaluation folder's ``metrics.json`` is missing.
-        ValueError: ``eval_dirs`` is empty.
-    """
-    import pandas as pd
-
-    eval_dirs = [eval_dirs] if isinstance(eval_dirs, str | os.PathLike) else list(eval_dirs)
-    if not eval_dirs:
-        raise ValueError("render_summary_report needs at least one evaluation folder; got none")
-    results = [load_eval(d) for d in eval_dirs]
-    check_comparable(results)
-    keys = key_metrics(results)
-    sessions = list(dict.fromkeys(r.session for r in results))
-    methods = _method_order({r.method for r in results})
-    rows = _summary_rows(results, sessions, methods, keys)
-    long = pd.DataFrame(
-        [{"session": r.session, "method": r.method, "seed": r.seed, **r.values} for r in results]
-    )
-    figs = _summary_figures(long, keys, methods)
-    links = [{"session": s, "href": urllib.parse.quote(f"{s}.html")} for s in sessions]
-    cautions = [
-        {"session": s, "text": text}
-        for s in sessions
-        for text in reference_cautions([r for r in results if r.session == s])
-    ]
-    html = (
-        _env()
-        .get_template("summary.html")
-        .render(
-            title="DisRNN results: summary",
-            keys=keys,
-            rows=rows,
-            links=links,
-            cautions=cautions,
-            figures=figs,
-            n_evals=len(results),
-            reference=REFERENCE_METHOD,
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        )
-    )
-    return _write(out, html)
-
-
-def _summary_rows(results, sessions: list, methods: list, keys) -> list[dict]:
-    """One table row per (session, method) with runs: the seeds and a mean +- sd cell per
-    key metric."""
-    rows = []
-    for s in sessions:
-        for m in methods:
-            runs = [r for r in results if r.session == s and r.method == m]
-            if not runs:
-                continue
-            rows.append(
-                {
-                    "session": s,
-                    "method": m,
-                    "n": len(runs),
-                    "seeds": seeds_text(sorted(runs, key=lambda r: r.seed or 0)),
-                    "cells": [_stat_cell([r.values.get(k) for r in runs]) for _, k in keys],
-                }
-            )
-    return rows
-
-
-def _summary_figures(long, keys, methods: list) -> list:
-    """The summary's figures: every key metric by session and method, and (with another
-    method beside DisRNN) each method paired against DisRNN."""
-    figs = [
-        _fig(
-            "Key metrics, every session and method",
-            plotting.plot_metric_comparison,
-            long,
-            keys,
-            caption="One point per seed, coloured by session; bars: mean over seeds.",
-        )
-    ]
-    if REFERENCE_METHOD in methods and len(methods) > 1:
-        figs.append(
-            _fig(
-                "Paired against DisRNN",
-                plotting.plot_paired_differences,
-                long,
-                keys,
-                caption="Each method minus DisRNN on the same session and seed; bar: mean.",
-            )
-        )
-    return figs

@@ -58,13 +58,16 @@ def _group_sizes(r: EvalResult) -> list[str]:
     return [str(int(x)) for x in (r.config or {}).get("groups") or []]
 
 
-def _modules_line(dis: list[EvalResult]) -> str:
+def _modules_line(dis: list[EvalResult], selected: list | None = None) -> str:
     sizes = _group_sizes(dis[0])
     n = len(sizes)
-    text = (
-        f"DisRNN was fitted with {n} group{'s' if n != 1 else ''} of {' + '.join(sizes)} "
-        "latents, as set in the config (no model selection ran for this session)."
-    )
+    if selected is None:
+        how = "as set in the config (no model selection ran for this session)"
+    elif sizes == [str(int(g)) for g in selected]:
+        how = "the partition the model selection gives fits (groups: auto, or the same by hand)"
+    else:
+        how = "as set in the config, not the model selection's partition"
+    text = f"DisRNN was fitted with {n} group{'s' if n != 1 else ''} of {' + '.join(sizes)} latents, {how}."
     counts = {
         k.split(".", 1)[1]: v
         for k, v in dis[0].values.items()
@@ -177,6 +180,7 @@ def summary_box(
     by_method: dict[str, list[EvalResult]],
     agreement: dict | None = None,
     verdict: str | None = None,
+    selected: list | None = None,
 ) -> dict:
     """What the summary box shows: {"verdict" (or None), "lines" [(label, sentence)],
     "warnings" [sentence]}.
@@ -184,13 +188,14 @@ def summary_box(
     Args:
         by_method: the session's evaluations by method (ordered, seeds sorted).
         agreement: :func:`~disrnn.evaluation.unit_maps.seed_agreement` of DisRNN's seeds.
-        verdict: the model selection's one-sentence answer, when a selection ran.
+        verdict: the model selection's one-sentence answer, when a selection ran;
+        selected: the groups it gives ``groups: auto`` (selection.json ``fit_groups``).
     """
     results = [r for runs in by_method.values() for r in runs]
     lines = []
     dis = by_method.get(REFERENCE_METHOD)
     if dis:
-        lines.append(("Modules", _modules_line(dis)))
+        lines.append(("Modules", _modules_line(dis, selected if verdict else None)))
         lines += [("Prediction", text) for text in _prediction_lines(by_method)]
         lines.append(("Seeds", _seeds_line(dis, agreement)))
     else:

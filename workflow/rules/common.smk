@@ -3,8 +3,8 @@
 The config is checked before any job is scheduled: its structure (keys, types,
 required fields) against workflow/schemas/config.schema.yaml, method names against the
 registry ``disrnn.fit.config.METHODS``, and every value by building each session's
-BinConfig and, per method, FitConfig (the dataclasses hold the value ranges); an error
-names the session and the field. Everything below reads the validated config only.
+BinConfig, SelectConfig and, per method, FitConfig (the dataclasses hold the value
+ranges); an error names the session and the field. Everything below reads the validated config only.
 """
 
 import dataclasses
@@ -22,6 +22,7 @@ from disrnn.data.bin_config import BinConfig
 from disrnn.data.dandi_lookup import check_asset_path
 from disrnn.data.io import nwb_changed
 from disrnn.fit.config import METHODS, POSTHOC_METHODS, TRAINED_METHODS, FitConfig
+from disrnn.selection.config import SelectConfig
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 #: BinConfig options with their own config sections (split, heldout)
@@ -132,14 +133,43 @@ def _value_problems(config):
         for err in errors:
             key = _option_field(str(err), opts) or "(binning)"
             problems.append(f"{_where(config, _bin_path(config, i, key))}: {err}")
+        problems += _select_problems(config, i)
         for method in methods_of(entry["id"]):
             opts = fit_options_of(entry["id"], method)
+            if opts.get("groups") == AUTO:  # the selection decides; check the rest
+                del opts["groups"]
             try:
                 FitConfig.from_options(method, opts)
             except ValueError as err:
                 path = _fit_path(config, i, method, _option_field(str(err), opts))
                 where = "" if path[0] == "fit" else f" (method {method})"
                 problems.append(f"{_where(config, path)}{where}: {err}")
+    return problems
+
+
+def _select_problems(config, i):
+    """The session's SelectConfig errors, and ``groups: auto`` without a selection."""
+    entry = config["sessions"][i]
+    sid = entry["id"]
+    opts = {k: v for k, v in select_options_of(sid).items() if k != "enabled"}
+    problems = []
+    try:
+        SelectConfig.from_options(opts)
+    except ValueError as err:
+        key = _option_field(str(err), opts)
+        own = key in (entry.get("select") or {})
+        path = (
+            ["sessions", i, "select", key] if own else ["select", key or "(the block)"]
+        )
+        problems.append(f"{_where(config, path)}: {err}")
+    if auto_groups(sid) and not selection_enabled(sid):
+        own = (entry.get("fit") or {}).get("groups") == AUTO
+        path = ["sessions", i, "fit", "groups"] if own else ["fit", "groups"]
+        problems.append(
+            f"{_where(config, path)}: groups: auto fits the partition the session's model "
+            f"selection chooses, but select.enabled is false for session {sid!r}; enable "
+            "it or give the group sizes"
+        )
     return problems
 
 
@@ -372,7 +402,59 @@ def fit_options_of(session, method):
     return {k: v for k, v in opts.items() if v is not None}
 
 
+def select_options_of(session):
+    """The session's ``select`` block: the defaults, then its own overrides."""
+    entry = _sessions()[session]
+    return {**config["select"], **(entry.get("select") or {})}
+
+
+def selection_enabled(session):
+    return bool(select_options_of(session).get("enabled", False))
+
+
+#: ``fit: {groups: auto}``: the groups are the session's selected partition
+AUTO = "auto"
+
+
+def auto_groups(session):
+    entry = _sessions()[session]
+    return {**config["fit"], **(entry.get("fit") or {})}.get("groups") == AUTO
+
+
+def select_params(wildcards):
+    """disrnn.selection.select options of the session: its SelectConfig options and
+    each candidate method's fit options (the groups are the candidates' own)."""
+    sid = wildcards.session
+    opts = {k: v for k, v in select_options_of(sid).items() if k != "enabled"}
+    return {
+        "config": {k: v for k, v in opts.items() if v is not None},
+        "method_options": {m: fit_options_of(sid, m) for m in ("lrRNN", "DisRNN")},
+    }
+
+
 # ---------------------------------------------------------------------------- paths
+def selection_json(session):
+    """The file a finished selection folder ends with."""
+    return f"{RESULTS}/{session}/selection/selection.json"
+
+
+def session_selection(session):
+    """{"selection": selection.json} when the session runs a selection, else {}."""
+    return {"selection": selection_json(session)} if selection_enabled(session) else {}
+
+
+def dataset_inputs(wildcards):
+    """The dataset, and with groups: auto the selection that names the groups."""
+    inputs = {"dataset": f"{RESULTS}/{wildcards.session}/dataset.nc"}
+    if auto_groups(wildcards.session):
+        inputs["selection"] = selection_json(wildcards.session)
+    return inputs
+
+
+def fit_posthoc_inputs(wildcards):
+    return {**dataset_inputs(wildcards), "init": lrrnn_fit(wildcards)}
+
+
 def fit_info(session, method, seed):
     """The file a finished fit folder ends with."""
     return f"{RESULTS}/{session}/fits/{method}/seed{seed}/fit_info.json"
@@ -399,12 +481,15 @@ def reference_options(wildcards):
     """run_reference options: the references section, the PCA K (the session's DisRNN
     rank, as FitConfig resolves its groups)."""
     refs = config["references"]
-    fit = FitConfig.from_options("DisRNN", fit_options_of(wildcards.session, "DisRNN"))
+    opts = fit_options_of(wildcards.session, "DisRNN")
+    rank = None  # groups: auto: the selected rank, read by the job from the selection
+    if opts.get("groups") != AUTO:
+        rank = int(sum(FitConfig.from_options("DisRNN", opts).groups))
     return {
         "kernel_sds": refs.get("kernel_sds"),
         "alphas": refs.get("alphas"),
         "n_folds": refs.get("folds"),
-        "n_components": int(sum(fit.groups)),
+        "n_components": rank,
     }
 
 
@@ -429,7 +514,12 @@ def session_report_inputs(wildcards):
     return {
         "dataset": f"{RESULTS}/{wildcards.session}/dataset.nc",
         "metrics": session_results(wildcards.session),
+        **session_selection(wildcards.session),
     }
+
+
+def all_selections():
+    return [selection_json(s) for s in SESSIONS if selection_enabled(s)]
 
 
 def all_evals():

@@ -32,7 +32,7 @@ rule evaluate:
 
 rule reference:
     input:
-        dataset=f"{RESULTS}/{{session}}/dataset.nc",
+        unpack(dataset_inputs),
     output:
         metrics=report(
             f"{RESULTS}/{{session}}/evals/{REFERENCE}/seed0/metrics.json",

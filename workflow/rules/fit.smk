@@ -1,12 +1,13 @@
 """Fit every configured method x seed. A fit folder is finished when its fit_info.json
 exists (the package writes the folder atomically); a killed fit leaves
 .<folder>.checkpoint.pt beside it, which the re-run resumes from.
-Post-hoc methods (lrRNN+ICA, LINT) transform the lrRNN fit of the same seed."""
+Post-hoc methods (lrRNN+ICA, LINT) transform the lrRNN fit of the same seed. A session
+with fit: {groups: auto} fits the groups its selection chose (input `selection`)."""
 
 
 rule fit:
     input:
-        dataset=f"{RESULTS}/{{session}}/dataset.nc",
+        unpack(dataset_inputs),
     output:
         info=f"{RESULTS}/{{session}}/fits/{{method}}/seed{{seed}}/fit_info.json",
     log:
@@ -31,8 +32,7 @@ rule fit:
 
 rule fit_posthoc:
     input:
-        dataset=f"{RESULTS}/{{session}}/dataset.nc",
-        init=lrrnn_fit,
+        unpack(fit_posthoc_inputs),
     output:
         info=f"{RESULTS}/{{session}}/fits/{{method}}/seed{{seed}}/fit_info.json",
     log:

@@ -29,6 +29,7 @@ rule session_report:
 rule summary_report:
     input:
         metrics=all_evals(),
+        selections=all_selections(),
         sessions=expand(f"{RESULTS}/reports/{{session}}.html", session=SESSIONS),
     output:
         html=report(

@@ -1,6 +1,7 @@
 """Rule session_figures: the session report's figures as PNG files, for `snakemake --report`.
 
-snakemake.input.dataset / snakemake.input.metrics: as for the session report;
+snakemake.input.dataset / snakemake.input.metrics / snakemake.input.selection: as for the
+session report;
 snakemake.params.session: the session id. snakemake.output.figures: a folder with
 ``overview/``, ``comparison/`` and one subfolder per method, written atomically by
 :func:`disrnn.report.export_session_figures`.
@@ -16,8 +17,9 @@ from disrnn.report import export_session_figures
 def main(smk) -> None:
     with log_to_file(smk.log[0]):
         eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
+        sel = str(Path(smk.input.selection).parent) if "selection" in smk.input.keys() else None
         written = export_session_figures(
-            smk.params.session, smk.input.dataset, eval_dirs, smk.output.figures
+            smk.params.session, smk.input.dataset, eval_dirs, smk.output.figures, selection=sel
         )
         logging.info("wrote %d figures to %s", len(written), smk.output.figures)
 

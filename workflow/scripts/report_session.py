@@ -1,7 +1,8 @@
 """Rule session_report: one self-contained HTML report of one session.
 
 snakemake.input.dataset: the session's dataset; snakemake.input.metrics: the
-``metrics.json`` of every evaluation of the session (their folders are the evaluations).
+``metrics.json`` of every evaluation of the session (their folders are the evaluations);
+snakemake.input.selection (when the session runs one): its selection.json.
 snakemake.params.session: the session id. snakemake.output.html: written by
 :func:`disrnn.report.render_session_report`.
 """
@@ -15,7 +16,10 @@ from disrnn.report import render_session_report
 def main(smk) -> None:
     with log_to_file(smk.log[0]):
         eval_dirs = [str(Path(m).parent) for m in smk.input.metrics]
-        render_session_report(smk.params.session, smk.input.dataset, eval_dirs, smk.output.html)
+        sel = str(Path(smk.input.selection).parent) if "selection" in smk.input.keys() else None
+        render_session_report(
+            smk.params.session, smk.input.dataset, eval_dirs, smk.output.html, selection=sel
+        )
 
 
 if __name__ == "__main__":

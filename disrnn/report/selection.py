@@ -1,0 +1,95 @@
+"""The "How many modules?" section of a session report and the summary's selection
+table, from a selection folder (``disrnn select``) only."""
+
+from __future__ import annotations
+
+import os
+
+from disrnn import plotting
+from disrnn.report.render import _fig, fmt
+
+__all__ = ["NO_SELECTION", "selection_rows", "selection_section"]
+
+#: what the section says when the session ran no selection
+NO_SELECTION = (
+    "No model selection was run for this session (select.enabled is false, or the report "
+    "was rendered without a selection folder), so nothing here says how many modules the "
+    "data support: the groups of every fit were set by hand."
+)
+
+
+def _pm(mean, sd, n) -> str:
+    return f"{fmt(mean, 4)} ± {fmt(sd, 2)}" if n and n > 1 else fmt(mean, 4)
+
+
+def selection_section(path: str | os.PathLike | None) -> dict:
+    """What the section shows: {note} without a selection, else the verdict's sentence,
+    the rule, figures and the per-rank and per-partition tables.
+
+    Raises:
+        FileNotFoundError: ``path`` is given but holds no selection.json.
+    """
+    if path is None:
+        return {"note": NO_SELECTION}
+    from disrnn.selection.folder import read_selection
+    from disrnn.selection.rule import partition_label
+
+    sel, cand = read_selection(path)
+    chosen = partition_label(sel["partition"]) if sel.get("partition") else None
+    ranks = [
+        {"cells": [r["rank"], _pm(r["ll_mean"], r["ll_sd"], r["n"]), fmt(r["ll_se"], 2), r["n"]],
+         "chosen": r["rank"] == sel["rank"]}
+        for r in sel.get("ranks") or []
+    ]  # fmt: skip
+    parts = [
+        {"cells": [r["partition"], _pm(r["ll_mean"], r["ll_sd"], r["n"]),
+                   _pm(r.get("pc_mean"), r.get("pc_sd"), r["n"]),
+                   "yes" if r["within"] else "no", r["n"]],
+         "chosen": r["partition"] == chosen}
+        for r in sel.get("partitions") or []
+    ]  # fmt: skip
+    k = sel["rank"]
+    figs = [
+        _fig("Held-out likelihood against K", plotting.plot_selection_ranks, cand, sel,
+             caption="lrRNN's validation log-likelihood per bin (summed over units) at each "
+             "rank: dots one seed each, squares mean ± sd over seeds; dashed: the best "
+             "rank's mean minus one standard error; ringed: the selected K."),
+        _fig(f"PC and likelihood per partition at K = {k}", plotting.plot_selection_partitions,
+             cand, sel, caption="Each DisRNN partition of the selected K: PC between its "
+             "groups against its validation log-likelihood per bin (mean ± sd over seeds; "
+             "dots: seeds). Solid: lrRNN at K; dashed: lrRNN minus one standard error, the "
+             "line a partition must stay above; ringed: the chosen partition."),
+    ]  # fmt: skip
+    return {
+        "note": None,
+        "sentence": sel["sentence"],
+        "verdict": sel["verdict"],
+        "rule": sel["rule"],
+        "rank": k,
+        "groups": sel.get("fit_groups"),
+        "figures": figs,
+        "rank_columns": ["K", "lrRNN val LL per bin", "se", "seeds"],
+        "ranks": ranks,
+        "partition_columns": ["partition", "DisRNN val LL per bin", "PC", "within 1 se", "seeds"],
+        "partitions": parts,
+        "path": str(path),
+    }
+
+
+def selection_rows(paths) -> dict[str, dict]:
+    """Per session (selection.json ``session``): {K, partition, verdict, sentence} of
+    every selection folder in ``paths``."""
+    from disrnn.selection.folder import read_selection
+    from disrnn.selection.rule import partition_label
+
+    out = {}
+    for p in paths or []:
+        sel, _ = read_selection(p)
+        part = sel.get("partition")
+        out[str(sel.get("session"))] = {
+            "K": sel["rank"],
+            "partition": partition_label(part) if part else "–",
+            "verdict": sel["verdict"],
+            "sentence": sel["sentence"],
+        }
+    return out

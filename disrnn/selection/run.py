@@ -1,0 +1,171 @@
+"""``select``: fit the grid of candidates on one dataset, score them on the validation
+trials and decide how many modules it supports (:mod:`disrnn.selection.rule`).
+
+    select("dataset.nc", "results/s/selection", SelectConfig(ranks=(4, 6), seeds=2))
+
+The steps: an lrRNN for every rank K and seed (:func:`disrnn.fit.fit`); the rank by the
+rule's first step; then a DisRNN for every partition of the selected rank (or of every
+rank, ``partitions_at="all"``) and seed, each started from the lrRNN of its rank and
+seed: that lrRNN is the beta = 0 fit its rotation initialisation would train itself
+(``init_from``), so it is fitted once per rank and seed, not once per partition. Every
+candidate is scored by :func:`disrnn.selection.score.score_fit`; the folder
+(:mod:`disrnn.selection.folder`) is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from disrnn._atomic import atomic_dir, writer_lock
+from disrnn._outputs import check_output
+from disrnn.evaluation.inputs import session_id
+from disrnn.fit.config import FitConfig
+from disrnn.fit.folder import load_fit
+from disrnn.fit.loop import DivergenceError
+from disrnn.fit.tensors import load_input
+from disrnn.fit.train import fit
+from disrnn.selection.config import SelectConfig
+from disrnn.selection.folder import write_selection
+from disrnn.selection.rule import RULE, choose_rank, decide, partition_label
+from disrnn.selection.score import SCORES, score_fit
+
+__all__ = ["select"]
+
+log = logging.getLogger(__name__)
+
+
+def select(
+    dataset: xr.Dataset | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: SelectConfig | None = None,
+    fit_options: Mapping | None = None,
+    method_options: Mapping[str, Mapping] | None = None,
+    device: str = "auto",
+    session: str | None = None,
+    force: bool = False,
+) -> Path:
+    """Fit, score and decide; write the selection folder ``out_dir``.
+
+    Args:
+        dataset: a binned Dataset (with ``train`` and ``val`` trials) or its path.
+        out_dir: the selection folder (candidates.csv, selection.json, fits/).
+        config: the grid (default ``SelectConfig()``).
+        fit_options: FitConfig options of every candidate (as config.yaml's ``fit:``;
+            ``groups`` is the candidate's own, ``epochs`` is ``config.epochs`` when set).
+        method_options: per method (``lrRNN``, ``DisRNN``) options on top, e.g.
+            ``{"DisRNN": {"beta": 0.5}}``.
+        device: ``auto`` | ``cpu`` | ``cuda``.
+        session: the id selection.json records (default: the dataset attrs' ``session``,
+            else the file stem), by which the summary report lists it.
+        force: replace ``out_dir`` even when it is not a previous selection folder.
+    Returns:
+        out_dir as a Path.
+    Raises:
+        ValueError: a bad option (FitConfig's message), a dataset without ``val`` trials,
+            an ``out_dir`` that is or holds the dataset. FileExistsError: ``out_dir``
+            exists and is not a selection folder. OutputLockedError: being written.
+    """
+    config = SelectConfig() if config is None else config
+    if not isinstance(config, SelectConfig):
+        raise TypeError(f"config must be a SelectConfig, got {type(config).__name__}")
+    out_dir = Path(out_dir)
+    check_output(out_dir, "selection", inputs=(dataset,), force=force)
+    with writer_lock(out_dir, "selection folder"):
+        t0 = time.perf_counter()
+        ds, source = load_input(dataset)
+        path = Path(dataset) if isinstance(dataset, str | os.PathLike) else None
+        if not (ds["split"].values == "val").any():
+            raise ValueError("model selection scores the 'val' trials; the dataset has none")
+        grid = _Grid(dataset, ds, config, dict(fit_options or {}), dict(method_options or {}),
+                     device)  # fmt: skip
+        grid.fit_config("DisRNN", (1, 1))  # a bad option fails before any fit
+        with atomic_dir(out_dir) as tmp:
+            rows = grid.run(tmp)
+            decision = decide(pd.DataFrame(rows))
+            meta = {
+                "rule": RULE,
+                "session": session_id(ds, path, session),
+                "config": config.to_dict(),
+                "fit_options": grid.fit_options,
+                "method_options": grid.method_options,
+                "dataset": source,
+                "seconds": time.perf_counter() - t0,
+            }
+            write_selection(tmp, rows, decision, meta)
+    log.info("selection %s: %s", out_dir, decision["sentence"])
+    return out_dir
+
+
+@dataclasses.dataclass
+class _Grid:
+    """The candidates of one selection and how each is fitted and scored."""
+
+    dataset: xr.Dataset | str | os.PathLike
+    ds: xr.Dataset
+    config: SelectConfig
+    fit_options: dict
+    method_options: dict
+    device: str
+
+    def fit_config(self, method: str, groups: tuple[int, ...]) -> FitConfig:
+        opts = {**self.fit_options, **self.method_options.get(method, {}), "groups": groups}
+        if self.config.epochs is not None:
+            opts["epochs"] = self.config.epochs
+        return FitConfig.from_options(method, opts)
+
+    def run(self, folder: Path) -> list[dict]:
+        """Every candidate's row: the lrRNN ranks, then the partitions (see the module)."""
+        seeds = self.config.seed_list
+        rows = [self.candidate(folder, "lrRNN", (k,), s) for k in self.config.ranks for s in seeds]
+        ranks = self.config.ranks
+        if self.config.partitions_at == "selected":
+            ranks = (choose_rank(pd.DataFrame(rows))["rank"],)
+        for k in ranks:
+            for p in self.config.partitions_of(k):
+                for s in seeds:
+                    start = folder / _fit_dir("lrRNN", (k,), s)
+                    rows.append(self.candidate(folder, "DisRNN", p, s, start))
+        return rows
+
+    def candidate(self, folder: Path, method: str, groups, seed: int, init_from=None) -> dict:
+        """Fit one candidate into ``folder/fits/...`` and score it (NaN scores when it
+        diverged or its start did)."""
+        rel = _fit_dir(method, groups, seed)
+        row = {"method": method, "rank": sum(groups), "partition": partition_label(groups),
+               "seed": seed, "fit_dir": rel.as_posix()}  # fmt: skip
+        if init_from is not None and not (init_from / "weights.pt").is_file():
+            return {**row, **dict.fromkeys(SCORES, float("nan")), "stop_reason": "no start"}
+        t0 = time.perf_counter()
+        try:
+            fit(self.dataset, self.fit_config(method, groups), folder / rel, seed=seed,
+                device=self.device, init_from=init_from, progress=False)  # fmt: skip
+        except DivergenceError as err:
+            log.warning("select: %s %s seed %d diverged: %s", method, row["partition"], seed, err)
+            return {**row, **dict.fromkeys(SCORES, float("nan")), "stop_reason": "diverged"}
+        f = load_fit(folder / rel)
+        scores = score_fit(f, self.ds, seed=0)
+        info = f.info
+        row.update(scores, fit_seconds=time.perf_counter() - t0, epochs=info.get("epochs_run"),
+                   best_epoch=info.get("best_epoch"), stop_reason=info.get("stop_reason"))  # fmt: skip
+        log.info(
+            "select: %s %s seed %d: val LL per bin %.4f, PC %s (%.1f s)", method,
+            row["partition"], seed, scores["val_ll_per_bin"], _fmt(scores["val_pc"]),
+            row["fit_seconds"],
+        )  # fmt: skip
+        return row
+
+
+def _fit_dir(method: str, groups, seed: int) -> Path:
+    return Path("fits") / method / partition_label(groups) / f"seed{seed}"
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"

@@ -1,0 +1,52 @@
+"""One candidate's scores on the validation trials, with the evaluation stage's code.
+
+The likelihood and co-bps are those of :func:`disrnn.evaluation.steps.one_step_metrics`
+(the bins and null rates of an evaluation, on the ``val`` trials instead of ``test``);
+PC is :func:`disrnn.evaluation.metrics.aggregated_posterior_pc` between the candidate's
+own groups (never a partition taken from the truth: the selection must not see it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from disrnn.evaluation.alignment import flatten_latents
+from disrnn.evaluation.metrics import aggregated_posterior_pc
+from disrnn.evaluation.steps import EvalSplit, one_step_metrics
+
+__all__ = ["SCORES", "score_fit"]
+
+#: the columns :func:`score_fit` returns
+SCORES = ("val_ll_per_bin", "val_ll_per_bin_neuron", "val_co_bps", "val_pc", "n_val_bins")
+
+
+def score_fit(fit, ds: xr.Dataset, seed: int = 0, n_pc_samples: int = 2000) -> dict:
+    """Scores of ``fit`` (a :class:`disrnn.fit.Fit`) on the ``val`` trials of ``ds``.
+
+    Returns:
+        dict: ``val_ll_per_bin`` log p(x | z = mu) per bin summed over units (nats, log x!
+        included), ``val_ll_per_bin_neuron`` its mean over units, ``val_co_bps`` bits per
+        spike of the held-out units (None without held-out units or for continuous data),
+        ``val_pc`` PC between the fit's groups of the validation bins' aggregated posterior
+        (0 for one group; Monte Carlo with ``n_pc_samples`` draws seeded by ``seed``),
+        ``n_val_bins``.
+    Raises:
+        ValueError: the dataset has no ``val`` trials.
+    """
+    ev = EvalSplit.of(fit, ds, scored="val")
+    m: dict = {}
+    one_step_metrics(fit, ev, m)
+    z = fit.latents(ev.dt).transpose("trial", "time", "latent").values
+    mu = flatten_latents(z, ev.ok)  # (bin, latent)
+    mu = mu[np.isfinite(mu).all(1)]
+    pc = None
+    if len(mu) >= 2:
+        pc = aggregated_posterior_pc(mu, fit.sigma_q, fit.latent_group, n_pc_samples, seed)
+    return {
+        "val_ll_per_bin": m["test_ll_per_bin"],
+        "val_ll_per_bin_neuron": m["test_ll_per_bin_neuron"],
+        "val_co_bps": m["co_bps"],
+        "val_pc": pc,
+        "n_val_bins": int(ev.ok.sum()),
+    }

@@ -1,0 +1,271 @@
+"""Model selection: the decision rule on hand-built scores, the partition enumeration,
+the config's checks, a small ``disrnn select`` end to end, and the workflow's
+``select`` rule and ``groups: auto``."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from disrnn.cli import main
+from disrnn.fit import load_fit
+from disrnn.fit.tensors import valid_bins
+from disrnn.selection import MODULES, NO_EVIDENCE, SelectConfig, decide, integer_partitions
+from disrnn.selection.folder import read_selection, selected_groups
+
+SPREAD = np.array([-0.1, 0.0, 0.1])  # three seeds: sd 0.1, se 0.1 / sqrt(3) = 0.0577
+
+
+def _rows(method, rank, partition, ll_mean, pc=0.0):
+    return [
+        {"method": method, "rank": rank, "partition": partition, "seed": s,
+         "val_ll_per_bin": ll_mean + d, "val_pc": pc}
+        for s, d in enumerate(SPREAD)
+    ]  # fmt: skip
+
+
+def _table(partitions) -> pd.DataFrame:
+    """lrRNN means -30, -27, -25, -24.95 at K = 2, 4, 6, 8 (se 0.0577 each): the best is
+    K = 8, and K = 6 (-25.0 >= -24.95 - 0.0577) is the smallest rank within one se."""
+    rows = []
+    for k, m in ((2, -30.0), (4, -27.0), (6, -25.0), (8, -24.95)):
+        rows += _rows("lrRNN", k, str(k), m)
+    for label, m, pc in partitions:
+        rows += _rows("DisRNN", 6, label, m, pc)
+    return pd.DataFrame(rows)
+
+
+def test_rule_takes_the_smallest_rank_within_one_se_and_the_lowest_pc_that_keeps_ll():
+    # threshold at K = 6: lrRNN's -25.0 - 0.0577 = -25.0577. 5+1 has the lowest PC but
+    # costs 0.2 nats; 4+2 and 3+3 are within, 3+3 with the lower PC.
+    d = decide(_table([("3+3", -25.03, 0.10), ("4+2", -25.01, 0.30), ("5+1", -25.2, 0.01)]))
+    assert (d["rank"], d["best_rank"]) == (6, 8)
+    assert d["rank_threshold"] == pytest.approx(-24.95 - 0.1 / np.sqrt(3))
+    assert d["partition_threshold"] == pytest.approx(-25.0 - 0.1 / np.sqrt(3))
+    assert d["verdict"] == MODULES and d["partition"] == [3, 3] == d["fit_groups"]
+    within = {r["partition"]: r["within"] for r in d["partitions"]}
+    assert within == {"3+3": True, "4+2": True, "5+1": False}
+    assert "2 modules of sizes 3+3" in d["sentence"]
+
+
+def test_rule_says_no_evidence_when_every_partition_costs_likelihood():
+    d = decide(_table([("3+3", -25.10, 0.05), ("4+2", -25.30, 0.02)]))
+    assert d["rank"] == 6 and d["verdict"] == NO_EVIDENCE and d["partition"] is None
+    assert d["fit_groups"] == [3, 3]  # what groups: auto fits: the cheapest partition
+    assert "no evidence for modules" in d["sentence"] and "3+3" in d["sentence"]
+
+
+def test_rule_with_a_clear_best_rank_and_no_partition_tried():
+    rows = _rows("lrRNN", 2, "2", -30.0) + _rows("lrRNN", 4, "4", -20.0)
+    d = decide(pd.DataFrame(rows))
+    assert (d["rank"], d["best_rank"]) == (4, 4)
+    assert d["verdict"] == NO_EVIDENCE and d["fit_groups"] == [4]
+
+
+def test_rule_ignores_a_diverged_seed():
+    rows = _table([("3+3", -25.03, 0.1)])
+    rows.loc[(rows["partition"] == "3+3") & (rows["seed"] == 0), "val_ll_per_bin"] = np.nan
+    d = decide(rows)
+    assert next(r for r in d["partitions"] if r["partition"] == "3+3")["n"] == 2
+
+
+@pytest.mark.parametrize(
+    "n, max_parts, count",
+    # the partition numbers p(n) and p(n, <= k parts) (OEIS A000041, A001400 / A001402)
+    [(1, None, 1), (5, None, 7), (6, None, 11), (8, None, 22), (6, 4, 9), (8, 4, 15),
+     (6, 2, 4), (7, 3, 8)],
+)  # fmt: skip
+def test_integer_partitions_counts(n, max_parts, count):
+    parts = integer_partitions(n, max_parts)
+    assert len(parts) == count == len(set(parts))
+    for p in parts:
+        assert sum(p) == n and list(p) == sorted(p, reverse=True)
+        assert max_parts is None or len(p) <= max_parts
+
+
+def test_select_config_candidates_and_errors():
+    cfg = SelectConfig(ranks=(6, 4), max_groups=4, seeds=2)
+    assert cfg.ranks == (4, 6) and len(cfg.partitions_of(6)) == 8  # p(6, <= 4) minus (6,)
+    assert SelectConfig(ranks=(6,), partitions=[[3, 3], [2, 4]]).partitions_of(6) == [
+        (3, 3), (4, 2)
+    ]  # fmt: skip
+    for bad, match in (
+        ({"seeds": 1}, "seeds must be an integer >= 2"),
+        ({"ranks": (4, 10)}, "ranks \\[10\\] are above 8"),
+        ({"ranks": (4,), "partitions": [[3, 3]]}, "sums to 6, which is not one of the ranks"),
+        ({"partitions": [[6]]}, ">= 2 groups"),
+        ({"partitions_at": "some"}, "partitions_at must be one of selected, all"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            SelectConfig(**bad)
+    with pytest.raises(ValueError, match="unknown select option"):
+        SelectConfig.from_options({"rank": [3]})
+
+
+# ------------------------------------------------------------------------ end to end
+def test_disrnn_select_end_to_end(tmp_path, toy_dataset, capsys):
+    """A tiny grid on the toy dataset (two independent 3-d groups): every candidate is
+    fitted and scored, DisRNN partitions start from the lrRNN of their rank and seed, and
+    the validation likelihood is the fit's own NLL on the val trials."""
+    ds = toy_dataset(n_trials=24, n_time=30)
+    path = tmp_path / "ds.nc"
+    ds.to_netcdf(path)
+    out = tmp_path / "sel"
+    argv = ["select", str(path), "--out", str(out), "--ranks", "2,3", "--seeds", "2",
+            "--epochs", "3", "--partitions-at", "all", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    sel, cand = read_selection(out)
+    assert "K = " in capsys.readouterr().out
+    # 2 ranks x 2 seeds lrRNN; partitions (1,1) of 2 and (2,1), (1,1,1) of 3, x 2 seeds
+    assert len(cand) == 4 + 2 * 3
+    assert set(cand["partition"]) == {"2", "3", "1+1", "2+1", "1+1+1"}
+    assert sel["rank"] in (2, 3) and sel["verdict"] in (MODULES, NO_EVIDENCE)
+    assert tuple(sel["fit_groups"]) == selected_groups(out) and sum(sel["fit_groups"]) == sel["rank"]
+    row = cand[(cand["partition"] == "2+1") & (cand["seed"] == 1)].iloc[0]
+    info = json.loads((out / row["fit_dir"] / "fit_info.json").read_text())
+    assert info["pretrain"]["init_from"].endswith("fits/lrRNN/3/seed1")
+    f = load_fit(out / row["fit_dir"])
+    val = ds.isel(trial=np.flatnonzero(ds["split"].values == "val"))
+    ok = valid_bins(val, f.history)
+    want = -f.nll(val).values.sum(-1)[ok].mean()
+    assert row["val_ll_per_bin"] == pytest.approx(want, rel=1e-9)
+    assert np.isnan(row["val_co_bps"])  # no held-out units
+    lr = cand[cand["method"] == "lrRNN"]
+    assert (lr["val_pc"] == 0).all() and (cand.loc[cand["method"] == "DisRNN", "val_pc"] > -0.1).all()
+    # a previous selection is replaced; any other folder is refused without --force
+    assert main([*argv[:3], str(out), *argv[4:]]) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    assert main([*argv[:3], str(other), *argv[4:]]) == 2
+    assert (other / "keep.txt").exists()
+
+
+# ---------------------------------------------------------------------------- report
+def _selection_folder(path, partitions, session="fake_a"):
+    """A selection folder written from the hand-built table (no fit)."""
+    from disrnn.selection.folder import write_selection
+    from disrnn.selection.rule import RULE
+
+    table = _table(partitions)
+    path.mkdir(parents=True)
+    write_selection(path, table.to_dict("records"), decide(table), {"rule": RULE, "session": session})
+    return path
+
+
+def _table_rows(text: str, table_id: str) -> list[list[str]]:
+    """The cell texts of each body row of the table ``table_id``."""
+    table = re.search(rf'<table id="{table_id}".*?</table>', text, flags=re.S).group(0)
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", tr, flags=re.S)
+            for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", table, flags=re.S)]  # fmt: skip
+    return [[html.unescape(c).strip() for c in r] for r in rows if r]
+
+
+def test_reports_show_how_many_modules(tmp_path):
+    from helpers.reports import fake_dataset, write_fake_eval
+
+    from disrnn.data.io import save_dataset
+    from disrnn.report import render_session_report, render_summary_report
+
+    root = tmp_path / "results"
+    ds = fake_dataset(np.random.default_rng(0))
+    dpath = save_dataset(ds, root / "fake_a" / "dataset.nc")
+    evals = [write_fake_eval(root, "fake_a", "DisRNN", s, ds) for s in (0, 1)]
+    sel = _selection_folder(tmp_path / "sel", [("3+3", -25.03, 0.1), ("5+1", -25.2, 0.01)])
+    text = render_session_report("fake_a", dpath, evals, tmp_path / "a.html", sel).read_text()
+    sentence = json.loads((sel / "selection.json").read_text())["sentence"]
+    assert text.count("2 modules of sizes 3+3") >= 2  # the summary box and the section
+    assert 'id="modules-verdict"' in text and "The rule:" in text
+    assert "Held-out likelihood against K" in text and "data:image/png;base64" in text
+    ranks = _table_rows(text, "modules-ranks")
+    assert [c[0] for c in ranks] == ["2", "4", "6 (selected)", "8"]
+    parts = {c[0]: c for c in _table_rows(text, "modules-partitions")}
+    assert parts["3+3 (chosen)"][3] == "yes" and parts["5+1"][3] == "no"
+    none = render_session_report("fake_a", dpath, evals, tmp_path / "b.html").read_text()
+    assert "No model selection was run for this session" in none and sentence not in none
+    index = render_summary_report(evals, tmp_path / "index.html", [sel]).read_text()
+    assert _table_rows(index, "selection-table") == [["fake_a", "6", "3+3", "modules"]]
+    index = render_summary_report(evals, tmp_path / "index.html").read_text()
+    assert _table_rows(index, "selection-table") == [["fake_a", "–", "–", "no selection run"]]
+
+
+# -------------------------------------------------------------------------- workflow
+def _dry_run(tmp_path, name: str, config: dict):
+    from helpers.workflow import snakemake, write_config
+
+    cfg = write_config(tmp_path / f"{name}.yaml", config)
+    return snakemake("--dry-run", "--configfile", str(cfg), cwd=tmp_path)
+
+
+def _sim(sid: str, **extra) -> dict:
+    return {"id": sid, "simulate": {"preset": "lorenz-thomas", "seed": 0}, **extra}
+
+
+def test_select_config_errors_name_session_and_field(tmp_path):
+    config = {
+        "select": {"epochs": 0},
+        "sessions": [
+            _sim("s1"),
+            _sim("s2", select={"ranks": [4, 12], "epochs": 5}),
+            _sim("s3", fit={"groups": "auto"}, select={"enabled": False, "epochs": 5}),
+        ],
+    }
+    res = _dry_run(tmp_path, "bad", config)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "invalid config" in out and "Job stats" not in out
+    for pattern in (
+        r"field 'select\.epochs': epochs must be an integer >= 1, got 0",
+        r"session 's2' \(sessions\[1\]\), field 'select\.ranks': ranks \[12\] are above 8",
+        r"session 's3' \(sessions\[2\]\), field 'fit\.groups': groups: auto fits the partition",
+    ):
+        assert re.search(pattern, out), f"{pattern} not in:\n{out}"
+
+
+def test_groups_auto_fits_and_references_read_the_selection(tmp_path):
+    """groups: auto puts the session's selection.json among the inputs of its fits and its
+    reference; a session with explicit groups fits without waiting for its selection."""
+    from helpers.workflow import small_config
+
+    config = small_config()
+    config["sessions"].append({**config["sessions"][0], "id": "sim-auto", "fit": {"groups": "auto"}})
+    res = _dry_run(tmp_path, "auto", config)
+    assert res.returncode == 0, res.stderr
+    jobs = re.split(r"\n(?=(?:local)?rule \S+:)", res.stdout)
+    inputs = {}
+    for job in jobs:
+        rule = re.match(r"(?:local)?rule (\S+):", job)
+        out = re.search(r"output: (\S+?)(?:,|\n)", job)
+        if rule and out:
+            found = re.search(r"input: (.*)", job)
+            inputs[(rule.group(1), out.group(1))] = found.group(1) if found else ""
+    auto = {k: v for k, v in inputs.items() if k[1].startswith("results/sim-auto/")}
+    fits = [v for (rule, _), v in auto.items() if rule in ("fit", "fit_posthoc", "reference")]
+    assert len(fits) == 4  # lrRNN, DisRNN, lrRNN+ICA, the reference
+    assert all("results/sim-auto/selection/selection.json" in v for v in fits)
+    plain = [v for (rule, o), v in inputs.items() if rule == "fit" and "sim-small/" in o]
+    assert plain and not any("selection" in v for v in plain)
+    assert ("select", "results/sim-auto/selection/selection.json") in inputs
+    report = next(v for (rule, o), v in inputs.items() if rule == "session_report" and "sim-small" in o)
+    assert "results/sim-small/selection/selection.json" in report
+
+
+def test_fit_script_takes_the_selected_groups(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    sel = _selection_folder(tmp_path / "sel", [("4+2", -25.01, 0.3), ("3+3", -25.03, 0.1)])
+    path = Path(__file__).resolve().parents[1] / "workflow/scripts/fit.py"
+    spec = importlib.util.spec_from_file_location("wf_fit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = SimpleNamespace(method="DisRNN", options={"groups": "auto", "epochs": 3})
+    cfg = module.fit_config(params, str(sel / "selection.json"))
+    assert cfg.groups == (3, 3) and cfg.epochs == 3
+    params = SimpleNamespace(method="lrRNN", options={"groups": "auto"})
+    assert module.fit_config(params, str(sel / "selection.json")).groups == (6,)
