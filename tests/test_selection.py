@@ -125,7 +125,9 @@ def test_disrnn_select_end_to_end(tmp_path, toy_dataset, capsys):
     assert len(cand) == 4 + 2 * 3
     assert set(cand["partition"]) == {"2", "3", "1+1", "2+1", "1+1+1"}
     assert sel["rank"] in (2, 3) and sel["verdict"] in (MODULES, NO_EVIDENCE)
-    assert tuple(sel["fit_groups"]) == selected_groups(out) and sum(sel["fit_groups"]) == sel["rank"]
+    assert (
+        tuple(sel["fit_groups"]) == selected_groups(out) and sum(sel["fit_groups"]) == sel["rank"]
+    )
     row = cand[(cand["partition"] == "2+1") & (cand["seed"] == 1)].iloc[0]
     info = json.loads((out / row["fit_dir"] / "fit_info.json").read_text())
     assert info["pretrain"]["init_from"].endswith("fits/lrRNN/3/seed1")
@@ -136,7 +138,9 @@ def test_disrnn_select_end_to_end(tmp_path, toy_dataset, capsys):
     assert row["val_ll_per_bin"] == pytest.approx(want, rel=1e-9)
     assert np.isnan(row["val_co_bps"])  # no held-out units
     lr = cand[cand["method"] == "lrRNN"]
-    assert (lr["val_pc"] == 0).all() and (cand.loc[cand["method"] == "DisRNN", "val_pc"] > -0.1).all()
+    assert (lr["val_pc"] == 0).all() and (
+        cand.loc[cand["method"] == "DisRNN", "val_pc"] > -0.1
+    ).all()
     # a previous selection is replaced; any other folder is refused without --force
     assert main([*argv[:3], str(out), *argv[4:]]) == 0
     other = tmp_path / "other"
@@ -154,7 +158,9 @@ def _selection_folder(path, partitions, session="fake_a"):
 
     table = _table(partitions)
     path.mkdir(parents=True)
-    write_selection(path, table.to_dict("records"), decide(table), {"rule": RULE, "session": session})
+    write_selection(
+        path, table.to_dict("records"), decide(table), {"rule": RULE, "session": session}
+    )
     return path
 
 
@@ -232,7 +238,9 @@ def test_groups_auto_fits_and_references_read_the_selection(tmp_path):
     from helpers.workflow import small_config
 
     config = small_config()
-    config["sessions"].append({**config["sessions"][0], "id": "sim-auto", "fit": {"groups": "auto"}})
+    config["sessions"].append(
+        {**config["sessions"][0], "id": "sim-auto", "fit": {"groups": "auto"}}
+    )
     res = _dry_run(tmp_path, "auto", config)
     assert res.returncode == 0, res.stderr
     jobs = re.split(r"\n(?=(?:local)?rule \S+:)", res.stdout)
@@ -250,7 +258,9 @@ def test_groups_auto_fits_and_references_read_the_selection(tmp_path):
     plain = [v for (rule, o), v in inputs.items() if rule == "fit" and "sim-small/" in o]
     assert plain and not any("selection" in v for v in plain)
     assert ("select", "results/sim-auto/selection/selection.json") in inputs
-    report = next(v for (rule, o), v in inputs.items() if rule == "session_report" and "sim-small" in o)
+    report = next(
+        v for (rule, o), v in inputs.items() if rule == "session_report" and "sim-small" in o
+    )
     assert "results/sim-small/selection/selection.json" in report
 
 

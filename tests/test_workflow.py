@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -208,6 +209,13 @@ def test_small_run_reports(small_run):
     # the reference is a method row of both reports
     assert re.search(r"<t[hd][^>]*>\s*smoothing\s*</t[hd]>", session), "no smoothing row"
     assert "smoothing" in index
+    # the session's model selection: its verdict in the section and in the summary's table
+    sel = json.loads((small_run.results / SESSION / "selection" / "selection.json").read_text())
+    assert sel["rank"] in (3, 6) and sel["sentence"] in html.unescape(session)
+    assert 'id="modules-verdict"' in session and 'id="selection-table"' in index
+    assert re.search(
+        rf'data-session="{SESSION}"><td>{SESSION}</td><td class="num">{sel["rank"]}<', index
+    )
 
 
 def test_snakemake_report_groups_items_by_session_and_method(small_run, tmp_path):
