@@ -104,13 +104,13 @@ and not among the first L history-only bins; ``null`` = not applicable):
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from disrnn._atomic import atomic_dir, atomic_file
+from disrnn._json import sanitize
 from disrnn._outputs import check_output
 from disrnn.data.io import save_dataset
 from disrnn.evaluation.cosmoothing import smoothing_posterior_metrics
@@ -278,18 +278,3 @@ def _jsonable(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
     return v
-
-
-def sanitize(obj):
-    """NaN/inf -> None, numpy -> Python, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): sanitize(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [sanitize(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return sanitize(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

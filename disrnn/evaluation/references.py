@@ -344,7 +344,7 @@ def write_reference(result, out_dir) -> Path:
     Returns:
         ``out_dir`` as a Path.
     """
-    from disrnn.evaluation.evaluate import sanitize
+    from disrnn._json import sanitize
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:

@@ -14,11 +14,10 @@ out/
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
-import numpy as np
+from disrnn._json import sanitize
 
 __all__ = ["read_selection", "selected_groups", "selection_json", "write_selection"]
 
@@ -26,25 +25,12 @@ SELECTION_JSON = "selection.json"
 CANDIDATES_CSV = "candidates.csv"
 
 
-def _plain(v):
-    """JSON-ready: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def write_selection(folder: Path, rows: list[dict], decision: dict, meta: dict) -> None:
     """Write candidates.csv and selection.json into ``folder`` (inside an atomic_dir)."""
     import pandas as pd
 
     pd.DataFrame(rows).to_csv(folder / CANDIDATES_CSV, index=False)
-    text = json.dumps(_plain({**decision, **meta}), indent=2)
+    text = json.dumps(sanitize({**decision, **meta}), indent=2)
     (folder / SELECTION_JSON).write_text(text)  # last: a folder with it is complete
 
 
