@@ -278,9 +278,8 @@ class _Run:
         pre = None
         if self.init_from is not None:
             fingerprint["init_from"] = str(self.init_from)
-        if _rotated(config):
+        if _rotated(config):  # the full objective from the rotated fit, at its own lr
             pre = self.rotation_init(module, generator, rseed, r, fingerprint)
-        if pre is not None:  # the full objective from the rotated fit, at its own lr
             config = dataclasses.replace(
                 config, lr=config.lr * config.finetune_lr_scale, patience=config.finetune_patience
             )
