@@ -21,43 +21,73 @@ from disrnn.selection.folder import read_selection, selected_groups
 SPREAD = np.array([-0.1, 0.0, 0.1])  # three seeds: sd 0.1, se 0.1 / sqrt(3) = 0.0577
 
 
-def _rows(method, rank, partition, ll_mean, pc=0.0):
+def _rows(method, rank, partition, ll_mean, z=0.0, agreement=0.99):
     return [
         {"method": method, "rank": rank, "partition": partition, "seed": s,
-         "val_ll_per_bin": ll_mean + d, "val_pc": pc}
+         "val_ll_per_bin": ll_mean + d, "val_pc": 0.1, "val_pc_z": z, "agreement": agreement}
         for s, d in enumerate(SPREAD)
     ]  # fmt: skip
 
 
 def _table(partitions) -> pd.DataFrame:
     """lrRNN means -30, -27, -25, -24.95 at K = 2, 4, 6, 8 (se 0.0577 each): the best is
-    K = 8, and K = 6 (-25.0 >= -24.95 - 0.0577) is the smallest rank within one se."""
+    K = 8, and K = 6 (-25.0 >= -24.95 - 0.0577) is the smallest rank within one se;
+    the lrRNN of rank 5 (-25.05), fitted as the likelihood bar only, is not in the grid.
+    ``partitions``: (label, DisRNN mean, independence z, agreement) at K = 6."""
     rows = []
     for k, m in ((2, -30.0), (4, -27.0), (6, -25.0), (8, -24.95)):
-        rows += _rows("lrRNN", k, str(k), m)
-    for label, m, pc in partitions:
-        rows += _rows("DisRNN", 6, label, m, pc)
+        rows += _rows("lrRNN", k, str(k), m, np.nan, np.nan)
+    rows += [{**r, "role": "reference"} for r in _rows("lrRNN", 5, "5", -25.05, np.nan, np.nan)]
+    for label, m, z, agreement in partitions:
+        rows += _rows("DisRNN", 6, label, m, z, agreement)
     return pd.DataFrame(rows)
 
 
-def test_rule_takes_the_smallest_rank_within_one_se_and_the_lowest_pc_that_keeps_ll():
-    # threshold at K = 6: lrRNN's -25.0 - 0.0577 = -25.0577. 5+1 has the lowest PC but
-    # costs 0.2 nats; 4+2 and 3+3 are within, 3+3 with the lower PC.
-    d = decide(_table([("3+3", -25.03, 0.10), ("4+2", -25.01, 0.30), ("5+1", -25.2, 0.01)]))
+def test_rule_takes_the_smallest_rank_and_the_most_reproducible_admissible_partition():
+    # the bar at K = 6: lrRNN's at K = 5, -25.05 (the rank step ignores that reference,
+    # else K = 5 would be within one se). 5+1 costs more, 4+2 has dependent groups
+    # (z 3 > 2); 3+3 and 2+2+2 are admissible, 3+3 agrees best.
+    d = decide(_table([("3+3", -25.03, 1.0, 0.95), ("2+2+2", -25.0, 0.5, 0.60),
+                       ("4+2", -25.01, 3.0, 0.99), ("5+1", -25.2, 0.0, 1.0)]))  # fmt: skip
     assert (d["rank"], d["best_rank"]) == (6, 8)
     assert d["rank_threshold"] == pytest.approx(-24.95 - 0.1 / np.sqrt(3))
-    assert d["partition_threshold"] == pytest.approx(-25.0 - 0.1 / np.sqrt(3))
+    assert d["partition_threshold"] == pytest.approx(-25.05) and d["reference_rank"] == 5
+    assert [r["rank"] for r in d["ranks"]] == [2, 4, 6, 8]
     assert d["verdict"] == MODULES and d["partition"] == [3, 3] == d["fit_groups"]
-    within = {r["partition"]: r["within"] for r in d["partitions"]}
-    assert within == {"3+3": True, "4+2": True, "5+1": False}
-    assert "2 modules of sizes 3+3" in d["sentence"]
+    flags = {r["partition"]: (r["keeps_likelihood"], r["independent"]) for r in d["partitions"]}
+    assert flags == {"3+3": (True, True), "2+2+2": (True, True), "4+2": (True, False),
+                     "5+1": (False, True)}  # fmt: skip
+    assert "2 modules of sizes 3+3" in d["sentence"] and "0.95" in d["sentence"]
 
 
 def test_rule_says_no_evidence_when_every_partition_costs_likelihood():
-    d = decide(_table([("3+3", -25.10, 0.05), ("4+2", -25.30, 0.02)]))
+    d = decide(_table([("3+3", -25.10, 0.0, 0.99), ("4+2", -25.30, 0.0, 0.99)]))
     assert d["rank"] == 6 and d["verdict"] == NO_EVIDENCE and d["partition"] is None
     assert d["fit_groups"] == [3, 3]  # what groups: auto fits: the cheapest partition
     assert "no evidence for modules" in d["sentence"] and "3+3" in d["sentence"]
+    assert "lrRNN at K = 5" in d["sentence"]
+    rows = _table([("3+3", -25.0, 0.0, 0.99)])
+    d = decide(rows[rows["role"] != "reference"])  # no lrRNN of rank K - 1: no bar
+    assert d["verdict"] == NO_EVIDENCE and "no lrRNN of rank 5" in d["sentence"]
+
+
+def test_rule_says_no_evidence_when_the_groups_are_dependent_or_the_seeds_disagree():
+    d = decide(_table([("3+3", -25.0, 5.0, 0.99), ("4+2", -25.0, 2.5, 0.99)]))
+    assert d["verdict"] == NO_EVIDENCE and d["partition"] is None
+    assert "dependent groups (lowest independence z = 2.5" in d["sentence"]
+    d = decide(_table([("3+3", -25.0, 0.0, 0.62), ("4+2", -25.0, 0.0, 0.41)]))
+    assert d["verdict"] == NO_EVIDENCE and d["partition"] is None
+    assert d["candidate"] == [3, 3] == d["fit_groups"]
+    assert "not reproduced across seeds" in d["sentence"] and "0.62" in d["sentence"]
+
+
+def test_rule_with_one_seed_takes_the_most_independent_admissible_partition():
+    rows = _rows("lrRNN", 6, "6", -25.0, np.nan, np.nan) + _rows("lrRNN", 5, "5", -25.5)
+    rows += _rows("DisRNN", 6, "3+3", -25.0, 1.5, np.nan) + _rows("DisRNN", 6, "4+2", -25.0, 0.5, np.nan)
+    t = pd.DataFrame(rows)
+    d = decide(t[t["seed"] == 1])  # one seed: se 0, agreement not measured
+    assert d["verdict"] == MODULES and d["partition"] == [4, 2]
+    assert "agreement not measured with one seed" in d["sentence"]
 
 
 def test_rule_with_a_clear_best_rank_and_no_partition_tried():
@@ -68,10 +98,46 @@ def test_rule_with_a_clear_best_rank_and_no_partition_tried():
 
 
 def test_rule_ignores_a_diverged_seed():
-    rows = _table([("3+3", -25.03, 0.1)])
+    rows = _table([("3+3", -25.03, 0.0, 0.99)])
     rows.loc[(rows["partition"] == "3+3") & (rows["seed"] == 0), "val_ll_per_bin"] = np.nan
     d = decide(rows)
     assert next(r for r in d["partitions"] if r["partition"] == "3+3")["n"] == 2
+
+
+# -------------------------------------------------------------------------- evidence
+@pytest.mark.parametrize(
+    "preset, independent",
+    [("lorenz-thomas", True), ("rotation-limitcycle", True), ("coupled-gaussian", False)],
+)
+def test_independence_test_on_the_true_latents(preset, independent):
+    """The simulator's truth is the independent answer: its groups are independent
+    systems, except in the coupled control, whose two halves are diffusively coupled."""
+    from disrnn.selection.evidence import independence_test
+    from disrnn.selection.rule import INDEPENDENCE_Z
+    from disrnn.simulate import simulate
+
+    s = simulate(preset, seed=0)
+    z = s.latents[1::10]  # the benchmark's validation trials
+    r = independence_test(z, np.ones(z.shape[:2], bool), s.latent_group)
+    assert (r["pc_z"] <= INDEPENDENCE_Z) == independent
+    if not independent:
+        assert r["pc_z"] > 3 * INDEPENDENCE_Z
+    one = independence_test(z, np.ones(z.shape[:2], bool), np.zeros(z.shape[2], int))
+    assert np.isnan(one["pc_z"])  # one group: nothing to test
+
+
+def test_group_agreement_is_one_for_maps_within_groups_and_low_for_mixed_groups():
+    from disrnn.selection.evidence import group_agreement
+
+    rng = np.random.default_rng(0)
+    groups = np.array([0, 0, 1, 1])
+    a = rng.standard_normal((2000, 4))
+    block = np.zeros((4, 4))
+    block[:2, :2], block[2:, 2:] = rng.standard_normal((2, 2, 2)) + 2 * np.eye(2)
+    assert group_agreement([a, a @ block + 3.0], groups) == pytest.approx(1.0, abs=1e-6)
+    mix = np.linalg.qr(rng.standard_normal((4, 4)))[0]  # an orthogonal map across groups
+    assert group_agreement([a, a @ mix], groups) < 0.75
+    assert np.isnan(group_agreement([a], groups))
 
 
 @pytest.mark.parametrize(
@@ -121,9 +187,14 @@ def test_disrnn_select_end_to_end(tmp_path, toy_dataset, capsys):
     assert main(argv) == 0
     sel, cand = read_selection(out)
     assert "K = " in capsys.readouterr().out
-    # 2 ranks x 2 seeds lrRNN; partitions (1,1) of 2 and (2,1), (1,1,1) of 3, x 2 seeds
-    assert len(cand) == 4 + 2 * 3
-    assert set(cand["partition"]) == {"2", "3", "1+1", "2+1", "1+1+1"}
+    # 2 ranks x 2 seeds lrRNN; the rank-1 lrRNN, the likelihood bar of the partitions of
+    # 2; partitions (1,1) of 2 and (2,1), (1,1,1) of 3, x 2 seeds
+    assert len(cand) == 4 + 2 + 2 * 3
+    assert set(cand["partition"]) == {"1", "2", "3", "1+1", "2+1", "1+1+1"}
+    assert (cand.loc[cand["partition"] == "1", "role"] == "reference").all()
+    assert [r["rank"] for r in sel["ranks"]] == [2, 3]  # the reference is not a rank tried
+    dis = cand[cand["method"] == "DisRNN"]
+    assert np.isfinite(dis["val_pc_z"]).all() and (dis["agreement"] <= 1).all()
     assert sel["rank"] in (2, 3) and sel["verdict"] in (MODULES, NO_EVIDENCE)
     assert (
         tuple(sel["fit_groups"]) == selected_groups(out) and sum(sel["fit_groups"]) == sel["rank"]
@@ -182,7 +253,8 @@ def test_reports_show_how_many_modules(tmp_path):
     ds = fake_dataset(np.random.default_rng(0))
     dpath = save_dataset(ds, root / "fake_a" / "dataset.nc")
     evals = [write_fake_eval(root, "fake_a", "DisRNN", s, ds) for s in (0, 1)]
-    sel = _selection_folder(tmp_path / "sel", [("3+3", -25.03, 0.1), ("5+1", -25.2, 0.01)])
+    parts = [("3+3", -25.03, 0.5, 0.97), ("5+1", -25.2, 0.1, 1.0)]
+    sel = _selection_folder(tmp_path / "sel", parts)
     text = render_session_report("fake_a", dpath, evals, tmp_path / "a.html", sel).read_text()
     sentence = json.loads((sel / "selection.json").read_text())["sentence"]
     assert text.count("2 modules of sizes 3+3") >= 2  # the summary box and the section
@@ -191,7 +263,8 @@ def test_reports_show_how_many_modules(tmp_path):
     ranks = _table_rows(text, "modules-ranks")
     assert [c[0] for c in ranks] == ["2", "4", "6 (selected)", "8"]
     parts = {c[0]: c for c in _table_rows(text, "modules-partitions")}
-    assert parts["3+3 (chosen)"][3] == "yes" and parts["5+1"][3] == "no"
+    assert parts["3+3 (chosen)"][3:7] == ["0.5", "0.97", "yes", "yes"]
+    assert parts["5+1"][5] == "no"
     none = render_session_report("fake_a", dpath, evals, tmp_path / "b.html").read_text()
     assert "No model selection was run for this session" in none and sentence not in none
     index = render_summary_report(evals, tmp_path / "index.html", [sel]).read_text()
@@ -269,7 +342,7 @@ def test_fit_script_takes_the_selected_groups(tmp_path):
     from pathlib import Path
     from types import SimpleNamespace
 
-    sel = _selection_folder(tmp_path / "sel", [("4+2", -25.01, 0.3), ("3+3", -25.03, 0.1)])
+    sel = _selection_folder(tmp_path / "sel", [("4+2", -25.01, 0.3, 0.92), ("3+3", -25.03, 0.1, 0.97)])
     path = Path(__file__).resolve().parents[1] / "workflow/scripts/fit.py"
     spec = importlib.util.spec_from_file_location("wf_fit", path)
     module = importlib.util.module_from_spec(spec)

@@ -61,7 +61,8 @@ def add_select(sub) -> None:
         "--epochs",
         type=int,
         default=None,
-        help="maximum epochs of every candidate (default: the fit's default)",
+        help="maximum epochs of every DisRNN candidate (default: the fit's default; the "
+        "lrRNNs always take the fit's epochs)",
     )
     p.add_argument(
         "--partitions-at",

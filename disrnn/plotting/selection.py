@@ -6,6 +6,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from disrnn.plotting._base import _COLORS, _empty, _figure
+from disrnn.selection.rule import INDEPENDENCE_Z
 
 __all__ = ["plot_selection_partitions", "plot_selection_ranks"]
 
@@ -42,9 +43,10 @@ def plot_selection_ranks(candidates: pd.DataFrame, selection: dict) -> Figure:
 
 
 def plot_selection_partitions(candidates: pd.DataFrame, selection: dict) -> Figure:
-    """At the selected K: each DisRNN partition's PC between its groups (x) against its
-    validation log-likelihood per bin (y), mean +- sd over seeds; lrRNN's mean (solid)
-    and mean - 1 se (dashed, the rule's threshold); the chosen partition ringed.
+    """At the selected K: each DisRNN partition's independence z (x; its PC against
+    trial-shifted surrogates) against its validation log-likelihood per bin (y), mean
+    +- sd over seeds; lrRNN's mean at K (solid) and at K - 1 (dashed, the rule's bar),
+    the largest independent z (dotted); the chosen partition ringed.
 
     Args:
         candidates: candidates.csv; selection: selection.json (``partitions``, ``rank``,
@@ -60,18 +62,21 @@ def plot_selection_partitions(candidates: pd.DataFrame, selection: dict) -> Figu
     for i, row in parts.reset_index(drop=True).iterrows():
         c = _COLORS[i % len(_COLORS)]
         seeds = dis[dis["partition"] == row["partition"]]
-        ax.plot(seeds["val_pc"], seeds["val_ll_per_bin"], "o", color=c, alpha=0.35, ms=4)
-        ax.errorbar(row["pc_mean"], row["ll_mean"], xerr=row["pc_sd"], yerr=row["ll_sd"],
+        seeds = seeds.assign(val_pc_z=seeds.get("val_pc_z", float("nan")))
+        row = row.reindex(row.index.union(["pc_z"]))  # NaN in a folder from before the test
+        ax.plot(seeds["val_pc_z"], seeds["val_ll_per_bin"], "o", color=c, alpha=0.35, ms=4)
+        ax.errorbar(row["pc_z"], row["ll_mean"], xerr=seeds["val_pc_z"].std(), yerr=row["ll_sd"],
                     color=c, marker="s", capsize=3, label=row["partition"])  # fmt: skip
     lr = next(r for r in selection["ranks"] if r["rank"] == k)
     ax.axhline(lr["ll_mean"], color="#333", lw=1, label=f"lrRNN, K = {k}")
     ax.axhline(selection["partition_threshold"], color="#555", ls="--", lw=1,
-               label="lrRNN − 1 se")  # fmt: skip
+               label=f"lrRNN, K = {k - 1}")  # fmt: skip
+    ax.axvline(INDEPENDENCE_Z, color="#555", ls=":", lw=1, label="independent up to here")
     if selection.get("partition"):
         label = "+".join(str(g) for g in selection["partition"])
         row = parts[parts["partition"] == label].iloc[0]
-        ax.plot(row["pc_mean"], row["ll_mean"], "o", ms=14, mfc="none", mec=_COLORS[1], mew=2)
-    ax.set_xlabel("PC between groups (nats, validation trials)")
+        ax.plot(row.get("pc_z", float("nan")), row["ll_mean"], "o", ms=14, mfc="none", mec=_COLORS[1], mew=2)
+    ax.set_xlabel("independence z of the groups (surrogate sds, validation trials)")
     ax.set_ylabel("validation log-likelihood\nper bin (nats)")
     ax.legend(fontsize=8, loc="best")
     return fig

@@ -43,8 +43,9 @@ def selection_section(path: str | os.PathLike | None) -> dict:
     ]  # fmt: skip
     parts = [
         {"cells": [r["partition"], _pm(r["ll_mean"], r["ll_sd"], r["n"]),
-                   _pm(r.get("pc_mean"), r.get("pc_sd"), r["n"]),
-                   "yes" if r["within"] else "no", r["n"]],
+                   _pm(r.get("pc_mean"), r.get("pc_sd"), r["n"]), fmt(r.get("pc_z"), 2),
+                   fmt(r.get("agreement"), 3), _yes(r["keeps_likelihood"]), _yes(r.get("independent")),
+                   r["n"]],
          "chosen": r["partition"] == chosen}
         for r in sel.get("partitions") or []
     ]  # fmt: skip
@@ -54,11 +55,15 @@ def selection_section(path: str | os.PathLike | None) -> dict:
              caption="lrRNN's validation log-likelihood per bin (summed over units) at each "
              "rank: dots one seed each, squares mean ± sd over seeds; dashed: the best "
              "rank's mean minus one standard error; ringed: the selected K."),
-        _fig(f"PC and likelihood per partition at K = {k}", plotting.plot_selection_partitions,
-             cand, sel, caption="Each DisRNN partition of the selected K: PC between its "
-             "groups against its validation log-likelihood per bin (mean ± sd over seeds; "
-             "dots: seeds). Solid: lrRNN at K; dashed: lrRNN minus one standard error, the "
-             "line a partition must stay above; ringed: the chosen partition."),
+        _fig(f"Independence and likelihood per partition at K = {k}",
+             plotting.plot_selection_partitions, cand, sel,
+             caption="Each DisRNN partition of the selected K: the independence z of its "
+             "groups (their PC minus the mean PC of surrogates with the groups' trials "
+             "shifted against each other, in surrogate sds) against its validation "
+             "log-likelihood per bin (mean ± sd over seeds; dots: seeds). Solid: lrRNN at "
+             "K; dashed: lrRNN at K − 1, the line a partition must stay above (modules "
+             "that cost less than a latent dimension); dotted: the largest z that counts as independent; ringed: the chosen "
+             "partition."),
     ]  # fmt: skip
     return {
         "note": None,
@@ -70,10 +75,15 @@ def selection_section(path: str | os.PathLike | None) -> dict:
         "figures": figs,
         "rank_columns": ["K", "lrRNN val LL per bin", "se", "seeds"],
         "ranks": ranks,
-        "partition_columns": ["partition", "DisRNN val LL per bin", "PC", "within 1 se", "seeds"],
+        "partition_columns": ["partition", "DisRNN val LL per bin", "PC", "independence z",
+                              "seed agreement (R²)", "beats lrRNN at K − 1", "independent", "seeds"],
         "partitions": parts,
         "path": str(path),
     }
+
+
+def _yes(flag) -> str:
+    return "–" if flag is None else ("yes" if flag else "no")
 
 
 def selection_rows(paths) -> dict[str, dict]:

@@ -4,11 +4,13 @@ trials and decide how many modules it supports (:mod:`disrnn.selection.rule`).
     select("dataset.nc", "results/s/selection", SelectConfig(ranks=(4, 6), seeds=2))
 
 The steps: an lrRNN for every rank K and seed (:func:`disrnn.fit.fit`); the rank by the
-rule's first step; then a DisRNN for every partition of the selected rank (or of every
+rule's first step; the lrRNN of rank K - 1, the rule's likelihood bar, when the grid
+lacks it (``role`` ``reference`` in candidates.csv); then a DisRNN for every partition of the selected rank (or of every
 rank, ``partitions_at="all"``) and seed, each started from the lrRNN of its rank and
 seed: that lrRNN is the beta = 0 fit its rotation initialisation would train itself
 (``init_from``), so it is fitted once per rank and seed, not once per partition. Every
-candidate is scored by :func:`disrnn.selection.score.score_fit`; the folder
+candidate is scored by :func:`disrnn.selection.score.score_fit`, every partition's seeds
+by their agreement (:func:`disrnn.selection.evidence.group_agreement`); the folder
 (:mod:`disrnn.selection.folder`) is written atomically.
 """
 
@@ -21,11 +23,13 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from disrnn._atomic import atomic_dir, writer_lock
 from disrnn._outputs import check_output
+from disrnn.evaluation.alignment import flatten_latents
 from disrnn.evaluation.inputs import session_id
 from disrnn.fit.config import FitConfig
 from disrnn.fit.folder import load_fit
@@ -33,9 +37,17 @@ from disrnn.fit.loop import DivergenceError
 from disrnn.fit.tensors import load_input
 from disrnn.fit.train import fit
 from disrnn.selection.config import SelectConfig
+from disrnn.selection.evidence import group_agreement
 from disrnn.selection.folder import write_selection
-from disrnn.selection.rule import RULE, choose_rank, decide, partition_label
-from disrnn.selection.score import SCORES, score_fit
+from disrnn.selection.rule import (
+    REFERENCE,
+    RULE,
+    SCORE,
+    choose_rank,
+    decide,
+    partition_label,
+)  # fmt: skip
+from disrnn.selection.score import SCORES, score_fit, val_latents
 
 __all__ = ["select"]
 
@@ -59,7 +71,8 @@ def select(
         out_dir: the selection folder (candidates.csv, selection.json, fits/).
         config: the grid (default ``SelectConfig()``).
         fit_options: FitConfig options of every candidate (as config.yaml's ``fit:``;
-            ``groups`` is the candidate's own, ``epochs`` is ``config.epochs`` when set).
+            ``groups`` is the candidate's own; a DisRNN's ``epochs`` is ``config.epochs``
+            when set).
         method_options: per method (``lrRNN``, ``DisRNN``) options on top, e.g.
             ``{"DisRNN": {"beta": 0.5}}``.
         device: ``auto`` | ``cpu`` | ``cuda``.
@@ -117,8 +130,8 @@ class _Grid:
 
     def fit_config(self, method: str, groups: tuple[int, ...]) -> FitConfig:
         opts = {**self.fit_options, **self.method_options.get(method, {}), "groups": groups}
-        if self.config.epochs is not None:
-            opts["epochs"] = self.config.epochs
+        if self.config.epochs is not None and method != "lrRNN":
+            opts["epochs"] = self.config.epochs  # lrRNN: see SelectConfig.epochs
         return FitConfig.from_options(method, opts)
 
     def run(self, folder: Path) -> list[dict]:
@@ -129,11 +142,27 @@ class _Grid:
         if self.config.partitions_at == "selected":
             ranks = (choose_rank(pd.DataFrame(rows))["rank"],)
         for k in ranks:
+            if k > 1 and self.config.partitions_of(k) and k - 1 not in self.config.ranks:
+                # the rule's likelihood bar: lrRNN at K - 1, outside the rank grid
+                rows += [{**self.candidate(folder, "lrRNN", (k - 1,), s), "role": REFERENCE}
+                         for s in seeds]  # fmt: skip
             for p in self.config.partitions_of(k):
-                for s in seeds:
-                    start = folder / _fit_dir("lrRNN", (k,), s)
-                    rows.append(self.candidate(folder, "DisRNN", p, s, start))
+                part = [
+                    self.candidate(folder, "DisRNN", p, s, folder / _fit_dir("lrRNN", (k,), s))
+                    for s in seeds
+                ]
+                agreement = self.agreement(folder, part)
+                rows += [{**r, "agreement": agreement} for r in part]
         return rows
+
+    def agreement(self, folder: Path, rows: list[dict]) -> float:
+        """:func:`disrnn.selection.evidence.group_agreement` of one partition's fitted
+        seeds (NaN with fewer than two)."""
+        fits = [load_fit(folder / r["fit_dir"]) for r in rows if np.isfinite(r[SCORE])]
+        if len(fits) < 2:
+            return float("nan")
+        latents = [flatten_latents(*val_latents(f, self.ds)) for f in fits]
+        return group_agreement(latents, fits[0].latent_group)
 
     def candidate(self, folder: Path, method: str, groups, seed: int, init_from=None) -> dict:
         """Fit one candidate into ``folder/fits/...`` and score it (NaN scores when it

@@ -3,7 +3,8 @@
 The likelihood and co-bps are those of :func:`disrnn.evaluation.steps.one_step_metrics`
 (the bins and null rates of an evaluation, on the ``val`` trials instead of ``test``);
 PC is :func:`disrnn.evaluation.metrics.aggregated_posterior_pc` between the candidate's
-own groups (never a partition taken from the truth: the selection must not see it).
+own groups (never a partition taken from the truth: the selection must not see it), and
+the independence test of :mod:`disrnn.selection.evidence` compares it with surrogates.
 """
 
 from __future__ import annotations
@@ -14,11 +15,21 @@ import xarray as xr
 from disrnn.evaluation.alignment import flatten_latents
 from disrnn.evaluation.metrics import aggregated_posterior_pc
 from disrnn.evaluation.steps import EvalSplit, one_step_metrics
+from disrnn.selection.evidence import independence_test
 
-__all__ = ["SCORES", "score_fit"]
+__all__ = ["SCORES", "score_fit", "val_latents"]
 
 #: the columns :func:`score_fit` returns
-SCORES = ("val_ll_per_bin", "val_ll_per_bin_neuron", "val_co_bps", "val_pc", "n_val_bins")
+SCORES = (
+    "val_ll_per_bin", "val_ll_per_bin_neuron", "val_co_bps", "val_pc", "val_pc_z",
+    "val_pc_null", "n_val_bins",
+)  # fmt: skip
+
+
+def val_latents(fit, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(z (val trial, time, latent) posterior means, ok (val trial, time) scored bins)."""
+    ev = EvalSplit.of(fit, ds, scored="val")
+    return fit.latents(ev.dt).transpose("trial", "time", "latent").values, ev.ok
 
 
 def score_fit(fit, ds: xr.Dataset, seed: int = 0, n_pc_samples: int = 2000) -> dict:
@@ -30,6 +41,8 @@ def score_fit(fit, ds: xr.Dataset, seed: int = 0, n_pc_samples: int = 2000) -> d
         spike of the held-out units (None without held-out units or for continuous data),
         ``val_pc`` PC between the fit's groups of the validation bins' aggregated posterior
         (0 for one group; Monte Carlo with ``n_pc_samples`` draws seeded by ``seed``),
+        ``val_pc_z`` and ``val_pc_null`` the independence test's z and surrogate mean
+        (:func:`disrnn.selection.evidence.independence_test`; NaN for one group),
         ``n_val_bins``.
     Raises:
         ValueError: the dataset has no ``val`` trials.
@@ -37,16 +50,19 @@ def score_fit(fit, ds: xr.Dataset, seed: int = 0, n_pc_samples: int = 2000) -> d
     ev = EvalSplit.of(fit, ds, scored="val")
     m: dict = {}
     one_step_metrics(fit, ev, m)
-    z = fit.latents(ev.dt).transpose("trial", "time", "latent").values
-    mu = flatten_latents(z, ev.ok)  # (bin, latent)
+    z, ok = val_latents(fit, ds)
+    mu = flatten_latents(z, ok)  # (bin, latent)
     mu = mu[np.isfinite(mu).all(1)]
     pc = None
     if len(mu) >= 2:
         pc = aggregated_posterior_pc(mu, fit.sigma_q, fit.latent_group, n_pc_samples, seed)
+    test = independence_test(z, ok, fit.latent_group, n_samples=n_pc_samples, seed=seed)
     return {
         "val_ll_per_bin": m["test_ll_per_bin"],
         "val_ll_per_bin_neuron": m["test_ll_per_bin_neuron"],
         "val_co_bps": m["co_bps"],
         "val_pc": pc,
-        "n_val_bins": int(ev.ok.sum()),
+        "val_pc_z": test["pc_z"],
+        "val_pc_null": test["pc_null"],
+        "n_val_bins": int(ok.sum()),
     }
