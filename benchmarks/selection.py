@@ -7,7 +7,7 @@
 For each preset and seed s: simulate the preset with seed s (the split of
 ``benchmarks/synthetic.py``: even trials train, every fifth odd trial val, the other odd
 trials test), run the selection (lrRNN at every ``--ranks``, DisRNN partitions into at
-most ``--max-groups`` groups at the selected rank, ``--fit-seeds`` seeds each, at most
+most ``--max-groups`` groups at every rank, ``--fit-seeds`` seeds each, at most
 ``--epochs`` epochs), and compare its answer with the truth: lorenz-thomas K = 6, 3 + 3;
 rotation-limitcycle K = 4, 2 + 2; the coupled control (coupled-gaussian: two coupled
 Lorenz systems, 6 dimensions that do not factorise) K = 6 and "no evidence for
@@ -57,6 +57,9 @@ def _run(task: dict) -> dict:
         f"z {r.get('pc_z', float('nan')):.1f}, agr {r.get('agreement', float('nan')):.2f}"
         for r in sel["partitions"]
     )
+    modular = [f"{r['rank']} ({r['partition']})" for r in sel.get("ranks_with_partitions", [])
+               if r["modules"]]  # fmt: skip
+    evidence += f"; ranks with modules: {', '.join(modular) or 'none'}"
     got = None if sel["partition"] is None else tuple(sel["partition"])
     return {
         **task,
@@ -74,7 +77,8 @@ def _run(task: dict) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--presets", default=",".join(TRUTH), help="comma-separated presets")
-    p.add_argument("--seeds", type=int, default=5, help="simulation seeds 0..N-1")
+    p.add_argument("--seeds", type=int, default=5, help="simulation seeds (N of them)")
+    p.add_argument("--first-seed", type=int, default=0, help="the first simulation seed")
     p.add_argument("--ranks", default="2,4,6,8", help="ranks tried ('truth': the true one)")
     p.add_argument("--max-groups", type=int, default=3, help="most groups of a partition")
     p.add_argument("--fit-seeds", type=int, default=2, help="fits per candidate")
@@ -89,7 +93,8 @@ def main(argv=None) -> int:
     tasks = [
         {"preset": preset, "seed": s, "ranks": ranks(preset), "max_groups": args.max_groups,
          "fit_seeds": args.fit_seeds, "epochs": args.epochs}
-        for preset in args.presets.split(",") for s in range(args.seeds)
+        for preset in args.presets.split(",")
+        for s in range(args.first_seed, args.first_seed + args.seeds)
     ]  # fmt: skip
     t0 = time.perf_counter()
     print("| preset | seed | K | partition | verdict | true K, partition found | s | "

@@ -36,8 +36,10 @@ def selection_section(path: str | os.PathLike | None) -> dict:
 
     sel, cand = read_selection(path)
     chosen = partition_label(sel["partition"]) if sel.get("partition") else None
+    tried = {r["rank"]: r for r in sel.get("ranks_with_partitions") or []}
     ranks = [
-        {"cells": [r["rank"], _pm(r["ll_mean"], r["ll_sd"], r["n"]), fmt(r["ll_se"], 2), r["n"]],
+        {"cells": [r["rank"], _pm(r["ll_mean"], r["ll_sd"], r["n"]), fmt(r["ll_se"], 2), r["n"],
+                   *_modules_cells(tried.get(r["rank"]))],
          "chosen": r["rank"] == sel["rank"]}
         for r in sel.get("ranks") or []
     ]  # fmt: skip
@@ -73,13 +75,21 @@ def selection_section(path: str | os.PathLike | None) -> dict:
         "rank": k,
         "groups": sel.get("fit_groups"),
         "figures": figs,
-        "rank_columns": ["K", "lrRNN val LL per bin", "se", "seeds"],
+        "rank_columns": ["K", "lrRNN val LL per bin", "se", "seeds",
+                         "best admissible partition", "modules"],
         "ranks": ranks,
         "partition_columns": ["partition", "DisRNN val LL per bin", "PC", "independence z",
                               "seed agreement (R²)", "beats lrRNN at K − 1", "independent", "seeds"],
         "partitions": parts,
         "path": str(path),
     }
+
+
+def _modules_cells(tried: dict | None) -> list[str]:
+    """(best admissible partition, modules?) of one rank; dashes where none was tried."""
+    if tried is None:
+        return ["–", "–"]
+    return [tried["partition"] or "none", _yes(tried["modules"])]
 
 
 def _yes(flag) -> str:
