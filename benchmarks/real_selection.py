@@ -29,14 +29,21 @@ from real import SESSIONS, bin_dataset  # benchmarks/real.py, beside this script
 
 def evidence_table(sel: dict) -> str:
     """The per-rank and per-partition evidence of one selection.json, as markdown."""
-    out = ["| K | lrRNN val LL per bin (mean +- sd) | seeds |", "|---|---|---|"]
+    tried = {r["rank"]: r for r in sel.get("ranks_with_partitions", [])}
+    out = ["| K | lrRNN val LL per bin (mean +- sd) | seeds | best admissible partition "
+           "| modules |", "|---|---|---|---|---|"]  # fmt: skip
     for r in sel["ranks"]:
         mark = " (selected)" if r["rank"] == sel["rank"] else ""
-        out.append(f"| {r['rank']}{mark} | {r['ll_mean']:.3f} +- {r['ll_sd']:.3f} | {r['n']} |")
+        t = tried.get(r["rank"])
+        best = "–" if t is None else (t["partition"] or "none")
+        mod = "–" if t is None else ("yes" if t["modules"] else "no")
+        out.append(f"| {r['rank']}{mark} | {r['ll_mean']:.3f} +- {r['ll_sd']:.3f} | {r['n']} "
+                   f"| {best} | {mod} |")  # fmt: skip
     bar = sel["partition_threshold"]
     out += [
         "",
-        f"bar: lrRNN at K - 1 = {sel['reference_rank']}: {bar:.3f} nats per bin",
+        f"partitions at K = {sel['rank']}; bar: lrRNN at K - 1 = {sel['reference_rank']}: "
+        f"{bar:.3f} nats per bin",
         "",
         "| partition | DisRNN val LL per bin | minus bar | independence z | seed agreement "
         "| admissible |",

@@ -24,8 +24,8 @@ __all__ = [
 #: ranks up to this one get every partition into 2..max_groups groups when the config
 #: lists none; beyond it the partitions must be listed (their number grows fast)
 ENUMERATE_UP_TO = 8
-#: which ranks get DisRNN partitions: every rank of the grid (the rule looks for modules
-#: at each), or only the likelihood rank K0 (cheaper; the rule then reads that rank only)
+#: which ranks get DisRNN partitions: only the rank K the rule's first step selects (the
+#: only one the verdict reads), or every rank of the grid (each scored and reported)
 PARTITIONS_AT = ("selected", "all")
 
 
@@ -91,8 +91,8 @@ class SelectConfig:
             partition's likelihood with theirs, so they train as long as any fit (an
             lrRNN capped at 20 epochs stopped 0.35 and 4.2 nats per bin short of its
             converged validation likelihood on lorenz-thomas and coupled-gaussian).
-        partitions_at: ``all`` (DisRNN partitions at every rank) or ``selected`` (only at
-            the likelihood rank of the rule's step 1).
+        partitions_at: ``selected`` (DisRNN partitions only at the rank the rule's first
+            step selects) or ``all`` (at every rank; the others are reported, not chosen).
     Raises:
         ValueError: naming the field, the bad value and what would be valid.
     """
@@ -102,7 +102,7 @@ class SelectConfig:
     max_groups: int = 4
     seeds: int = 3
     epochs: int | None = None
-    partitions_at: str = "all"
+    partitions_at: str = "selected"
 
     def __post_init__(self) -> None:
         ranks = _int_tuple("ranks", self.ranks)
