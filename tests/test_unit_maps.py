@@ -113,6 +113,10 @@ def test_seed_agreement_is_label_free_and_matches_sklearn():
     moved = a0 != ag["matched"][2]
     np.testing.assert_allclose(ag["unit_agreement"], np.where(moved, 2 / 3, 1.0))
     assert seed_agreement(maps[:1])["ari_mean"] is None
+    # every unit in one group in both seeds: sklearn's 1.0 says nothing, so no ARI
+    one = share.copy()
+    one[:, 0] = 1.0
+    assert seed_agreement([umap(one, 0), umap(one[:, perm], 1)])["ari_mean"] is None
     with pytest.raises(ValueError, match="different units"):
         seed_agreement([maps[0], maps[1].assign_coords(unit=np.arange(30) + 1)])
 

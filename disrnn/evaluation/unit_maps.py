@@ -193,10 +193,14 @@ def area_table(units: xr.Dataset) -> xr.Dataset:
 
 
 def _ari(a, b) -> float | None:
+    """Adjusted Rand index of two labellings; None when either puts every unit in one
+    label (sklearn returns 1.0 for two such labellings, which says nothing)."""
     from sklearn.metrics import adjusted_rand_score
 
     a, b = np.asarray(a), np.asarray(b)
-    return float(adjusted_rand_score(a, b)) if a.size >= 2 else None
+    if a.size < 2 or np.unique(a).size < 2 or np.unique(b).size < 2:
+        return None
+    return float(adjusted_rand_score(a, b))
 
 
 def _metrics(units: xr.Dataset, true_assignment: np.ndarray | None) -> dict:

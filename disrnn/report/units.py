@@ -82,6 +82,9 @@ def _agreement_text(agreement: dict | None, runs: list[EvalResult]) -> str:
     ordered = sorted(runs, key=lambda r: (r.seed is None, r.seed or 0))
     if agreement is None:
         return f"{drawn} {seeds_text(ordered)}: agreement of the unit assignments across seeds needs two or more seeds."
+    if agreement["ari_mean"] is None:
+        return (f"{drawn} Across {seeds_text(ordered)}: the unit assignments cannot be "
+                "compared (a seed put every unit in one group).")  # fmt: skip
     return (
         f"{drawn} Across {seeds_text(ordered)}: adjusted Rand index of the unit assignments "
         f"{fmt(agreement['ari_mean'], 3)} on average over pairs of seeds, lowest "
