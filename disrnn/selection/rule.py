@@ -166,13 +166,15 @@ def decide(df: pd.DataFrame) -> dict:
             for r, t in tried.items()
         ],
     )  # fmt: skip
-    lr = next((r for r in out["ranks"] if r["rank"] == k), None)
+    lr = next(r for r in out["ranks"] if r["rank"] == k)
     out["sentence"] = sentence(out, lr)
     others = [r for r in out["ranks_with_partitions"] if r["modules"] and r["rank"] != k]
     if others:
-        out["sentence"] += " Partitions of other ranks pass the same tests: " + ", ".join(
-            f"{r['partition']} at K = {r['rank']}" for r in others
-        ) + " (not chosen: the rule decides at K)."
+        out["sentence"] += (
+            " Partitions of other ranks pass the same tests: "
+            + ", ".join(f"{r['partition']} at K = {r['rank']}" for r in others)
+            + " (not chosen: the rule decides at K)."
+        )
     return out
 
 
@@ -230,9 +232,9 @@ def sentence(d: dict, lr: dict) -> str:
             if not np.isfinite(p["agreement"])
             else f"cross-seed group R^2 {p['agreement']:.2f}"
         )
-        lr_ll = f" vs lrRNN's {lr['ll_mean']:.4g}" if lr else ""
         evidence = (
-            f"validation log-likelihood {p['ll_mean']:.4g}{lr_ll} nats per bin, "
+            f"validation log-likelihood {p['ll_mean']:.4g} vs lrRNN's {lr['ll_mean']:.4g} "
+            "nats per bin, "
             f"independence z = {p['pc_z']:.2g}, {agree}"
         )
         if d["verdict"] == MODULES:
@@ -257,6 +259,6 @@ def sentence(d: dict, lr: dict) -> str:
     return (
         f"{head}; no evidence for modules: every partition costs more validation "
         f"log-likelihood than a latent dimension ({least['partition']}, the cheapest, "
-        f"{least['ll_mean']:.4g} nats per bin against {bar:.4g} for lrRNN at K = {k - 1}"
-        + (f" and {lr['ll_mean']:.4g} at K = {k})." if lr else ").")
+        f"{least['ll_mean']:.4g} nats per bin against {bar:.4g} for lrRNN at K = {k - 1} "
+        f"and {lr['ll_mean']:.4g} at K = {k})."
     )

@@ -28,7 +28,10 @@ SCORES = (
 
 def val_latents(fit, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """(z (val trial, time, latent) posterior means, ok (val trial, time) scored bins)."""
-    ev = EvalSplit.of(fit, ds, scored="val")
+    return _latents(fit, EvalSplit.of(fit, ds, scored="val"))
+
+
+def _latents(fit, ev: EvalSplit) -> tuple[np.ndarray, np.ndarray]:
     return fit.latents(ev.dt).transpose("trial", "time", "latent").values, ev.ok
 
 
@@ -50,7 +53,7 @@ def score_fit(fit, ds: xr.Dataset, seed: int = 0, n_pc_samples: int = 2000) -> d
     ev = EvalSplit.of(fit, ds, scored="val")
     m: dict = {}
     one_step_metrics(fit, ev, m)
-    z, ok = val_latents(fit, ds)
+    z, ok = _latents(fit, ev)
     mu = flatten_latents(z, ok)  # (bin, latent)
     mu = mu[np.isfinite(mu).all(1)]
     pc = None
