@@ -8,7 +8,7 @@ and phase, ``disrnn.fit.posthoc`` for the lrRNN it transforms.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
 import math
 import pickle
@@ -20,11 +20,18 @@ import torch
 
 from disrnn._atomic import atomic_file
 from disrnn.fit.config import FitConfig
-from disrnn.fit.objective import TERMS, loss_terms
+from disrnn.fit.objective import TERMS
 from disrnn.fit.tensors import FitData
 from disrnn.models.modules import DisRNN
 
-__all__ = ["DivergenceError", "EpochCallback", "load_checkpoint", "train_loop"]
+__all__ = [
+    "DivergenceError",
+    "EpochCallback",
+    "Seat",
+    "load_checkpoint",
+    "train_loop",
+    "train_loops",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,22 @@ EpochCallback = Callable[[int], None]
 
 class DivergenceError(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class Seat:
+    """One seed's network and its own state in a run of :func:`train_loops`.
+
+    module: the network (on the device of the data); generator: its batch order and
+    noise; seed: seeds its fixed validation noise; ckpt: its checkpoint path (None:
+    none), resumed when the file's ``fingerprint`` matches.
+    """
+
+    module: DisRNN
+    generator: torch.Generator
+    seed: int
+    ckpt: Path | None
+    fingerprint: dict
 
 
 def train_loop(
@@ -59,143 +82,278 @@ def train_loop(
     Raises:
         DivergenceError: a non-finite loss.
     """
+    seat = Seat(module, generator, seed, ckpt, fingerprint)
+    return train_loops([seat], train, val, config, progress, on_epoch)[0]
+
+
+def train_loops(
+    seats: list[Seat],
+    train: FitData,
+    val: FitData | None,
+    config: FitConfig,
+    progress: bool,
+    on_epoch: EpochCallback | None = None,
+) -> list[tuple[list[dict], dict]]:
+    """Train the networks of S seeds together (:class:`disrnn.fit.stack.SeedStack`), each
+    as :func:`train_loop` would alone: its own batches and noise, early stopping, best
+    weights and checkpoint. Returns one (history, info) per seat, in order.
+
+    The seeds share the epochs: a seed that stops early waits (its result is fixed)
+    while the others go on. A killed run resumes every seed from its checkpoint when
+    the unfinished seeds' checkpoints are all at the same epoch; otherwise (a kill
+    between two seeds' writes) the unfinished seeds start afresh, with a warning.
+
+    Raises:
+        DivergenceError: a non-finite loss of a seed still training (named when S > 1).
+    """
+    from disrnn.fit.stack import SeedStack
+
     device = train.h.device
+    stack = SeedStack([seat.module for seat in seats])
     opt = torch.optim.AdamW(
-        module.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
+        stack.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
-    val_gen = torch.Generator().manual_seed(seed + 7919)
+    K = stack.template.rank
     val_eps = None
-    if val is not None:
-        val_eps = torch.randn(val.n_bins, module.rank, generator=val_gen).to(device)
-    run = {
-        "history": [],
-        "state": {"epoch": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "best_state": None},
-        "elapsed": 0.0,
-    }
-    saved = None if ckpt is None or not ckpt.exists() else load_checkpoint(ckpt, device)
-    if saved is not None:
-        if saved.get("fingerprint") == fingerprint:
-            module.load_state_dict(saved["module"])
-            opt.load_state_dict(saved["optimizer"])
-            generator.set_state(saved["generator"])
-            run = {
-                "history": saved["history"],
-                "state": saved["state"],
-                "elapsed": saved.get("elapsed", 0.0),
-            }
-            log.info("resuming from %s at epoch %d", ckpt, run["state"]["epoch"])
-        else:
-            log.warning("ignoring checkpoint %s of a different config or dataset", ckpt)
+    if val is not None:  # (seed, bin, latent) fixed validation noise of each seed
+        val_eps = torch.stack(
+            [
+                torch.randn(val.n_bins, K, generator=torch.Generator().manual_seed(st.seed + 7919))
+                for st in seats
+            ]
+        ).to(device)
+    runs = _resume(seats, stack, opt, config, device)
     threads = torch.get_num_threads()
     if device.type == "cpu":
         # small dense ops: one thread is much faster than two contending ones
         torch.set_num_threads(1)
     try:
-        return _loop(
-            module, train, val, config, generator, ckpt, fingerprint, progress, on_epoch,
-            opt, val_eps, run,
-        )  # fmt: skip
+        return _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, runs)
     finally:
         torch.set_num_threads(threads)
 
 
-def _loop(
-    module, train, val, config, generator, ckpt, fingerprint, progress, on_epoch,
-    opt, val_eps, run,
-):  # fmt: skip
+def _fresh_run() -> dict:
+    return {
+        "history": [],
+        "state": {"epoch": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "best_state": None},
+        "elapsed": 0.0,
+        "stop_reason": None,  # set when the seed stops training
+    }
+
+
+def _finished(state: dict, config: FitConfig) -> bool:
+    return state["bad"] >= config.patience or state["epoch"] >= config.epochs
+
+
+def _resume(seats, stack, opt, config, device) -> list[dict]:
+    """Each seat's run state: from its checkpoint (module, optimiser and generator state
+    loaded) or fresh; see :func:`train_loops` for when checkpoints are used."""
+    saved = []
+    for seat in seats:
+        ck = None
+        if seat.ckpt is not None and seat.ckpt.exists():
+            ck = load_checkpoint(seat.ckpt, device)
+            if ck.get("fingerprint") != seat.fingerprint:
+                log.warning("ignoring checkpoint %s of a different config or dataset", seat.ckpt)
+                ck = None
+        saved.append(ck)
+    open_epochs = {
+        ck["state"]["epoch"]
+        for ck in saved
+        if ck is not None and not _finished(ck["state"], config)
+    }
+    n_open = sum(ck is None or not _finished(ck["state"], config) for ck in saved)
+    n_open_saved = sum(ck is not None and not _finished(ck["state"], config) for ck in saved)
+    if len(open_epochs) > 1 or 0 < n_open_saved < n_open:
+        log.warning(
+            "the unfinished seeds' checkpoints are at different epochs (%s); those seeds "
+            "start afresh", sorted(open_epochs) or [0],
+        )  # fmt: skip
+        saved = [ck if ck is not None and _finished(ck["state"], config) else None for ck in saved]
+    runs, opt_states = [], []
+    for s, (seat, ck) in enumerate(zip(seats, saved, strict=True)):
+        run = _fresh_run()
+        opt_state = None
+        if ck is not None:
+            stack.load_state_dict(s, ck["module"])
+            seat.generator.set_state(ck["generator"])
+            run.update(history=ck["history"], state=ck["state"], elapsed=ck.get("elapsed", 0.0))
+            if not _finished(ck["state"], config):
+                opt_state = ck["optimizer"]
+            log.info("resuming from %s at epoch %d", seat.ckpt, ck["state"]["epoch"])
+        runs.append(run)
+        opt_states.append(opt_state)
+    stack.load_optimizer_states(opt, opt_states)
+    return runs
+
+
+def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, runs):
     from tqdm.auto import tqdm
 
-    history, state = run["history"], run["state"]
+    S = len(seats)
     t0 = time.perf_counter()
 
-    def checkpoint():
+    def checkpoint(s):
+        seat, run = seats[s], runs[s]
+        if seat.ckpt is None:
+            return
         elapsed = run["elapsed"] + time.perf_counter() - t0
-        _save_checkpoint(ckpt, module, opt, generator, history, state, fingerprint, elapsed)
+        _save_checkpoint(
+            seat.ckpt, stack.state_dict(s), stack.optimizer_state(opt, s), seat.generator,
+            run["history"], run["state"], seat.fingerprint, elapsed,
+        )  # fmt: skip
 
-    stop_reason = "max_epochs"
-    bar = tqdm(
-        total=config.epochs, initial=state["epoch"], disable=not progress, desc=config.method
-    )
-    for epoch in range(state["epoch"], config.epochs):
-        if state["bad"] >= config.patience:
-            stop_reason = "early_stopping"
+    def stop(s, reason):
+        runs[s]["stop_reason"] = reason
+        runs[s]["stopped_at"] = time.perf_counter()
+        checkpoint(s)  # a finished seed resumes as finished
+
+    for run in runs:
+        if _finished(run["state"], config):
+            run.update(stop_reason="resumed_finished", stopped_at=t0)
+    start = min((r["state"]["epoch"] for r in runs if r["stop_reason"] is None), default=0)
+    desc = config.method if S == 1 else f"{config.method} x {S} seeds"
+    bar = tqdm(total=config.epochs, initial=start, disable=not progress, desc=desc)
+    for epoch in range(start, config.epochs):
+        for s, run in enumerate(runs):
+            if run["stop_reason"] is None and run["state"]["bad"] >= config.patience:
+                stop(s, "early_stopping")
+        active = [r["stop_reason"] is None for r in runs]
+        if not any(active):
             break
         lr = _lr_at(config, epoch)
         scale = _penalty_scale(config, epoch)
         beta, alpha = config.beta * scale, config.alpha * scale
         for group in opt.param_groups:
             group["lr"] = lr
-        module.train()
-        train_terms = _train_epoch(module, train, config, opt, generator, beta, alpha)
-        _check_finite(train_terms, epoch, "train")
-        row = {"epoch": epoch, "lr": lr, "beta": beta, "alpha": alpha}
-        history.append({**row, "split": "train", **_row(train_terms)})
-        module.eval()
+        for m in stack.modules:
+            m.train()
+        gens = [seat.generator if a else None for seat, a in zip(seats, active, strict=True)]
+        train_terms = _train_epoch(stack, train, config, opt, gens, beta, alpha)
+        for m in stack.modules:
+            m.eval()
+        val_terms = None
         if val is not None:
-            val_terms = _evaluate(module, val, val_eps, val.n_bins, config, beta, alpha).cpu()
-            _check_finite(val_terms, epoch, "val")
-            history.append({**row, "split": "val", **_row(val_terms)})
-            score = float(val_terms[0])
-        else:
-            score = float(train_terms[0])
-        if epoch + 1 < _warmup_epochs(config):
-            pass  # the objective still changes: no best model or patience yet
-        elif score < state["best"]:
-            state.update(best=score, best_epoch=epoch, bad=0)
-            state["best_state"] = copy.deepcopy(module.state_dict())
-        else:
-            state["bad"] += 1
-        state["epoch"] = epoch + 1
+            val_terms = _evaluate(stack, val, val_eps, val.n_bins, config, beta, alpha).cpu()
+        row = {"epoch": epoch, "lr": lr, "beta": beta, "alpha": alpha}
+        for s, run in enumerate(runs):
+            if not active[s]:
+                continue
+            who = "" if S == 1 else f" of seed {seats[s].seed}"
+            _check_finite(train_terms[s], epoch, "train", who)
+            if val_terms is not None:
+                _check_finite(val_terms[s], epoch, "val", who)
+            score = _record(run, row, train_terms[s], None if val_terms is None else val_terms[s],
+                            config, epoch, lambda s=s: stack.state_dict(s))  # fmt: skip
+            if s == 0:
+                bar.set_postfix(loss=f"{score:.4g}", refresh=False)
+            if (epoch + 1) % config.checkpoint_every == 0:
+                checkpoint(s)
         bar.update(1)
-        bar.set_postfix(loss=f"{score:.4g}", refresh=False)
-        if ckpt is not None and (epoch + 1) % config.checkpoint_every == 0:
-            checkpoint()
         if on_epoch is not None:
             on_epoch(epoch)
     bar.close()
-    if ckpt is not None:  # a finished restart resumes as finished
-        checkpoint()
-    if state["bad"] >= config.patience and stop_reason != "early_stopping":
-        stop_reason = "early_stopping"
-    if state["best_state"] is not None:
-        module.load_state_dict(state["best_state"])
-    info = {
-        "epochs_run": state["epoch"],
-        "best_epoch": state["best_epoch"],
-        "best_loss": state["best"],
-        "stop_reason": stop_reason,
-        "train_seconds": run["elapsed"] + time.perf_counter() - t0,
-        "steps_per_epoch": max(train.n_bins // min(config.batch_size, train.n_bins), 1),
-    }
-    return history, info
+    out = []
+    stack.write_back()
+    for s, run in enumerate(runs):
+        state = run["state"]
+        if run["stop_reason"] is None:
+            stop(s, "max_epochs")
+        reason = run["stop_reason"]
+        if reason == "resumed_finished":
+            reason = "early_stopping" if state["bad"] >= config.patience else "max_epochs"
+        if state["bad"] >= config.patience:
+            reason = "early_stopping"
+        if state["best_state"] is not None:
+            stack.modules[s].load_state_dict(state["best_state"])
+        info = {
+            "epochs_run": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            "best_loss": state["best"],
+            "stop_reason": reason,
+            "train_seconds": run["elapsed"] + run["stopped_at"] - t0,
+            "steps_per_epoch": max(train.n_bins // min(config.batch_size, train.n_bins), 1),
+        }
+        if S > 1:
+            info["seeds_together"] = S
+        out.append((run["history"], info))
+    return out
 
 
-def _train_epoch(module, train: FitData, config, opt, generator, beta, alpha) -> torch.Tensor:
-    """One pass over the training bins in random mini-batches; (term,) mean loss terms."""
-    device = train.h.device
-    n, m = train.n_bins, min(config.batch_size, train.n_bins)
-    n_batches = max(n // m, 1)
-    pc_m = None if config.pc_batch is None else min(config.pc_batch, n)
-    K = module.rank
+def _record(run, row, train_terms, val_terms, config, epoch, snapshot) -> float:
+    """One seed's epoch: its history rows, best weights and patience; returns the score
+    early stopping watches (the validation loss, or the training loss without val)."""
+    history, state = run["history"], run["state"]
+    history.append({**row, "split": "train", **_row(train_terms)})
+    if val_terms is not None:
+        history.append({**row, "split": "val", **_row(val_terms)})
+        score = float(val_terms[0])
+    else:
+        score = float(train_terms[0])
+    if epoch + 1 < _warmup_epochs(config):
+        pass  # the objective still changes: no best model or patience yet
+    elif score < state["best"]:
+        state.update(best=score, best_epoch=epoch, bad=0)
+        state["best_state"] = snapshot()
+    else:
+        state["bad"] += 1
+    state["epoch"] = epoch + 1
+    return score
+
+
+def _draw_epoch(n, m, n_batches, K, pc_m, generator, device):
+    """One seed's draws of an epoch, in a lone fit's order: (batch, m) bin order,
+    (batch, m, latent) noise and, with a PC batch, its (batch, pc_m) bins and noise."""
     perm = torch.randperm(n, generator=generator)[: n_batches * m].to(device)
     perm = perm.view(n_batches, m)
     eps = torch.randn(n_batches, m, K, generator=generator).to(device)
     pc_idx = pc_eps = None
-    if pc_m is not None and beta > 0:
+    if pc_m is not None:
         # (batch, pc_batch) bins drawn without replacement within each step
         pc_idx = torch.rand(n_batches, n, generator=generator).argsort(1)[:, :pc_m]
         pc_idx = pc_idx.to(device)
         pc_eps = torch.randn(n_batches, pc_m, K, generator=generator).to(device)
-    sums = torch.zeros(len(TERMS), device=device)
+    return perm, eps, pc_idx, pc_eps
+
+
+def _train_epoch(stack, train: FitData, config, opt, generators, beta, alpha) -> torch.Tensor:
+    """One pass over the training bins in random mini-batches; (seed, term) mean loss
+    terms. ``generators[s]`` is None for a seed that no longer trains: it gets dummy
+    batches (bin 0, zero noise) and no gradient."""
+    device = train.h.device
+    n, m = train.n_bins, min(config.batch_size, train.n_bins)
+    n_batches = max(n // m, 1)
+    pc_m = None if config.pc_batch is None or beta <= 0 else min(config.pc_batch, n)
+    K = stack.template.rank
+    draws = []
+    for g in generators:
+        if g is not None:
+            draws.append(_draw_epoch(n, m, n_batches, K, pc_m, g, device))
+        else:
+            zeros = torch.zeros(n_batches, m, dtype=torch.long, device=device)
+            pc_zeros = None if pc_m is None else torch.zeros(n_batches, pc_m, dtype=torch.long)
+            draws.append((zeros, torch.zeros(n_batches, m, K, device=device), pc_zeros,
+                          None if pc_m is None else torch.zeros(n_batches, pc_m, K)))  # fmt: skip
+    perm = torch.stack([d[0] for d in draws], 1)  # (batch, seed, m)
+    eps = torch.stack([d[1] for d in draws], 1)  # (batch, seed, m, latent)
+    pc_idx = pc_eps = None
+    if pc_m is not None:
+        pc_idx = torch.stack([d[2] for d in draws], 1).to(device)  # (batch, seed, pc_m)
+        pc_eps = torch.stack([d[3] for d in draws], 1).to(device)
+    keep = torch.tensor([g is not None for g in generators], device=device)
+    sums = torch.zeros(stack.size, len(TERMS), device=device)
     for k in range(n_batches):
-        idx = perm[k]
-        pc_args = ()
+        idx = perm[k]  # (seed, m)
+        pc_args = (None, None)
         if pc_idx is not None:
             pc_args = (train.h[pc_idx[k]], pc_eps[k])
-        hx = (train.h[idx], train.x[idx])
-        terms = loss_terms(module, *hx, eps[k], n, beta, alpha, *pc_args, u=train.u_at(idx))
+        terms = stack.loss_terms(
+            train.h[idx], train.x[idx], eps[k], n, beta, alpha, *pc_args, u=train.u_at(idx)
+        )  # (seed, term)
         opt.zero_grad(set_to_none=True)
-        terms[0].backward()
+        total = terms[:, 0] if stack.size == 1 else torch.where(keep, terms[:, 0], 0.0)
+        total.sum().backward()
         opt.step()
         sums += terms.detach()
     return (sums / n_batches).cpu()  # one host sync per epoch
@@ -203,20 +361,26 @@ def _train_epoch(module, train: FitData, config, opt, generator, beta, alpha) ->
 
 @torch.no_grad()
 def _evaluate(
-    module, data: FitData, eps: torch.Tensor, n_total: int, config, beta: float, alpha: float
+    stack, data: FitData, eps: torch.Tensor, n_total: int, config, beta: float, alpha: float
 ) -> torch.Tensor:
-    """Mean loss terms over ``data`` in chunks of the batch size (fixed noise ``eps``)."""
+    """(seed, term) mean loss terms over ``data`` in chunks of the batch size; ``eps``
+    (seed, bin, latent) is each seed's fixed noise."""
     m = config.batch_size
     n = data.n_bins
-    out = torch.zeros(len(TERMS), device=data.h.device)
+    S = stack.size
+    out = torch.zeros(S, len(TERMS), device=data.h.device)
     weight = 0
     for start in range(0, n, m):
         stop = min(start + m, n)
         if stop - start < 2:
             continue
         sl = slice(start, stop)
-        hx = (data.h[sl], data.x[sl])
-        terms = loss_terms(module, *hx, eps[sl], n_total, beta, alpha, u=data.u_at(sl))
+        h, x = data.h[sl], data.x[sl]
+        u = data.u_at(sl)
+        terms = stack.loss_terms(
+            h.expand(S, *h.shape), x.expand(S, *x.shape), eps[:, sl], n_total, beta, alpha,
+            u=None if u is None else u.expand(S, *u.shape),
+        )  # fmt: skip
         out += terms * (stop - start)
         weight += stop - start
     return out / max(weight, 1)
@@ -239,12 +403,12 @@ def _penalty_scale(config: FitConfig, epoch: int) -> float:
     return 1.0 if warm == 0 else min(1.0, (epoch + 1) / warm)
 
 
-def _check_finite(values: torch.Tensor, epoch: int, split: str) -> None:
+def _check_finite(values: torch.Tensor, epoch: int, split: str, who: str = "") -> None:
     bad = [name for name, v in zip(TERMS, values.tolist(), strict=True) if not math.isfinite(v)]
     if bad:
         term = [b for b in bad if b != "total"] or ["total"]
         raise DivergenceError(
-            f"the loss diverged at epoch {epoch} ({split}): non-finite {', '.join(term)} "
+            f"the loss{who} diverged at epoch {epoch} ({split}): non-finite {', '.join(term)} "
             f"term; try a smaller lr, smaller beta/alpha, or check the data for extreme values"
         )
 
@@ -283,12 +447,14 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     return saved
 
 
-def _save_checkpoint(path, module, opt, generator, history, state, fingerprint, elapsed):
+def _save_checkpoint(
+    path, module_state, opt_state, generator, history, state, fingerprint, elapsed
+):
     # generator state is a uint8 tensor, everything else tensors, numbers, str, lists
     # and dicts: the file loads with weights_only=True
     payload = {
-        "module": module.state_dict(),
-        "optimizer": opt.state_dict(),
+        "module": module_state,
+        "optimizer": opt_state,
         "generator": generator.get_state(),
         "history": history,
         "state": state,

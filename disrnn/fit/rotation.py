@@ -13,8 +13,6 @@ M training bins: independent subspace analysis with the PC contrast.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from disrnn.losses import partial_correlation
@@ -50,6 +48,18 @@ def pc_rotation(
     log_sigma: float,
     groups: tuple[int, ...],
     generator: torch.Generator,
+    **search,
+) -> tuple[torch.Tensor, float]:
+    """The rotation R (latent, latent) of one fit's latents with the lowest exact PC:
+    :func:`pc_rotations` of one fit. Returns (R, pc)."""
+    return pc_rotations([mu], [log_sigma], groups, [generator], **search)[0]
+
+
+def pc_rotations(
+    mus: list[torch.Tensor],
+    log_sigmas: list[float],
+    groups: tuple[int, ...],
+    generators: list[torch.Generator],
     starts: int = 32,
     steps: int = 30,
     keep: int = 4,
@@ -57,70 +67,103 @@ def pc_rotation(
     bins: int = 256,
     score_bins: int = 1024,
     lr: float = 0.05,
-) -> tuple[torch.Tensor, float]:
-    """The rotation R (latent, latent) of the latents with the lowest exact PC.
+) -> list[tuple[torch.Tensor, float]]:
+    """For each of F fits, the rotation R (latent, latent) of its latents with the
+    lowest exact PC, all searched together.
 
-    ``starts`` starts (the identity, then Haar-random rotations) each run ``steps`` Adam
-    steps on R = R_0 expm(X - X^T) with the PC of ``bins`` random bins; the ``keep`` with
-    the lowest PC run ``refine_steps`` more and are compared by the PC of up to
-    ``score_bins`` bins with fresh noise.
+    Per fit: ``starts`` starts (the identity, then Haar-random rotations) each run
+    ``steps`` Adam steps on R = R_0 expm(X - X^T) with the PC of ``bins`` random bins;
+    the ``keep`` with the lowest PC run ``refine_steps`` more and are compared by the
+    PC of up to ``score_bins`` bins with fresh noise. The F x starts descents are one
+    batch of (fit, start, latent, latent) parameters: Adam is elementwise and each PC
+    depends on its own rotation only, so every descent is the one it would be alone
+    (to float rounding of the batched matrix products).
 
     Args:
-        mu: (bin, latent) float32 posterior means of the training bins.
-        log_sigma: log sigma_q.
+        mus: F (bin, latent) float32 posterior means of the training bins (bins may
+            differ between fits); log_sigmas: F log sigma_q.
         groups: group sizes (sum = latent).
-        generator: torch.Generator for the bins, noise and starts.
+        generators: F torch.Generators: fit f's bins, noise and starts are drawn from
+            its own, in the same order as a search of that fit alone.
     Returns:
-        (R, pc): the rotation, (latent, latent) float32 with z' = R z, and its PC (nats).
+        F (R, pc): the rotation, (latent, latent) float32 with z' = R z, and its PC (nats).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small dense ops: one thread beats two contending ones
     try:
-        return _pc_rotation(
-            mu, log_sigma, groups, generator, starts, steps, keep, refine_steps, bins,
+        return _pc_rotations(
+            mus, log_sigmas, groups, generators, starts, steps, keep, refine_steps, bins,
             score_bins, lr,
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
 
 
-def _pc_rotation(
-    mu, log_sigma, groups, generator, starts, steps, keep, refine_steps, bins, score_bins, lr
-):
-    n, k = mu.shape
-    mu = mu.detach().float().cpu()
-    sigma = math.exp(float(log_sigma))
+def _draws(mu, k, generator, starts, bins, score_bins):
+    """One fit's random draws, in a lone search's order: fit bins and noise, score
+    bins and noise, then the starts (identity first)."""
+    n = mu.shape[0]
     idx = torch.randperm(n, generator=generator)[:bins]
-    m_fit, eps_fit = mu[idx], torch.randn(len(idx), k, generator=generator)
+    fit = (mu[idx], torch.randn(len(idx), k, generator=generator))
     idx = torch.randperm(n, generator=generator)[:score_bins]
-    m_score, eps_score = mu[idx], torch.randn(len(idx), k, generator=generator)
+    score = (mu[idx], torch.randn(len(idx), k, generator=generator))
+    firsts = [torch.eye(k)] + [_orthogonal(k, generator) for _ in range(starts - 1)]
+    return fit, score, torch.stack(firsts)
 
-    def pc_of(rot, m, eps):
+
+def _pc_rotations(
+    mus, log_sigmas, groups, generators, starts, steps, keep, refine_steps, bins, score_bins, lr
+):
+    from torch.func import vmap
+
+    k = mus[0].shape[1]
+    mus = [m.detach().float().cpu() for m in mus]
+    draws = [
+        _draws(m, k, g, starts, bins, score_bins) for m, g in zip(mus, generators, strict=True)
+    ]
+    ls = torch.tensor([float(v) for v in log_sigmas])  # (fit,)
+    # (fit, bin, latent) sets; a fit with fewer bins than asked has fewer rows, so
+    # each fit's PC runs on its own tensors
+    fit_sets = [d[0] for d in draws]
+    score_sets = [d[1] for d in draws]
+
+    def pc_one(rot, m, eps, log_sigma):
         mr = m @ rot.T
-        return partial_correlation(mr + sigma * eps, mr, log_sigma, groups, len(mr))
+        sigma = torch.exp(log_sigma)
+        return partial_correlation(mr + sigma * eps, mr, log_sigma, groups, mr.shape[0])
+
+    pc_starts = vmap(pc_one, in_dims=(0, None, None, None))  # (start, k, k) -> (start,)
+
+    def pcs(rots, sets):
+        """(fit, start) PCs of (fit, start, k, k) rotations on each fit's own bins."""
+        return torch.stack([pc_starts(rots[f], m, e, ls[f]) for f, (m, e) in enumerate(sets)])
 
     def descend(rot0, n_steps):
-        x = torch.zeros(k, k, requires_grad=True)
+        """(fit, start, k, k) -> rotations after n_steps and their PCs (fit, start)."""
+        x = torch.zeros(rot0.shape, requires_grad=True)
         opt = torch.optim.Adam([x], lr=lr)
         for _ in range(n_steps):
-            pc = pc_of(rot0 @ torch.linalg.matrix_exp(x - x.T), m_fit, eps_fit)
+            pc = pcs(rot0 @ torch.linalg.matrix_exp(x - x.mT), fit_sets)
             opt.zero_grad()
-            pc.backward()
+            pc.sum().backward()
             opt.step()
         with torch.no_grad():
-            rot = rot0 @ torch.linalg.matrix_exp(x - x.T)
-            return rot, float(pc_of(rot, m_fit, eps_fit))
+            rot = rot0 @ torch.linalg.matrix_exp(x - x.mT)
+            return rot, pcs(rot, fit_sets)
 
-    firsts = [torch.eye(k)] + [_orthogonal(k, generator) for _ in range(starts - 1)]
-    stage1 = sorted((descend(r0, steps) for r0 in firsts), key=lambda t: t[1])[:keep]
-    best_r, best_pc = torch.eye(k), math.inf
-    for r0, _ in stage1:
-        rot, _ = descend(r0, refine_steps)
-        with torch.no_grad():
-            pc = float(pc_of(rot, m_score, eps_score))
-        if pc < best_pc:
-            best_r, best_pc = rot.clone(), pc
-    return best_r, best_pc
+    firsts = torch.stack([d[2] for d in draws])  # (fit, start, k, k)
+    rot1, pc1 = descend(firsts, steps)
+    # the keep lowest of each fit, in ascending order (a stable sort, as a lone search)
+    order = torch.sort(pc1, dim=1, stable=True).indices[:, :keep]  # (fit, keep)
+    kept = torch.stack([rot1[f, order[f]] for f in range(len(mus))])
+    rot2, _ = descend(kept, refine_steps)
+    with torch.no_grad():
+        scores = pcs(rot2, score_sets)  # (fit, keep)
+    out = []
+    for f in range(len(mus)):
+        j = int(torch.argmin(scores[f]))  # the first of equal scores, as a lone search
+        out.append((rot2[f, j].clone(), float(scores[f, j])))
+    return out
 
 
 @torch.no_grad()

@@ -1,6 +1,8 @@
-"""``fit(...)``: one method, one seed, one dataset -> one fit folder.
+"""``fit(...)``: one method, one seed, one dataset -> one fit folder; ``fit_seeds(...)``:
+several seeds of one method, trained together, -> one folder each.
 
     fit(dataset, FitConfig.from_options("DisRNN", {}), "results/fits/x/seed0", seed=0)
+    fit_seeds(dataset, config, [f"results/fits/x/seed{s}" for s in (0, 1, 2)], [0, 1, 2])
 
 The steps: check the data and resolve the config (``disrnn.fit.tensors``,
 ``disrnn.fit.config``); train ``config.restarts`` initialisations, each optionally from
@@ -18,6 +20,7 @@ result as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -32,10 +35,10 @@ from disrnn._atomic import writer_lock
 from disrnn._outputs import check_output
 from disrnn.fit.config import POSTHOC_METHODS, FitConfig
 from disrnn.fit.folder import build_module, write_fit
-from disrnn.fit.loop import EpochCallback, train_loop
+from disrnn.fit.loop import EpochCallback, Seat, train_loops
 from disrnn.fit.objective import selection_objective
 from disrnn.fit.posthoc import load_start, posthoc_fit
-from disrnn.fit.rotation import pc_rotation, rotate_latents, search_size
+from disrnn.fit.rotation import pc_rotations, rotate_latents, search_size
 from disrnn.fit.tensors import (
     FitData,
     bin_width,
@@ -46,7 +49,7 @@ from disrnn.fit.tensors import (
     silent_units,
 )
 
-__all__ = ["fit", "resolve_device", "restart_seed"]
+__all__ = ["fit", "fit_seeds", "resolve_device", "restart_seed"]
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +120,63 @@ def fit(
     Units without a spike in the training bins are fitted with a logged warning naming
     them (and listed in fit_info.json ``silent_units``).
     """
-    out_dir = Path(out_dir)
-    inputs = (dataset, init_from)
-    check_output(out_dir, "fit", inputs=inputs, force=force)
-    with writer_lock(out_dir, "fit folder"):
-        return _fit(dataset, config, out_dir, seed, device, init_from, progress, on_epoch)
+    return fit_seeds(
+        dataset, config, [out_dir], [seed], device, [init_from], progress, on_epoch, force
+    )[0]
 
 
-def _fit(dataset, config, out_dir, seed, device, init_from, progress, on_epoch) -> Path:
+def fit_seeds(
+    dataset: xr.Dataset | str | os.PathLike,
+    config: FitConfig,
+    out_dirs: list[str | os.PathLike],
+    seeds: list[int],
+    device: str = "auto",
+    init_from: list[str | os.PathLike | None] | None = None,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
+    force: bool = False,
+) -> list[Path]:
+    """Fit ``config.method`` with several seeds on one dataset, the seeds trained together.
+
+    Seed s (``seeds[s]``) gives the folder ``out_dirs[s]``, as ``fit(dataset, config,
+    out_dirs[s], seeds[s], device, init_from[s])`` would: its own initial weights, batch
+    order, noise, early stopping and checkpoint. The networks of a trained method are
+    stacked along a seed dimension and take their optimiser steps together
+    (:mod:`disrnn.fit.stack`; the rotation search of every seed runs as one batch too),
+    so S seeds cost far less than S fits; the numbers agree with lone fits to float
+    rounding (batched matrix products; one seed is a lone fit exactly). Post-hoc
+    methods transform each seed's lrRNN in turn. ``fit_info.json`` records
+    ``seeds_together`` and, in ``seconds``, each seed's share of the wall time
+    (``batch_seconds`` is the whole).
+
+    Args:
+        out_dirs, seeds: one per seed (same length, no repeats); init_from: one per seed
+            (None: none for any); the rest as :func:`fit`.
+    Returns:
+        the fit folders as Paths, in order.
+    Raises:
+        ValueError: out_dirs and seeds of different lengths, repeated seeds or folders;
+            otherwise as :func:`fit` (every folder is checked before any training).
+    """
+    out_dirs = [Path(d) for d in out_dirs]
+    seeds = [int(s) for s in seeds]
+    init_from = [None] * len(seeds) if init_from is None else list(init_from)
+    if not seeds or len(out_dirs) != len(seeds) or len(init_from) != len(seeds):
+        raise ValueError(
+            f"fit_seeds needs one out_dir and one init_from per seed; got {len(seeds)} "
+            f"seeds, {len(out_dirs)} out_dirs and {len(init_from)} init_from"
+        )
+    if len(set(seeds)) != len(seeds) or len({d.resolve() for d in out_dirs}) != len(out_dirs):
+        raise ValueError(f"fit_seeds needs distinct seeds and folders, got seeds {seeds}")
+    for out_dir, start in zip(out_dirs, init_from, strict=True):
+        check_output(out_dir, "fit", inputs=(dataset, start), force=force)
+    with contextlib.ExitStack() as locks:
+        for out_dir in out_dirs:
+            locks.enter_context(writer_lock(out_dir, "fit folder"))
+        return _fit(dataset, config, out_dirs, seeds, device, init_from, progress, on_epoch)
+
+
+def _fit(dataset, config, out_dirs, seeds, device, init_from, progress, on_epoch) -> list[Path]:
     t_start = time.perf_counter()
     if not isinstance(config, FitConfig):
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
@@ -135,43 +187,56 @@ def _fit(dataset, config, out_dir, seed, device, init_from, progress, on_epoch) 
     dev = resolve_device(device)
     config, train, val = _train_val(ds, config, dev)
     silent = _warn_silent(train)
-    info: dict = {"device": str(dev), "torch_threads": torch.get_num_threads()}
+    base: dict = {"device": str(dev), "torch_threads": torch.get_num_threads()}
     if config.method in POSTHOC_METHODS:
-        module, history, extra = posthoc_fit(config, train, val, seed, init_from, progress)
+        results = [
+            posthoc_fit(config, train, val, seed, start, progress)
+            for seed, start in zip(seeds, init_from, strict=True)
+        ]
     else:
-        if init_from is not None and not _rotated(config):
+        if any(start is not None for start in init_from) and not _rotated(config):
             log.warning(
                 "init_from is used by post-hoc methods and the rotation init only; %s "
                 "ignores it", config.method,
             )  # fmt: skip
-            init_from = None
-        run = _Run(config, train, val, int(seed), source, out_dir, progress, on_epoch, init_from)
-        module, history, extra = run.restarts()
-    info.update(extra)
-    info.update(
-        seconds=time.perf_counter() - t_start,
-        epochs=info.get("epochs_run"),
-        n_train_bins=train.n_bins,
-        silent_units=silent,
-        n_val_bins=0 if val is None else val.n_bins,
-    )
-    meta = {
-        **config.to_dict(),
-        "seed": int(seed),
-        "dataset": source,
-        "init_from": None if init_from is None else str(init_from),
-        "kind": kind,
-        "units": [int(u) if np.issubdtype(type(u), np.integer) else str(u) for u in train.units],
-        "n_units": int(train.n_units),
-        "history": config.history,
-        "input": train.u is not None,
-    }
-    write_fit(out_dir, module, meta, history, info)
-    if config.method not in POSTHOC_METHODS:
-        for r in range(config.restarts):
-            _checkpoint_path(out_dir, r).unlink(missing_ok=True)
-            _checkpoint_path(out_dir, r, "-pretrain").unlink(missing_ok=True)
-    return out_dir
+            init_from = [None] * len(seeds)
+        if any(start is None for start in init_from) and any(init_from):
+            raise ValueError("fit_seeds: give init_from for every seed or for none")
+        run = _Run(config, train, val, seeds, source, out_dirs, progress, on_epoch, init_from)
+        results = run.restarts()
+    wall = time.perf_counter() - t_start
+    for seed, out_dir, start, (module, history, extra) in zip(
+        seeds, out_dirs, init_from, results, strict=True
+    ):
+        info = {**base, **extra}
+        info.update(
+            seconds=wall / len(seeds),
+            epochs=info.get("epochs_run"),
+            n_train_bins=train.n_bins,
+            silent_units=silent,
+            n_val_bins=0 if val is None else val.n_bins,
+        )
+        if len(seeds) > 1:
+            info.update(seeds_together=len(seeds), batch_seconds=wall)
+        meta = {
+            **config.to_dict(),
+            "seed": int(seed),
+            "dataset": source,
+            "init_from": None if start is None else str(start),
+            "kind": kind,
+            "units": [
+                int(u) if np.issubdtype(type(u), np.integer) else str(u) for u in train.units
+            ],
+            "n_units": int(train.n_units),
+            "history": config.history,
+            "input": train.u is not None,
+        }
+        write_fit(out_dir, module, meta, history, info)
+        if config.method not in POSTHOC_METHODS:
+            for r in range(config.restarts):
+                _checkpoint_path(out_dir, r).unlink(missing_ok=True)
+                _checkpoint_path(out_dir, r, "-pretrain").unlink(missing_ok=True)
+    return out_dirs
 
 
 def _train_val(ds: xr.Dataset, config: FitConfig, dev):
@@ -223,94 +288,119 @@ def _checkpoint_path(out_dir: Path, restart: int, phase: str = "") -> Path:
 
 @dataclasses.dataclass
 class _Run:
-    """The restarts of one trained fit (what ``fit`` passes to every restart)."""
+    """The restarts of the trained fits of S seeds (what ``_fit`` passes to each)."""
 
     config: FitConfig
     train: FitData
     val: FitData | None
-    seed: int
+    seeds: list[int]
     source: dict
-    out_dir: Path
+    out_dirs: list[Path]
     progress: bool
     on_epoch: EpochCallback | None
-    init_from: str | os.PathLike | None = None  # an lrRNN: the beta = 0 fit to rotate
+    init_from: list  # per seed: an lrRNN (the beta = 0 fit to rotate) or None
 
-    def restarts(self) -> tuple[torch.nn.Module, list[dict], dict]:
-        """Train ``config.restarts`` initialisations; keep the lowest selection objective.
+    def restarts(self) -> list[tuple[torch.nn.Module, list[dict], dict]]:
+        """Train ``config.restarts`` initialisations of every seed; keep, per seed, the
+        lowest selection objective.
 
-        Restart r is seeded with :func:`restart_seed` (restart 0 with ``seed`` itself, so
-        one restart is the plain fit); each keeps its own checkpoint until the fit is
-        written. Returns (module, loss history of the kept restart, info).
+        Restart r of a seed is seeded with :func:`restart_seed` (restart 0 with the seed
+        itself, so one restart is the plain fit); the seeds' restart r trains together;
+        each keeps its own checkpoint until the fit is written. Returns one (module,
+        loss history of the kept restart, info) per seed.
         """
         config = self.config
         select_on = self.val if self.val is not None else self.train
-        best = None
-        runs = []
+        best: list = [None] * len(self.seeds)
+        runs: list[list] = [[] for _ in self.seeds]
         for r in range(config.restarts):
-            module, history, info = self.one(r)
+            for s, (module, history, info) in enumerate(self.one(r)):
+                seed = self.seeds[s]
+                if config.restarts > 1:
+                    score = selection_objective(module, select_on, config.beta, seed)
+                else:
+                    score = {"objective": float("nan")}
+                runs[s].append({"restart": r, "seed": restart_seed(seed, r), **score, **info})
+                if best[s] is None or score["objective"] < best[s][0]["objective"]:
+                    best[s] = (score, module, history, info, r)
+        out = []
+        for s, (_, module, history, info, r) in enumerate(best):
+            info = {**info, "restart": r, "restarts": runs[s] if config.restarts > 1 else []}
             if config.restarts > 1:
-                score = selection_objective(module, select_on, config.beta, self.seed)
-            else:
-                score = {"objective": float("nan")}
-            runs.append({"restart": r, "seed": restart_seed(self.seed, r), **score, **info})
-            if best is None or score["objective"] < best[0]["objective"]:
-                best = (score, module, history, info, r)
-        score, module, history, info, r = best
-        info = {**info, "restart": r, "restarts": runs if config.restarts > 1 else []}
-        if config.restarts > 1:
-            info["train_seconds"] = sum(run["train_seconds"] for run in runs)
-        return module, history, info
+                info["train_seconds"] = sum(run["train_seconds"] for run in runs[s])
+            out.append((module, history, info))
+        return out
 
-    def one(self, r: int) -> tuple[torch.nn.Module, list[dict], dict]:
-        """Restart ``r``: build, optionally rotation-initialise, train."""
+    def one(self, r: int) -> list[tuple[torch.nn.Module, list[dict], dict]]:
+        """Restart ``r`` of every seed: build, optionally rotation-initialise, train."""
         config, train = self.config, self.train
-        rseed = restart_seed(self.seed, r)
-        generator = torch.Generator().manual_seed(rseed)
-        module = build_module(config, train.n_units, train.n_bins, train.input_mask, generator)
-        module = module.to(train.h.device)
-        fingerprint = {
-            "config": config.to_dict(),
-            "seed": self.seed,
-            "restart": r,
-            "data": self.source["activity_sha256"],
-            "input": self.source.get("input_sha256"),
-        }
+        seats = []
+        for seed, out_dir, start in zip(self.seeds, self.out_dirs, self.init_from, strict=True):
+            rseed = restart_seed(seed, r)
+            generator = torch.Generator().manual_seed(rseed)
+            module = build_module(config, train.n_units, train.n_bins, train.input_mask, generator)
+            module = module.to(train.h.device)
+            fingerprint = {
+                "config": config.to_dict(),
+                "seed": seed,
+                "restart": r,
+                "data": self.source["activity_sha256"],
+                "input": self.source.get("input_sha256"),
+            }
+            if start is not None:
+                fingerprint["init_from"] = str(start)
+            seats.append(Seat(module, generator, rseed, _checkpoint_path(out_dir, r), fingerprint))
         pre = None
-        if self.init_from is not None:
-            fingerprint["init_from"] = str(self.init_from)
         if _rotated(config):  # the full objective from the rotated fit, at its own lr
-            pre = self.rotation_init(module, generator, rseed, r, fingerprint)
+            pre = self.rotation_init(seats, r)
             config = dataclasses.replace(
                 config, lr=config.lr * config.finetune_lr_scale, patience=config.finetune_patience
             )
-        history, info = self.loop(
-            module, config, generator, rseed, _checkpoint_path(self.out_dir, r), fingerprint
-        )
-        if pre is not None:
-            info = {**info, "pretrain": pre}
-        return module, history, info
+        results = train_loops(seats, self.train, self.val, config, self.progress, self.on_epoch)
+        out = []
+        for s, (seat, (history, info)) in enumerate(zip(seats, results, strict=True)):
+            if pre is not None:
+                info = {**info, "pretrain": pre[s]}
+            out.append((seat.module, history, info))
+        return out
 
-    def loop(self, module, config, generator, seed, ckpt, fingerprint):
-        return train_loop(
-            module, self.train, self.val, config, generator, seed, ckpt, fingerprint,
-            self.progress, self.on_epoch,
-        )  # fmt: skip
-
-    def rotation_init(self, module, generator, seed, r, fingerprint) -> dict:
-        """In place: train the beta = 0 objective (or take it from ``init_from``, an lrRNN
-        of this rank: the same objective), then rotate the latents to the lowest PC."""
-        if self.init_from is not None:
-            info = load_start(module, self.config, self.train, self.init_from)
+    def rotation_init(self, seats: list[Seat], r: int) -> list[dict]:
+        """In place, every seed: train the beta = 0 objective (or take it from its
+        ``init_from``, an lrRNN of this rank: the same objective), then rotate the
+        latents to the lowest PC. Returns each seed's pre-training info."""
+        if self.init_from[0] is not None:
+            infos = [
+                load_start(seat.module, self.config, self.train, start)
+                for seat, start in zip(seats, self.init_from, strict=True)
+            ]
         else:
             pre_cfg = dataclasses.replace(self.config, beta=0.0, alpha=0.0)
-            ckpt = _checkpoint_path(self.out_dir, r, "-pretrain")
-            _, info = self.loop(
-                module, pre_cfg, generator, seed, ckpt, {**fingerprint, "phase": "pretrain"}
+            pre_seats = [
+                dataclasses.replace(
+                    seat,
+                    ckpt=_checkpoint_path(out_dir, r, "-pretrain"),
+                    fingerprint={**seat.fingerprint, "phase": "pretrain"},
+                )
+                for seat, out_dir in zip(seats, self.out_dirs, strict=True)
+            ]
+            results = train_loops(
+                pre_seats, self.train, self.val, pre_cfg, self.progress, self.on_epoch
             )
+            infos = [info for _, info in results]
         t0 = time.perf_counter()
         with torch.no_grad():
-            mu = module.encode(module.features(self.train.h))
+            mus = [seat.module.encode(seat.module.features(self.train.h)) for seat in seats]
         search = search_size(self.config.epochs)
-        rot, pc = pc_rotation(mu, float(module.log_sigma), module.groups, generator, **search)
-        rotate_latents(module, rot)
-        return {**info, "rotation_pc": pc, "rotation_seconds": time.perf_counter() - t0}
+        found = pc_rotations(
+            mus,
+            [float(seat.module.log_sigma) for seat in seats],
+            seats[0].module.groups,
+            [seat.generator for seat in seats],
+            **search,
+        )
+        seconds = (time.perf_counter() - t0) / len(seats)
+        out = []
+        for seat, info, (rot, pc) in zip(seats, infos, found, strict=True):
+            rotate_latents(seat.module, rot)
+            out.append({**info, "rotation_pc": pc, "rotation_seconds": seconds})
+        return out

@@ -35,7 +35,7 @@ from disrnn.fit.config import FitConfig
 from disrnn.fit.folder import load_fit
 from disrnn.fit.loop import DivergenceError
 from disrnn.fit.tensors import load_input
-from disrnn.fit.train import fit
+from disrnn.fit.train import fit, fit_seeds
 from disrnn.selection.config import SelectConfig
 from disrnn.selection.evidence import group_agreement
 from disrnn.selection.folder import write_selection
@@ -137,20 +137,18 @@ class _Grid:
     def run(self, folder: Path) -> list[dict]:
         """Every candidate's row: the lrRNN ranks, then the partitions (see the module)."""
         seeds = self.config.seed_list
-        rows = [self.candidate(folder, "lrRNN", (k,), s) for k in self.config.ranks for s in seeds]
+        rows = [r for k in self.config.ranks for r in self.candidates(folder, "lrRNN", (k,), seeds)]
         ranks = self.config.ranks
         if self.config.partitions_at == "selected":
             ranks = (choose_rank(pd.DataFrame(rows))["rank"],)
         for k in ranks:
             if k > 1 and self.config.partitions_of(k) and k - 1 not in self.config.ranks:
                 # the rule's likelihood bar: lrRNN at K - 1, outside the rank grid
-                rows += [{**self.candidate(folder, "lrRNN", (k - 1,), s), "role": REFERENCE}
-                         for s in seeds]  # fmt: skip
+                rows += [{**r, "role": REFERENCE}
+                         for r in self.candidates(folder, "lrRNN", (k - 1,), seeds)]  # fmt: skip
             for p in self.config.partitions_of(k):
-                part = [
-                    self.candidate(folder, "DisRNN", p, s, folder / _fit_dir("lrRNN", (k,), s))
-                    for s in seeds
-                ]
+                starts = [folder / _fit_dir("lrRNN", (k,), s) for s in seeds]
+                part = self.candidates(folder, "DisRNN", p, seeds, starts)
                 agreement = self.agreement(folder, part)
                 rows += [{**r, "agreement": agreement} for r in part]
         return rows
@@ -164,25 +162,59 @@ class _Grid:
         latents = [flatten_latents(*val_latents(f, self.ds)) for f in fits]
         return group_agreement(latents, fits[0].latent_group)
 
-    def candidate(self, folder: Path, method: str, groups, seed: int, init_from=None) -> dict:
-        """Fit one candidate into ``folder/fits/...`` and score it (NaN scores when it
-        diverged or its start did)."""
+    def candidates(self, folder: Path, method: str, groups, seeds, starts=None) -> list[dict]:
+        """Fit one candidate's seeds together (:func:`disrnn.fit.train.fit_seeds`) into
+        ``folder/fits/...`` and score each; a seed whose start is missing gets NaN
+        scores. When the batch diverges, each seed is fitted alone, so one diverging
+        seed costs only its own row."""
+        starts = [None] * len(seeds) if starts is None else list(starts)
+        ready = [(s, st) for s, st in zip(seeds, starts, strict=True)
+                 if st is None or (st / "weights.pt").is_file()]  # fmt: skip
+        rows = {s: self.candidate(folder, method, groups, s, st, fitted=False)
+                for s, st in zip(seeds, starts, strict=True) if (s, st) not in ready}  # fmt: skip
+        if ready:
+            t0 = time.perf_counter()
+            try:
+                fit_seeds(
+                    self.dataset, self.fit_config(method, groups),
+                    [folder / _fit_dir(method, groups, s) for s, _ in ready], [s for s, _ in ready],
+                    device=self.device, init_from=[st for _, st in ready], progress=False,
+                )  # fmt: skip
+            except DivergenceError:
+                for s, st in ready:
+                    rows[s] = self.candidate(folder, method, groups, s, st)
+            else:
+                share = (time.perf_counter() - t0) / len(ready)
+                for s, st in ready:
+                    rows[s] = self.candidate(folder, method, groups, s, st, fitted=share)
+        return [rows[s] for s in seeds]
+
+    def candidate(
+        self, folder: Path, method: str, groups, seed: int, init_from=None, fitted=None
+    ) -> dict:
+        """Fit one candidate into ``folder/fits/...`` (unless ``fitted``: its seconds,
+        the folder already written) and score it (NaN scores when it diverged or its
+        start did; ``fitted=False``: no start)."""
         rel = _fit_dir(method, groups, seed)
         row = {"method": method, "rank": sum(groups), "partition": partition_label(groups),
                "seed": seed, "fit_dir": rel.as_posix()}  # fmt: skip
-        if init_from is not None and not (init_from / "weights.pt").is_file():
+        if fitted is False or (init_from is not None and not (init_from / "weights.pt").is_file()):
             return {**row, **dict.fromkeys(SCORES, float("nan")), "stop_reason": "no start"}
         t0 = time.perf_counter()
-        try:
-            fit(self.dataset, self.fit_config(method, groups), folder / rel, seed=seed,
-                device=self.device, init_from=init_from, progress=False)  # fmt: skip
-        except DivergenceError as err:
-            log.warning("select: %s %s seed %d diverged: %s", method, row["partition"], seed, err)
-            return {**row, **dict.fromkeys(SCORES, float("nan")), "stop_reason": "diverged"}
+        if fitted is None:
+            try:
+                fit(self.dataset, self.fit_config(method, groups), folder / rel, seed=seed,
+                    device=self.device, init_from=init_from, progress=False)  # fmt: skip
+            except DivergenceError as err:
+                log.warning(
+                    "select: %s %s seed %d diverged: %s", method, row["partition"], seed, err
+                )
+                return {**row, **dict.fromkeys(SCORES, float("nan")), "stop_reason": "diverged"}
+            fitted = time.perf_counter() - t0
         f = load_fit(folder / rel)
         scores = score_fit(f, self.ds, seed=0)
         info = f.info
-        row.update(scores, fit_seconds=time.perf_counter() - t0, epochs=info.get("epochs_run"),
+        row.update(scores, fit_seconds=fitted, epochs=info.get("epochs_run"),
                    best_epoch=info.get("best_epoch"), stop_reason=info.get("stop_reason"))  # fmt: skip
         log.info(
             "select: %s %s seed %d: val LL per bin %.4f, PC %s (%.1f s)", method,

@@ -537,6 +537,13 @@ RESULTS = config["results_dir"].rstrip("/")
 RESOURCES = config["resources_dir"].rstrip("/")
 LOGS = config["logs_dir"].rstrip("/")
 SESSIONS = _sessions()
+
+#: distinct seed lists -> the sessions fitted with each (one fit rule per list)
+SEED_LISTS = {}
+for _session in SESSIONS:
+    SEED_LISTS.setdefault(tuple(int(s) for s in seeds_of(_session)), []).append(
+        _session
+    )
 DEVICE = config["device"]
 
 

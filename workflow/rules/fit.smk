@@ -1,33 +1,41 @@
 """Fit every configured method x seed. A fit folder is finished when its fit_info.json
 exists (the package writes the folder atomically); a killed fit leaves
-.<folder>.checkpoint.pt beside it, which the re-run resumes from.
+.<folder>.checkpoint.pt beside each seed's folder, which the re-run resumes from.
 Post-hoc methods (lrRNN+ICA, LINT) transform the lrRNN fit of the same seed. A session
 with fit: {groups: auto} fits the groups its selection chose (input `selection`)."""
 
+# All seeds of a (session, method) are one job: disrnn.fit.train.fit_seeds trains them
+# together (their networks stacked along a seed dimension). A rule's outputs must be
+# patterns of its wildcards, so there is one such rule per distinct seed list of the
+# config (one for the default config, named fit), each for the sessions with that list.
+for _n, (_seeds, _members) in enumerate(SEED_LISTS.items()):
 
-rule fit:
-    input:
-        unpack(dataset_inputs),
-    output:
-        info=f"{RESULTS}/{{session}}/fits/{{method}}/seed{{seed}}/fit_info.json",
-    log:
-        f"{LOGS}/{{session}}/fit/{{method}}/seed{{seed}}.log",
-    wildcard_constraints:
-        method=_escape(TRAINED_METHODS),
-    conda:
-        "../../environment.yml"
-    threads: rule_resource("fit", "threads")
-    resources:
-        mem_mb=rule_resource("fit", "mem_mb"),
-        runtime=rule_resource("fit", "runtime"),
-        gpu=1 if DEVICE == "cuda" else 0,
-    params:
-        method="{method}",
-        seed="{seed}",
-        device=DEVICE,
-        options=fit_options,
-    script:
-        "../scripts/fit.py"
+    rule:
+        name:
+            "fit" if _n == 0 else f"fit_{_n}"
+        input:
+            unpack(dataset_inputs),
+        output:
+            [fit_info("{session}", "{method}", s) for s in _seeds],
+        log:
+            f"{LOGS}/{{session}}/fit/{{method}}/seeds.log",
+        wildcard_constraints:
+            method=_escape(TRAINED_METHODS),
+            session=_escape(_members),
+        conda:
+            "../../environment.yml"
+        threads: rule_resource("fit", "threads")
+        resources:
+            mem_mb=rule_resource("fit", "mem_mb"),
+            runtime=rule_resource("fit", "runtime"),
+            gpu=1 if DEVICE == "cuda" else 0,
+        params:
+            method="{method}",
+            seeds=list(_seeds),
+            device=DEVICE,
+            options=fit_options,
+        script:
+            "../scripts/fit.py"
 
 
 rule fit_posthoc:
@@ -47,7 +55,7 @@ rule fit_posthoc:
         runtime=rule_resource("posthoc", "runtime"),
     params:
         method="{method}",
-        seed="{seed}",
+        seeds=lambda wildcards: [int(wildcards.seed)],
         device="cpu",
         options=fit_options,
     script:

@@ -1,15 +1,17 @@
-"""Rules fit and fit_posthoc: fit one method with one seed to one session's dataset.
+"""Rules fit and fit_posthoc: fit one method to one session's dataset, every seed of the
+session in one job (rule fit: the seeds trained together by
+:func:`disrnn.fit.train.fit_seeds`) or one seed (rule fit_posthoc).
 
 snakemake.input.dataset: the binned dataset; snakemake.input.init (post-hoc methods only):
 the ``fit_info.json`` of the lrRNN fit of the same seed, whose folder is transformed;
 snakemake.input.selection (``groups: auto`` only): the session's selection.json, whose
 partition replaces ``auto``.
-snakemake.params: ``method``, ``seed``, ``device`` and ``options`` (the session's FitConfig
+snakemake.params: ``method``, ``seeds`` (one per output), ``device`` and ``options`` (the session's FitConfig
 options, given to :meth:`disrnn.fit.config.FitConfig.from_options` as they are, the
 same call as ``disrnn fit``'s).
-snakemake.output.info: ``<fit folder>/fit_info.json``, which :func:`disrnn.fit.fit`
-writes last, so a folder without it is unfinished; a killed fit resumes from the
-checkpoint beside the folder, ``.<fit folder name>.checkpoint.pt``.
+snakemake.output: each seed's ``<fit folder>/fit_info.json``, in the order of ``seeds``,
+which the package writes last, so a folder without it is unfinished; a killed fit
+resumes every seed from the checkpoint beside its folder, ``.<fit folder name>.checkpoint.pt``.
 """
 
 import logging
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from disrnn.fit import fit
 from disrnn.fit.config import FitConfig
+from disrnn.fit.train import fit_seeds
 from disrnn.logs import log_to_file
 from disrnn.selection import selected_groups
 
@@ -34,29 +36,32 @@ def fit_config(params, selection=None) -> FitConfig:
 
 def main(smk) -> None:
     with log_to_file(smk.log[0], append=True):
-        out = Path(smk.output.info).parent
-        init_from = str(Path(smk.input.init).parent) if "init" in smk.input.keys() else None
+        outs = [Path(info).parent for info in smk.output]
+        seeds = [int(s) for s in smk.params.seeds]
+        init_from = None
+        if "init" in smk.input.keys():
+            init_from = [str(Path(smk.input.init).parent)] * len(seeds)
         torch.set_num_threads(smk.threads)
         selection = smk.input.selection if "selection" in smk.input.keys() else None
         config = fit_config(smk.params, selection)
         logging.info(
-            "fit %s seed %s on %s (device %s, init_from %s): %s",
+            "fit %s seeds %s on %s (device %s, init_from %s): %s",
             smk.params.method,
-            smk.params.seed,
+            seeds,
             smk.input.dataset,
             smk.params.device,
             init_from,
             config,
         )
-        fit(
+        fit_seeds(
             smk.input.dataset,
             config,
-            out,
-            seed=int(smk.params.seed),
+            outs,
+            seeds,
             device=smk.params.device,
             init_from=init_from,
             progress=False,
-            force=True,  # Snakemake owns the folder (it removed the fit_info.json it reruns)
+            force=True,  # Snakemake owns the folders (it removed the fit_info.json it reruns)
         )
 
 

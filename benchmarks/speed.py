@@ -1,0 +1,177 @@
+"""Seconds per DisRNN fit when S seeds are fitted together, and how a fit's time grows.
+
+    python benchmarks/speed.py                         # every part below
+    python benchmarks/speed.py --parts paper --seeds 1,3,10
+    python benchmarks/speed.py --parts mcmaze --seeds 1
+    python benchmarks/speed.py --parts scaling
+
+Parts (each prints a table; the machine's load is printed with it):
+
+- ``paper``: DisRNN with the package defaults on the paper's synthetic session
+  (``paper-gaussian`` seed 0, split as ``benchmarks/synthetic.py`` does), seeds 0..S-1
+  fitted together by :func:`disrnn.fit.train.fit_seeds`, for each S of ``--seeds``:
+  wall seconds, seconds per seed, and the wall against S = 1's.
+- ``mcmaze``: a simulated session the size of NLB's MC_Maze (182 units, 2,300 trials x
+  35 bins of 20 ms, spike counts; ``lorenz-thomas`` resized), 60/20/20 trials, DisRNN
+  with the spike-count defaults.
+- ``scaling``: one DisRNN fit of a fixed short budget (``--scaling-epochs``; the
+  rotation search sized for it) on spike sessions of growing bins (at 60 units) and
+  units (at 400 trials x 35 bins): seconds per epoch of the beta = 0 pre-fit and of
+  the PC phase, and the rotation search's seconds.
+
+Every fit runs with one torch thread, one fit at a time. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+
+def markdown_table(columns: list[str], rows: list[list]) -> str:
+    """A markdown table of ``rows`` (lists of cells) under ``columns``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _split(n_trial: int, kind: str) -> np.ndarray:
+    idx = np.arange(n_trial)
+    if kind == "paper":  # as benchmarks/synthetic.py
+        return np.where(idx % 2 == 0, "train", np.where(idx % 10 == 1, "val", "test"))
+    return np.where(idx % 5 < 3, "train", np.where(idx % 5 == 3, "val", "test"))
+
+
+def simulated(preset: str, seed: int = 0, split: str = "paper", **overrides) -> xr.Dataset:
+    """A simulated session as a Dataset (dims trial, time, unit) with a split."""
+    from disrnn.data.io import DIMS
+    from disrnn.simulate import simulate
+
+    s = simulate(preset, seed=seed, **overrides)
+    n_trial, n_time, n_unit = s.activity.shape
+    act = s.activity.astype(np.int32 if s.kind == "spike_counts" else np.float32)
+    return xr.Dataset(
+        {"activity": (DIMS, act, {"kind": s.kind})},
+        coords={
+            "trial": np.arange(n_trial),
+            "time": (np.arange(n_time) + 0.5) * s.bin_width,
+            "unit": np.arange(n_unit),
+            "split": ("trial", _split(n_trial, split)),
+        },
+        attrs={"kind": s.kind, "bin_width": s.bin_width, "source": f"simulate:{preset}"},
+    )
+
+
+def timed_fit(ds: xr.Dataset, seeds: list[int], options: dict, workdir: Path) -> dict:
+    """Fit DisRNN with ``seeds`` together; wall seconds and the first seed's phases."""
+    import json
+
+    from disrnn.fit.config import FitConfig
+    from disrnn.fit.train import fit_seeds
+
+    config = FitConfig.from_options("DisRNN", options)
+    tag = "-".join(map(str, seeds))
+    outs = [workdir / f"S{len(seeds)}-{tag}" / f"seed{s}" for s in seeds]
+    t0 = time.perf_counter()
+    fit_seeds(ds, config, outs, seeds, device="cpu", progress=False)
+    wall = time.perf_counter() - t0
+    info = json.loads((outs[0] / "fit_info.json").read_text())
+    pre = info.get("pretrain", {})
+    return {
+        "wall": wall,
+        "per_seed": wall / len(seeds),
+        "pre_epochs": pre.get("epochs_run"),
+        "pre_s_per_epoch": pre.get("train_seconds", np.nan) / max(pre.get("epochs_run") or 1, 1),
+        "rotation_s": pre.get("rotation_seconds", np.nan) * len(seeds),
+        "epochs": info.get("epochs_run"),
+        "pc_s_per_epoch": info["train_seconds"] / max(info.get("epochs_run") or 1, 1),
+        "bins": info["n_train_bins"],
+    }
+
+
+def part_paper(seed_counts, workdir) -> None:
+    ds = simulated("paper-gaussian", 0)
+    rows, base = [], None
+    for S in seed_counts:
+        r = timed_fit(ds, list(range(S)), {"groups": [3, 3]}, workdir)
+        base = r["wall"] if base is None and S == 1 else base
+        ratio = r["wall"] / base if base else float("nan")
+        rows.append([S, f"{r['wall']:.1f}", f"{r['per_seed']:.1f}", f"{ratio:.2f}",
+                     f"{r['rotation_s']:.1f}"])  # fmt: skip
+        print(f"paper S={S}: {r}", flush=True)
+    print("\npaper-gaussian (20 units, 10 train trials x 100 bins), DisRNN 3 + 3, defaults\n")
+    print(markdown_table(["S", "wall s", "s per seed", "wall / wall(S=1)", "rotation s"], rows))
+
+
+def part_mcmaze(seed_counts, workdir) -> None:
+    ds = simulated("lorenz-thomas", 0, split="60/20/20", n_units=182, n_trials=2300,
+                   trial_length=35)  # fmt: skip
+    rows = []
+    for S in seed_counts:
+        r = timed_fit(ds, list(range(S)), {"groups": [3, 3]}, workdir)
+        rows.append([S, r["bins"], f"{r['wall']:.1f}", f"{r['per_seed']:.1f}",
+                     f"{r['pre_s_per_epoch']:.2f}", r["pre_epochs"], f"{r['rotation_s']:.1f}",
+                     f"{r['pc_s_per_epoch']:.2f}", r["epochs"]])  # fmt: skip
+        print(f"mcmaze S={S}: {r}", flush=True)
+    print("\nMC_Maze size (182 units, 2,300 trials x 35 bins, spike counts), DisRNN 3 + 3\n")
+    cols = ["S", "train bins", "wall s", "s per seed", "pre-fit s/epoch", "pre-fit epochs",
+            "rotation s", "PC phase s/epoch", "PC epochs"]  # fmt: skip
+    print(markdown_table(cols, rows))
+
+
+def part_scaling(epochs: int, workdir) -> None:
+    opts = {"groups": [3, 3], "epochs": epochs, "patience": epochs}
+    grid = [(n_trials, 60) for n_trials in (200, 400, 800, 1600)]
+    grid += [(400, n_units) for n_units in (30, 120, 240)]
+    rows = []
+    for n_trials, n_units in grid:
+        ds = simulated("lorenz-thomas", 0, split="60/20/20", n_units=n_units,
+                       n_trials=n_trials, trial_length=35)  # fmt: skip
+        r = timed_fit(ds, [0], opts, workdir / f"{n_trials}x{n_units}")
+        rows.append([n_trials * 35, r["bins"], n_units, f"{r['pre_s_per_epoch']:.3f}",
+                     f"{r['rotation_s']:.1f}", f"{r['pc_s_per_epoch']:.3f}",
+                     f"{r['wall']:.1f}"])  # fmt: skip
+        print(f"scaling {n_trials} trials x {n_units} units: {r}", flush=True)
+    print(f"\nOne DisRNN fit of {epochs} epochs per phase (spike counts, L = 10, learned kernel)\n")
+    cols = ["bins", "train bins", "units", "pre-fit s/epoch", "rotation s",
+            "PC phase s/epoch", "wall s"]  # fmt: skip
+    print(markdown_table(cols, rows))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--parts", default="paper,mcmaze,scaling")
+    p.add_argument("--seeds", default="1,3,10", help="S values of the paper part")
+    p.add_argument("--mcmaze-seeds", default="1,3", help="S values of the mcmaze part")
+    p.add_argument("--scaling-epochs", type=int, default=10)
+    p.add_argument("--workdir", default=None, help="keep the fits here")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.workdir or tmp)
+        t0 = time.perf_counter()
+        for part in args.parts.split(","):
+            if part == "paper":
+                part_paper([int(s) for s in args.seeds.split(",")], workdir / "paper")
+            elif part == "mcmaze":
+                part_mcmaze([int(s) for s in args.mcmaze_seeds.split(",")], workdir / "mcmaze")
+            elif part == "scaling":
+                part_scaling(args.scaling_epochs, workdir / "scaling")
+            else:
+                p.error(f"unknown part {part!r}; valid: paper, mcmaze, scaling")
+        print(f"\nwall {time.perf_counter() - t0:.0f} s, load average {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
