@@ -16,9 +16,12 @@ File -> job:
                   dataset_kind, valid_bins, activity_sha256, trial_arrays, FitData, prepare
     objective.py  the loss terms, written once (loss_terms, nll_terms), and the restart
                   selection objective built from them
-    loop.py       one optimisation run: schedule, warm-up, early stopping, checkpoints
-    train.py      fit(): restarts, rotation initialisation, post-hoc methods, the folder
-    rotation.py   pc_rotation / rotate_latents: the lowest-PC rotation of the latents
+    loop.py       one optimisation run of S seeds together (train_loops; train_loop is
+                  S = 1): schedule, warm-up, each seed's early stopping and checkpoint
+    stack.py      SeedStack: S networks as stacked parameters, the objective vmapped
+    train.py      fit() / fit_seeds(): restarts, rotation initialisation, post-hoc
+                  methods, the folders
+    rotation.py   pc_rotation(s) / rotate_latents: the lowest-PC rotation of the latents
     posthoc.py    lrRNN+ICA and LINT: ica_transform, lint_transform, posthoc_fit
     folder.py     the fit folder: write_fit, read_losses, load_fit -> Fit, build_module
 
@@ -46,7 +49,7 @@ _HOMES = {
     "disrnn.fit.tensors": ("FitData", "dataset_kind", "valid_bins"),
     "disrnn.fit.objective": ("TERMS",),
     "disrnn.fit.loop": ("DivergenceError",),
-    "disrnn.fit.train": ("fit",),
+    "disrnn.fit.train": ("fit", "fit_seeds"),
     "disrnn.fit.folder": ("Fit", "load_fit"),
 }
 _EXPORTS = {name: home for home, names in _HOMES.items() for name in names}

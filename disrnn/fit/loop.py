@@ -2,8 +2,9 @@
 learning-rate schedule and penalty warm-up, early stopping on the validation loss and
 checkpoints a killed run resumes from.
 
-:func:`train_loop` is the only entry; ``disrnn.fit.train`` calls it for every restart
-and phase, ``disrnn.fit.posthoc`` for the lrRNN it transforms.
+:func:`train_loops` trains the networks of S seeds together (:mod:`disrnn.fit.stack`),
+each with its own state; :func:`train_loop` is one seed. ``disrnn.fit.train`` calls them
+for every restart and phase, ``disrnn.fit.posthoc`` for the lrRNN it transforms.
 """
 
 from __future__ import annotations
