@@ -73,7 +73,7 @@ def test_default_config_dry_run(tmp_path):
     counts = job_counts(res.stdout)
     assert counts["simulate_session"] == 2
     assert counts["bin_session"] == 2
-    assert counts["fit"] == 2 * 5 * 3  # trained methods
+    assert counts["fit"] == 2 * 5  # trained methods: all 3 seeds of a (session, method) in one job
     assert counts["fit_posthoc"] == 2 * 2 * 3  # lrRNN+ICA and LINT reuse lrRNN
     assert counts["evaluate"] == 2 * 7 * 3
     assert counts["session_report"] == 2 and counts["summary_report"] == 1
@@ -130,6 +130,27 @@ def test_small_test_config_dry_run(tmp_path):
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout)
     assert counts["fit"] == 2 and counts["fit_posthoc"] == 1 and counts["evaluate"] == 3
+
+
+def test_one_fit_job_per_session_and_method_with_its_own_seeds(tmp_path):
+    """Every seed of a (session, method) is one job; a session with its own seed list
+    gets the rule of that list, whose outputs are exactly its seeds' folders."""
+    config = small_config()
+    config["seeds"] = [0, 1]
+    second = {**config["sessions"][0], "id": "sim-other", "seeds": [4]}
+    config["sessions"].append(second)
+    res = snakemake(
+        "--dry-run", "--configfile", str(write_config(tmp_path / "c.yaml", config)), cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    counts = job_counts(res.stdout)
+    assert counts["fit"] == 2 and counts["fit_1"] == 2  # lrRNN and DisRNN per session
+    assert counts["fit_posthoc"] == 2 + 1 and counts["evaluate"] == 3 * 2 + 3 * 1
+    listed = re.findall(r"output: (.+)", res.stdout)  # each job's outputs, comma-separated
+    other = [o for o in listed if "/sim-other/fits/" in o]
+    assert other and all("/seed4/" in o for o in other)
+    (main,) = [o for o in listed if "/sim-small/fits/DisRNN/" in o]  # one job, both seeds
+    assert re.findall(r"seed(\d+)/fit_info", main) == ["0", "1"]
 
 
 def test_results_dir_keeps_runs_apart(tmp_path):

@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from disrnn._atomic import atomic_file
+from disrnn.fit.checkpoint import finished, load_checkpoint, resume, save_checkpoint
 from disrnn.fit.config import FitConfig
 from disrnn.fit.objective import TERMS
 from disrnn.fit.tensors import FitData
@@ -123,7 +122,7 @@ def train_loops(
                 for st in seats
             ]
         ).to(device)
-    runs = _resume(seats, stack, opt, config, device)
+    runs = resume(seats, stack, opt, config, device)
     threads = torch.get_num_threads()
     if device.type == "cpu":
         # small dense ops: one thread is much faster than two contending ones
@@ -132,61 +131,6 @@ def train_loops(
         return _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, runs)
     finally:
         torch.set_num_threads(threads)
-
-
-def _fresh_run() -> dict:
-    return {
-        "history": [],
-        "state": {"epoch": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "best_state": None},
-        "elapsed": 0.0,
-        "stop_reason": None,  # set when the seed stops training
-    }
-
-
-def _finished(state: dict, config: FitConfig) -> bool:
-    return state["bad"] >= config.patience or state["epoch"] >= config.epochs
-
-
-def _resume(seats, stack, opt, config, device) -> list[dict]:
-    """Each seat's run state: from its checkpoint (module, optimiser and generator state
-    loaded) or fresh; see :func:`train_loops` for when checkpoints are used."""
-    saved = []
-    for seat in seats:
-        ck = None
-        if seat.ckpt is not None and seat.ckpt.exists():
-            ck = load_checkpoint(seat.ckpt, device)
-            if ck.get("fingerprint") != seat.fingerprint:
-                log.warning("ignoring checkpoint %s of a different config or dataset", seat.ckpt)
-                ck = None
-        saved.append(ck)
-    open_epochs = {
-        ck["state"]["epoch"]
-        for ck in saved
-        if ck is not None and not _finished(ck["state"], config)
-    }
-    n_open = sum(ck is None or not _finished(ck["state"], config) for ck in saved)
-    n_open_saved = sum(ck is not None and not _finished(ck["state"], config) for ck in saved)
-    if len(open_epochs) > 1 or 0 < n_open_saved < n_open:
-        log.warning(
-            "the unfinished seeds' checkpoints are at different epochs (%s); those seeds "
-            "start afresh", sorted(open_epochs) or [0],
-        )  # fmt: skip
-        saved = [ck if ck is not None and _finished(ck["state"], config) else None for ck in saved]
-    runs, opt_states = [], []
-    for s, (seat, ck) in enumerate(zip(seats, saved, strict=True)):
-        run = _fresh_run()
-        opt_state = None
-        if ck is not None:
-            stack.load_state_dict(s, ck["module"])
-            seat.generator.set_state(ck["generator"])
-            run.update(history=ck["history"], state=ck["state"], elapsed=ck.get("elapsed", 0.0))
-            if not _finished(ck["state"], config):
-                opt_state = ck["optimizer"]
-            log.info("resuming from %s at epoch %d", seat.ckpt, ck["state"]["epoch"])
-        runs.append(run)
-        opt_states.append(opt_state)
-    stack.load_optimizer_states(opt, opt_states)
-    return runs
 
 
 def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, runs):
@@ -200,7 +144,7 @@ def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, ru
         if seat.ckpt is None:
             return
         elapsed = run["elapsed"] + time.perf_counter() - t0
-        _save_checkpoint(
+        save_checkpoint(
             seat.ckpt, stack.state_dict(s), stack.optimizer_state(opt, s), seat.generator,
             run["history"], run["state"], seat.fingerprint, elapsed,
         )  # fmt: skip
@@ -211,7 +155,7 @@ def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, ru
         checkpoint(s)  # a finished seed resumes as finished
 
     for run in runs:
-        if _finished(run["state"], config):
+        if finished(run["state"], config):
             run.update(stop_reason="resumed_finished", stopped_at=t0)
     start = min((r["state"]["epoch"] for r in runs if r["stop_reason"] is None), default=0)
     desc = config.method if S == 1 else f"{config.method} x {S} seeds"
@@ -255,31 +199,32 @@ def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, ru
         if on_epoch is not None:
             on_epoch(epoch)
     bar.close()
-    out = []
     stack.write_back()
     for s, run in enumerate(runs):
-        state = run["state"]
         if run["stop_reason"] is None:
             stop(s, "max_epochs")
-        reason = run["stop_reason"]
-        if reason == "resumed_finished":
-            reason = "early_stopping" if state["bad"] >= config.patience else "max_epochs"
-        if state["bad"] >= config.patience:
-            reason = "early_stopping"
-        if state["best_state"] is not None:
-            stack.modules[s].load_state_dict(state["best_state"])
-        info = {
-            "epochs_run": state["epoch"],
-            "best_epoch": state["best_epoch"],
-            "best_loss": state["best"],
-            "stop_reason": reason,
-            "train_seconds": run["elapsed"] + run["stopped_at"] - t0,
-            "steps_per_epoch": max(train.n_bins // min(config.batch_size, train.n_bins), 1),
-        }
-        if S > 1:
-            info["seeds_together"] = S
-        out.append((run["history"], info))
-    return out
+    return [_finish(run, stack.modules[s], train, config, t0, S) for s, run in enumerate(runs)]
+
+
+def _finish(run, module, train, config, t0, n_seeds) -> tuple[list[dict], dict]:
+    """A seed's (history, info) after the loop; its module takes its best weights."""
+    state = run["state"]
+    reason = run["stop_reason"]
+    if reason == "resumed_finished" or state["bad"] >= config.patience:
+        reason = "early_stopping" if state["bad"] >= config.patience else "max_epochs"
+    if state["best_state"] is not None:
+        module.load_state_dict(state["best_state"])
+    info = {
+        "epochs_run": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "best_loss": state["best"],
+        "stop_reason": reason,
+        "train_seconds": run["elapsed"] + run["stopped_at"] - t0,
+        "steps_per_epoch": max(train.n_bins // min(config.batch_size, train.n_bins), 1),
+    }
+    if n_seeds > 1:
+        info["seeds_together"] = n_seeds
+    return run["history"], info
 
 
 def _record(run, row, train_terms, val_terms, config, epoch, snapshot) -> float:
@@ -416,51 +361,3 @@ def _check_finite(values: torch.Tensor, epoch: int, split: str, who: str = "") -
 
 def _row(values: torch.Tensor) -> dict:
     return {name: float(v) for name, v in zip(TERMS, values.tolist(), strict=True)}
-
-
-#: what a checkpoint holds; each value is tensors and plain containers only
-CHECKPOINT_KEYS = ("module", "optimizer", "generator", "history", "state", "fingerprint")
-
-
-def load_checkpoint(path: Path, device: torch.device) -> dict:
-    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain
-    containers only, so a file planted in its place cannot run code when it is read.
-
-    Raises:
-        ValueError: the file holds anything else (other objects, a corrupt archive) or
-            lacks a key of :data:`CHECKPOINT_KEYS`; it is left untouched and not used.
-    """
-    try:
-        saved = torch.load(path, weights_only=True, map_location=device)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"refusing to load the checkpoint {str(path)!r}: it is not a checkpoint this "
-            f"package wrote (it holds more than tensors and plain containers, or is corrupt: "
-            f"{first[:200]}); it was not loaded; delete it to train this fit afresh"
-        ) from None
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(saved, dict) or k not in saved]
-    if missing:
-        raise ValueError(
-            f"the checkpoint {str(path)!r} lacks {', '.join(missing)}; it is not a checkpoint "
-            "this package wrote; delete it to train this fit afresh"
-        )
-    return saved
-
-
-def _save_checkpoint(
-    path, module_state, opt_state, generator, history, state, fingerprint, elapsed
-):
-    # generator state is a uint8 tensor, everything else tensors, numbers, str, lists
-    # and dicts: the file loads with weights_only=True
-    payload = {
-        "module": module_state,
-        "optimizer": opt_state,
-        "generator": generator.get_state(),
-        "history": history,
-        "state": state,
-        "fingerprint": fingerprint,
-        "elapsed": elapsed,
-    }
-    with atomic_file(path) as tmp:
-        torch.save(payload, tmp)
