@@ -18,6 +18,7 @@ File -> job:
                   selection objective built from them
     loop.py       one optimisation run of S seeds together (train_loops; train_loop is
                   S = 1): schedule, warm-up, each seed's early stopping and checkpoint
+    checkpoint.py the checkpoint files (safe reads) and how each seed resumes
     stack.py      SeedStack: S networks as stacked parameters, the objective vmapped
     train.py      fit() / fit_seeds(): restarts, rotation initialisation, post-hoc
                   methods, the folders
