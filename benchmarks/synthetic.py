@@ -124,8 +124,30 @@ def _run_seed(task: dict) -> list[dict]:
     return rows
 
 
+def _oracle_connectivity_r(ds: xr.Dataset) -> tuple[float, float]:
+    """(W r, mean W_g r) of an oracle that knows the true latents z and decoder A and fits
+    only the encoder: B_ls, b_ls = least squares of z_t on tanh(x_{t-1}) over the training
+    bins; r = Pearson r over the N x N entries of A B_ls (and of A_g B_ls,g per group)
+    against the truth's A B (A_g B_g). How much of W the data identify at all."""
+    train = np.asarray(ds["split"].values) == "train"
+    x = ds["activity"].values[train].astype(float)
+    h = np.tanh(x[:, :-1]).reshape(-1, x.shape[-1])  # (bin, unit)
+    z = ds["true_latents"].values[train][:, 1:].reshape(-1, ds.sizes["latent"])
+    coef, *_ = np.linalg.lstsq(np.c_[h, np.ones(len(h))], z, rcond=None)
+    B_ls, A, B = coef[:-1].T, ds["true_A"].values, ds["true_B"].values
+    labels = ds["latent_group"].values
+
+    def r(a, b):
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    groups = [labels == g for g in np.unique(labels)]
+    wg = [r(A[:, g] @ B[g], A[:, g] @ B_ls[g]) for g in groups]
+    return r(A @ B, A @ B_ls), float(np.mean(wg))
+
+
 def _ceiling_row(ds: xr.Dataset, seed: int) -> dict:
-    """Group and component R^2 of the simulation's own encoder B tanh(x_{t-1}) on test bins."""
+    """Group and component R^2 of the simulation's own encoder B tanh(x_{t-1}) on test
+    bins; W r and W_g r of :func:`_oracle_connectivity_r`."""
     from disrnn.evaluation.alignment import align_groups
 
     test = np.asarray(ds["split"].values) == "test"
@@ -139,6 +161,7 @@ def _ceiling_row(ds: xr.Dataset, seed: int) -> dict:
         "seed": seed,
         "group_latent_r2": al.group_r2,
         "component_latent_r2": al.component_r2_mean,
+        **dict(zip(("W_pearson", "Wsub_pearson"), _oracle_connectivity_r(ds), strict=True)),
     }
 
 

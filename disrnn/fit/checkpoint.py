@@ -35,7 +35,7 @@ def fresh_run() -> dict:
         "history": [],
         "state": {"epoch": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "best_state": None},
         "elapsed": 0.0,
-        "stop_reason": None,  # set when the seed stops training
+        "stopped_at": None,  # perf_counter time the seed stopped training (None: training)
     }
 
 

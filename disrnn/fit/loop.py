@@ -149,22 +149,21 @@ def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, ru
             run["history"], run["state"], seat.fingerprint, elapsed,
         )  # fmt: skip
 
-    def stop(s, reason):
-        runs[s]["stop_reason"] = reason
+    def stop(s):
         runs[s]["stopped_at"] = time.perf_counter()
         checkpoint(s)  # a finished seed resumes as finished
 
     for run in runs:
         if finished(run["state"], config):
-            run.update(stop_reason="resumed_finished", stopped_at=t0)
-    start = min((r["state"]["epoch"] for r in runs if r["stop_reason"] is None), default=0)
+            run["stopped_at"] = t0  # resumed finished: nothing to train
+    start = min((r["state"]["epoch"] for r in runs if r["stopped_at"] is None), default=0)
     desc = config.method if S == 1 else f"{config.method} x {S} seeds"
     bar = tqdm(total=config.epochs, initial=start, disable=not progress, desc=desc)
     for epoch in range(start, config.epochs):
         for s, run in enumerate(runs):
-            if run["stop_reason"] is None and run["state"]["bad"] >= config.patience:
-                stop(s, "early_stopping")
-        active = [r["stop_reason"] is None for r in runs]
+            if run["stopped_at"] is None and run["state"]["bad"] >= config.patience:
+                stop(s)
+        active = [r["stopped_at"] is None for r in runs]
         if not any(active):
             break
         lr = _lr_at(config, epoch)
@@ -201,17 +200,16 @@ def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, ru
     bar.close()
     stack.write_back()
     for s, run in enumerate(runs):
-        if run["stop_reason"] is None:
-            stop(s, "max_epochs")
+        if run["stopped_at"] is None:
+            stop(s)
     return [_finish(run, stack.modules[s], train, config, t0, S) for s, run in enumerate(runs)]
 
 
 def _finish(run, module, train, config, t0, n_seeds) -> tuple[list[dict], dict]:
     """A seed's (history, info) after the loop; its module takes its best weights."""
     state = run["state"]
-    reason = run["stop_reason"]
-    if reason == "resumed_finished" or state["bad"] >= config.patience:
-        reason = "early_stopping" if state["bad"] >= config.patience else "max_epochs"
+    # a seed stops early exactly when its patience ran out, at the last epoch included
+    reason = "early_stopping" if state["bad"] >= config.patience else "max_epochs"
     if state["best_state"] is not None:
         module.load_state_dict(state["best_state"])
     info = {

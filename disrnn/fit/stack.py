@@ -66,6 +66,7 @@ class SeedStack:
             return
         from torch.func import functional_call, stack_module_state, vmap
 
+        self._keys = list(modules[0].state_dict())  # a network's state-dict keys
         wrapped = [_Objective(m) for m in modules]
         self._stacked, self._buffers = stack_module_state(wrapped)  # name -> (seed, ...)
         self._params = list(self._stacked.values())
@@ -120,9 +121,8 @@ class SeedStack:
         """Seed ``s``'s network state, keyed as its ``module.state_dict()`` (copies)."""
         if self.size == 1:
             return copy.deepcopy(self.modules[0].state_dict())
-        own = self.modules[s].state_dict()
         tensors = {**self._stacked, **self._buffers}
-        return {k: tensors[_PREFIX + k][s].detach().clone() for k in own}
+        return {k: tensors[_PREFIX + k][s].detach().clone() for k in self._keys}
 
     @torch.no_grad()
     def load_state_dict(self, s: int, state: dict) -> None:

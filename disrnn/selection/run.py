@@ -170,7 +170,7 @@ class _Grid:
         starts = [None] * len(seeds) if starts is None else list(starts)
         ready = [(s, st) for s, st in zip(seeds, starts, strict=True)
                  if st is None or (st / "weights.pt").is_file()]  # fmt: skip
-        rows = {s: self.candidate(folder, method, groups, s, st, fitted=False)
+        rows = {s: self.candidate(folder, method, groups, s, st)  # "no start" rows
                 for s, st in zip(seeds, starts, strict=True) if (s, st) not in ready}  # fmt: skip
         if ready:
             t0 = time.perf_counter()
@@ -186,22 +186,22 @@ class _Grid:
             else:
                 share = (time.perf_counter() - t0) / len(ready)
                 for s, st in ready:
-                    rows[s] = self.candidate(folder, method, groups, s, st, fitted=share)
+                    rows[s] = self.candidate(folder, method, groups, s, st, fit_seconds=share)
         return [rows[s] for s in seeds]
 
     def candidate(
-        self, folder: Path, method: str, groups, seed: int, init_from=None, fitted=None
+        self, folder: Path, method: str, groups, seed: int, init_from=None, fit_seconds=None
     ) -> dict:
-        """Fit one candidate into ``folder/fits/...`` (unless ``fitted``: its seconds,
-        the folder already written) and score it (NaN scores when it diverged or its
-        start did; ``fitted=False``: no start)."""
+        """Fit one candidate into ``folder/fits/...`` (unless ``fit_seconds`` is given:
+        the folder is already fitted, in that many seconds) and score it (NaN scores when
+        it diverged or its start did)."""
         rel = _fit_dir(method, groups, seed)
         row = {"method": method, "rank": sum(groups), "partition": partition_label(groups),
                "seed": seed, "fit_dir": rel.as_posix()}  # fmt: skip
-        if fitted is False or (init_from is not None and not (init_from / "weights.pt").is_file()):
+        if init_from is not None and not (init_from / "weights.pt").is_file():
             return {**row, **dict.fromkeys(SCORES, float("nan")), "stop_reason": "no start"}
         t0 = time.perf_counter()
-        if fitted is None:
+        if fit_seconds is None:
             try:
                 fit(self.dataset, self.fit_config(method, groups), folder / rel, seed=seed,
                     device=self.device, init_from=init_from, progress=False)  # fmt: skip
@@ -210,11 +210,11 @@ class _Grid:
                     "select: %s %s seed %d diverged: %s", method, row["partition"], seed, err
                 )
                 return {**row, **dict.fromkeys(SCORES, float("nan")), "stop_reason": "diverged"}
-            fitted = time.perf_counter() - t0
+            fit_seconds = time.perf_counter() - t0
         f = load_fit(folder / rel)
         scores = score_fit(f, self.ds, seed=0)
         info = f.info
-        row.update(scores, fit_seconds=fitted, epochs=info.get("epochs_run"),
+        row.update(scores, fit_seconds=fit_seconds, epochs=info.get("epochs_run"),
                    best_epoch=info.get("best_epoch"), stop_reason=info.get("stop_reason"))  # fmt: skip
         log.info(
             "select: %s %s seed %d: val LL per bin %.4f, PC %s (%.1f s)", method,
