@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from synthetic import session_dataset  # noqa: E402 (benchmarks/synthetic.py, beside this script)
 
 
 def markdown_table(columns: list[str], rows: list[list]) -> str:
@@ -42,31 +43,15 @@ def markdown_table(columns: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _split(n_trial: int, kind: str) -> np.ndarray:
-    idx = np.arange(n_trial)
-    if kind == "paper":  # as benchmarks/synthetic.py
-        return np.where(idx % 2 == 0, "train", np.where(idx % 10 == 1, "val", "test"))
-    return np.where(idx % 5 < 3, "train", np.where(idx % 5 == 3, "val", "test"))
-
-
 def simulated(preset: str, seed: int = 0, split: str = "paper", **overrides) -> xr.Dataset:
-    """A simulated session as a Dataset (dims trial, time, unit) with a split."""
-    from disrnn.data.io import DIMS
-    from disrnn.simulate import simulate
-
-    s = simulate(preset, seed=seed, **overrides)
-    n_trial, n_time, n_unit = s.activity.shape
-    act = s.activity.astype(np.int32 if s.kind == "spike_counts" else np.float32)
-    return xr.Dataset(
-        {"activity": (DIMS, act, {"kind": s.kind})},
-        coords={
-            "trial": np.arange(n_trial),
-            "time": (np.arange(n_time) + 0.5) * s.bin_width,
-            "unit": np.arange(n_unit),
-            "split": ("trial", _split(n_trial, split)),
-        },
-        attrs={"kind": s.kind, "bin_width": s.bin_width, "source": f"simulate:{preset}"},
-    )
+    """``benchmarks/synthetic.py``'s session Dataset; ``split="60/20/20"`` relabels its
+    trials 60/20/20 (train, val, test) by trial index instead of the paper's split."""
+    ds = session_dataset(preset, seed, **overrides)
+    if split == "paper":
+        return ds
+    idx = np.arange(ds.sizes["trial"])
+    labels = np.where(idx % 5 < 3, "train", np.where(idx % 5 == 3, "val", "test"))
+    return ds.assign_coords(split=("trial", labels))
 
 
 def timed_fit(ds: xr.Dataset, seeds: list[int], options: dict, workdir: Path) -> dict:
