@@ -74,10 +74,10 @@ def test_default_config_dry_run(tmp_path):
     assert counts["simulate_session"] == 2
     assert counts["bin_session"] == 2
     assert counts["fit"] == 2 * 5  # trained methods: all 3 seeds of a (session, method) in one job
-    assert counts["fit_posthoc"] == 2 * 2 * 3  # lrRNN+ICA and LINT reuse lrRNN
-    assert counts["evaluate"] == 2 * 7 * 3
+    assert counts["fit_posthoc"] == 2 * 2  # lrRNN+ICA and LINT transform every seed's lrRNN
+    assert counts["evaluate"] == 2 * 7  # every seed of a (session, method) in one job
     assert counts["session_report"] == 2 and counts["summary_report"] == 1
-    assert counts["session_figures"] == 2
+    assert "session_figures" not in counts  # the session report writes its figures too
     jobs = dry_run_jobs(res.stdout)
     fits = [out for rule, out in jobs if rule.startswith("fit")]
     assert all(re.search(r"/fits/[^/]+/seed\d+/fit_info\.json$", f) for f in fits)
@@ -145,12 +145,17 @@ def test_one_fit_job_per_session_and_method_with_its_own_seeds(tmp_path):
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout)
     assert counts["fit"] == 2 and counts["fit_1"] == 2  # lrRNN and DisRNN per session
-    assert counts["fit_posthoc"] == 2 + 1 and counts["evaluate"] == 3 * 2 + 3 * 1
+    assert counts["fit_posthoc"] == 1 and counts["fit_posthoc_1"] == 1
+    assert counts["evaluate"] == 3 and counts["evaluate_1"] == 3
     listed = re.findall(r"output: (.+)", res.stdout)  # each job's outputs, comma-separated
     other = [o for o in listed if "/sim-other/fits/" in o]
     assert other and all("/seed4/" in o for o in other)
     (main,) = [o for o in listed if "/sim-small/fits/DisRNN/" in o]  # one job, both seeds
     assert re.findall(r"seed(\d+)/fit_info", main) == ["0", "1"]
+    (posthoc,) = [o for o in listed if "/sim-small/fits/lrRNN+ICA/" in o]
+    assert re.findall(r"seed(\d+)/fit_info", posthoc) == ["0", "1"]
+    (evals,) = [o for o in listed if "/sim-small/evals/DisRNN/" in o]
+    assert re.findall(r"seed(\d+)/metrics", evals) == ["0", "1"]
 
 
 def test_results_dir_keeps_runs_apart(tmp_path):

@@ -295,6 +295,7 @@ def render_session_report(
     eval_dirs,
     out: str | os.PathLike,
     selection: str | os.PathLike | None = None,
+    figures_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write one session's report as a self-contained HTML file.
 
@@ -305,6 +306,8 @@ def render_session_report(
         out: the HTML file to write (atomically).
         selection: the session's selection folder (``disrnn select``), shown as "How many
             modules?"; None: the section says that no selection was run.
+        figures_dir: also write the report's figures there as PNG files, laid out as by
+            :func:`export_session_figures` (the figures are drawn once for both).
 
     Returns:
         ``out`` as a Path.
@@ -314,6 +317,8 @@ def render_session_report(
         ValueError: ``eval_dirs`` is empty.
     """
     ctx = _session_context(session, dataset_path, eval_dirs, selection)
+    if figures_dir is not None:
+        _write_figures(ctx, figures_dir)
     return _write(out, _env().get_template("session.html").render(**ctx))
 
 
@@ -337,7 +342,11 @@ def export_session_figures(
     Returns:
         The written files, in report order.
     """
-    ctx = _session_context(session, dataset_path, eval_dirs, selection)
+    return _write_figures(_session_context(session, dataset_path, eval_dirs, selection), out_dir)
+
+
+def _write_figures(ctx: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """The figures of a session report's context as PNG files below ``out_dir``."""
     groups = [("overview", ctx["overview"]), ("comparison", ctx["summary_figs"])]
     groups += [("selection", ctx["modules"].get("figures", []))]
     groups += [(s["method"], s["figures"]) for s in ctx["sections"]]

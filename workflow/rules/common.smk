@@ -452,7 +452,7 @@ def dataset_inputs(wildcards):
 
 
 def fit_posthoc_inputs(wildcards):
-    return {**dataset_inputs(wildcards), "init": lrrnn_fit(wildcards)}
+    return {**dataset_inputs(wildcards), "init": lrrnn_fits(wildcards)}
 
 
 def fit_info(session, method, seed):
@@ -493,8 +493,11 @@ def reference_options(wildcards):
     }
 
 
-def lrrnn_fit(wildcards):
-    return fit_info(wildcards.session, "lrRNN", wildcards.seed)
+def lrrnn_fits(wildcards):
+    """The lrRNN fits a post-hoc job transforms: every seed of the session, in order."""
+    return [
+        fit_info(wildcards.session, "lrRNN", s) for s in seeds_of(wildcards.session)
+    ]
 
 
 def session_evals(session):

@@ -12,6 +12,19 @@ rule session_report:
             subcategory="report",
             labels={"session": "{session}", "figure": "session report"},
         ),
+        # the report's figures as PNG files, drawn once with the HTML
+        figures=report(
+            directory(f"{RESULTS}/reports/figures/{{session}}"),
+            patterns=["{group}/{name}.png"],
+            caption="../report/figure.rst",
+            category="{session}",
+            subcategory="{group}",
+            labels={
+                "session": "{session}",
+                "method or part": "{group}",
+                "figure": "{name}",
+            },
+        ),
     log:
         f"{LOGS}/reports/{{session}}.log",
     conda:
@@ -48,33 +61,3 @@ rule summary_report:
         runtime=rule_resource("summary", "runtime"),
     script:
         "../scripts/report_summary.py"
-
-
-rule session_figures:
-    input:
-        unpack(session_report_inputs),
-    output:
-        figures=report(
-            directory(f"{RESULTS}/reports/figures/{{session}}"),
-            patterns=["{group}/{name}.png"],
-            caption="../report/figure.rst",
-            category="{session}",
-            subcategory="{group}",
-            labels={
-                "session": "{session}",
-                "method or part": "{group}",
-                "figure": "{name}",
-            },
-        ),
-    log:
-        f"{LOGS}/reports/figures/{{session}}.log",
-    conda:
-        "../../environment.yml"
-    threads: rule_resource("report", "threads")
-    resources:
-        mem_mb=rule_resource("report", "mem_mb"),
-        runtime=rule_resource("report", "runtime"),
-    params:
-        session="{session}",
-    script:
-        "../scripts/report_figures.py"

@@ -1,10 +1,12 @@
-"""Rule evaluate: test-split metrics and latents of one fit.
+"""Rule evaluate: test-split metrics and latents of every seed's fit of one (session,
+method), one after another in one process.
 
-snakemake.input.fit: the fit's ``fit_info.json`` (its folder is the fit);
-snakemake.input.dataset: the dataset it was trained on; snakemake.params.seed: seed of the
-Monte Carlo estimates and rollouts; snakemake.wildcards.session: the session id the
-metrics record (the report reads it from there). snakemake.output.metrics: ``<eval folder>/metrics.json``,
-written with ``latents.nc`` and the other files by :func:`disrnn.evaluation.evaluate`.
+snakemake.input.fits: each seed's ``fit_info.json`` (its folder is the fit), in the order
+of the outputs;
+snakemake.input.dataset: the dataset they were trained on; snakemake.params.seed: seed of
+the Monte Carlo estimates and rollouts; snakemake.wildcards.session: the session id the
+metrics record (the report reads it from there). snakemake.output: each seed's
+``<eval folder>/metrics.json``, written with ``latents.nc`` and the other files by :func:`disrnn.evaluation.evaluate`.
 """
 
 import logging
@@ -18,20 +20,20 @@ from disrnn.logs import log_to_file
 
 def main(smk) -> None:
     with log_to_file(smk.log[0]):
-        fit_dir = Path(smk.input.fit).parent
-        out = Path(smk.output.metrics).parent
         torch.set_num_threads(smk.threads)
-        logging.info("evaluate %s on %s -> %s", fit_dir, smk.input.dataset, out)
-        evaluate(
-            fit_dir,
-            smk.input.dataset,
-            out,
-            seed=int(smk.params.seed),
-            session=smk.wildcards.session,
-            force=True,  # Snakemake owns the folder (it removed the metrics.json it reruns)
-        )
-        if not (out / "metrics.json").is_file():
-            raise RuntimeError(f"evaluate() wrote no {out / 'metrics.json'}")
+        for info, metrics in zip(smk.input.fits, smk.output, strict=True):
+            fit_dir, out = Path(info).parent, Path(metrics).parent
+            logging.info("evaluate %s on %s -> %s", fit_dir, smk.input.dataset, out)
+            evaluate(
+                fit_dir,
+                smk.input.dataset,
+                out,
+                seed=int(smk.params.seed),
+                session=smk.wildcards.session,
+                force=True,  # Snakemake owns the folder (it removed the metrics.json it reruns)
+            )
+            if not (out / "metrics.json").is_file():
+                raise RuntimeError(f"evaluate() wrote no {out / 'metrics.json'}")
 
 
 if __name__ == "__main__":

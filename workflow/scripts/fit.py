@@ -1,9 +1,10 @@
 """Rules fit and fit_posthoc: fit one method to one session's dataset, every seed of the
-session in one job (rule fit: the seeds trained together by
-:func:`disrnn.fit.train.fit_seeds`) or one seed (rule fit_posthoc).
+session in one job (:func:`disrnn.fit.train.fit_seeds`; rule fit trains the seeds
+together, rule fit_posthoc transforms each seed's lrRNN).
 
 snakemake.input.dataset: the binned dataset; snakemake.input.init (post-hoc methods only):
-the ``fit_info.json`` of the lrRNN fit of the same seed, whose folder is transformed;
+the ``fit_info.json`` of the lrRNN fit of each seed, in the order of ``seeds``, whose
+folders are transformed;
 snakemake.input.selection (``groups: auto`` only): the session's selection.json, whose
 partition replaces ``auto``.
 snakemake.params: ``method``, ``seeds`` (one per output), ``device`` and ``options`` (the session's FitConfig
@@ -40,7 +41,9 @@ def main(smk) -> None:
         seeds = [int(s) for s in smk.params.seeds]
         init_from = None
         if "init" in smk.input.keys():
-            init_from = [str(Path(smk.input.init).parent)] * len(seeds)
+            inits = smk.input.init
+            inits = [inits] if isinstance(inits, str) else list(inits)
+            init_from = [str(Path(info).parent) for info in inits]
         torch.set_num_threads(smk.threads)
         selection = smk.input.selection if "selection" in smk.input.keys() else None
         config = fit_config(smk.params, selection)
