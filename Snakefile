@@ -13,6 +13,19 @@ from snakemake.utils import min_version
 
 min_version("8.0")
 
+# Every job inherits these (glibc's malloc; other C libraries ignore them): freed memory
+# is kept for reuse instead of each large tensor being mapped, faulted in and unmapped
+# again (a fit allocates MBs per step, the rotation search ~60 MB blocks, so a 32 MiB
+# threshold still left 25 M page faults). The default run without them: 41 M page
+# faults, 131 s of system time; with them 4-7 M and 41-54 s. A variable already set in
+# the environment wins.
+for _name, _value in {
+    "MALLOC_MMAP_THRESHOLD_": "1073741824",  # 1 GiB
+    "MALLOC_TRIM_THRESHOLD_": "268435456",
+    "MALLOC_TOP_PAD_": "67108864",
+}.items():
+    os.environ.setdefault(_name, _value)
+
 
 # the default config sits beside this file, also when run with --directory elsewhere;
 # a --configfile is laid over it (mappings merged key by key, lists replaced)

@@ -83,7 +83,7 @@ def test_default_config_dry_run(tmp_path):
     assert all(re.search(r"/fits/[^/]+/seed\d+/fit_info\.json$", f) for f in fits)
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     presets = {s["simulate"]["preset"] for s in config["sessions"]}
-    assert {"lorenz-thomas", "rotation-limitcycle"} <= presets
+    assert {"paper-gaussian", "rotation-limitcycle"} <= presets
     assert config["seeds"] == [0, 1, 2]
     assert set(config["methods"]) == {
         "lrRNN",
