@@ -1,9 +1,9 @@
 """The README's main command, timed: `snakemake --cores 8` on the built-in default config
 in a fresh folder, then the group latent R^2 its reports show.
 
-Prints the wall and CPU seconds (and page faults) of the whole run (Snakemake and every job it started),
-then per default session a table of group latent R^2 (mean and per seed over the
-config's seeds) for every method, and DisRNN's margin over each baseline
+Prints the wall and CPU seconds (and page faults) of the whole run (Snakemake and every
+job it started), then per default session a table of group latent R^2 (mean and per
+seed over the config's seeds) for every method, and DisRNN's margin over each baseline
 (lrRNN, lrRNN+ICA, LINT, bdRNN, DisRNN-full; the issue's target: DisRNN >= 0.85 and
 >= 0.15 above every one of them), with each session's selection verdict.
 

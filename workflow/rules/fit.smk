@@ -6,9 +6,9 @@ with fit: {groups: auto} fits the groups its selection chose (input `selection`)
 
 # All seeds of a (session, method) are one job: disrnn.fit.train.fit_seeds trains them
 # together (their networks stacked along a seed dimension); post-hoc methods transform
-# every seed's lrRNN in one process. A rule's outputs must be
-# patterns of its wildcards, so there is one such rule per distinct seed list of the
-# config (one for the default config, named fit), each for the sessions with that list.
+# every seed's lrRNN in one process. A rule's outputs must be patterns of its wildcards,
+# so there is one such rule per distinct seed list of the config (one for the default
+# config, named fit), each for the sessions with that list.
 for _n, (_seeds, _members) in enumerate(SEED_LISTS.items()):
 
     rule:
