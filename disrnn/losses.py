@@ -83,11 +83,77 @@ def group_indicator(groups: tuple[int, ...], device=None, dtype=torch.float32) -
     return _indicator(tuple(int(g) for g in groups), str(device or "cpu"), dtype)
 
 
-@functools.lru_cache(maxsize=64)
-def _log_weights(m: int, n_total: int, device: str, dtype: torch.dtype) -> torch.Tensor:
-    log_w = torch.full((m, m), math.log((n_total - 1) / max(m - 1, 1)), dtype=dtype)
-    log_w.fill_diagonal_(0.0)
-    return log_w.to(device)
+def _softmax_rows_(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """In place: y (..., j) becomes its softmax over j. Returns (y, logsumexp_j y)."""
+    top = y.amax(-1, keepdim=True)
+    y.sub_(top).exp_()
+    total = y.sum(-1, keepdim=True)
+    y.div_(total)
+    return y, (top + torch.log(total)).squeeze(-1)
+
+
+class _PartialCorrelation(torch.autograd.Function):
+    """PC of :func:`partial_correlation` with a hand-written gradient.
+
+    Autograd through the estimator keeps a dozen (group, M, M) temporaries and walks
+    each of them back; here the forward makes two softmaxes over j (one per group, one
+    of the whole latent) and the backward is four matrix products with them. With
+    S_g, S the row softmaxes of l_ij,g + log w_ij and sum_g l_ij,g + log w_ij and
+    D_g = S - S_g (rows of D_g sum to 0), sigma^2 = exp(2 log sigma):
+
+        dPC/dz_i,g  = 1/(M sigma^2) sum_j D_ij,g mu_j,g
+        dPC/dmu_j,g = 1/(M sigma^2) sum_i D_ij,g (z_i,g - mu_j,g)
+        dPC/dlog sigma = 1/(M sigma^2) sum_gij D_ij,g |z_i,g - mu_j,g|^2
+
+    Terms of l that depend on i alone (|z_i,g|^2 and the normalising constant) leave a
+    softmax over j unchanged, so the (group, M, M) tensor holds z_i,g . mu_j,g / sigma^2
+    - |mu_j,g|^2 / (2 sigma^2) + log w_ij only. ``generate_vmap_rule``: the rotation
+    search and the stacked seeds vmap it.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z, mu, log_sigma, ind, log_c, log_n):
+        # z, mu: (M, latent); ind: (latent, group) one-hot; log_c = log w_ij for i != j
+        inv_s2 = torch.exp(-2 * log_sigma)
+        mask = ind.T[:, None, :]  # (group, 1, latent)
+        col = ((mu**2) @ ind).T * (-0.5 * inv_s2)  # (group, j)
+        row = ((z**2) @ ind).T * (-0.5 * inv_s2)  # (group, i)
+        const = ind.sum(0) * (0.5 * _LOG_2PI + log_sigma)  # (group,)
+        zs = z * inv_s2
+        y = torch.baddbmm((col + log_c)[:, None, :], zs[None] * mask, (mu[None] * mask).mT)
+        y.diagonal(dim1=1, dim2=2).sub_(log_c)  # w_ii = 1
+        s_g, lse_g = _softmax_rows_(y)  # (group, i, j), (group, i)
+        y_all = torch.addmm((col.sum(0) + log_c)[None, :], zs, mu.T)
+        y_all.diagonal().sub_(log_c)
+        s_all, lse_all = _softmax_rows_(y_all)  # (i, j), (i,)
+        # log q(z_i) - sum_g log q(z_i,g): the row terms and log N_tot put back
+        log_qz = lse_all + row.sum(0) - const.sum() - log_n
+        log_qzg = lse_g + row - const[:, None] - log_n
+        return (log_qz - log_qzg.sum(0)).mean(), s_g, s_all
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        z, mu, log_sigma, ind, _, _ = inputs
+        _, s_g, s_all = output
+        ctx.mark_non_differentiable(s_g, s_all)
+        ctx.save_for_backward(z, mu, log_sigma, ind, s_g, s_all)
+
+    @staticmethod
+    def backward(ctx, grad, _grad_s_g, _grad_s_all):
+        z, mu, log_sigma, ind, s_g, s_all = ctx.saved_tensors
+        mask = ind.T[:, None, :]  # (group, 1, latent)
+        # p_i = sum_j D_ij mu_j and r_j = sum_i D_ij z_i, each group's columns its own
+        p = s_all @ mu - (torch.bmm(s_g, mu[None] * mask) * mask).sum(0)  # (i, latent)
+        r = s_all.T @ z - (torch.bmm(s_g.mT, z[None] * mask) * mask).sum(0)  # (j, latent)
+        colsum = (s_all.sum(0)[None, :] - s_g.sum(1)).T @ ind.T  # (j, latent) sum_i D_ij
+        scale = grad * torch.exp(-2 * log_sigma) / z.shape[0]
+        grad_z = p * scale
+        grad_mu = (r - mu * colsum) * scale
+        # sum_ij D_ij |z_i - mu_j|^2 per group = sum_j colsum_j |mu_j|^2 - 2 sum_i z_i . p_i
+        grad_log_sigma = scale * ((mu**2 * colsum).sum() - 2 * (z * p).sum())
+        return grad_z, grad_mu, grad_log_sigma, None, None, None
 
 
 def partial_correlation(
@@ -105,7 +171,8 @@ def partial_correlation(
         log q(z_i,g) = logsumexp_j (l_ij,g + log w_ij) - log N_tot
         PC = mean_i [ log q(z_i) - sum_g log q(z_i,g) ]
 
-    Zero for one group; the total correlation for K groups of one.
+    Zero for one group; the total correlation for K groups of one. Differentiable in
+    z, mu and log_sigma (gradient: :class:`_PartialCorrelation`), also under vmap.
 
     Args:
         z: (batch, latent) samples z_i ~ q(. | x_i).
@@ -119,22 +186,10 @@ def partial_correlation(
     if len(groups) == 1:
         return z.new_zeros(())
     m = z.shape[0]
-    log_sigma = torch.as_tensor(log_sigma, dtype=z.dtype)
+    log_sigma = torch.as_tensor(log_sigma, dtype=z.dtype, device=z.device)
     ind = group_indicator(groups, z.device, z.dtype)  # (latent, group)
-    inv_s = torch.exp(-log_sigma)
-    zs, ms = z * inv_s, mu * inv_s
-    # squared distance per group: |z_ig|^2 + |mu_jg|^2 - 2 z_ig . mu_jg
-    zmask = zs.T[None] * ind.T[:, :, None]  # (group, latent, i)
-    cross = torch.matmul(zmask.transpose(1, 2), ms.T[None])  # (group, i, j)
-    zz = ((zs**2) @ ind).T  # (group, i)
-    mm = ((ms**2) @ ind).T  # (group, j)
-    const = ind.sum(0) * (0.5 * _LOG_2PI + log_sigma)  # (group,)
-    l_g = -0.5 * (zz[:, :, None] + mm[:, None, :] - 2 * cross) - const[:, None, None]
-    log_w = _log_weights(m, n_total, str(z.device), z.dtype)
-    log_n = math.log(n_total)
-    log_qz = torch.logsumexp(l_g.sum(0) + log_w, dim=1) - log_n  # (i,)
-    log_qzg = torch.logsumexp(l_g + log_w, dim=2) - log_n  # (group, i)
-    return (log_qz - log_qzg.sum(0)).mean()
+    log_c = math.log((n_total - 1) / max(m - 1, 1))
+    return _PartialCorrelation.apply(z, mu, log_sigma, ind, log_c, math.log(n_total))[0]
 
 
 def offblock_penalty(J: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
