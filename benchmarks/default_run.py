@@ -5,7 +5,9 @@ Prints the wall and CPU seconds (and page faults) of the whole run (Snakemake an
 job it started), then per default session a table of group latent R^2 (mean and per
 seed over the config's seeds) for every method, and DisRNN's margin over each baseline
 (lrRNN, lrRNN+ICA, LINT, bdRNN, DisRNN-full; the issue's target: DisRNN >= 0.85 and
->= 0.15 above every one of them), with each session's selection verdict.
+>= 0.15 above every one of them), with each session's selection verdict, and where the
+CPU went: each job's log ends with its CPU seconds and peak memory
+(``disrnn.logs.resource_line``), summed here per step and listed for the costliest jobs.
 
     python benchmarks/default_run.py --out /tmp/default_run   # about 8-10 min on 2 cores
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import statistics
 import subprocess
@@ -62,6 +65,48 @@ def verdict(results: Path, session: str) -> str:
     return json.loads(path.read_text())["sentence"]
 
 
+_RESOURCES = re.compile(r"resources: CPU ([\d.]+) s .*peak memory (\d+) MiB")
+
+
+def job_resources(logs: Path) -> list[tuple[str, str, float, int]]:
+    """(step, job log relative to ``logs``, CPU s, peak MiB) of every job log that ends
+    with a resource line; the step is the log's folder under the session (fit,
+    evaluate) or its file name (simulate, bin, select, the reports)."""
+    out = []
+    for path in sorted(logs.rglob("*.log")):
+        lines = path.read_text(errors="replace").splitlines()
+        m = _RESOURCES.search(lines[-1]) if lines else None
+        if m is None:
+            continue
+        rel = path.relative_to(logs)
+        step = rel.parts[1] if len(rel.parts) > 2 else rel.stem
+        if rel.parts[0] == "reports":
+            step = "report"
+        elif step == "evaluate" and rel.parts[2] == "reference":
+            step = "reference"
+        out.append((step, str(rel), float(m.group(1)), int(m.group(2))))
+    return out
+
+
+def print_resources(logs: Path, top: int = 8) -> None:
+    jobs = job_resources(logs)
+    if not jobs:
+        print(f"\nno job log under {logs} ends with a resource line")
+        return
+    total = sum(j[2] for j in jobs)
+    print(f"\nCPU of the jobs (their logs): {total:.0f} s in {len(jobs)} jobs")
+    print("| step | jobs | CPU s | share | peak MiB |")
+    print("|---|---|---|---|---|")
+    steps: dict[str, list] = {}
+    for job in jobs:
+        steps.setdefault(job[0], []).append(job)
+    for step, js in sorted(steps.items(), key=lambda kv: -sum(j[2] for j in kv[1])):
+        cpu = sum(j[2] for j in js)
+        print(f"| {step} | {len(js)} | {cpu:.0f} | {cpu / total:.0%} | {max(j[3] for j in js)} |")
+    print(f"costliest {top} jobs: " + "; ".join(
+        f"{j[1]} {j[2]:.0f} s" for j in sorted(jobs, key=lambda j: -j[2])[:top]))  # fmt: skip
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="a new, empty folder to run in")
@@ -79,6 +124,7 @@ def main(argv=None) -> int:
         results = args.out / "results"
     else:
         results = args.results
+    print_resources(results.parent / "logs")
     for session, methods in scores(results).items():
         print(f"\n{session} (selection: {verdict(results, session)})")
         print("| method | group latent R^2 | per seed | DisRNN minus it |")

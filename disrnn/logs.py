@@ -10,6 +10,10 @@ Whatever reaches a log or the console through them passes :func:`redact` first: 
 value of ``DANDI_API_KEY`` and anything that looks like an API token (``token <value>``,
 as in an ``Authorization`` header a server may echo in an error body) is replaced by
 ``<redacted>``.
+
+A job that ends without an error logs its last line from :func:`resource_line`: the CPU
+seconds and peak memory of its process (imports included), which is what a cluster
+profile's ``mem_mb`` and ``runtime`` should cover.
 """
 
 from __future__ import annotations
@@ -22,10 +26,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 
-__all__ = ["LOG_FORMAT", "RedactFilter", "log_to_console", "log_to_file", "redact"]
+__all__ = [
+    "LOG_FORMAT",
+    "RESOURCE_PREFIX",
+    "RedactFilter",
+    "log_to_console",
+    "log_to_file",
+    "redact",
+    "resource_line",
+]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "<redacted>"
+#: the start of the line :func:`resource_line` writes (benchmarks/default_run.py reads it)
+RESOURCE_PREFIX = "resources: CPU"
 #: the environment variables whose values never reach a log
 SECRET_VARIABLES = ("DANDI_API_KEY",)
 # "token <value>", "Bearer <value>", "api_key=<value>": a value of 16 or more
@@ -91,12 +105,30 @@ def log_to_console(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, handlers=[_handler(sys.stderr, level)])
 
 
+def resource_line() -> str | None:
+    """``resources: CPU <s> s (user <s> + system <s>), peak memory <MiB> MiB`` of this
+    process and the children it waited for, since it started; None where the
+    ``resource`` module does not exist (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, system = me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
+    peak_mib = max(me.ru_maxrss, kids.ru_maxrss) / 1024  # ru_maxrss is in KiB on Linux
+    return (
+        f"{RESOURCE_PREFIX} {user + system:.1f} s (user {user:.1f} + system {system:.1f}), "
+        f"peak memory {peak_mib:.0f} MiB"
+    )
+
+
 @contextlib.contextmanager
 def log_to_file(path: str | os.PathLike, append: bool = False) -> Iterator[None]:
     """Route logging (INFO and above), stdout and stderr to ``path`` inside the block.
 
     An exception leaving the block is logged (``ERROR ... failed: <type>: <message>`` and
-    its traceback) before it propagates, so the job's log holds the error.
+    its traceback) before it propagates, so the job's log holds the error; a block that
+    ends normally logs :func:`resource_line` last.
 
     Args:
         path: the log file; its folder must exist (Snakemake creates it).
@@ -110,6 +142,9 @@ def log_to_file(path: str | os.PathLike, append: bool = False) -> Iterator[None]
             logging.basicConfig(level=logging.INFO, handlers=[_handler(stream, 0)], force=True)
             try:
                 yield
+                line = resource_line()
+                if line is not None:
+                    logging.getLogger("disrnn").info(line)
             except Exception as err:
                 logging.getLogger("disrnn").error(
                     "failed: %s: %s", type(err).__name__, err, exc_info=err

@@ -98,4 +98,34 @@ def test_log_to_file_captures_logging_stdout_and_stderr(tmp_path):
     assert root.handlers == before
     with log_to_file(path, append=True):
         print("second")
-    assert path.read_text().startswith(text) and path.read_text().endswith("second\n")
+    added = path.read_text()[len(text) :]
+    assert path.read_text().startswith(text) and added.startswith("second\n")
+
+
+def test_log_to_file_ends_with_the_jobs_cpu_seconds_and_peak_memory(tmp_path):
+    import re
+    import resource
+    import time
+
+    from disrnn.logs import log_to_file
+
+    path = tmp_path / "job.log"
+    with log_to_file(path):
+        t_end = time.perf_counter() + 0.3
+        while time.perf_counter() < t_end:  # 0.3 s of CPU in this process
+            pass
+        before = time.process_time()
+    after = time.process_time()
+    last = path.read_text().splitlines()[-1]
+    m = re.search(
+        r"resources: CPU ([\d.]+) s \(user ([\d.]+) \+ system ([\d.]+)\), peak memory (\d+) MiB",
+        last,
+    )
+    assert m, last
+    cpu, user, system, mib = (float(v) for v in m.groups())
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # this process's own CPU time brackets it (plus what its children used)
+    assert before - 0.05 <= cpu <= after + kids.ru_utime + kids.ru_stime + 0.05
+    assert cpu == pytest.approx(user + system, abs=0.11)
+    own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert own_peak - 1 <= mib
