@@ -15,6 +15,9 @@ rule select:
         ),
     log:
         f"{LOGS}/{{session}}/select.log",
+    # a session's longest job (a grid of fits) and needed only by its report: start it
+    # before the fits and evaluations that queue with it, so it does not end last
+    priority: 1
     conda:
         "../../environment.yml"
     threads: rule_resource("select", "threads")
