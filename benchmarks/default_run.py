@@ -9,7 +9,7 @@ seed over the config's seeds) for every method, and DisRNN's margin over each ba
 CPU went: each job's log ends with its CPU seconds and peak memory
 (``disrnn.logs.resource_line``), summed here per step and listed for the costliest jobs.
 
-    python benchmarks/default_run.py --out /tmp/default_run   # about 8-10 min on 2 cores
+    python benchmarks/default_run.py --out /tmp/default_run   # about 7-8 min on 2 cores
 
 The run is the README's command exactly (the default config is found beside the
 Snakefile); `--out` must not exist or be empty, so nothing is reused from an earlier run.
