@@ -71,7 +71,8 @@ _RESOURCES = re.compile(r"resources: CPU ([\d.]+) s .*peak memory (\d+) MiB")
 def job_resources(logs: Path) -> list[tuple[str, str, float, int]]:
     """(step, job log relative to ``logs``, CPU s, peak MiB) of every job log that ends
     with a resource line; the step is the log's folder under the session (fit,
-    evaluate) or its file name (simulate, bin, select, the reports)."""
+    evaluate) or its file name (simulate, bin, select), ``report`` for the reports and
+    ``fetch`` for the DANDI downloads."""
     out = []
     for path in sorted(logs.rglob("*.log")):
         lines = path.read_text(errors="replace").splitlines()
@@ -82,6 +83,8 @@ def job_resources(logs: Path) -> list[tuple[str, str, float, int]]:
         step = rel.parts[1] if len(rel.parts) > 2 else rel.stem
         if rel.parts[0] == "reports":
             step = "report"
+        elif rel.parts[0] == "dandi":  # logs/dandi/<dandiset>/<version>/<asset>.log
+            step = "fetch"
         elif step == "evaluate" and rel.parts[2] == "reference":
             step = "reference"
         out.append((step, str(rel), float(m.group(1)), int(m.group(2))))

@@ -12,7 +12,7 @@ as in an ``Authorization`` header a server may echo in an error body) is replace
 ``<redacted>``.
 
 A job that ends without an error logs its last line from :func:`resource_line`: the CPU
-seconds and peak memory of its process (imports included), which is what a cluster
+seconds (imports included) and peak memory of its process, which is what a cluster
 profile's ``mem_mb`` and ``runtime`` should cover.
 """
 
@@ -105,17 +105,35 @@ def log_to_console(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, handlers=[_handler(sys.stderr, level)])
 
 
+def _own_peak_mib(ru_maxrss: int) -> float:
+    """Peak resident memory of this process (MiB): ``VmHWM`` of /proc/self/status where it
+    exists, since ``ru_maxrss`` survives fork and exec on Linux (a job Snakemake starts
+    locally would report Snakemake's own peak); else ``ru_maxrss`` (KiB; bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
 def resource_line() -> str | None:
-    """``resources: CPU <s> s (user <s> + system <s>), peak memory <MiB> MiB`` of this
-    process and the children it waited for, since it started; None where the
-    ``resource`` module does not exist (Windows)."""
+    """``resources: CPU <s> s (user <s> + system <s>), peak memory <MiB> MiB``: the CPU
+    seconds of this process and the children it waited for, since it started, and the
+    peak resident memory of this process; None where the ``resource`` module does not
+    exist (Windows)."""
     try:
         import resource
     except ImportError:
         return None
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     user, system = me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
-    peak_mib = max(me.ru_maxrss, kids.ru_maxrss) / 1024  # ru_maxrss is in KiB on Linux
+    peak_mib = _own_peak_mib(me.ru_maxrss)
     return (
         f"{RESOURCE_PREFIX} {user + system:.1f} s (user {user:.1f} + system {system:.1f}), "
         f"peak memory {peak_mib:.0f} MiB"

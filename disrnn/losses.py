@@ -109,6 +109,15 @@ class _PartialCorrelation(torch.autograd.Function):
     softmax over j unchanged, so the (group, M, M) tensor holds z_i,g . mu_j,g / sigma^2
     - |mu_j,g|^2 / (2 sigma^2) + log w_ij only. ``generate_vmap_rule``: the rotation
     search and the stacked seeds vmap it.
+
+    First-order reverse mode only: the backward treats the softmaxes as constants, so a
+    second derivative (``create_graph=True``) would be wrong, and forward mode (jvp) is
+    not implemented; nothing in the package uses either. In float32 the value loses
+    precision as sigma shrinks (the row terms, about |z|^2 / (2 sigma^2), cancel between
+    log q(z_i) and the group terms): against float64, for latents of sd 3 and 256 bins,
+    errors of 3e-6, 1e-5, 7e-5 and 2e-4 nats at log sigma = -1, -2, -3 and -4 (the
+    autograd version: below 1e-6), far below the minibatch estimate's own noise; the
+    gradients are as accurate as before.
     """
 
     generate_vmap_rule = True
