@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from disrnn.logs import RESOURCE_PREFIX  # the start of the line every job log ends with
+
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("lrRNN", "lrRNN+ICA", "LINT", "bdRNN", "DisRNN-full")
 
@@ -65,7 +67,7 @@ def verdict(results: Path, session: str) -> str:
     return json.loads(path.read_text())["sentence"]
 
 
-_RESOURCES = re.compile(r"resources: CPU ([\d.]+) s .*peak memory (\d+) MiB")
+_RESOURCES = re.compile(re.escape(RESOURCE_PREFIX) + r" ([\d.]+) s .*peak memory (\d+) MiB")
 
 
 def job_resources(logs: Path) -> list[tuple[str, str, float, int]]:
