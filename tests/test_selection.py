@@ -31,7 +31,8 @@ def _rows(method, rank, partition, ll_mean, z=0.0, agreement=0.99):
 
 def _table(partitions) -> pd.DataFrame:
     """lrRNN means -30, -27, -25, -24.95 at K = 2, 4, 6, 8 (se 0.0577 each): the best is
-    K = 8, and K = 6 (-25.0 >= -24.95 - 0.0577) is the smallest rank within one se;
+    K = 8, and K = 6 is the smallest rank within max(se, 5 % of the gain 5.05) = 0.2525
+    of it;
     the lrRNN of rank 5 (-25.05), fitted as the likelihood bar only, is not in the grid.
     ``partitions``: (label, DisRNN mean, independence z, agreement) at K = 6."""
     rows = []
@@ -50,7 +51,7 @@ def test_rule_takes_the_smallest_rank_and_the_most_reproducible_admissible_parti
     d = decide(_table([("3+3", -25.03, 1.0, 0.95), ("2+2+2", -25.0, 0.5, 0.60),
                        ("4+2", -25.01, 3.0, 0.99), ("5+1", -25.2, 0.0, 1.0)]))  # fmt: skip
     assert (d["rank"], d["best_rank"]) == (6, 8)
-    assert d["rank_threshold"] == pytest.approx(-24.95 - 0.1 / np.sqrt(3))
+    assert d["rank_threshold"] == pytest.approx(-24.95 - 0.05 * 5.05)
     assert d["partition_threshold"] == pytest.approx(-25.05) and d["reference_rank"] == 5
     assert [r["rank"] for r in d["ranks"]] == [2, 4, 6, 8]
     assert d["verdict"] == MODULES and d["partition"] == [3, 3] == d["fit_groups"]
@@ -106,6 +107,23 @@ def test_rule_decides_at_the_likelihood_rank_and_reports_the_others():
     by_rank = {r["rank"]: (r["partition"], r["modules"]) for r in d["ranks_with_partitions"]}
     assert by_rank == {4: ("2+2", True), 6: ("3+3", True), 8: (None, False)}
     assert "other ranks pass the same tests: 2+2 at K = 4, 3+3 at K = 6" in d["sentence"]
+
+
+def test_rank_step_allows_the_larger_of_one_se_and_a_share_of_the_gain():
+    """The rank threshold is the best rank's mean minus max(se, 5 % of best - worst)."""
+    curve = {2: -30.0, 4: -22.0, 6: -20.3, 8: -20.0}  # the rise past the knee: 0.3 of 10
+    rows = [r for k, m in curve.items() for r in _rows("lrRNN", k, str(k), m, np.nan, np.nan)]
+    d = decide(pd.DataFrame(rows))
+    # one se (0.0577) alone would take K = 8; 5 % of the gain (0.5) takes K = 6, not 4
+    assert (d["rank"], d["best_rank"]) == (6, 8)
+    assert d["rank_threshold"] == pytest.approx(-20.0 - 0.5)
+    assert "better by less than one standard error or 5% of the likelihood" in d["sentence"]
+    # a flat curve: the gain (0.04) is below the se, which then sets the threshold
+    flat = {2: -20.04, 4: -20.02, 6: -20.0}
+    rows = [r for k, m in flat.items() for r in _rows("lrRNN", k, str(k), m, np.nan, np.nan)]
+    d = decide(pd.DataFrame(rows))
+    assert d["rank_threshold"] == pytest.approx(-20.0 - 0.1 / np.sqrt(3))
+    assert d["rank"] == 2
 
 
 def test_rule_with_a_clear_best_rank_and_no_partition_tried():

@@ -6,15 +6,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from disrnn.plotting._base import _COLORS, _empty, _figure
-from disrnn.selection.rule import INDEPENDENCE_Z
+from disrnn.selection.rule import INDEPENDENCE_Z, RANK_SHORTFALL
 
 __all__ = ["plot_selection_partitions", "plot_selection_ranks"]
 
 
 def plot_selection_ranks(candidates: pd.DataFrame, selection: dict) -> Figure:
     """lrRNN validation log-likelihood per bin against the rank K: one dot per seed, mean
-    +- sd over seeds, the one-standard-error threshold of the best rank (dashed) and the
-    selected K (ringed).
+    +- sd over seeds, the rule's rank threshold (dashed: the best rank's mean minus the
+    larger of its standard error and ``RANK_SHORTFALL`` of the gain across the ranks)
+    and the selected K (ringed).
 
     Args:
         candidates: candidates.csv (columns method, rank, seed, val_ll_per_bin).
@@ -31,7 +32,7 @@ def plot_selection_ranks(candidates: pd.DataFrame, selection: dict) -> Figure:
     ax.errorbar(ranks["rank"], ranks["ll_mean"], yerr=ranks["ll_sd"], color=_COLORS[0],
                 marker="s", capsize=3, label="mean ± sd over seeds")  # fmt: skip
     ax.axhline(selection["rank_threshold"], color="#555", ls="--", lw=1,
-               label="best rank's mean − 1 se")  # fmt: skip
+               label=f"best − max(1 se, {RANK_SHORTFALL:.0%} of the gain)")  # fmt: skip
     chosen = ranks[ranks["rank"] == selection["rank"]]
     ax.plot(chosen["rank"], chosen["ll_mean"], "o", ms=14, mfc="none", mec=_COLORS[1],
             mew=2, label=f"selected K = {selection['rank']}")  # fmt: skip

@@ -7,6 +7,7 @@ import os
 
 from disrnn import plotting
 from disrnn.report.render import _fig, fmt
+from disrnn.selection.rule import RANK_SHORTFALL
 
 __all__ = ["NO_SELECTION", "selection_rows", "selection_section"]
 
@@ -56,7 +57,9 @@ def selection_section(path: str | os.PathLike | None) -> dict:
         _fig("Held-out likelihood against K", plotting.plot_selection_ranks, cand, sel,
              caption="lrRNN's validation log-likelihood per bin (summed over units) at each "
              "rank: dots one seed each, squares mean ± sd over seeds; dashed: the best "
-             "rank's mean minus one standard error; ringed: the selected K."),
+             "rank's mean minus the larger of its standard error and "
+             f"{RANK_SHORTFALL:.0%} of the likelihood gained across the ranks (best minus "
+             "worst); ringed: the selected K, the smallest rank above that line."),
         _fig(f"Independence and likelihood per partition at K = {k}",
              plotting.plot_selection_partitions, cand, sel,
              caption="Each DisRNN partition of the selected K: the independence z of its "
