@@ -89,8 +89,12 @@ def area_tables(folder: Path, ds, groups: list[int], seeds: int) -> str:
         out.append("")
     if len(maps) >= 2:
         ag = seed_agreement(maps)
-        out.append(f"unit assignments across seeds: ARI mean {ag['ari_mean']:.3f}, "
-                   f"min {ag['ari_min']:.3f}")  # fmt: skip
+        if ag["ari_mean"] is None:  # every pair has a seed that puts all units in one group
+            out.append("unit assignments across seeds: no ARI (a seed's assignment has one "
+                       "group only, so the seeds cannot be compared)")  # fmt: skip
+        else:
+            out.append(f"unit assignments across seeds: ARI mean {ag['ari_mean']:.3f}, "
+                       f"min {ag['ari_min']:.3f}")  # fmt: skip
     return "\n".join(out)
 
 

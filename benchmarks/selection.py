@@ -7,9 +7,9 @@
 For each preset and seed s: simulate the preset with seed s (the split of
 ``benchmarks/synthetic.py``: even trials train, every fifth odd trial val, the other odd
 trials test), run the selection (lrRNN at every ``--ranks``, DisRNN partitions into at
-most ``--max-groups`` groups at every rank, ``--fit-seeds`` seeds each, at most
-``--epochs`` epochs), and compare its answer with the truth: lorenz-thomas K = 6, 3 + 3;
-rotation-limitcycle K = 4, 2 + 2; the coupled control (coupled-gaussian: two coupled
+most ``--max-groups`` groups at the selected rank, ``--fit-seeds`` seeds each, at most
+``--epochs`` epochs per DisRNN, or the fit's own with ``none``), and compare its answer
+with the truth: lorenz-thomas K = 6, 3 + 3; rotation-limitcycle K = 4, 2 + 2; the coupled control (coupled-gaussian: two coupled
 Lorenz systems, 6 dimensions that do not factorise) K = 6 and "no evidence for
 modules". ``--ranks truth`` gives each preset only its true rank, which measures the
 partition step and the verdict alone. Prints one row per selection (with every
@@ -82,7 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--ranks", default="2,4,6,8", help="ranks tried ('truth': the true one)")
     p.add_argument("--max-groups", type=int, default=3, help="most groups of a partition")
     p.add_argument("--fit-seeds", type=int, default=2, help="fits per candidate")
-    p.add_argument("--epochs", type=int, default=20, help="maximum epochs per fit")
+    p.add_argument("--epochs", type=lambda v: None if v == "none" else int(v), default=20,
+                   help="most epochs of each DisRNN candidate ('none': the fit's own)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     args = p.parse_args(argv)
     def ranks(preset):

@@ -107,6 +107,9 @@ def test_rule_decides_at_the_likelihood_rank_and_reports_the_others():
     by_rank = {r["rank"]: (r["partition"], r["modules"]) for r in d["ranks_with_partitions"]}
     assert by_rank == {4: ("2+2", True), 6: ("3+3", True), 8: (None, False)}
     assert "other ranks pass the same tests: 2+2 at K = 4, 3+3 at K = 6" in d["sentence"]
+    # K = 8 is the top of the grid 4, 6, 8: the sentence says to widen it
+    assert d["rank_at_top"] and "K = 8 is the largest rank tried" in d["sentence"]
+    assert "select.ranks" in d["sentence"]
 
 
 def test_rank_step_allows_the_larger_of_one_se_and_a_share_of_the_gain():
@@ -116,6 +119,7 @@ def test_rank_step_allows_the_larger_of_one_se_and_a_share_of_the_gain():
     d = decide(pd.DataFrame(rows))
     # one se (0.0577) alone would take K = 8; 5 % of the gain (0.5) takes K = 6, not 4
     assert (d["rank"], d["best_rank"]) == (6, 8)
+    assert not d["rank_at_top"] and "largest rank tried" not in d["sentence"]
     assert d["rank_threshold"] == pytest.approx(-20.0 - 0.5)
     assert "better by less than one standard error or 5% of the likelihood" in d["sentence"]
     # a flat curve: the gain (0.04) is below the se, which then sets the threshold

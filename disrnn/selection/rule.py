@@ -161,7 +161,9 @@ def decide(df: pd.DataFrame) -> dict:
         (per partition at the rank: ll_mean, ll_sd, ll_se, n, pc_mean, pc_sd, pc_z,
         agreement, ``keeps_likelihood``, ``independent``, ``admissible``), ``fit_groups`` (what
         ``groups: auto`` fits: the candidate; with none the partition that cost least
-        likelihood, or one group of K when none was tried), ``sentence``.
+        likelihood, or one group of K when none was tried), ``rank_at_top`` (K is the
+        largest of two or more ranks tried: the sentence then says to widen the grid),
+        ``sentence``.
     """
     out = choose_rank(df)
     dis = df[df["method"] == "DisRNN"]
@@ -191,6 +193,14 @@ def decide(df: pd.DataFrame) -> dict:
             " Partitions of other ranks pass the same tests: "
             + ", ".join(f"{r['partition']} at K = {r['rank']}" for r in others)
             + " (not chosen: the rule decides at K)."
+        )
+    grid = [r["rank"] for r in out["ranks"]]
+    out["rank_at_top"] = len(grid) > 1 and k == max(grid)
+    if out["rank_at_top"]:
+        out["sentence"] += (
+            f" K = {k} is the largest rank tried, so the likelihood may keep rising above "
+            "it: add larger ranks to the config's select.ranks before reading K as the "
+            "population's dimension."
         )
     return out
 
