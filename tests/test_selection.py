@@ -45,14 +45,16 @@ def _table(partitions) -> pd.DataFrame:
 
 
 def test_rule_takes_the_smallest_rank_and_the_most_reproducible_admissible_partition():
-    # the bar at K = 6: lrRNN's at K = 5, -25.05 (the rank step ignores that reference,
-    # else K = 5 would be within one se). 5+1 costs more, 4+2 has dependent groups
-    # (z 3 > 2); 3+3 and 2+2+2 are admissible, 3+3 agrees best.
+    # the bar at K = 6: the lower of lrRNN's at K = 5 (-25.05; the rank step ignores
+    # that reference) and lrRNN's at K = 6 minus the rank step's tolerance
+    # (-25.0 - 0.2525). 5+1 costs more, 4+2 has dependent groups (z 3 > 2); 3+3 and
+    # 2+2+2 are admissible, 3+3 agrees best.
     d = decide(_table([("3+3", -25.03, 1.0, 0.95), ("2+2+2", -25.0, 0.5, 0.60),
-                       ("4+2", -25.01, 3.0, 0.99), ("5+1", -25.2, 0.0, 1.0)]))  # fmt: skip
+                       ("4+2", -25.01, 3.0, 0.99), ("5+1", -25.3, 0.0, 1.0)]))  # fmt: skip
     assert (d["rank"], d["best_rank"]) == (6, 8)
     assert d["rank_threshold"] == pytest.approx(-24.95 - 0.05 * 5.05)
-    assert d["partition_threshold"] == pytest.approx(-25.05) and d["reference_rank"] == 5
+    assert d["partition_threshold"] == pytest.approx(-25.0 - 0.05 * 5.05)
+    assert d["reference_ll"] == pytest.approx(-25.05) and d["reference_rank"] == 5
     assert [r["rank"] for r in d["ranks"]] == [2, 4, 6, 8]
     assert d["verdict"] == MODULES and d["partition"] == [3, 3] == d["fit_groups"]
     flags = {r["partition"]: (r["keeps_likelihood"], r["independent"]) for r in d["partitions"]}
@@ -61,8 +63,30 @@ def test_rule_takes_the_smallest_rank_and_the_most_reproducible_admissible_parti
     assert "2 modules of sizes 3+3" in d["sentence"] and "0.95" in d["sentence"]
 
 
+def test_partition_bar_is_the_lower_of_rank_k_minus_1_and_the_rank_tolerance():
+    # lrRNN -30, -22, -20.3, -20.0 at K = 2, 4, 6, 8 (tolerance 0.5, K = 6) and -20.6 at
+    # K = 5: the bar is min(-20.6, -20.3 - 0.5) = -20.8, so 3+3 at -20.7, below the
+    # rank-5 lrRNN, keeps the likelihood; 4+2 at -20.9 does not
+    curve = {2: -30.0, 4: -22.0, 6: -20.3, 8: -20.0}
+    rows = [r for k, m in curve.items() for r in _rows("lrRNN", k, str(k), m, np.nan, np.nan)]
+    rows += [{**r, "role": "reference"} for r in _rows("lrRNN", 5, "5", -20.6, np.nan, np.nan)]
+    rows += _rows("DisRNN", 6, "3+3", -20.7, 0.0, 0.99) + _rows("DisRNN", 6, "4+2", -20.9, 0.0, 1.0)
+    d = decide(pd.DataFrame(rows))
+    assert d["rank"] == 6 and d["partition_threshold"] == pytest.approx(-20.8)
+    flags = {r["partition"]: r["keeps_likelihood"] for r in d["partitions"]}
+    assert flags == {"3+3": True, "4+2": False}
+    assert d["verdict"] == MODULES and d["partition"] == [3, 3]
+    # with the rank-5 lrRNN lower than that, its mean is the bar
+    rows = [r for r in rows if not (r["rank"] == 5)]
+    rows += [{**r, "role": "reference"} for r in _rows("lrRNN", 5, "5", -21.0, np.nan, np.nan)]
+    d = decide(pd.DataFrame(rows))
+    assert d["partition_threshold"] == pytest.approx(-21.0)
+    flags = {r["partition"]: r["keeps_likelihood"] for r in d["partitions"]}
+    assert flags == {"3+3": True, "4+2": True}
+
+
 def test_rule_says_no_evidence_when_every_partition_costs_likelihood():
-    d = decide(_table([("3+3", -25.10, 0.0, 0.99), ("4+2", -25.30, 0.0, 0.99)]))
+    d = decide(_table([("3+3", -25.30, 0.0, 0.99), ("4+2", -25.40, 0.0, 0.99)]))
     assert d["rank"] == 6 and d["verdict"] == NO_EVIDENCE and d["partition"] is None
     assert d["fit_groups"] == [3, 3]  # what groups: auto fits: the cheapest partition
     assert "no evidence for modules" in d["sentence"] and "3+3" in d["sentence"]
@@ -293,7 +317,7 @@ def test_reports_show_how_many_modules(tmp_path):
     ds = fake_dataset(np.random.default_rng(0))
     dpath = save_dataset(ds, root / "fake_a" / "dataset.nc")
     evals = [write_fake_eval(root, "fake_a", "DisRNN", s, ds) for s in (0, 1)]
-    parts = [("3+3", -25.03, 0.5, 0.97), ("5+1", -25.2, 0.1, 1.0)]
+    parts = [("3+3", -25.03, 0.5, 0.97), ("5+1", -25.3, 0.1, 1.0)]
     sel = _selection_folder(tmp_path / "sel", parts)
     text = render_session_report("fake_a", dpath, evals, tmp_path / "a.html", sel).read_text()
     sentence = json.loads((sel / "selection.json").read_text())["sentence"]

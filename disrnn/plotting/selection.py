@@ -46,7 +46,8 @@ def plot_selection_ranks(candidates: pd.DataFrame, selection: dict) -> Figure:
 def plot_selection_partitions(candidates: pd.DataFrame, selection: dict) -> Figure:
     """At the selected K: each DisRNN partition's independence z (x; its PC against
     trial-shifted surrogates) against its validation log-likelihood per bin (y), mean
-    +- sd over seeds; lrRNN's mean at K (solid) and at K - 1 (dashed, the rule's bar),
+    +- sd over seeds; lrRNN's mean at K (solid), the rule's bar (dashed: the lower of
+    lrRNN's mean at K - 1 and at K minus the rank step's tolerance),
     the largest independent z (dotted); the chosen partition ringed.
 
     Args:
@@ -71,7 +72,7 @@ def plot_selection_partitions(candidates: pd.DataFrame, selection: dict) -> Figu
     lr = next(r for r in selection["ranks"] if r["rank"] == k)
     ax.axhline(lr["ll_mean"], color="#333", lw=1, label=f"lrRNN, K = {k}")
     ax.axhline(selection["partition_threshold"], color="#555", ls="--", lw=1,
-               label=f"lrRNN, K = {k - 1}")  # fmt: skip
+               label="the bar (lrRNN at K − 1 or at K − tolerance)")  # fmt: skip
     ax.axvline(INDEPENDENCE_Z, color="#555", ls=":", lw=1, label="independent up to here")
     if selection.get("partition"):
         label = "+".join(str(g) for g in selection["partition"])

@@ -66,8 +66,9 @@ def selection_section(path: str | os.PathLike | None) -> dict:
              "groups (their PC minus the mean PC of surrogates with the groups' trials "
              "shifted against each other, in surrogate sds) against its validation "
              "log-likelihood per bin (mean ± sd over seeds; dots: seeds). Solid: lrRNN at "
-             "K; dashed: lrRNN at K − 1, the line a partition must stay above (modules "
-             "that cost less than a latent dimension); dotted: the largest z that counts as independent; ringed: the chosen "
+             "K; dashed: the line a partition must stay above, the lower of lrRNN at "
+             "K − 1 (modules that cost less than a latent dimension) and lrRNN at K minus "
+             "the rank step's tolerance (a loss the rank step ignores); dotted: the largest z that counts as independent; ringed: the chosen "
              "partition."),
     ]  # fmt: skip
     return {
@@ -82,7 +83,7 @@ def selection_section(path: str | os.PathLike | None) -> dict:
                          "best admissible partition", "modules"],
         "ranks": ranks,
         "partition_columns": ["partition", "DisRNN val LL per bin", "PC", "independence z",
-                              "seed agreement (R²)", "beats lrRNN at K − 1", "independent", "seeds"],
+                              "seed agreement (R²)", "keeps the likelihood (above the bar)", "independent", "seeds"],
         "partitions": parts,
         "path": str(path),
     }
