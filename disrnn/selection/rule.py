@@ -42,10 +42,12 @@ passes (``benchmarks/README.md``, "selection.py").
 The 5 % is the convention of "95 % of the variance explained"; it was set after
 looking at those seeds' curves, on which any share from 2 % to 20 % gives the same
 ranks on lorenz-thomas and rotation-limitcycle (the coupled control's rank 4 falls
-0-11 % short of its best), and checked on seeds 5-9. Why not the rank whose modules predict best: choosing
-instead the supporting rank with the best likelihood found 3 + 3 on 3 of lorenz-thomas
-seeds 5-9 and 2 + 2 on 3 of rotation-limitcycle's, but said "modules" on 4 of 5
-coupled controls, at ranks 2 and 4 below the likelihood rank: a model that leaves
+0-11 % short of its best), and checked on seeds 5-9 and 10-14.
+
+Why not the rank whose modules predict best: choosing instead the supporting rank
+with the best likelihood (with the one-standard-error rank rule) found 3 + 3 on 3 of
+lorenz-thomas seeds 5-9 and 2 + 2 on 3 of rotation-limitcycle's, but said "modules" on
+4 of 5 coupled controls, at ranks 2 and 4 below the likelihood rank: a model that leaves
 likelihood unexplained can split what it keeps into independent parts. A wrong
 "modules" misleads more than a missed one, so the verdict stays at the likelihood rank.
 
@@ -166,7 +168,8 @@ def decide(df: pd.DataFrame) -> dict:
         grid: ll_mean, ll_sd, ll_se, n), ``reference_rank`` (K - 1) and
         ``reference_ll`` (its lrRNN's mean) and ``partition_threshold`` (the lower of
         that and lrRNN's mean at K minus the rank step's tolerance; NaN without an lrRNN
-        of rank K - 1: then no partition is admissible), ``partition`` (list of sizes, None without evidence),
+        of rank K - 1: then no partition is admissible), ``partition`` (list of sizes,
+        None without evidence),
         ``candidate`` (the best admissible partition, also when its seeds disagree; None
         when none is admissible), ``verdict``, ``partitions``
         (per partition at the rank: ll_mean, ll_sd, ll_se, n, pc_mean, pc_sd, pc_z,
