@@ -133,7 +133,8 @@ def summarise(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def choose_rank(df: pd.DataFrame) -> dict:
-    """Step 1 on the lrRNN rows: {rank, best_rank, threshold, ranks (the summary rows)}.
+    """Step 1 on the lrRNN rows: {rank, best_rank, rank_tolerance (max(se, share of the
+    gain)), rank_threshold (the best rank's mean minus it), ranks (the summary rows)}.
 
     Raises:
         ValueError: no lrRNN row with a finite score.
@@ -144,12 +145,13 @@ def choose_rank(df: pd.DataFrame) -> dict:
         raise ValueError("no lrRNN candidate has a finite validation log-likelihood")
     best = ranks.loc[ranks["ll_mean"].idxmax()]
     gain = float(best["ll_mean"] - ranks["ll_mean"].min())
-    threshold = float(best["ll_mean"] - max(best["ll_se"], RANK_SHORTFALL * gain))
+    tolerance = float(max(best["ll_se"], RANK_SHORTFALL * gain))
+    threshold = float(best["ll_mean"]) - tolerance
     rank = int(ranks.loc[ranks["ll_mean"] >= threshold, "rank"].min())
     return {
         "rank": rank,
         "best_rank": int(best["rank"]),
-        "best_ll": float(best["ll_mean"]),
+        "rank_tolerance": tolerance,
         "rank_threshold": threshold,
         "ranks": ranks.to_dict("records"),
     }
@@ -164,8 +166,9 @@ def decide(df: pd.DataFrame) -> dict:
             ``val_ll_per_bin``, ``val_pc``, ``val_pc_z`` and ``agreement`` (the last two
             NaN where not measured, as when absent).
     Returns:
-        dict: ``rank``, ``best_rank``, ``rank_threshold``, ``ranks`` (per rank of the
-        grid: ll_mean, ll_sd, ll_se, n), ``reference_rank`` (K - 1) and
+        dict: ``rank``, ``best_rank``, ``rank_tolerance``, ``rank_threshold``,
+        ``ranks`` (per rank of the grid: ll_mean, ll_sd, ll_se, n), ``reference_rank``
+        (K - 1) and
         ``reference_ll`` (its lrRNN's mean) and ``partition_threshold`` (the lower of
         that and lrRNN's mean at K minus the rank step's tolerance; NaN without an lrRNN
         of rank K - 1: then no partition is admissible), ``partition`` (list of sizes,
@@ -181,7 +184,7 @@ def decide(df: pd.DataFrame) -> dict:
     """
     out = choose_rank(df)
     dis = df[df["method"] == "DisRNN"]
-    tol = out["best_ll"] - out["rank_threshold"]  # what the rank step treats as negligible
+    tol = out["rank_tolerance"]  # what the rank step treats as negligible
     tried = {int(k): _rank_partitions(df, int(k), tol) for k in sorted(set(dis["rank"]))}
     k = out["rank"]  # other ranks' partitions are reported, not chosen (module docstring)
     at = tried.get(k) or _rank_partitions(df, k, tol)
