@@ -110,9 +110,12 @@ def train_loops(
 
     device = train.h.device
     stack = SeedStack([seat.module for seat in seats])
+    # the fused kernel does the whole update in one call: on the ALM session's 8-latent
+    # fit the step took 110 us against 300 us for foreach (about 2 s of a 30 s fit)
     opt = torch.optim.AdamW(
-        stack.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
-    )
+        stack.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+        **({"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}),
+    )  # fmt: skip
     K = stack.template.rank
     val_eps = None
     if val is not None:  # (seed, bin, latent) fixed validation noise of each seed
