@@ -14,7 +14,7 @@ coupled control (coupled-gaussian: two coupled Lorenz systems, 6 dimensions that
 factorise) K = 6 and "no evidence for modules". ``--ranks truth`` gives each preset only
 its true rank, which measures the partition step and the verdict alone. Prints one row
 per selection (with every partition's likelihood above the rule's bar and above lrRNN
-at K - 1, independence z and seed agreement) and the hits per preset (the target: >= 4
+at K - 1, independence z, cross share and seed agreement) and the hits per preset (the target: >= 4
 of 5).
 Selections run in ``--jobs`` worker processes with one torch thread each. Seeded; a
 benchmark, not a test: it asserts nothing.
@@ -50,7 +50,8 @@ def _run(task: dict) -> dict:
                        seeds=task["fit_seeds"], epochs=task["epochs"])  # fmt: skip
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        out = select(ds, Path(tmp) / "sel", cfg, device="cpu")
+        root = Path(task["keep"] or tmp) / f"{task['preset']}-{task['seed']}"
+        out = select(ds, root / "sel", cfg, device="cpu")
         sel, cand = read_selection(out)
     k, part = TRUTH[task["preset"]]
     below = sel.get("reference_ll")  # lrRNN's mean at K - 1, the rule's former bar
@@ -58,7 +59,8 @@ def _run(task: dict) -> dict:
     evidence = "; ".join(
         f"{r['partition']}: dLL {r['ll_mean'] - sel['partition_threshold']:+.2f} "
         f"(vs lrRNN K-1 {r['ll_mean'] - below:+.2f}), "
-        f"z {r.get('pc_z', float('nan')):.1f}, agr {r.get('agreement', float('nan')):.2f}"
+        f"z {r.get('pc_z', float('nan')):.1f}, cross {r.get('cross_share', float('nan')):.2f}, "
+        f"agr {r.get('agreement', float('nan')):.2f}"
         for r in sel["partitions"]
     )
     modular = [f"{r['rank']} ({r['partition']})" for r in sel.get("ranks_with_partitions", [])
@@ -71,6 +73,7 @@ def _run(task: dict) -> dict:
         "partition": "none" if got is None else "+".join(map(str, got)),
         "verdict": sel["verdict"],
         "hit": sel["rank"] == k and got == part,
+        "verdict_hit": got == part,
         "rank_hit": sel["rank"] == k,
         "seconds": time.perf_counter() - t0,
         "n_fits": len(cand),
@@ -89,6 +92,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=lambda v: None if v == "none" else int(v), default=20,
                    help="most epochs of each DisRNN candidate ('none': the fit's own)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--keep", default=None,
+                   help="keep each selection's folder (its fits) in KEEP/PRESET-SEED/sel")
     args = p.parse_args(argv)
     def ranks(preset):
         if args.ranks == "truth":
@@ -97,13 +102,13 @@ def main(argv=None) -> int:
 
     tasks = [
         {"preset": preset, "seed": s, "ranks": ranks(preset), "max_groups": args.max_groups,
-         "fit_seeds": args.fit_seeds, "epochs": args.epochs}
+         "fit_seeds": args.fit_seeds, "epochs": args.epochs, "keep": args.keep}
         for preset in args.presets.split(",")
         for s in range(args.first_seed, args.first_seed + args.seeds)
     ]  # fmt: skip
     t0 = time.perf_counter()
     print("| preset | seed | K | partition | verdict | true K, partition found | s | "
-          "partitions at K: dLL above the threshold, independence z, seed agreement |")
+          "partitions at K: dLL above the threshold, independence z, cross share, seed agreement |")
     print("|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
     with ProcessPoolExecutor(args.jobs) as pool:  # each row as soon as its selection ends
@@ -114,13 +119,15 @@ def main(argv=None) -> int:
                   f"{r['evidence']} |",
                   flush=True)  # fmt: skip
     rows.sort(key=lambda r: (list(TRUTH).index(r["preset"]), r["seed"]))
-    print("\n| preset | truth | K right | K and partition right (target >= 4 of 5) |")
-    print("|---|---|---|---|")
+    print("\n| preset | truth | K right | partition (or no evidence) right | "
+          "K and partition right (target >= 4 of 5) |")
+    print("|---|---|---|---|---|")
     for preset in dict.fromkeys(r["preset"] for r in rows):
         sel = [r for r in rows if r["preset"] == preset]
         k, part = TRUTH[preset]
         truth = f"K = {k}, " + ("no evidence" if part is None else "+".join(map(str, part)))
         print(f"| {preset} | {truth} | {sum(r['rank_hit'] for r in sel)} of {len(sel)} "
+              f"| {sum(r['verdict_hit'] for r in sel)} of {len(sel)} "
               f"| {sum(r['hit'] for r in sel)} of {len(sel)} |")  # fmt: skip
     print(f"\nwall {time.perf_counter() - t0:.0f} s; ranks {args.ranks}, max groups "
           f"{args.max_groups}, {args.fit_seeds} fit seeds, {args.epochs} epochs")

@@ -106,6 +106,29 @@ def test_rule_says_no_evidence_when_the_groups_are_dependent_or_the_seeds_disagr
     assert "not reproduced across seeds" in d["sentence"] and "0.62" in d["sentence"]
 
 
+def test_rule_rejects_groups_whose_next_step_the_others_predict():
+    """A partition within the PC surrogates whose groups' dynamics are coupled (cross
+    share above CROSS_SHARE_MAX) is not independent; an unmeasured share rejects nothing."""
+    from disrnn.selection.rule import CROSS_SHARE_MAX
+
+    t = _table([("3+3", -25.0, 0.5, 0.99), ("4+2", -25.0, 3.0, 0.99)])
+    dis = t["method"] == "DisRNN"
+    t.loc[dis, "val_cross_share"] = np.where(t.loc[dis, "partition"] == "3+3", 0.2, 0.0)
+    d = decide(t)
+    assert d["verdict"] == NO_EVIDENCE and d["partition"] is None
+    flags = {r["partition"]: r["independent"] for r in d["partitions"]}
+    assert flags == {"3+3": False, "4+2": False}
+    assert "20% or more of a group's next step" in d["sentence"]
+    t.loc[dis, "val_cross_share"] = np.where(
+        t.loc[dis, "partition"] == "3+3", CROSS_SHARE_MAX / 2, np.nan
+    )
+    d = decide(t)
+    assert d["verdict"] == MODULES and d["partition"] == [3, 3]
+    assert "cross share 0.03" in d["sentence"]
+    t.loc[dis, "val_cross_share"] = np.nan  # not measured: PC alone decides
+    assert decide(t)["partition"] == [3, 3]
+
+
 def test_rule_with_one_seed_takes_the_most_independent_admissible_partition():
     rows = _rows("lrRNN", 6, "6", -25.0, np.nan, np.nan) + _rows("lrRNN", 5, "5", -25.5)
     rows += _rows("DisRNN", 6, "3+3", -25.0, 1.5, np.nan) + _rows("DisRNN", 6, "4+2", -25.0, 0.5, np.nan)
@@ -177,20 +200,40 @@ def test_independence_test_on_the_true_latents(preset, independent):
     """The simulator's truth is the independent answer: its groups are independent
     systems, except in the coupled control, whose two halves are diffusively coupled."""
     from disrnn.selection.evidence import independence_test
-    from disrnn.selection.rule import INDEPENDENCE_Z
+    from disrnn.selection.rule import CROSS_SHARE_MAX, INDEPENDENCE_Z
     from disrnn.simulate import simulate
 
     s = simulate(preset, seed=0)
     z = s.latents[1::10]  # the benchmark's validation trials
     r = independence_test(z, np.ones(z.shape[:2], bool), s.latent_group)
     assert (r["pc_z"] <= INDEPENDENCE_Z) == independent
+    assert (r["cross_share"] <= CROSS_SHARE_MAX) == independent
     if not independent:
-        assert r["pc_z"] > 3 * INDEPENDENCE_Z
+        assert r["pc_z"] > 3 * INDEPENDENCE_Z and r["cross_share"] > 3 * CROSS_SHARE_MAX
     one = independence_test(z, np.ones(z.shape[:2], bool), np.zeros(z.shape[2], int))
     assert np.isnan(one["pc_z"])  # one group: nothing to test
 
 
-def test_group_agreement_is_one_for_maps_within_groups_and_low_for_mixed_groups():
+@pytest.mark.parametrize("coupling", [0.0, 1.0])
+def test_cross_share_is_the_variance_share_the_other_group_adds(coupling):
+    """y(t+1) = 0.8 y(t) + c x(t) + e(t+1) with x and e white unit noise: y's own past
+    leaves var c^2 + 1 of y's next step unexplained and x(t) explains c^2 of it, so the
+    cross share is c^2 / (1 + c^2) (x's next step is white: nothing predicts it)."""
+    from disrnn.selection.evidence import independence_test
+
+    rng = np.random.default_rng(0)
+    x, e = rng.standard_normal((2, 20, 50))
+    y = np.zeros((20, 50))
+    for t in range(1, 50):
+        y[:, t] = 0.8 * y[:, t - 1] + coupling * x[:, t - 1] + e[:, t]
+    ok = np.ones((20, 50), bool)
+    ok[3, 10] = False  # a bin that is not scored breaks two pairs, nothing else
+    r = independence_test(np.stack([x, y], -1), ok, [0, 1])
+    assert r["cross_share"] == pytest.approx(coupling**2 / (1 + coupling**2), abs=0.03)
+    # 3 trials of 3 bins: 6 pairs, fewer than twice a group's 4 regressors
+    short = independence_test(np.stack([x, y], -1)[:3, :3], np.ones((3, 3), bool), [0, 1])
+    assert np.isnan(short["cross_share"]) and np.isfinite(short["pc"])
+
     from disrnn.selection.evidence import group_agreement
 
     rng = np.random.default_rng(0)
@@ -286,12 +329,15 @@ def test_disrnn_select_end_to_end(tmp_path, toy_dataset, capsys):
 
 
 # ---------------------------------------------------------------------------- report
-def _selection_folder(path, partitions, session="fake_a"):
-    """A selection folder written from the hand-built table (no fit)."""
+def _selection_folder(path, partitions, session="fake_a", cross=None):
+    """A selection folder written from the hand-built table (no fit); ``cross``:
+    partition -> cross share of its DisRNN rows."""
     from disrnn.selection.folder import write_selection
     from disrnn.selection.rule import RULE
 
     table = _table(partitions)
+    if cross:
+        table["val_cross_share"] = table["partition"].map(cross)
     path.mkdir(parents=True)
     write_selection(
         path, table.to_dict("records"), decide(table), {"rule": RULE, "session": session}
@@ -318,7 +364,7 @@ def test_reports_show_how_many_modules(tmp_path):
     dpath = save_dataset(ds, root / "fake_a" / "dataset.nc")
     evals = [write_fake_eval(root, "fake_a", "DisRNN", s, ds) for s in (0, 1)]
     parts = [("3+3", -25.03, 0.5, 0.97), ("5+1", -25.3, 0.1, 1.0)]
-    sel = _selection_folder(tmp_path / "sel", parts)
+    sel = _selection_folder(tmp_path / "sel", parts, cross={"3+3": 0.012, "5+1": 0.2})
     text = render_session_report("fake_a", dpath, evals, tmp_path / "a.html", sel).read_text()
     sentence = json.loads((sel / "selection.json").read_text())["sentence"]
     assert text.count("2 modules of sizes 3+3") >= 2  # the summary box and the section
@@ -328,8 +374,8 @@ def test_reports_show_how_many_modules(tmp_path):
     assert [c[0] for c in ranks] == ["2", "4", "6 (selected)", "8"]
     assert ranks[2][4:] == ["3+3", "yes"] and ranks[0][4:] == ["–", "–"]
     parts = {c[0]: c for c in _table_rows(text, "modules-partitions")}
-    assert parts["3+3 (chosen)"][3:7] == ["0.5", "0.97", "yes", "yes"]
-    assert parts["5+1"][5] == "no"
+    assert parts["3+3 (chosen)"][3:8] == ["0.5", "0.012", "0.97", "yes", "yes"]
+    assert parts["5+1"][4:8] == ["0.2", "1", "no", "no"]  # costs likelihood, dynamics coupled
     none = render_session_report("fake_a", dpath, evals, tmp_path / "b.html").read_text()
     assert "No model selection was run for this session" in none and sentence not in none
     index = render_summary_report(evals, tmp_path / "index.html", [sel]).read_text()

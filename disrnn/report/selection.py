@@ -47,7 +47,7 @@ def selection_section(path: str | os.PathLike | None) -> dict:
     parts = [
         {"cells": [r["partition"], _pm(r["ll_mean"], r["ll_sd"], r["n"]),
                    _pm(r.get("pc_mean"), r.get("pc_sd"), r["n"]), fmt(r.get("pc_z"), 2),
-                   fmt(r.get("agreement"), 3), _yes(r["keeps_likelihood"]), _yes(r.get("independent")),
+                   fmt(r.get("cross_share"), 3), fmt(r.get("agreement"), 3), _yes(r["keeps_likelihood"]), _yes(r.get("independent")),
                    r["n"]],
          "chosen": r["partition"] == chosen}
         for r in sel.get("partitions") or []
@@ -83,7 +83,7 @@ def selection_section(path: str | os.PathLike | None) -> dict:
                          "best admissible partition", "modules"],
         "ranks": ranks,
         "partition_columns": ["partition", "DisRNN val LL per bin", "PC", "independence z",
-                              "seed agreement (R²)", "keeps the likelihood (above the bar)", "independent", "seeds"],
+                              "cross share (next step)", "seed agreement (R²)", "keeps the likelihood (above the bar)", "independent", "seeds"],
         "partitions": parts,
         "path": str(path),
     }

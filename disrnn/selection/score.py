@@ -22,7 +22,7 @@ __all__ = ["SCORES", "score_fit", "val_latents"]
 #: the columns :func:`score_fit` returns
 SCORES = (
     "val_ll_per_bin", "val_ll_per_bin_neuron", "val_co_bps", "val_pc", "val_pc_z",
-    "val_pc_null", "n_val_bins",
+    "val_pc_null", "val_cross_share", "n_val_bins",
 )  # fmt: skip
 
 
@@ -44,7 +44,8 @@ def score_fit(fit, ds: xr.Dataset, seed: int = 0, n_pc_samples: int = 2000) -> d
         spike of the held-out units (None without held-out units or for continuous data),
         ``val_pc`` PC between the fit's groups of the validation bins' aggregated posterior
         (0 for one group; Monte Carlo with ``n_pc_samples`` draws seeded by ``seed``),
-        ``val_pc_z`` and ``val_pc_null`` the independence test's z and surrogate mean
+        ``val_pc_z`` and ``val_pc_null`` the independence test's z and surrogate mean,
+        ``val_cross_share`` its share of a group's next step the other groups predict
         (:func:`disrnn.selection.evidence.independence_test`; NaN for one group),
         ``n_val_bins``.
     Raises:
@@ -67,5 +68,6 @@ def score_fit(fit, ds: xr.Dataset, seed: int = 0, n_pc_samples: int = 2000) -> d
         "val_pc": pc,
         "val_pc_z": test["pc_z"],
         "val_pc_null": test["pc_null"],
+        "val_cross_share": test["cross_share"],
         "n_val_bins": int(ok.sum()),
     }
