@@ -35,7 +35,8 @@ modules leave it near 0, coupled ones do not, also where their instantaneous PC 
 within the surrogates: on the coupled control at rank 4 (simulation seeds 10-14) the
 3 + 1 partitions that passed the PC test had cross shares 0.17-0.21, the true
 partitions of lorenz-thomas and rotation-limitcycle 0.000-0.021 (their fitted latents,
-both fit seeds), and the true latents 0.20-0.31 against -0.007-0.018. PC is computed on the latents
+each fit whose groups the other seed found again), and the true latents 0.20-0.31
+against -0.007-0.018. PC is computed on the latents
 standardised per dimension with the kernel-density rule-of-thumb bandwidth
 ``T^(-1/(K+4))`` (:func:`disrnn.fit.defaults.rule_of_thumb_log_sigma`), not with the
 fit's own sigma_q, so every candidate is measured at one rule whatever its encoder's sd.

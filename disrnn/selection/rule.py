@@ -58,9 +58,9 @@ their product; coupled dynamics may leave it within the surrogates when the vali
 set is small. The coupled control (two diffusively coupled Lorenz systems, 10
 validation trials of 20 bins) selects rank 4, where 3 + 1 partitions had PC z -0.3 and
 0.9 on simulation seeds 11 and 13 (and agreed across seeds at 0.99-1.00), so the PC
-test alone said "modules". Their cross shares were 0.17-0.21; every true partition of
-lorenz-thomas and rotation-limitcycle (seeds 10-14, both fit seeds) stayed at
-0.000-0.021. The 5 % limit is the rank step's convention again, set after looking at
+test alone said "modules". Their cross shares were 0.17-0.21; the true partitions of
+lorenz-thomas and rotation-limitcycle (seeds 10-14, each fit whose groups the other
+seed found again) stayed at 0.000-0.021. The 5 % limit is the rank step's convention again, set after looking at
 those seeds and checked on seeds 15-19 (``benchmarks/README.md``, "selection.py").
 
 A low PC alone is no evidence that the groups exist: a non-factorising system reaches
