@@ -320,6 +320,8 @@ def test_report_shows_references_and_cautions(spikes, tmp_path):
     assert "co_bps_smoothed" in reference_cautions([load_eval(ref), load_eval(sunk)])[0]
     html = render_session_report("toy", path, [ref, worse], tmp_path / "toy.html").read_text()
     assert sentence in html and 'data-method="smoothing"' in html
+    # the reference's section says why it has no unit map (it has no latent groups)
+    assert "smoothing is a community reference, with no latent groups" in html
     summary = render_summary_report([ref, worse], tmp_path / "index.html").read_text()
     assert sentence in summary and 'data-method="smoothing"' in summary
     ok = render_summary_report([ref, better], tmp_path / "index2.html").read_text()

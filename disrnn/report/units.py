@@ -11,7 +11,7 @@ from disrnn import plotting
 from disrnn.evaluation.unit_maps import seed_agreement
 from disrnn.report.render import _fig, _plain, fmt
 from disrnn.report.results import EvalResult
-from disrnn.report.summary_box import seeds_text
+from disrnn.report.summary_box import REFERENCES, seeds_text
 
 __all__ = ["unit_section"]
 
@@ -27,13 +27,17 @@ def unit_section(runs: list[EvalResult], rep: EvalResult) -> dict:
             map is drawn; the other seeds' groups are matched to its groups).
 
     Returns:
-        {"note"} when there is nothing to map (no ``units.nc``: an MLP decoder or an
-        evaluation written before unit maps; one group), else {"figures", "columns",
+        {"note"} when there is nothing to map (a reference method; no ``units.nc``: an MLP
+        decoder or an evaluation written before unit maps; one group), else {"figures", "columns",
         "rows", "area" (or None), "agreement" (text), "agreement_data" (the
         :func:`~disrnn.evaluation.unit_maps.seed_agreement` dict or None), "threshold",
         "seeds"}.
     """
     units = rep.units
+    if rep.method in REFERENCES:
+        return {
+            "note": f"No unit map: {rep.method} is a community reference, with no latent groups to assign units to."
+        }
     if units is None or "share" not in units:
         return {
             "note": "No unit map: this evaluation has no units.nc (an MLP decoder has no A to read the groups' shares from)."
