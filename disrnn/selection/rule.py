@@ -60,8 +60,9 @@ validation trials of 20 bins) selects rank 4, where 3 + 1 partitions had PC z -0
 0.9 on simulation seeds 11 and 13 (and agreed across seeds at 0.99-1.00), so the PC
 test alone said "modules". Their cross shares were 0.17-0.21; the true partitions of
 lorenz-thomas and rotation-limitcycle (seeds 10-14, each fit whose groups the other
-seed found again) stayed at 0.000-0.021. The 5 % limit is the rank step's convention again, set after looking at
-those seeds and checked on seeds 15-19 (``benchmarks/README.md``, "selection.py").
+seed found again) stayed at 0.000-0.021. The 5 % limit is the rank step's convention
+again, set after looking at those seeds and checked on seeds 15-19
+(``benchmarks/README.md``, "selection.py").
 
 A low PC alone is no evidence that the groups exist: a non-factorising system reaches
 it too, at a likelihood cost, and the raw PC of a finite set of bins depends on the
@@ -112,7 +113,8 @@ RULE = (
     "tolerance, and its groups are as independent as surrogates with the groups' trials "
     f"shifted against each other (PC at most {INDEPENDENCE_Z:g} surrogate sds above their "
     "mean, and the other groups' present state predicting at most "
-    f"{CROSS_SHARE_MAX:.0%} of each group's next step beyond the surrogates). The partition is the admissible one whose groups different seeds reproduce "
+    f"{CROSS_SHARE_MAX:.0%} of each group's next step beyond the surrogates). The "
+    "partition is the admissible one whose groups different seeds reproduce "
     "best (cross-seed group R^2); the verdict is 'modules' when that agreement is at "
     f"least {AGREEMENT_MIN:g}, else (or when no partition is admissible) 'no evidence for "
     "modules'."
@@ -195,7 +197,8 @@ def decide(df: pd.DataFrame) -> dict:
         ``candidate`` (the best admissible partition, also when its seeds disagree; None
         when none is admissible), ``verdict``, ``partitions``
         (per partition at the rank: ll_mean, ll_sd, ll_se, n, pc_mean, pc_sd, pc_z,
-        cross_share, agreement, ``keeps_likelihood``, ``independent``, ``admissible``), ``fit_groups`` (what
+        cross_share, agreement, ``keeps_likelihood``, ``independent``, ``admissible``),
+        ``fit_groups`` (what
         ``groups: auto`` fits: the candidate; with none the partition that cost least
         likelihood, or one group of K when none was tried), ``rank_at_top`` (K is the
         largest of two or more ranks tried: the sentence then says to widen the grid),
