@@ -82,19 +82,19 @@ def _session(workdir: Path, session: str, n_boot: int) -> str:
             "minus lrRNN of the same seed and kind (95 % interval) |",
             "|---|---|---|---|---|"]  # fmt: skip
 
+    point = {name: bps(g, sp) for name, (g, sp) in models.items()}
+    resampled = {name: bps(g[boot], sp[boot]) for name, (g, sp) in models.items()}  # (resample,)
+
     def versus(name, other):
         if other not in models or name == other:
             return ""
-        d = bps(models[name][0][boot], models[name][1][boot]) - bps(
-            models[other][0][boot], models[other][1][boot]
-        )
-        point = bps(*models[name]) - bps(*models[other])
-        return f"{point:+.4f} ({np.percentile(d, 2.5):+.4f} .. {np.percentile(d, 97.5):+.4f})"
+        d = resampled[name] - resampled[other]
+        return (f"{point[name] - point[other]:+.4f} "
+                f"({np.percentile(d, 2.5):+.4f} .. {np.percentile(d, 97.5):+.4f})")  # fmt: skip
 
-    for name, (gain, spikes) in models.items():
-        b = bps(gain[boot], spikes[boot])
-        lr = "lrRNN " + name.split(" ", 1)[1] if " " in name else ""
-        rows.append(f"| {name} | {bps(gain, spikes):.4f} | {b.std(ddof=1):.4f} | "
+    for name in models:
+        lr = "lrRNN " + name.split(" ", 1)[1] if " " in name else ""  # same seed and kind
+        rows.append(f"| {name} | {point[name]:.4f} | {resampled[name].std(ddof=1):.4f} | "
                     f"{versus(name, 'smoothing')} | {versus(name, lr)} |")  # fmt: skip
     return "\n".join(rows)
 
