@@ -83,13 +83,39 @@ def group_indicator(groups: tuple[int, ...], device=None, dtype=torch.float32) -
     return _indicator(tuple(int(g) for g in groups), str(device or "cpu"), dtype)
 
 
-def _softmax_rows_(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """In place: y (..., j) becomes its softmax over j. Returns (y, logsumexp_j y)."""
-    top = y.amax(-1, keepdim=True)
-    y.sub_(top).exp_()
-    total = y.sum(-1, keepdim=True)
-    y.div_(total)
-    return y, (top + torch.log(total)).squeeze(-1)
+@functools.lru_cache(maxsize=64)
+def _slots(groups: tuple[int, ...], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each group's latents sit when the groups are laid side by side, each padded
+    to the widest: idx (group, widest) indexes the latents plus one zero column (index
+    latent), pos (latent,) the flattened (group, widest) slot of each latent (cached)."""
+    idx, pos, wide = [], [], max(groups)
+    start = 0
+    for g, k in enumerate(groups):
+        idx.append(list(range(start, start + k)) + [sum(groups)] * (wide - k))
+        pos += [g * wide + i for i in range(k)]
+        start += k
+    return (torch.tensor(idx, device=device), torch.tensor(pos, device=device))
+
+
+def _by_group(x: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
+    """(M, latent) -> (group, M, widest group): group g's columns, zero-padded."""
+    idx, _ = _slots(groups, str(x.device))
+    padded = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
+    return padded[:, idx].permute(1, 0, 2)
+
+
+def _from_groups(y: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
+    """(group, M, widest group) -> (M, latent): the inverse of :func:`_by_group`."""
+    _, pos = _slots(groups, str(y.device))
+    return y.permute(1, 0, 2).reshape(y.shape[1], -1)[:, pos]
+
+
+def _softmax_rows(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over the last axis of y (..., j) and logsumexp_j y, with one exponential
+    of the table: logsumexp_j y = max_j y - log max_j softmax(y) (the largest softmax
+    entry is >= 1 / j, so its log cannot underflow)."""
+    s = torch.softmax(y, dim=-1)
+    return s, y.amax(-1) - torch.log(s.amax(-1))
 
 
 class _PartialCorrelation(torch.autograd.Function):
@@ -107,8 +133,11 @@ class _PartialCorrelation(torch.autograd.Function):
 
     Terms of l that depend on i alone (|z_i,g|^2 and the normalising constant) leave a
     softmax over j unchanged, so the (group, M, M) tensor holds z_i,g . mu_j,g / sigma^2
-    - |mu_j,g|^2 / (2 sigma^2) + log w_ij only. ``generate_vmap_rule``: the rotation
-    search and the stacked seeds vmap it.
+    - |mu_j,g|^2 / (2 sigma^2) + log w_ij only. Each group's table is one batched
+    product of that group's own columns (padded to the widest group), with the column
+    terms as one more column; each logsumexp comes from its softmax (no second
+    exponential of the table). ``generate_vmap_rule``: the rotation search and the
+    stacked seeds vmap it.
 
     First-order reverse mode only: the backward treats the softmaxes as constants, so a
     second derivative (``create_graph=True``) would be wrong, and forward mode (jvp) is
@@ -123,20 +152,24 @@ class _PartialCorrelation(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(z, mu, log_sigma, ind, log_c, log_n):
+    def forward(z, mu, log_sigma, ind, log_c, log_n, groups):
         # z, mu: (M, latent); ind: (latent, group) one-hot; log_c = log w_ij for i != j
         inv_s2 = torch.exp(-2 * log_sigma)
-        mask = ind.T[:, None, :]  # (group, 1, latent)
         col = ((mu**2) @ ind).T * (-0.5 * inv_s2)  # (group, j)
         row = ((z**2) @ ind).T * (-0.5 * inv_s2)  # (group, i)
         const = ind.sum(0) * (0.5 * _LOG_2PI + log_sigma)  # (group,)
         zs = z * inv_s2
-        y = torch.baddbmm((col + log_c)[:, None, :], zs[None] * mask, (mu[None] * mask).mT)
+        # each group's table from its own columns, the column terms as one more column
+        # of the product (an added bias costs a pass over the table under vmap)
+        ones = z.new_ones(z.shape[0], 1)
+        left = torch.cat([_by_group(zs, groups), ones.expand(len(groups), -1, -1)], dim=-1)
+        right = torch.cat([_by_group(mu, groups), (col + log_c)[:, :, None]], dim=-1)
+        y = torch.bmm(left, right.mT)  # (group, i, j)
         y.diagonal(dim1=1, dim2=2).sub_(log_c)  # w_ii = 1
-        s_g, lse_g = _softmax_rows_(y)  # (group, i, j), (group, i)
-        y_all = torch.addmm((col.sum(0) + log_c)[None, :], zs, mu.T)
+        s_g, lse_g = _softmax_rows(y)  # (group, i, j), (group, i)
+        y_all = torch.cat([zs, ones], dim=1) @ torch.cat([mu, (col.sum(0) + log_c)[:, None]], 1).T
         y_all.diagonal().sub_(log_c)
-        s_all, lse_all = _softmax_rows_(y_all)  # (i, j), (i,)
+        s_all, lse_all = _softmax_rows(y_all)  # (i, j), (i,)
         # log q(z_i) - sum_g log q(z_i,g): the row terms and log N_tot put back
         log_qz = lse_all + row.sum(0) - const.sum() - log_n
         log_qzg = lse_g + row - const[:, None] - log_n
@@ -144,25 +177,29 @@ class _PartialCorrelation(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        z, mu, log_sigma, ind, _, _ = inputs
+        z, mu, log_sigma, ind, _, _, groups = inputs
         _, s_g, s_all = output
+        ctx.groups = groups
         ctx.mark_non_differentiable(s_g, s_all)
         ctx.save_for_backward(z, mu, log_sigma, ind, s_g, s_all)
 
     @staticmethod
     def backward(ctx, grad, _grad_s_g, _grad_s_all):
         z, mu, log_sigma, ind, s_g, s_all = ctx.saved_tensors
-        mask = ind.T[:, None, :]  # (group, 1, latent)
+        groups = ctx.groups
         # p_i = sum_j D_ij mu_j and r_j = sum_i D_ij z_i, each group's columns its own
-        p = s_all @ mu - (torch.bmm(s_g, mu[None] * mask) * mask).sum(0)  # (i, latent)
-        r = s_all.T @ z - (torch.bmm(s_g.mT, z[None] * mask) * mask).sum(0)  # (j, latent)
+        p = s_all @ mu - _from_groups(torch.bmm(s_g, _by_group(mu, groups)), groups)
+        # sum_i D_ij z_i as (z^T D)^T: a product that reads D along its rows
+        r = (z.T @ s_all).T - _from_groups(
+            torch.bmm(_by_group(z, groups).mT, s_g).mT, groups
+        )
         colsum = (s_all.sum(0)[None, :] - s_g.sum(1)).T @ ind.T  # (j, latent) sum_i D_ij
         scale = grad * torch.exp(-2 * log_sigma) / z.shape[0]
         grad_z = p * scale
         grad_mu = (r - mu * colsum) * scale
         # sum_ij D_ij |z_i - mu_j|^2 per group = sum_j colsum_j |mu_j|^2 - 2 sum_i z_i . p_i
         grad_log_sigma = scale * ((mu**2 * colsum).sum() - 2 * (z * p).sum())
-        return grad_z, grad_mu, grad_log_sigma, None, None, None
+        return grad_z, grad_mu, grad_log_sigma, None, None, None, None
 
 
 def partial_correlation(
@@ -198,7 +235,10 @@ def partial_correlation(
     log_sigma = torch.as_tensor(log_sigma, dtype=z.dtype, device=z.device)
     ind = group_indicator(groups, z.device, z.dtype)  # (latent, group)
     log_c = math.log((n_total - 1) / max(m - 1, 1))
-    return _PartialCorrelation.apply(z, mu, log_sigma, ind, log_c, math.log(n_total))[0]
+    groups = tuple(int(g) for g in groups)
+    return _PartialCorrelation.apply(
+        z, mu, log_sigma, ind, log_c, math.log(n_total), groups
+    )[0]
 
 
 def offblock_penalty(J: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
