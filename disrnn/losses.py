@@ -181,10 +181,13 @@ class _PartialCorrelation(torch.autograd.Function):
         _, s_g, s_all = output
         ctx.groups = groups
         ctx.mark_non_differentiable(s_g, s_all)
+        ctx.set_materialize_grads(False)  # no (group, M, M) zeros for the softmaxes' grads
         ctx.save_for_backward(z, mu, log_sigma, ind, s_g, s_all)
 
     @staticmethod
     def backward(ctx, grad, _grad_s_g, _grad_s_all):
+        if grad is None:  # gradients not materialised: nothing flows into the value
+            return (None,) * 7
         z, mu, log_sigma, ind, s_g, s_all = ctx.saved_tensors
         groups = ctx.groups
         # p_i = sum_j D_ij mu_j and r_j = sum_i D_ij z_i, each group's columns its own
