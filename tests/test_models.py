@@ -324,6 +324,31 @@ def test_pc_rotation_unmixes_independent_groups():
     torch.testing.assert_close(rot @ rot.T, torch.eye(4), atol=1e-5, rtol=0)
 
 
+def test_pc_rotations_of_several_fits_equal_lone_searches():
+    # the fits' starts descend as one batch: each fit still gets the rotation of its
+    # own lone search, with as many bins as the others or fewer
+    from disrnn.fit.rotation import _orthogonal, pc_rotation, pc_rotations
+
+    gen = torch.Generator().manual_seed(3)
+    angles = torch.rand(300, 2, generator=gen) * 2 * torch.pi
+    z = torch.stack(
+        [angles[:, 0].cos(), angles[:, 0].sin(), angles[:, 1].cos(), angles[:, 1].sin()], 1
+    ) * 1.5 + 0.1 * torch.randn(300, 4, generator=gen)
+    mus = [z @ _orthogonal(4, gen).T for _ in range(3)]
+    sigmas = [-1.5, -1.3, -1.7]
+    search = dict(starts=3, steps=10, keep=2, refine_steps=20, bins=64, score_bins=128)
+    for fits in (mus, [mus[0], mus[1][:200], mus[2]]):  # alike bins, then not
+        together = pc_rotations(
+            fits, sigmas, (2, 2), [torch.Generator().manual_seed(i) for i in range(3)], **search
+        )
+        for i, (rot, pc) in enumerate(together):
+            lone, lone_pc = pc_rotation(
+                fits[i], sigmas[i], (2, 2), torch.Generator().manual_seed(i), **search
+            )
+            torch.testing.assert_close(rot, lone, atol=1e-4, rtol=0)
+            assert pc == pytest.approx(lone_pc, abs=1e-5)
+
+
 # ------------------------------------------------------------------- known input u_t
 def with_input(ds: xr.Dataset, scale: float = 1.0, seed: int = 5) -> xr.Dataset:
     """A copy of ``ds`` with a random known ``input`` (trial, time, unit) of sd ``scale``."""
