@@ -268,6 +268,9 @@ def test_dandi_000207_session_end_to_end(tmp_path):
         methods=["lrRNN", "LINT", "DisRNN"],
         seeds=[0],
         fit={**config["fit"], "epochs": 8, "patience": 8},
+        # the selection's path, shrunk as in the small config (tests/test_selection.py
+        # checks what it selects)
+        select={"ranks": [2, 4], "seeds": 2, "epochs": 4},
     )
     with DandiStub() as stub:
         config["dandi_api_url"] = stub.api_url
