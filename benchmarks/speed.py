@@ -4,6 +4,7 @@
     python benchmarks/speed.py --parts paper --seeds 1,3,10
     python benchmarks/speed.py --parts mcmaze --seeds 1
     python benchmarks/speed.py --parts scaling
+    python benchmarks/speed.py --parts pc
 
 Parts (each prints a table; the machine's load is printed with it):
 
@@ -18,6 +19,11 @@ Parts (each prints a table; the machine's load is printed with it):
   rotation search sized for it) on spike sessions of growing bins (at 60 units) and
   units (at 400 trials x 35 bins): seconds per epoch of the beta = 0 pre-fit and of
   the PC phase, and the rotation search's seconds.
+- ``pc``: the PC estimator alone (``disrnn.losses.partial_correlation``, forward and
+  backward under ``torch.func.vmap``, the rotation search's inner step) for S starts of
+  256 bins and 3 + 3 latents of sd 1 and 3 (sigma_q 0.4): milliseconds per start, the
+  least of 5 repeats. Run it with ``PYTHONPATH=<another checkout>`` to time that
+  checkout's estimator with the same script.
 
 Every fit runs with one torch thread, one fit at a time. A benchmark, not a test.
 """
@@ -130,9 +136,36 @@ def part_scaling(epochs: int, workdir) -> None:
     print(markdown_table(cols, rows))
 
 
+def part_pc() -> None:
+    import torch
+    from torch.func import vmap
+
+    from disrnn.losses import partial_correlation
+
+    gen = torch.Generator().manual_seed(0)
+    pc = vmap(lambda m, e: partial_correlation(m + 0.4 * e, m, float(np.log(0.4)), (3, 3), 5000))
+    rows = []
+    for scale in (1.0, 3.0):
+        for S in (1, 8, 32):
+            mu = (scale * torch.randn(S, 256, 6, generator=gen)).requires_grad_()
+            eps = torch.randn(S, 256, 6, generator=gen)
+            reps = max(3, 32 // S)
+            best = np.inf
+            for _ in range(5):
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    pc(mu, eps).sum().backward()
+                    mu.grad = None
+                best = min(best, (time.perf_counter() - t0) / reps)
+            rows.append([scale, S, f"{best * 1e3:.1f}", f"{best / S * 1e3:.2f}"])
+            print(f"pc sd {scale} S={S}: {best * 1e3:.2f} ms", flush=True)
+    print("\nPC forward + backward, 256 bins, 3 + 3 latents, vmapped over S starts\n")
+    print(markdown_table(["latent sd", "S", "ms per call", "ms per start"], rows))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="paper,mcmaze,scaling")
+    p.add_argument("--parts", default="paper,mcmaze,scaling,pc")
     p.add_argument("--seeds", default="1,3,10", help="S values of the paper part")
     p.add_argument("--mcmaze-seeds", default="1,3", help="S values of the mcmaze part")
     p.add_argument("--scaling-epochs", type=int, default=10)
@@ -152,8 +185,10 @@ def main(argv=None) -> int:
                 part_mcmaze([int(s) for s in args.mcmaze_seeds.split(",")], workdir / "mcmaze")
             elif part == "scaling":
                 part_scaling(args.scaling_epochs, workdir / "scaling")
+            elif part == "pc":
+                part_pc()
             else:
-                p.error(f"unknown part {part!r}; valid: paper, mcmaze, scaling")
+                p.error(f"unknown part {part!r}; valid: paper, mcmaze, scaling, pc")
         print(f"\nwall {time.perf_counter() - t0:.0f} s, load average {os.getloadavg()}")
     return 0
 
