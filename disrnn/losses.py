@@ -113,7 +113,7 @@ def _from_groups(y: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
 def _softmax_rows(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax over the last axis of y (..., j) and logsumexp_j y, with one exponential
     of the table: logsumexp_j y = max_j y - log max_j softmax(y) (the largest softmax
-    entry is >= 1 / j, so its log cannot underflow)."""
+    entry is at least 1 / the number of j, so its log cannot underflow)."""
     s = torch.softmax(y, dim=-1)
     return s, y.amax(-1) - torch.log(s.amax(-1))
 
@@ -193,9 +193,7 @@ class _PartialCorrelation(torch.autograd.Function):
         # p_i = sum_j D_ij mu_j and r_j = sum_i D_ij z_i, each group's columns its own
         p = s_all @ mu - _from_groups(torch.bmm(s_g, _by_group(mu, groups)), groups)
         # sum_i D_ij z_i as (z^T D)^T: a product that reads D along its rows
-        r = (z.T @ s_all).T - _from_groups(
-            torch.bmm(_by_group(z, groups).mT, s_g).mT, groups
-        )
+        r = (z.T @ s_all).T - _from_groups(torch.bmm(_by_group(z, groups).mT, s_g).mT, groups)
         colsum = (s_all.sum(0)[None, :] - s_g.sum(1)).T @ ind.T  # (j, latent) sum_i D_ij
         scale = grad * torch.exp(-2 * log_sigma) / z.shape[0]
         grad_z = p * scale
@@ -239,9 +237,7 @@ def partial_correlation(
     ind = group_indicator(groups, z.device, z.dtype)  # (latent, group)
     log_c = math.log((n_total - 1) / max(m - 1, 1))
     groups = tuple(int(g) for g in groups)
-    return _PartialCorrelation.apply(
-        z, mu, log_sigma, ind, log_c, math.log(n_total), groups
-    )[0]
+    return _PartialCorrelation.apply(z, mu, log_sigma, ind, log_c, math.log(n_total), groups)[0]
 
 
 def offblock_penalty(J: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
