@@ -14,8 +14,10 @@ trials split 60/20/20 (seed 0), ``disrnn bin``'s default history bins before eac
 Spikes: per method and seed, ``disrnn.fit`` with the package defaults (history, kernel,
 sigma_q of spike counts) and ``disrnn.evaluate`` on the test trials; one row
 ``smoothing`` (NLB's smoothing baseline, kernel and alpha chosen by CV on the training
-trials, scored on the same bins as the fits). Columns (mean +- sd over seeds): co-bps,
-held-out-unit test log-likelihood per bin (nats), PSTH R^2 of the held-out units
+trials, scored on the same bins as the fits) and one ``smoothing (causal)``: the same
+with a kernel on earlier bins only, the like-for-like reference of the fits' causal
+co-bps (their one-step prediction sees only the past). Columns (mean +- sd over seeds):
+co-bps, held-out-unit test log-likelihood per bin (nats), PSTH R^2 of the held-out units
 (condition = the trial column ``type`` / ``old_new``, NLB's definition), PC between the
 DisRNN partition's groups (a one-group fit's latents cut at the same sizes; the fit's
 own sigma_q; Monte Carlo of the evaluation), fit seconds (one torch thread).
@@ -63,6 +65,7 @@ from tables import markdown_table  # noqa: E402 (benchmarks/tables.py, beside th
 from disrnn.fit.config import METHODS  # noqa: E402 (the registry: no torch)
 
 METHOD_ORDER = list(METHODS)
+CAUSAL_ROW = "smoothing (causal)"  # the causal smoothing: the reference of the causal co-bps
 SPIKE_COLUMNS = [
     ("co_bps", "co-bps"),
     ("co_bps_smoothed", "co-bps (smoothing posterior)"),
@@ -189,8 +192,9 @@ def _fit_eval(task: dict) -> dict:
     return row
 
 
-def reference_row(ds_path: Path, continuous: bool, K: int, history: int) -> dict:
-    """The smoothing (spikes) or PCA (continuous) reference on the same dataset."""
+def reference_rows(ds_path: Path, continuous: bool, K: int, history: int) -> list[dict]:
+    """The smoothing (spikes: NLB's, then its causal twin of past bins only, as the row
+    ``smoothing (causal)``) or PCA (continuous) reference on the same dataset."""
     import xarray as xr
 
     t0 = time.perf_counter()
@@ -206,7 +210,12 @@ def reference_row(ds_path: Path, continuous: bool, K: int, history: int) -> dict
         cond = "condition" if "condition" in ds.coords else None
         res = smoothing_reference(ds_path, seed=0, condition=cond, history=history)
         method = "smoothing"
-    return {"method": method, "seed": 0, **res.metrics, "seconds": time.perf_counter() - t0}
+    row = {"method": method, "seed": 0, **res.metrics, "seconds": time.perf_counter() - t0}
+    if continuous or row.get("co_bps_causal") is None:
+        return [row]
+    causal = {k: row[f"{k}_causal"] for k in ("co_bps", "test_ll_heldout_per_bin_neuron",
+                                              "co_psth_r2")}  # fmt: skip
+    return [row, {**row, **causal, "method": CAUSAL_ROW, "seconds": None}]
 
 
 def run_session(name: str, args, work: Path) -> str:
@@ -229,8 +238,9 @@ def run_session(name: str, args, work: Path) -> str:
         for s in range(args.seeds) for m in methods
     ]  # fmt: skip
     t0 = time.perf_counter()
-    rows = [reference_row(ds_path, args.continuous, sum(args.groups), L)]
-    print(json.dumps({k: rows[0].get(k) for k in ("method", *[c for c, _ in columns])}), flush=True)
+    rows = reference_rows(ds_path, args.continuous, sum(args.groups), L)
+    for row in rows:
+        print(json.dumps({k: row.get(k) for k in ("method", *[c for c, _ in columns])}), flush=True)
     from disrnn.fit.config import POSTHOC_METHODS
 
     # trained methods first: a post-hoc method transforms the lrRNN of its seed, which must
@@ -248,7 +258,9 @@ def run_session(name: str, args, work: Path) -> str:
     )
     if args.out:
         Path(args.out).with_suffix(f".{name}.json").write_text(json.dumps(rows, default=str))
-    return title + "\n\n" + markdown_table(rows, ["smoothing", "pca", *methods], columns)
+    return (
+        title + "\n\n" + markdown_table(rows, ["smoothing", CAUSAL_ROW, "pca", *methods], columns)
+    )
 
 
 def main(argv=None) -> int:

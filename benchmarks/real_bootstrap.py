@@ -10,8 +10,10 @@ the causal fit's bins (test trials, held-out units, training-trial null rates, a
 ``disrnn.evaluation.cosmoothing.cosmoothing_metrics``). Co-bps is a ratio of sums over
 bins, so its sampling error is that of the test trials: B bootstrap resamples of the
 test trials (the same resample for every model, so differences are paired) give each
-co-bps a standard error, and each fit's difference from smoothing, and from the lrRNN
-of the same seed (causal against causal, posterior against posterior), a 95 % interval.
+co-bps a standard error, and each fit's difference from smoothing of the same kind (a
+causal prediction against the causal smoothing, of past bins only; a smoothing posterior
+against NLB's acausal smoothing), and from the lrRNN of the same seed (causal against
+causal, posterior against posterior), a 95 % interval.
 Prints one table per session. Seeded; asserts nothing.
 """
 
@@ -60,6 +62,9 @@ def _session(workdir: Path, session: str, n_boot: int) -> str:
     ref = smoothing_reference(ds_path, seed=0, condition=cond, history=L)
     smooth = ref.rates.sel(trial=dt["trial"]).transpose("trial", "time", "unit").values
     models = {"smoothing": _per_trial(x, smooth, null, ok)}
+    if ref.rates_causal is not None:  # past bins only: the reference of the causal fits
+        causal = ref.rates_causal.sel(trial=dt["trial"]).transpose("trial", "time", "unit")
+        models["smoothing causal"] = _per_trial(x, causal.values, null, ok)
     for f in fits:
         fit = load_fit(f.parent)
         name = f"{f.parent.name} seed {f.parent.parent.name[4:]}"
@@ -78,8 +83,8 @@ def _session(workdir: Path, session: str, n_boot: int) -> str:
 
     rows = [f"### {session}: {n} test trials, {int(heldout.sum())} held-out units, "
             f"{int(ok.sum())} scored bins, {n_boot} bootstrap resamples of the test trials",
-            "", "| model | co-bps | bootstrap se | minus smoothing (95 % interval) | "
-            "minus lrRNN of the same seed and kind (95 % interval) |",
+            "", "| model | co-bps | bootstrap se | minus smoothing of the same kind "
+            "(95 % interval) | minus lrRNN of the same seed and kind (95 % interval) |",
             "|---|---|---|---|---|"]  # fmt: skip
 
     point = {name: bps(g, sp) for name, (g, sp) in models.items()}
@@ -92,10 +97,15 @@ def _session(workdir: Path, session: str, n_boot: int) -> str:
         return (f"{point[name] - point[other]:+.4f} "
                 f"({np.percentile(d, 2.5):+.4f} .. {np.percentile(d, 97.5):+.4f})")  # fmt: skip
 
+    def kind_ref(name):
+        """A causal prediction against the causal smoothing, the rest against NLB's."""
+        causal = name.endswith(" causal") and "smoothing causal" in models
+        return "smoothing causal" if causal else "smoothing"
+
     for name in models:
         lr = "lrRNN " + name.split(" ", 1)[1] if " " in name else ""  # same seed and kind
         rows.append(f"| {name} | {point[name]:.4f} | {resampled[name].std(ddof=1):.4f} | "
-                    f"{versus(name, 'smoothing')} | {versus(name, lr)} |")  # fmt: skip
+                    f"{versus(name, kind_ref(name))} | {versus(name, lr)} |")  # fmt: skip
     return "\n".join(rows)
 
 

@@ -346,7 +346,12 @@ def test_references_and_condition_keys(tmp_path):
     config = small_config()
     config["binning"]["condition"] = None
     config["sessions"][0]["condition"] = "condition"
-    config["references"] = {"enabled": True, "kernel_sds": [0.03, 0.05], "alphas": [0.01]}
+    config["references"] = {
+        "enabled": True,
+        "kernel_sds": [0.03, 0.05],
+        "causal_kernel_sds": [],
+        "alphas": [0.01],
+    }
     res = snakemake(
         "--dry-run", "--configfile", str(write_config(tmp_path / "on.yaml", config)), cwd=tmp_path
     )

@@ -71,27 +71,31 @@ def reference_session(
 
 
 # ------------------------------------------------------------ independent computations
-def _direct_smooth(x, observed, sd_bins):
-    """Renormalised Gaussian smoothing by an explicit loop over bins."""
+def _direct_smooth(x, observed, sd_bins, causal=False):
+    """Renormalised Gaussian smoothing by an explicit loop over bins; causal: of the bins
+    t - h .. t - 1 only, NaN where none of them is observed."""
     n_trial, n_time, _ = x.shape
     h = int(np.ceil(4 * sd_bins))
     out = np.full(x.shape, np.nan)
     for i in range(n_trial):
         for t in range(n_time):
-            js = np.arange(max(0, t - h), min(n_time, t + h + 1))
+            js = np.arange(max(0, t - h), t if causal else min(n_time, t + h + 1))
             js = js[observed[i, js]]
-            w = np.exp(-0.5 * ((js - t) / sd_bins) ** 2)
-            out[i, t] = (w[:, None] * x[i, js]).sum(0) / w.sum()
+            if js.size:
+                w = np.exp(-0.5 * ((js - t) / sd_bins) ** 2)
+                out[i, t] = (w[:, None] * x[i, js]).sum(0) / w.sum()
     return out
 
 
-def _direct_smoothing_reference(ds, sd, alpha):
+def _direct_smoothing_reference(ds, sd, alpha, causal=False):
     x = ds["activity"].values.astype(float)
     ho = ds["heldout"].values
     mask = ds["mask"].values
     split = ds["split"].values
     tr, te = split == "train", split == "test"
-    f = _direct_smooth(x[..., ~ho], mask, sd / BW)
+    f = _direct_smooth(x[..., ~ho], mask, sd / BW, causal)
+    if causal:  # no earlier observed bin: smoothed counts 0
+        f = np.nan_to_num(f, nan=0.0)
     a = f[tr][mask[tr]]
     mu, s = a.mean(0), a.std(0)
     rates = np.full(x[te][..., ho].shape, np.nan)
@@ -138,6 +142,35 @@ def test_smoothing_matches_direct_sklearn(spikes):
     assert m["pc"] is None and m["J_spectral_radius"] is None and m["method"] == "smoothing"
 
 
+def test_causal_smoothing_matches_direct_sklearn(spikes):
+    res = smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3], causal_kernel_sds=[0.1])
+    rates, co_bps, ll, psth = _direct_smoothing_reference(spikes, 0.1, 1e-3, causal=True)
+    np.testing.assert_allclose(res.rates_causal.values, rates, rtol=1e-6, equal_nan=True)
+    m = res.metrics
+    assert m["co_bps_causal"] == pytest.approx(co_bps, rel=1e-6)
+    assert m["test_ll_heldout_per_bin_neuron_causal"] == pytest.approx(ll, rel=1e-6)
+    assert m["co_psth_r2_causal"] == pytest.approx(psth, rel=1e-6)
+    assert m["kernel_sd_causal"] == 0.1 and m["glm_alpha_causal"] == 1e-3
+    # the acausal numbers are those of the acausal reference alone
+    alone = smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3], causal_kernel_sds=None)
+    assert m["co_bps"] == alone.metrics["co_bps"] and alone.metrics["co_bps_causal"] is None
+    assert alone.rates_causal is None and alone.cv_scores_causal == {}
+
+
+def test_causal_smoothing_never_sees_the_bin_it_predicts(spikes):
+    from disrnn.evaluation.references import smooth_spikes
+
+    x = spikes["activity"].values.astype(float)
+    obs = np.ones(x.shape[:2], bool)
+    bumped = x.copy()
+    bumped[:, 20] += 5.0
+    a = smooth_spikes(x, obs, 2.0, causal=True)
+    b = smooth_spikes(bumped, obs, 2.0, causal=True)
+    np.testing.assert_array_equal(a[:, :21], b[:, :21])  # bins up to 20 are unchanged
+    assert (b[:, 21] > a[:, 21]).all()  # the next bin sees it
+    assert np.isnan(a[:, 0]).all()  # nothing before the first bin without pre_activity
+
+
 def test_pre_activity_extends_the_smoothing_context(spikes):
     from disrnn.evaluation.references import smooth_spikes
 
@@ -151,6 +184,10 @@ def test_pre_activity_extends_the_smoothing_context(spikes):
     full = np.concatenate([pre, x], 1)[..., ~ho]
     full_mask = np.concatenate([np.ones((x.shape[0], n_pre), bool), mask], 1)
     np.testing.assert_allclose(s, _direct_smooth(full, full_mask, 2.5)[:, n_pre:], rtol=1e-10)
+    s = smooth_spikes(x[..., ~ho], mask, 2.5, pre=pre[..., ~ho], causal=True)
+    direct = _direct_smooth(full, full_mask, 2.5, causal=True)[:, n_pre:]
+    np.testing.assert_allclose(s, direct, rtol=1e-10)
+    assert np.isfinite(s[:, 0]).all()  # the pre bins give the first bin a past
     ds = spikes.assign(pre_activity=(("trial", "pre_time", "unit"), pre))
     with_pre = smoothing_reference(ds, kernel_sds=[0.05], alphas=[1e-3])
     without = smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3])
@@ -208,6 +245,10 @@ def test_write_reference_folder_reads_as_an_evaluation(spikes, tmp_path):
     assert m["pc"] is None and m["behavior_r2"] is None and m["sha256"] == "abc"
     with xr.open_dataset(out / "rates.nc", engine="h5netcdf") as nc:
         np.testing.assert_allclose(nc["predicted"].values, res.rates.values, equal_nan=True)
+        np.testing.assert_allclose(
+            nc["predicted_causal"].values, res.rates_causal.values, equal_nan=True
+        )
+    assert json.loads((out / "cv_scores_causal.json").read_text()) == res.cv_scores_causal
     r = load_eval(out)
     assert r.method == "smoothing" and r.values["co_bps"] == pytest.approx(m["co_bps"])
     assert r.predicted is not None
@@ -304,7 +345,8 @@ def test_report_shows_references_and_cautions(spikes, tmp_path):
 
     path = tmp_path / "toy.nc"
     save_dataset(spikes, path)
-    res = smoothing_reference(path, kernel_sds=[0.05], alphas=[1e-3])
+    # the acausal reference alone first; its causal twin below
+    res = smoothing_reference(path, kernel_sds=[0.05], alphas=[1e-3], causal_kernel_sds=None)
     ref = write_reference(res, tmp_path / "toy" / "evals" / "smoothing" / "seed0")
     co = res.metrics["co_bps"]
     worse = _fake_disrnn(tmp_path / "a", "toy", co_bps=co - 0.05)
@@ -326,6 +368,15 @@ def test_report_shows_references_and_cautions(spikes, tmp_path):
     assert sentence in summary and 'data-method="smoothing"' in summary
     ok = render_summary_report([ref, better], tmp_path / "index2.html").read_text()
     assert sentence not in ok
+    # the causal smoothing is compared with the causal one-step co-bps, whatever the posterior
+    both = smoothing_reference(path, kernel_sds=[0.05], alphas=[1e-3], causal_kernel_sds=[0.1])
+    ref2 = load_eval(write_reference(both, tmp_path / "toy2" / "smoothing"))
+    co_c, high = both.metrics["co_bps_causal"], max(co, both.metrics["co_bps_causal"]) + 0.1
+    low = _fake_disrnn(tmp_path / "e", "toy", co_bps=co_c - 0.05, co_bps_smoothed=high)
+    (caution,) = reference_cautions([ref2, load_eval(low)])
+    assert "one-step predictions, from which W is read" in caution and "co_bps_causal" in caution
+    fine = _fake_disrnn(tmp_path / "f", "toy", co_bps=co_c + 0.05, co_bps_smoothed=high)
+    assert reference_cautions([ref2, load_eval(fine)]) == []
 
 
 def test_pca_caution_compares_behavior_r2(tmp_path):

@@ -1,7 +1,9 @@
 """Reference methods that any latent model must beat, scored like a fit's evaluation.
 
 - :func:`smoothing_reference` - the Neural Latents Benchmark's smoothing baseline for
-  co-smoothing: Gaussian-smoothed held-in spikes -> one Poisson GLM per held-out unit.
+  co-smoothing: Gaussian-smoothed held-in spikes -> one Poisson GLM per held-out unit;
+  and its causal twin (a kernel on earlier bins only), the like-for-like reference of a
+  fit's one-step prediction, which sees only the past.
 - :func:`disrnn.evaluation.pca.pca_reference` - K principal components of the held-in
   activity of the training trials as latents, with linear read-outs (continuous sessions).
 - :func:`write_reference` - either result as an evaluation-style folder (``metrics.json``
@@ -41,6 +43,8 @@ from disrnn.fit.tensors import dataset_kind, valid_bins
 
 __all__ = [
     "ALPHAS",
+    "CAUSAL_KEYS",
+    "CAUSAL_KERNEL_SDS",
     "KERNEL_SDS",
     "SmoothingResult",
     "gaussian_kernel",
@@ -52,6 +56,18 @@ __all__ = [
 
 #: kernel standard deviations (s) tried by cross-validation; each is clipped to >= 1 bin
 KERNEL_SDS = (0.02, 0.03, 0.05, 0.08, 0.12)
+#: kernel sds (s) of the causal smoothing: a kernel on earlier bins only must reach back as
+#: far as the state of the population is remembered (hundreds of ms), so its grid runs
+#: longer than NLB's acausal one, whose kernel also sees the bins after t
+CAUSAL_KERNEL_SDS = (0.02, 0.05, 0.1, 0.2, 0.4)
+#: metrics.json keys of the causal smoothing (step 4 of :func:`smoothing_reference`)
+CAUSAL_KEYS = (
+    "co_bps_causal",
+    "test_ll_heldout_per_bin_neuron_causal",
+    "co_psth_r2_causal",
+    "kernel_sd_causal",
+    "glm_alpha_causal",
+)
 #: PoissonRegressor L2 penalties tried by cross-validation (standardised features); 1.0
 #: lets the GLM shrink towards the null where held-in units do not predict (human MTL)
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -74,23 +90,28 @@ def gaussian_kernel(sd_bins: float, truncate: float = 4.0) -> np.ndarray:
     return k / k.sum()
 
 
-def smooth_spikes(x, observed, sd_bins: float, pre=None, pre_observed=None) -> np.ndarray:
-    """Acausal Gaussian smoothing of each trial, renormalised at edges and gaps.
+def smooth_spikes(
+    x, observed, sd_bins: float, pre=None, pre_observed=None, causal: bool = False
+) -> np.ndarray:
+    """Gaussian smoothing of each trial, renormalised at edges and gaps.
 
     ``s_t = sum_j k_j w_{t-j} x_{t-j} / sum_j k_j w_{t-j}`` with ``w`` = 1 on observed bins
     and 0 elsewhere (and outside the trial): a kernel-weighted mean of the observed bins
     near t, so the first and last bins of a trial are not biased towards 0 as a zero-padded
-    convolution (NLB's ``np.convolve(..., "same")``) would be. Bins before the window
-    (``pre``) extend the context at the trial start and are dropped afterwards.
+    convolution (NLB's ``np.convolve(..., "same")``) would be. Acausal: lags
+    j = -h..h (:func:`gaussian_kernel`); ``causal``: lags j = 1..h only, so s_t is made of
+    strictly earlier bins, as a one-step prediction is. Bins before the window (``pre``)
+    extend the context at the trial start and are dropped afterwards.
 
     Args:
         x: (trial, time, unit) float counts per bin. observed: (trial, time) bool.
         sd_bins: kernel sd in bins. pre: optional (trial, pre_time, unit) counts before
             each trial's window; pre_observed: optional (trial, pre_time) bool (default all).
+        causal: a half kernel over the earlier bins only.
 
     Returns:
         (trial, time, unit) float64 smoothed counts per bin; NaN where no observed bin lies
-        within the kernel's reach.
+        within the kernel's reach (causal: at least every trial's first bin without ``pre``).
     """
     x = np.asarray(x, dtype=float)
     w = np.asarray(observed, dtype=float)
@@ -101,6 +122,8 @@ def smooth_spikes(x, observed, sd_bins: float, pre=None, pre_observed=None) -> n
         n_pre = pre.shape[1]
         x, w = np.concatenate([pre, x], 1), np.concatenate([pw, w], 1)
     k = gaussian_kernel(sd_bins)
+    if causal:  # k[i] weighs lag j = i - h (convolve1d flips the kernel): keep j >= 1
+        k = np.where(np.arange(k.size) > k.size // 2, k, 0.0)
     num = convolve1d(np.where(w[..., None] > 0, x, 0.0), k, axis=1, mode="constant")
     den = convolve1d(w, k, axis=1, mode="constant")[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -135,12 +158,16 @@ class SmoothingResult:
         observed: the same trials and units' spike counts.
         cv_scores: {"sd=<s>,alpha=<a>": summed held-out Poisson log-likelihood (nats) over
             the cross-validation folds}; empty when the grid has one point.
+        rates_causal, cv_scores_causal: the same of the causal smoothing (None and empty
+            when it was not computed).
     """
 
     metrics: dict
     rates: xr.DataArray
     observed: xr.DataArray
     cv_scores: dict = field(default_factory=dict)
+    rates_causal: xr.DataArray | None = None
+    cv_scores_causal: dict = field(default_factory=dict)
 
 
 def smoothing_reference(
@@ -150,6 +177,7 @@ def smoothing_reference(
     kernel_sds=KERNEL_SDS,
     alphas=ALPHAS,
     n_folds: int = 3,
+    causal_kernel_sds=CAUSAL_KERNEL_SDS,
     features: str = "rate",
     history: int = 0,
     psth_kernel_sd: float = 0.05,
@@ -167,6 +195,9 @@ def smoothing_reference(
     3. (kernel sd, alpha) maximise the summed held-out Poisson log-likelihood over
        ``n_folds`` folds of the *training* trials (seeded shuffle); ties go to the first
        (smallest sd, smallest alpha). The final GLMs are refitted on all training trials.
+    4. The same with ``smooth_spikes(..., causal=True)`` (features of strictly earlier
+       bins; 0 where no earlier bin is observed, as a fit's masked history) and the grid
+       ``causal_kernel_sds``: the reference of a fit's causal one-step prediction.
 
     Args:
         dataset: path or ``xr.Dataset`` with ``activity`` (trial, time, unit) spike counts,
@@ -176,6 +207,8 @@ def smoothing_reference(
             for the PSTH R^2 (default: the ``condition`` coord; none: ``co_psth_r2`` null).
         kernel_sds: kernel sds in s (each clipped to >= the bin width); alphas: penalties.
         n_folds: cross-validation folds over training trials (unused for a 1x1 grid).
+        causal_kernel_sds: kernel sds in s of the causal smoothing; None or empty: skip it
+            (its metrics null).
         features: ``"rate"`` | ``"sqrt"`` | ``"log"``. history: bins at each trial's start
             that are not scored (a fit's L, to score on its bins). psth_kernel_sd: s, the
             smoothing of the true spikes in the PSTH target. max_iter: lbfgs iterations.
@@ -185,7 +218,9 @@ def smoothing_reference(
         null = training mean count per bin), ``test_ll_heldout_per_bin_neuron`` (nats per
         bin per held-out unit, log y! included), ``co_psth_r2`` (:func:`psth_r2_units`
         on the test trials, held-out units), ``kernel_sd`` (s), ``glm_alpha``,
-        ``features``, ``fit_seconds``, plus identity keys and nulls (see ``write_reference``).
+        ``features``, ``fit_seconds``, plus identity keys and nulls (see ``write_reference``);
+        ``co_bps_causal``, ``test_ll_heldout_per_bin_neuron_causal``,
+        ``co_psth_r2_causal``, ``kernel_sd_causal``, ``glm_alpha_causal`` of step 4.
 
     Raises:
         ValueError: not spike counts, no held-out or held-in units, no train/test trials,
@@ -199,17 +234,32 @@ def smoothing_reference(
     x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
     obs = valid_bins(ds, 0)  # (trial, time) observed bins: what the GLMs are fitted on
     ok = valid_bins(ds, history)  # scored bins, as a fit with history L
-    feats = _heldin_features(ds, x, obs, ho, bw, features)
     tri, te = np.flatnonzero(train), np.flatnonzero(test)
-    with one_thread():
-        sd_best, alpha_best, cv = select_grid(
-            feats, tri, x[tri][..., ho], obs[tri], sds, alphas, n_folds, seed, max_iter
+
+    def fit_glms(causal, grid_sds):
+        feats = _heldin_features(ds, x, obs, ho, bw, features, causal)
+        with one_thread():
+            sd, alpha, cv = select_grid(
+                feats, tri, x[tri][..., ho], obs[tri], grid_sds, alphas, n_folds, seed, max_iter
+            )
+            rates = _heldout_rates(feats(sd), x, obs, ho, train, test, alpha, max_iter)
+        return sd, alpha, cv, rates
+
+    def scores_of(rates):
+        return _heldout_scores(
+            ds, x, rates, obs, ok[te], ho, tri, te, labels, psth_kernel_sd / bw, history
         )
-        rates = _heldout_rates(feats(sd_best), x, obs, ho, train, test, alpha_best, max_iter)
+
+    sd_best, alpha_best, cv, rates = fit_glms(False, sds)
+    causal = {k: None for k in CAUSAL_KEYS}
+    rates_c, cv_c = None, {}
+    if causal_kernel_sds is not None and len(np.atleast_1d(causal_kernel_sds)):
+        sds_c, _ = search_grid(causal_kernel_sds, alphas, bw)
+        sd_c, alpha_c, cv_c, rates_c = fit_glms(True, sds_c)
+        causal = {f"{k}_causal": v for k, v in scores_of(rates_c).items()}
+        causal.update(kernel_sd_causal=float(sd_c), glm_alpha_causal=float(alpha_c))
     seconds = time.perf_counter() - t0
-    scores = _heldout_scores(
-        ds, x, rates, obs, ok[te], ho, tri, te, labels, psth_kernel_sd / bw, history
-    )
+    scores = scores_of(rates)
     m = {
         **reference_identity(ds, ds_path, "smoothing", seed, history, test, ok[te], ho),
         "likelihood": "poisson",
@@ -219,10 +269,18 @@ def smoothing_reference(
         "glm_alpha": float(alpha_best),
         "features": features,
         "cv_folds": int(n_folds) if cv else None,
+        **causal,
         "fit_seconds": float(seconds),
         **dict.fromkeys(("recon_r2", "recon_r2_unit_mean", "behavior_r2")),
     }
-    return SmoothingResult(m, _test_da(ds, te, ho, rates), _test_da(ds, te, ho, x[te][..., ho]), cv)
+    return SmoothingResult(
+        m,
+        _test_da(ds, te, ho, rates),
+        _test_da(ds, te, ho, x[te][..., ho]),
+        cv,
+        None if rates_c is None else _test_da(ds, te, ho, rates_c),
+        cv_c,
+    )
 
 
 def _smoothing_inputs(ds: xr.Dataset, features: str):
@@ -248,13 +306,15 @@ def _smoothing_inputs(ds: xr.Dataset, features: str):
     return train, test, ho, bw
 
 
-def _heldin_features(ds, x, obs, ho, bw, features):
+def _heldin_features(ds, x, obs, ho, bw, features, causal=False):
     """kernel sd (s) -> (trial, time, held-in) features of every trial's smoothed held-in
-    counts (``pre_activity`` extends each trial's start)."""
+    counts (``pre_activity`` extends each trial's start). Causal: bins with no observed
+    earlier bin in reach get smoothed counts 0 (a fit's masked history is 0 too)."""
     pre, pre_obs = _pre_context(ds, np.arange(ds.sizes["trial"]), np.flatnonzero(~ho))
 
     def feats(sd):
-        return _features(smooth_spikes(x[..., ~ho], obs, sd / bw, pre, pre_obs), features)
+        s = smooth_spikes(x[..., ~ho], obs, sd / bw, pre, pre_obs, causal=causal)
+        return _features(np.nan_to_num(s, nan=0.0) if causal else s, features)
 
     return feats
 
@@ -336,8 +396,9 @@ def psth_r2_units(target, pred, condition=None, valid=None) -> np.ndarray:
 def write_reference(result, out_dir) -> Path:
     """Write a reference as an evaluation-style folder (atomically).
 
-    ``metrics.json`` (NaN -> null) and, for smoothing, ``rates.nc`` (``predicted`` and
-    ``observed`` (trial, time, unit): test trials, held-out units) and ``cv_scores.json``;
+    ``metrics.json`` (NaN -> null) and, for smoothing, ``rates.nc`` (``predicted``,
+    ``observed`` and, when computed, ``predicted_causal`` (trial, time, unit): test trials,
+    held-out units), ``cv_scores.json`` and ``cv_scores_causal.json``;
     for PCA ``latents.nc`` (``latents`` (trial, time, latent) of every trial) and
     ``components.nc``. No ``connectivity.nc`` or ``rollout.nc``: a reference has neither.
 
@@ -353,10 +414,14 @@ def write_reference(result, out_dir) -> Path:
             f.write_text(text)
         attrs = clean_attrs({"method": result.metrics["method"], "seed": result.metrics["seed"]})
         if isinstance(result, SmoothingResult):  # else a disrnn.evaluation.pca.PCAResult
-            nc = xr.Dataset({"predicted": result.rates, "observed": result.observed}, attrs=attrs)
-            save_dataset(nc, tmp / "rates.nc")
-            with atomic_file(tmp / "cv_scores.json") as f:
-                f.write_text(json.dumps(result.cv_scores, indent=2) + "\n")
+            rates = {"predicted": result.rates, "observed": result.observed}
+            if result.rates_causal is not None:
+                rates["predicted_causal"] = result.rates_causal
+            save_dataset(xr.Dataset(rates, attrs=attrs), tmp / "rates.nc")
+            for name, cv in (("cv_scores", result.cv_scores), ("cv_scores_causal",
+                             result.cv_scores_causal)):  # fmt: skip
+                with atomic_file(tmp / f"{name}.json") as f:
+                    f.write_text(json.dumps(cv, indent=2) + "\n")
         else:
             save_dataset(xr.Dataset({"latents": result.latents}, attrs=attrs), tmp / "latents.nc")
             comps = xr.Dataset({"components": result.components, "mean": ("unit", result.mean)})

@@ -40,6 +40,7 @@ def run_reference(
     condition=None,
     session: str | None = None,
     kernel_sds=None,
+    causal_kernel_sds=None,
     alphas=None,
     n_folds: int | None = None,
     force: bool = False,
@@ -56,8 +57,9 @@ def run_reference(
             smoothing. seed: fold assignment (smoothing) / classifier seed (PCA).
         condition: trial coord name for PSTHs and condition decoding (default ``condition``).
         session: the id metrics.json records (default: dataset attrs, else the file stem).
-        kernel_sds, alphas, n_folds: smoothing's cross-validation grid (None: the defaults
-            of :func:`~disrnn.evaluation.references.smoothing_reference`).
+        kernel_sds, causal_kernel_sds, alphas, n_folds: smoothing's cross-validation grid
+            (None: the defaults of :func:`~disrnn.evaluation.references.smoothing_reference`;
+            ``causal_kernel_sds`` empty: no causal smoothing).
         force: replace ``out_dir`` even when it is not a previous evaluation-style folder
             (:func:`disrnn._outputs.check_output`; the dataset is never replaced).
 
@@ -78,7 +80,12 @@ def run_reference(
         )
     source = ds if ds_path is None else ds_path
     if method == "smoothing":
-        grid = {"kernel_sds": kernel_sds, "alphas": alphas, "n_folds": n_folds}
+        grid = {
+            "kernel_sds": kernel_sds,
+            "causal_kernel_sds": causal_kernel_sds,
+            "alphas": alphas,
+            "n_folds": n_folds,
+        }
         grid = {k: v for k, v in grid.items() if v is not None}  # None: the package's
         result = smoothing_reference(source, seed=seed, condition=condition, **grid)
     else:

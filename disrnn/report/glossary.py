@@ -18,6 +18,9 @@ HIGHER, LOWER, NEITHER = "higher is better", "lower is better", "descriptive: no
 #: better), ``-`` (lower is better) or ``=`` (descriptive); patterns are tried in order
 _TABLE = r"""
 co_bps :: + :: co-smoothing bits per spike: how much better the held-out units' spikes are predicted from the held-in units (one step ahead, causal) than by each unit's mean rate, per spike (NLB)
+co_bps_causal :: + :: co-bps of the causal smoothing reference: held-in spikes smoothed over earlier bins only (a half Gaussian), one Poisson GLM per held-out unit; the like-for-like reference of a fit's one-step co_bps
+co_psth_r2_causal :: + :: co_psth_r2 of the causal smoothing reference
+test_ll_heldout_per_bin_neuron_causal :: + :: held-out log-likelihood per bin and neuron of the causal smoothing reference (nats)
 co_bps_smoothed :: + :: co-bps of the fit's smoothing posterior (latents from the held-in units of the whole trial, the fit's decoder), the number NLB compares
 co_bps_smoothed_all_bins :: + :: co_bps_smoothed on every observed bin, history bins included
 bps :: + :: bits per spike of the one-step prediction over all units, against each unit's mean rate
@@ -63,7 +66,7 @@ unit_area_ari :: = :: adjusted Rand index of the units' group assignment against
 unit_assignment_ari_true :: + :: adjusted Rand index of the units' group assignment against the true one (simulations)
 (fit|smoothing_posterior)_seconds :: - :: wall-clock seconds
 (beta|alpha) :: = :: penalty weight of the fit (beta: PC/KL, alpha: block-diagonal)
-(n_components|kernel_sd|psth_kernel_sd|glm_alpha|cv_folds|features) :: = :: a setting of the reference method
+(n_components|kernel_sd(_causal)?|psth_kernel_sd|glm_alpha(_causal)?|cv_folds|features) :: = :: a setting of the reference method (_causal: of the causal smoothing)
 """
 
 _DIRECTIONS = {"+": HIGHER, "-": LOWER, "=": NEITHER}

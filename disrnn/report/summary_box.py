@@ -109,9 +109,17 @@ def _prediction_lines(by_method: dict[str, list[EvalResult]]) -> list[str]:
         else:
             text += "; no baseline method in this run"
         lines.append(text + ".")
-    for method, pattern, _ in REFERENCE_CHECKS:
+    for method in dict.fromkeys(m for m, _, _ in REFERENCE_CHECKS):
         if method in by_method:
-            lines.extend(_reference_lines(dis, method, pattern, by_method[method]))
+            found = [
+                line
+                for m, pattern, _ in REFERENCE_CHECKS
+                if m == method
+                for line in _reference_lines(dis, method, pattern, by_method[method])
+            ]
+            lines.extend(
+                found or [f"The {method} reference has no number to compare with DisRNN's."]
+            )
     return lines
 
 
@@ -132,7 +140,7 @@ def _reference_lines(dis, method: str, pattern: str, ref: list[EvalResult]) -> l
             return [
                 f"{key} against the {method} reference: DisRNN {_value(*ours)} ({ours_key}) vs {method} {fmt(theirs[0], 3)} ({_versus(ours[0], theirs[0])})."
             ]
-    return [f"The {method} reference has no number to compare with DisRNN's."]
+    return []
 
 
 def _seeds_line(dis: list[EvalResult], agreement: dict | None) -> str:

@@ -487,6 +487,7 @@ def reference_options(wildcards):
         rank = int(sum(FitConfig.from_options("DisRNN", opts).groups))
     return {
         "kernel_sds": refs.get("kernel_sds"),
+        "causal_kernel_sds": refs.get("causal_kernel_sds"),
         "alphas": refs.get("alphas"),
         "n_folds": refs.get("folds"),
         "n_components": rank,
