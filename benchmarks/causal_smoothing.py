@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     from disrnn.evaluation import metrics as mt
     from disrnn.evaluation.glm import fit_predict, one_thread
     from disrnn.evaluation.inputs import null_rate
-    from disrnn.evaluation.references import smooth_spikes, smoothing_reference
+    from disrnn.evaluation.references import smoothing_reference
+    from disrnn.evaluation.spike_smoothing import smooth_spikes
     from disrnn.fit.tensors import valid_bins
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-causal-"))

@@ -126,7 +126,7 @@ def _pc_at_partition(fit, ds, sizes, seed=0) -> float | None:
 
 def _psth_r2_heldout(fit, ds) -> float | None:
     """NLB PSTH R^2 of the held-out units' predicted rates on the test trials."""
-    from disrnn.evaluation.references import psth_r2_units, smooth_spikes
+    from disrnn.evaluation.spike_smoothing import psth_r2_units, smooth_spikes
     from disrnn.fit.tensors import valid_bins
 
     if "condition" not in ds.coords:

@@ -158,7 +158,7 @@ def test_causal_smoothing_matches_direct_sklearn(spikes):
 
 
 def test_causal_smoothing_never_sees_the_bin_it_predicts(spikes):
-    from disrnn.evaluation.references import smooth_spikes
+    from disrnn.evaluation.spike_smoothing import smooth_spikes
 
     x = spikes["activity"].values.astype(float)
     obs = np.ones(x.shape[:2], bool)
@@ -172,7 +172,7 @@ def test_causal_smoothing_never_sees_the_bin_it_predicts(spikes):
 
 
 def test_pre_activity_extends_the_smoothing_context(spikes):
-    from disrnn.evaluation.references import smooth_spikes
+    from disrnn.evaluation.spike_smoothing import smooth_spikes
 
     rng = np.random.default_rng(5)
     n_pre = 6

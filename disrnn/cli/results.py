@@ -48,8 +48,9 @@ def add_reference(sub) -> None:
         "reference",
         help="score a community reference (smoothing or PCA) on the test trials",
         description="Write DIR/metrics.json with the evaluation's keys for the reference: "
-        "NLB's smoothed-spikes co-smoothing baseline (spike counts with held-out units) or "
-        "K principal components as latents (otherwise).",
+        "NLB's smoothed-spikes co-smoothing baseline and its causal twin of past bins only "
+        "(co_bps_causal, the reference of a fit's one-step co_bps; spike counts with "
+        "held-out units) or K principal components as latents (otherwise).",
     )
     p.add_argument("dataset", help="binned dataset (.nc) from `disrnn bin`")
     add_out(p, "reference folder")

@@ -6,6 +6,7 @@
   fit's one-step prediction, which sees only the past.
 - :func:`disrnn.evaluation.pca.pca_reference` - K principal components of the held-in
   activity of the training trials as latents, with linear read-outs (continuous sessions).
+- :mod:`disrnn.evaluation.spike_smoothing` - the smoothing and PSTH R^2 it uses.
 - :func:`write_reference` - either result as an evaluation-style folder (``metrics.json``
   with the keys :func:`disrnn.evaluation.evaluate` uses for the same numbers; ``null``
   for latents, connectivity and PC, which a reference does not have).
@@ -19,6 +20,7 @@ fit's bins; the default 0 scores every observed bin.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -26,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from scipy.ndimage import convolve1d
 
 from disrnn._atomic import atomic_dir, atomic_file
 from disrnn.data.io import clean_attrs, save_dataset
@@ -39,6 +40,7 @@ from disrnn.evaluation.reference_inputs import (
     reference_identity,
     split_arrays,
 )
+from disrnn.evaluation.spike_smoothing import psth_r2_units, smooth_spikes
 from disrnn.fit.tensors import dataset_kind, valid_bins
 
 __all__ = [
@@ -47,9 +49,6 @@ __all__ = [
     "CAUSAL_KERNEL_SDS",
     "KERNEL_SDS",
     "SmoothingResult",
-    "gaussian_kernel",
-    "psth_r2_units",
-    "smooth_spikes",
     "smoothing_reference",
     "write_reference",
 ]
@@ -73,62 +72,6 @@ CAUSAL_KEYS = (
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FEATURES = ("rate", "sqrt", "log")
 _LOG_EPS = 1e-3  # counts per bin added before the log feature
-
-
-# ------------------------------------------------------------------------- smoothing
-def gaussian_kernel(sd_bins: float, truncate: float = 4.0) -> np.ndarray:
-    """(2 h + 1,) normalised Gaussian ``k_j ∝ exp(-j^2 / (2 sd^2))``, h = ceil(truncate sd).
-
-    Raises:
-        ValueError: ``sd_bins`` is not positive.
-    """
-    if not sd_bins > 0:
-        raise ValueError(f"kernel sd must be positive (in bins), got {sd_bins!r}")
-    h = int(np.ceil(truncate * sd_bins))
-    j = np.arange(-h, h + 1)
-    k = np.exp(-0.5 * (j / sd_bins) ** 2)
-    return k / k.sum()
-
-
-def smooth_spikes(
-    x, observed, sd_bins: float, pre=None, pre_observed=None, causal: bool = False
-) -> np.ndarray:
-    """Gaussian smoothing of each trial, renormalised at edges and gaps.
-
-    ``s_t = sum_j k_j w_{t-j} x_{t-j} / sum_j k_j w_{t-j}`` with ``w`` = 1 on observed bins
-    and 0 elsewhere (and outside the trial): a kernel-weighted mean of the observed bins
-    near t, so the first and last bins of a trial are not biased towards 0 as a zero-padded
-    convolution (NLB's ``np.convolve(..., "same")``) would be. Acausal: lags
-    j = -h..h (:func:`gaussian_kernel`); ``causal``: lags j = 1..h only, so s_t is made of
-    strictly earlier bins, as a one-step prediction is. Bins before the window (``pre``)
-    extend the context at the trial start and are dropped afterwards.
-
-    Args:
-        x: (trial, time, unit) float counts per bin. observed: (trial, time) bool.
-        sd_bins: kernel sd in bins. pre: optional (trial, pre_time, unit) counts before
-            each trial's window; pre_observed: optional (trial, pre_time) bool (default all).
-        causal: a half kernel over the earlier bins only.
-
-    Returns:
-        (trial, time, unit) float64 smoothed counts per bin; NaN where no observed bin lies
-        within the kernel's reach (causal: at least every trial's first bin without ``pre``).
-    """
-    x = np.asarray(x, dtype=float)
-    w = np.asarray(observed, dtype=float)
-    n_pre = 0
-    if pre is not None:
-        pre = np.asarray(pre, dtype=float)
-        pw = np.ones(pre.shape[:2]) if pre_observed is None else np.asarray(pre_observed, float)
-        n_pre = pre.shape[1]
-        x, w = np.concatenate([pre, x], 1), np.concatenate([pw, w], 1)
-    k = gaussian_kernel(sd_bins)
-    if causal:  # k[i] weighs lag j = i - h (convolve1d flips the kernel): keep j >= 1
-        k = np.where(np.arange(k.size) > k.size // 2, k, 0.0)
-    num = convolve1d(np.where(w[..., None] > 0, x, 0.0), k, axis=1, mode="constant")
-    den = convolve1d(w, k, axis=1, mode="constant")[..., None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.where(den > 1e-12, num / den, np.nan)
-    return s[:, n_pre:]
 
 
 def _pre_context(ds: xr.Dataset, trials: np.ndarray, units: np.ndarray):
@@ -189,9 +132,8 @@ def smoothing_reference(
        acausal, renormalised at the trial's edges; ``pre_activity`` extends the start).
     2. One ``sklearn`` ``PoissonRegressor`` per held-out unit maps the standardised features
        f_t (``"rate"``: the smoothed counts per bin, as NLB; or their sqrt / log) to the
-       unit's counts: ``log E[y_t] = w . f_t + b``, minimising
-       ``1/(2n) sum_t deviance(y_t, rate_t) + alpha/2 |w|^2`` over the training trials'
-       observed bins.
+       unit's counts: ``log E[y_t] = w . f_t + b``, minimising ``1/(2n) sum_t
+       deviance(y_t, rate_t) + alpha/2 |w|^2`` over the training trials' observed bins.
     3. (kernel sd, alpha) maximise the summed held-out Poisson log-likelihood over
        ``n_folds`` folds of the *training* trials (seeded shuffle); ties go to the first
        (smallest sd, smallest alpha). The final GLMs are refitted on all training trials.
@@ -207,8 +149,7 @@ def smoothing_reference(
             for the PSTH R^2 (default: the ``condition`` coord; none: ``co_psth_r2`` null).
         kernel_sds: kernel sds in s (each clipped to >= the bin width); alphas: penalties.
         n_folds: cross-validation folds over training trials (unused for a 1x1 grid).
-        causal_kernel_sds: kernel sds in s of the causal smoothing; None or empty: skip it
-            (its metrics null).
+        causal_kernel_sds: kernel sds (s) of step 4; None or empty: skip it (metrics null).
         features: ``"rate"`` | ``"sqrt"`` | ``"log"``. history: bins at each trial's start
             that are not scored (a fit's L, to score on its bins). psth_kernel_sd: s, the
             smoothing of the true spikes in the PSTH target. max_iter: lbfgs iterations.
@@ -218,9 +159,8 @@ def smoothing_reference(
         null = training mean count per bin), ``test_ll_heldout_per_bin_neuron`` (nats per
         bin per held-out unit, log y! included), ``co_psth_r2`` (:func:`psth_r2_units`
         on the test trials, held-out units), ``kernel_sd`` (s), ``glm_alpha``,
-        ``features``, ``fit_seconds``, plus identity keys and nulls (see ``write_reference``);
-        ``co_bps_causal``, ``test_ll_heldout_per_bin_neuron_causal``,
-        ``co_psth_r2_causal``, ``kernel_sd_causal``, ``glm_alpha_causal`` of step 4.
+        ``features``, ``fit_seconds``, identity keys and nulls (see ``write_reference``);
+        the ``CAUSAL_KEYS`` of step 4.
 
     Raises:
         ValueError: not spike counts, no held-out or held-in units, no train/test trials,
@@ -230,57 +170,80 @@ def smoothing_reference(
     ds, ds_path = load_data(dataset)
     train, test, ho, bw = _smoothing_inputs(ds, features)
     sds, alphas = search_grid(kernel_sds, alphas, bw)
-    labels = condition_labels(ds, condition)
     x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
-    obs = valid_bins(ds, 0)  # (trial, time) observed bins: what the GLMs are fitted on
-    ok = valid_bins(ds, history)  # scored bins, as a fit with history L
-    tri, te = np.flatnonzero(train), np.flatnonzero(test)
-
-    def fit_glms(causal, grid_sds):
-        feats = _heldin_features(ds, x, obs, ho, bw, features, causal)
-        with one_thread():
-            sd, alpha, cv = select_grid(
-                feats, tri, x[tri][..., ho], obs[tri], grid_sds, alphas, n_folds, seed, max_iter
-            )
-            rates = _heldout_rates(feats(sd), x, obs, ho, train, test, alpha, max_iter)
-        return sd, alpha, cv, rates
-
-    def scores_of(rates):
-        return _heldout_scores(
-            ds, x, rates, obs, ok[te], ho, tri, te, labels, psth_kernel_sd / bw, history
-        )
-
-    sd_best, alpha_best, cv, rates = fit_glms(False, sds)
-    causal = {k: None for k in CAUSAL_KEYS}
-    rates_c, cv_c = None, {}
-    if causal_kernel_sds is not None and len(np.atleast_1d(causal_kernel_sds)):
-        sds_c, _ = search_grid(causal_kernel_sds, alphas, bw)
-        sd_c, alpha_c, cv_c, rates_c = fit_glms(True, sds_c)
-        causal = {f"{k}_causal": v for k, v in scores_of(rates_c).items()}
-        causal.update(kernel_sd_causal=float(sd_c), glm_alpha_causal=float(alpha_c))
-    seconds = time.perf_counter() - t0
-    scores = scores_of(rates)
+    task = _GLMTask(ds, x, valid_bins(ds, 0), valid_bins(ds, history), ho, bw, train, test,
+                    condition_labels(ds, condition), features, alphas, n_folds, seed,
+                    max_iter, psth_kernel_sd / bw, history)  # fmt: skip
+    sd_best, alpha_best, cv, rates = task.fit(False, sds)
+    causal, rates_c, cv_c = task.causal(causal_kernel_sds)
+    te = np.flatnonzero(test)
     m = {
-        **reference_identity(ds, ds_path, "smoothing", seed, history, test, ok[te], ho),
+        **reference_identity(ds, ds_path, "smoothing", seed, history, test, task.ok[te], ho),
         "likelihood": "poisson",
-        **scores,
+        **task.scores(rates),
         "psth_kernel_sd": float(psth_kernel_sd),
         "kernel_sd": float(sd_best),
         "glm_alpha": float(alpha_best),
         "features": features,
         "cv_folds": int(n_folds) if cv else None,
         **causal,
-        "fit_seconds": float(seconds),
+        "fit_seconds": float(time.perf_counter() - t0),
         **dict.fromkeys(("recon_r2", "recon_r2_unit_mean", "behavior_r2")),
     }
-    return SmoothingResult(
-        m,
-        _test_da(ds, te, ho, rates),
-        _test_da(ds, te, ho, x[te][..., ho]),
-        cv,
-        None if rates_c is None else _test_da(ds, te, ho, rates_c),
-        cv_c,
-    )
+    test_da = functools.partial(_test_da, ds, te, ho)
+    rates_c = None if rates_c is None else test_da(rates_c)
+    return SmoothingResult(m, test_da(rates), test_da(x[te][..., ho]), cv, rates_c, cv_c)
+
+
+@dataclass
+class _GLMTask:
+    """What both smoothings of :func:`smoothing_reference` share: the dataset's arrays
+    (x (trial, time, unit) counts; obs, ok (trial, time) fitted and scored bins; ho
+    (unit,) held-out; train, test (trial,) bool) and the GLM settings."""
+
+    ds: xr.Dataset
+    x: np.ndarray
+    obs: np.ndarray
+    ok: np.ndarray
+    ho: np.ndarray
+    bw: float
+    train: np.ndarray
+    test: np.ndarray
+    labels: np.ndarray | None
+    features: str
+    alphas: list
+    n_folds: int
+    seed: int
+    max_iter: int
+    psth_sd_bins: float
+    history: int
+
+    def fit(self, causal: bool, sds) -> tuple[float, float, dict, np.ndarray]:
+        """(kernel sd, alpha, cv scores, (test trial, time, held-out) rates) of the GLMs on
+        the (causally) smoothed held-in spikes, the grid point chosen by CV."""
+        x, obs, ho, tri = self.x, self.obs, self.ho, np.flatnonzero(self.train)
+        feats = _heldin_features(self.ds, x, obs, ho, self.bw, self.features, causal)
+        with one_thread():
+            sd, alpha, cv = select_grid(feats, tri, x[tri][..., ho], obs[tri], sds, self.alphas,
+                                        self.n_folds, self.seed, self.max_iter)  # fmt: skip
+            rates = _heldout_rates(feats(sd), x, obs, ho, self.train, self.test, alpha,
+                                   self.max_iter)  # fmt: skip
+        return sd, alpha, cv, rates
+
+    def causal(self, sds) -> tuple[dict, np.ndarray | None, dict]:
+        """(the ``CAUSAL_KEYS`` metrics, rates, cv scores) of the causal smoothing with the
+        kernel sds ``sds`` (None or empty: null metrics, no rates)."""
+        if sds is None or not len(np.atleast_1d(sds)):
+            return dict.fromkeys(CAUSAL_KEYS), None, {}
+        sd, alpha, cv, rates = self.fit(True, search_grid(sds, self.alphas, self.bw)[0])
+        m = {f"{k}_causal": v for k, v in self.scores(rates).items()}
+        return {**m, "kernel_sd_causal": float(sd), "glm_alpha_causal": float(alpha)}, rates, cv
+
+    def scores(self, rates: np.ndarray) -> dict:
+        """co_bps, test_ll_heldout_per_bin_neuron, co_psth_r2 of ``rates``."""
+        tri, te = np.flatnonzero(self.train), np.flatnonzero(self.test)
+        return _heldout_scores(self.ds, self.x, rates, self.obs, self.ok[te], self.ho, tri, te,
+                               self.labels, self.psth_sd_bins, self.history)  # fmt: skip
 
 
 def _smoothing_inputs(ds: xr.Dataset, features: str):
@@ -357,40 +320,6 @@ def _test_da(ds, te, ho, values) -> xr.DataArray:
             "heldout": ("unit", np.ones(int(ho.sum()), bool)),
         },
     )
-
-
-def psth_r2_units(target, pred, condition=None, valid=None) -> np.ndarray:
-    """Per-unit R^2 of condition-averaged predictions against condition-averaged targets.
-
-    NLB's PSTH R^2: PSTH_c(t, u) = mean over the valid trials of condition c; for each unit,
-    ``R^2_u = 1 - sum_{c,t} (P_pred - P_true)^2 / sum_{c,t} (P_true - mean P_true)^2`` over
-    the (condition, time) cells with at least one valid trial; NLB reports the mean over
-    units (``sklearn.metrics.r2_score`` with uniform averaging).
-
-    Args:
-        target: (trial, time, unit) smoothed observed counts; pred: same shape, rates.
-        condition: (trial,) labels (None: one condition). valid: (trial, time) bool.
-
-    Returns:
-        (unit,) float R^2 (NaN for a unit whose PSTHs have no variance).
-    """
-    target, pred = np.asarray(target, float), np.asarray(pred, float)
-    ok = np.isfinite(target) & np.isfinite(pred)
-    if valid is not None:
-        ok &= np.asarray(valid, bool)[..., None]
-    cond = np.zeros(target.shape[0]) if condition is None else np.asarray(condition)
-    pt, pp = [], []
-    for c in np.unique(cond):
-        sel = cond == c
-        n = ok[sel].sum(0)  # (time, unit)
-        keep = n.min(1) > 0  # time bins observed for every unit
-        pt.append((np.where(ok[sel], target[sel], 0).sum(0) / np.maximum(n, 1))[keep])
-        pp.append((np.where(ok[sel], pred[sel], 0).sum(0) / np.maximum(n, 1))[keep])
-    pt, pp = np.concatenate(pt), np.concatenate(pp)  # (cell, unit)
-    sst = ((pt - pt.mean(0)) ** 2).sum(0)
-    sse = ((pt - pp) ** 2).sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sst > 0, 1 - sse / sst, np.nan)
 
 
 def write_reference(result, out_dir) -> Path:

@@ -1,0 +1,102 @@
+"""Spike smoothing and NLB's PSTH R^2: array functions of the smoothing reference.
+
+- :func:`gaussian_kernel`, :func:`smooth_spikes` - renormalised Gaussian smoothing of
+  each trial's counts, acausal (NLB's) or causal (earlier bins only).
+- :func:`psth_r2_units` - NLB's PSTH R^2 of condition-averaged predictions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import convolve1d
+
+__all__ = ["gaussian_kernel", "psth_r2_units", "smooth_spikes"]
+
+
+def gaussian_kernel(sd_bins: float, truncate: float = 4.0) -> np.ndarray:
+    """(2 h + 1,) normalised Gaussian ``k_j ∝ exp(-j^2 / (2 sd^2))``, h = ceil(truncate sd).
+
+    Raises:
+        ValueError: ``sd_bins`` is not positive.
+    """
+    if not sd_bins > 0:
+        raise ValueError(f"kernel sd must be positive (in bins), got {sd_bins!r}")
+    h = int(np.ceil(truncate * sd_bins))
+    j = np.arange(-h, h + 1)
+    k = np.exp(-0.5 * (j / sd_bins) ** 2)
+    return k / k.sum()
+
+
+def smooth_spikes(
+    x, observed, sd_bins: float, pre=None, pre_observed=None, causal: bool = False
+) -> np.ndarray:
+    """Gaussian smoothing of each trial, renormalised at edges and gaps.
+
+    ``s_t = sum_j k_j w_{t-j} x_{t-j} / sum_j k_j w_{t-j}`` with ``w`` = 1 on observed bins
+    and 0 elsewhere (and outside the trial): a kernel-weighted mean of the observed bins
+    near t, so the first and last bins of a trial are not biased towards 0 as a zero-padded
+    convolution (NLB's ``np.convolve(..., "same")``) would be. Acausal: lags
+    j = -h..h (:func:`gaussian_kernel`); ``causal``: lags j = 1..h only, so s_t is made of
+    strictly earlier bins, as a one-step prediction is. Bins before the window (``pre``)
+    extend the context at the trial start and are dropped afterwards.
+
+    Args:
+        x: (trial, time, unit) float counts per bin. observed: (trial, time) bool.
+        sd_bins: kernel sd in bins. pre: optional (trial, pre_time, unit) counts before
+            each trial's window; pre_observed: optional (trial, pre_time) bool (default all).
+        causal: a half kernel over the earlier bins only.
+
+    Returns:
+        (trial, time, unit) float64 smoothed counts per bin; NaN where no observed bin lies
+        within the kernel's reach (causal: at least every trial's first bin without ``pre``).
+    """
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(observed, dtype=float)
+    n_pre = 0
+    if pre is not None:
+        pre = np.asarray(pre, dtype=float)
+        pw = np.ones(pre.shape[:2]) if pre_observed is None else np.asarray(pre_observed, float)
+        n_pre = pre.shape[1]
+        x, w = np.concatenate([pre, x], 1), np.concatenate([pw, w], 1)
+    k = gaussian_kernel(sd_bins)
+    if causal:  # k[i] weighs lag j = i - h (convolve1d flips the kernel): keep j >= 1
+        k = np.where(np.arange(k.size) > k.size // 2, k, 0.0)
+    num = convolve1d(np.where(w[..., None] > 0, x, 0.0), k, axis=1, mode="constant")
+    den = convolve1d(w, k, axis=1, mode="constant")[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(den > 1e-12, num / den, np.nan)
+    return s[:, n_pre:]
+
+
+def psth_r2_units(target, pred, condition=None, valid=None) -> np.ndarray:
+    """Per-unit R^2 of condition-averaged predictions against condition-averaged targets.
+
+    NLB's PSTH R^2: PSTH_c(t, u) = mean over the valid trials of condition c; for each unit,
+    ``R^2_u = 1 - sum_{c,t} (P_pred - P_true)^2 / sum_{c,t} (P_true - mean P_true)^2`` over
+    the (condition, time) cells with at least one valid trial; NLB reports the mean over
+    units (``sklearn.metrics.r2_score`` with uniform averaging).
+
+    Args:
+        target: (trial, time, unit) smoothed observed counts; pred: same shape, rates.
+        condition: (trial,) labels (None: one condition). valid: (trial, time) bool.
+
+    Returns:
+        (unit,) float R^2 (NaN for a unit whose PSTHs have no variance).
+    """
+    target, pred = np.asarray(target, float), np.asarray(pred, float)
+    ok = np.isfinite(target) & np.isfinite(pred)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)[..., None]
+    cond = np.zeros(target.shape[0]) if condition is None else np.asarray(condition)
+    pt, pp = [], []
+    for c in np.unique(cond):
+        sel = cond == c
+        n = ok[sel].sum(0)  # (time, unit)
+        keep = n.min(1) > 0  # time bins observed for every unit
+        pt.append((np.where(ok[sel], target[sel], 0).sum(0) / np.maximum(n, 1))[keep])
+        pp.append((np.where(ok[sel], pred[sel], 0).sum(0) / np.maximum(n, 1))[keep])
+    pt, pp = np.concatenate(pt), np.concatenate(pp)  # (cell, unit)
+    sst = ((pt - pt.mean(0)) ** 2).sum(0)
+    sse = ((pt - pp) ** 2).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sst > 0, 1 - sse / sst, np.nan)
