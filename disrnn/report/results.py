@@ -60,6 +60,10 @@ KEY_METRICS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 # Shown in the session report's main tables after the key metrics (when present); every
 # other metric goes to the full tables.
 HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
+    # co-smoothing beside the key co-bps (a fit's causal one-step prediction, NLB's acausal
+    # smoothing): a fit's whole-trial posterior, and the smoothing of past spikes only
+    ("co-bps, smoothing posterior (whole trial)", "co_bps_smoothed"),
+    ("co-bps, smoothing of past spikes only (reference)", "co_bps_causal"),
     ("bits per spike (all units)", "bps"),
     ("reconstruction R²", "recon_r2"),
     ("predicted vs true rates R²", "rate_r2_true"),
