@@ -19,10 +19,10 @@ from disrnn.evaluation.metrics import (
     corr_similarity,
     gaussian_loglik,
     mean_rate_stats,
+    nlb_decoding_r2,
     poisson_loglik,
     psth_r2,
     r2_per_unit,
-    nlb_decoding_r2,
     ridge_decoding_r2,
 )
 from disrnn.evaluation.steps import CONDITION_KEYS

@@ -14,9 +14,8 @@ import xarray as xr
 
 from disrnn.data.io import file_sha256
 from disrnn.evaluation.inputs import SESSION_ATTRS, dataset_identity, session_id
-from disrnn.fit.tensors import check_split
 from disrnn.evaluation.steps import CONN_KEYS, TRUTH_KEYS
-from disrnn.fit.tensors import dataset_kind
+from disrnn.fit.tensors import check_split, dataset_kind
 
 __all__ = [
     "NOT_APPLICABLE",
