@@ -5,8 +5,9 @@
     python benchmarks/real.py --continuous --sessions alm    # 50 ms, unit-max rescaled
 
 Sessions (``../shared/data/``, see its README): ``alm`` (DANDI 000006, mouse ALM, trials
-aligned on ``start_time``, 0..6 s) and ``mtl`` (DANDI 000207, human MTL,
-``recognition_table`` aligned on ``fixcross_time``, -0.5..1.5 s). Binning: 20 ms bins
+aligned on ``start_time``, 0..6 s), ``alm-small`` (the same file cut to the shape of a
+small NLB session: a seeded 100 trials, 3.8..4.5 s, re-split 60/20/20) and ``mtl``
+(DANDI 000207, human MTL, ``recognition_table`` aligned on ``fixcross_time``, -0.5..1.5 s). Binning: 20 ms bins
 (``--continuous``: 50 ms with counts divided by each unit's train maximum, fitted with
 the Gaussian likelihood, the paper's M1 preprocessing), a seeded 25 % of units held out,
 trials split 60/20/20 (seed 0), ``disrnn bin``'s default history bins before each window.
@@ -47,6 +48,15 @@ SESSIONS = {
         "file": "000006_sub-anm372904_ses-20170619.nwb",
         "bin": {"trials": "trials", "align": "start_time", "window": (0.0, 6.0)},
         "condition": "type",
+    },
+    # ALM cut to the shape of a small NLB session (MC_Maze_Small: 100 trials, a 0.7 s
+    # window): a seeded 100 of the 254 trials, 3.8-4.5 s after trial start (around the
+    # pole's approach), re-split 60/20/20
+    "alm-small": {
+        "file": "000006_sub-anm372904_ses-20170619.nwb",
+        "bin": {"trials": "trials", "align": "start_time", "window": (3.8, 4.5)},
+        "condition": "type",
+        "n_trials": 100,
     },
     "mtl": {
         "file": "sub-4_ses-4_ecephys+image.nwb",
@@ -103,6 +113,13 @@ def bin_dataset(name: str, continuous: bool, out: Path) -> Path:
         **spec["bin"],
     )
     ds = bin_session(path, cfg)
+    if "n_trials" in spec:
+        from disrnn.data.splits import split_trials
+
+        rng = np.random.default_rng(0)
+        keep = np.sort(rng.choice(ds.sizes["trial"], spec["n_trials"], replace=False))
+        ds = ds.isel(trial=keep)
+        ds = ds.assign_coords(split=("trial", split_trials(keep.size, cfg.split, rng)))
     if spec["condition"] in ds.coords:
         ds = ds.assign_coords(condition=("trial", ds[spec["condition"]].values.astype(str)))
     save_dataset(ds, out)
@@ -265,7 +282,7 @@ def run_session(name: str, args, work: Path) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sessions", default="alm,mtl", help="comma-separated: alm, mtl")
+    p.add_argument("--sessions", default="alm,mtl", help="comma-separated: alm, alm-small, mtl")
     p.add_argument("--methods", default=",".join(METHOD_ORDER), help="comma-separated methods")
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
     p.add_argument("--groups", default="4,4", help="group sizes of multi-group methods")

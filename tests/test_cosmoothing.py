@@ -12,7 +12,7 @@ from disrnn.evaluation.cosmoothing import (  # noqa: E402
     cosmoothing_metrics,
     fit_smoothing_posterior,
 )
-from disrnn.models.smoothing import SmoothingEncoder, acausal_conv  # noqa: E402
+from disrnn.models.smoothing import SmoothingEncoder, acausal_conv, initial_kernel  # noqa: E402
 
 SETTINGS = {"epochs": 60, "patience": 10, "lags": 5}
 
@@ -104,6 +104,42 @@ def test_kernel_span_defaults_to_lag_seconds_in_bins(toy):
     want = round(LAG_SECONDS / float(ds.attrs["bin_width"]))
     assert post.config.lags == want
     assert post.encoder.phi.shape[-1] == 2 * want + 1
+
+
+def test_initial_kernel_is_the_stated_mixture_of_exponentials(toy):
+    """phi at init = w exp(-|l|/tau_s)/Z_s + (1 - w) exp(-|l|/(Lf/3))/Z_l, written out by
+    hand; the posterior converts INIT_TAU_SECONDS to bins of the dataset."""
+    from disrnn.evaluation.smoothing_config import INIT_SHORT_WEIGHT, INIT_TAU_SECONDS
+
+    lf, tau, w = 6, 1.5, 0.8
+    lag = np.abs(np.arange(-lf, lf + 1))
+    short, wide = np.exp(-lag / tau), np.exp(-lag / (lf / 3))
+    want = w * short / short.sum() + (1 - w) * wide / wide.sum()
+    np.testing.assert_allclose(initial_kernel(lf, tau, w).numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(initial_kernel(lf, tau, 0.0).numpy(), wide / wide.sum(), rtol=1e-6)
+    enc = SmoothingEncoder(3, 2, lf, per_latent=True, tau_short=tau, short_weight=w)
+    np.testing.assert_allclose(enc.phi.detach().numpy(), np.stack([want, want]), rtol=1e-5)
+
+    ds, fit = toy
+    post = fit_smoothing_posterior(fit, ds, seed=0, epochs=1, lr=1e-12, weight_decay=0.0, lags=4)
+    bins = INIT_TAU_SECONDS / float(ds.attrs["bin_width"])
+    np.testing.assert_allclose(
+        post.encoder.phi.detach().numpy()[0],
+        initial_kernel(4, bins, INIT_SHORT_WEIGHT).numpy(),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [({"tau_short": 0.0}, "tau_short"), ({"tau_short": float("nan")}, "tau_short"),
+     ({"short_weight": 1.5}, "short_weight"), ({"short_weight": -0.1}, "short_weight")],
+)  # fmt: skip
+def test_smoothing_config_rejects_a_bad_initial_kernel(bad, message):
+    from disrnn.evaluation.smoothing_config import SmoothingConfig
+
+    with pytest.raises(ValueError, match=message):
+        SmoothingConfig(**bad)
 
 
 def test_acausal_conv_against_a_loop():

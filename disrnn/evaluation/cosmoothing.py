@@ -9,7 +9,8 @@ posterior latents live in the fit's own latent space and groups::
     r_t   = link(A z^s_t + a (+ u_t))                         (unit,) expected counts
 
 phi = softmax over the 2 Lf + 1 lags (one kernel shared by all latents, or one per
-latent), initialised symmetric-exponential; B_s, b_s start at the fit's B, b. The sum
+latent), initialised as a mixture of a short and a wide symmetric exponential
+(``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``); B_s, b_s start at the fit's B, b. The sum
 runs over the bins of the trial (``pre_activity`` bins before the window are prepended
 as extra past context, inputs only); bins outside the trial or unobserved (``mask``,
 ``pre_mask``) are left out and the kernel is renormalised over the rest (normalised
@@ -50,10 +51,10 @@ import xarray as xr
 
 from disrnn.evaluation.inputs import null_rate
 from disrnn.evaluation.metrics import bits_per_spike, poisson_loglik
+from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
 from disrnn.fit.folder import check_input
 from disrnn.fit.objective import nll_terms
 from disrnn.fit.tensors import bin_width, dataset_kind, valid_bins
-from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
 from disrnn.models.smoothing import SmoothingEncoder
 
 __all__ = [
@@ -281,9 +282,11 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
     data = _tensors(ds)
     decoder = copy.deepcopy(fit.module).requires_grad_(False)
     B0, b0 = _initial(fit, ~heldout, cfg)
+    bw = bin_width(ds)
     enc = SmoothingEncoder(
-        int(heldin.sum()), decoder.rank, cfg.lags, cfg.kernel == "per-latent", B0, b0, gen
-    )
+        int(heldin.sum()), decoder.rank, cfg.lags, cfg.kernel == "per-latent", B0, b0, gen,
+        tau_short=cfg.tau_short / bw if bw else 1.0, short_weight=cfg.short_weight,
+    )  # fmt: skip
     opt = torch.optim.AdamW(enc.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     train = torch.from_numpy(np.flatnonzero(split == "train"))
     val = torch.from_numpy(np.flatnonzero(split == "val"))

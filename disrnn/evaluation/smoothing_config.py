@@ -8,7 +8,13 @@ import math
 
 import numpy as np
 
-__all__ = ["LAG_SECONDS", "SmoothingConfig", "default_lags"]
+__all__ = [
+    "INIT_SHORT_WEIGHT",
+    "INIT_TAU_SECONDS",
+    "LAG_SECONDS",
+    "SmoothingConfig",
+    "default_lags",
+]
 
 #: seconds each side of a bin the smoothing posterior's kernel spans when given no
 #: ``lags``. On the ALM session (20 ms bins, 16 of 66 units held out, lrRNN rank 8
@@ -17,6 +23,18 @@ __all__ = ["LAG_SECONDS", "SmoothingConfig", "default_lags"]
 #: its delay-period activity changes over seconds. 1 s costs about twice the time of
 #: 0.2 s (27 s against 15 s per fit here).
 LAG_SECONDS = 1.0
+
+#: the kernel's initial shape (:func:`disrnn.models.smoothing.initial_kernel`): a share
+#: ``INIT_SHORT_WEIGHT`` of a symmetric exponential of time constant ``INIT_TAU_SECONDS``,
+#: the rest one of a third of the span. The posterior stops early after tens of epochs,
+#: before its kernel moves far from where it started, so the start decides how fast the
+#: latents may follow the spikes. ALM, 20 ms bins, lrRNN and DisRNN 4 + 4, seeds 0-1
+#: (``python benchmarks/posterior_kernel.py``), co-bps wide / short / mixture: cut to the
+#: shape of a small NLB session (100 trials x 0.7 s, 60 training trials; smoothing
+#: baseline 0.310) 0.270 / 0.384 / 0.385; the whole session (254 trials x 6 s; smoothing
+#: 0.436) 0.549 / 0.542 / 0.547.
+INIT_TAU_SECONDS = 0.03
+INIT_SHORT_WEIGHT = 0.8
 
 
 def default_lags(bin_width: float | None) -> int:
@@ -36,7 +54,9 @@ class SmoothingConfig:
     lr, weight_decay: AdamW; batch_trials: trials per step; dropout: coordinated-dropout
     fraction p of held-in units hidden per trial (0: loss on held-out units only);
     kernel: ``shared`` (one phi) or ``per-latent`` (one phi per latent); init: ``fit``
-    (B_s, b_s from the fit's linear encoder) or ``random``.
+    (B_s, b_s from the fit's linear encoder) or ``random``; tau_short (s, > 0) and
+    short_weight (in [0, 1]): the kernel's initial shape (``INIT_TAU_SECONDS``,
+    ``INIT_SHORT_WEIGHT``).
     """
 
     lags: int | None = None
@@ -48,6 +68,8 @@ class SmoothingConfig:
     dropout: float = 0.0
     kernel: str = "per-latent"
     init: str = "fit"
+    tau_short: float = INIT_TAU_SECONDS
+    short_weight: float = INIT_SHORT_WEIGHT
 
     def __post_init__(self):
         for name in ("lags", "epochs", "patience", "batch_trials"):
@@ -64,6 +86,12 @@ class SmoothingConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.kernel not in ("shared", "per-latent"):
             raise ValueError(f"kernel must be 'shared' or 'per-latent', got {self.kernel!r}")
+        if not (isinstance(self.tau_short, int | float) and math.isfinite(self.tau_short)
+                and self.tau_short > 0):  # fmt: skip
+            raise ValueError(
+                f"tau_short must be a positive number of seconds, got {self.tau_short!r}"
+            )
+        if not 0 <= self.short_weight <= 1:
+            raise ValueError(f"short_weight must be in [0, 1], got {self.short_weight!r}")
         if self.init not in ("fit", "random"):
             raise ValueError(f"init must be 'fit' or 'random', got {self.init!r}")
-

@@ -13,7 +13,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-__all__ = ["SmoothingEncoder", "acausal_conv"]
+__all__ = ["SmoothingEncoder", "acausal_conv", "initial_kernel"]
 
 
 def acausal_conv(p: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
@@ -34,23 +34,52 @@ def acausal_conv(p: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     return out.transpose(1, 2)
 
 
+def initial_kernel(lags: int, tau_short: float, short_weight: float) -> torch.Tensor:
+    """The kernel phi starts from: (2 Lf + 1,) float32, positive, summing to 1.
+
+    A mixture of two symmetric exponentials over lags l = -Lf..Lf,
+
+        phi_l = w e^{-|l| / tau_s} / Z_s + (1 - w) e^{-|l| / tau_l} / Z_l,   tau_l = Lf / 3,
+
+    w = ``short_weight``, tau_s = ``tau_short`` (bins, > 0), each term normalised to sum 1.
+    The short term lets latents follow fast changes from the first step, the long one lets
+    them average over the whole span; training reweighs the lags from there.
+    """
+    lag = torch.arange(-lags, lags + 1, dtype=torch.float32).abs()
+    short = torch.softmax(-lag / max(float(tau_short), 1e-3), dim=0)
+    wide = torch.softmax(-lag / max(lags / 3.0, 1.0), dim=0)
+    return short_weight * short + (1.0 - short_weight) * wide
+
+
 class SmoothingEncoder(torch.nn.Module):
     """z^s = b_s + conv_phi(B_s f) / conv_phi(obs): the acausal encoder (module docstring).
 
     Args:
         n_in: held-in units; rank: K latents; lags: Lf; per_latent: one phi per latent;
-        B, b: (K, n_in), (K,) initial weights (None: random, scale 1/sqrt(n_in), zero).
+        B, b: (K, n_in), (K,) initial weights (None: random, scale 1/sqrt(n_in), zero);
+        tau_short, short_weight: the initial kernel, :func:`initial_kernel` (the defaults
+        give the single symmetric exponential of tau Lf / 3).
     """
 
-    def __init__(self, n_in, rank, lags, per_latent=False, B=None, b=None, generator=None):
+    def __init__(
+        self,
+        n_in,
+        rank,
+        lags,
+        per_latent=False,
+        B=None,
+        b=None,
+        generator=None,
+        tau_short: float = 1.0,
+        short_weight: float = 0.0,
+    ):
         super().__init__()
         if B is None:
             B = torch.randn(rank, n_in, generator=generator) / math.sqrt(max(n_in, 1))
         self.B = torch.nn.Parameter(torch.as_tensor(B, dtype=torch.float32).clone())
         b = torch.zeros(rank) if b is None else torch.as_tensor(b, dtype=torch.float32)
         self.b = torch.nn.Parameter(b.clone())
-        lag = torch.arange(-lags, lags + 1, dtype=torch.float32)
-        logits = -lag.abs() / max(lags / 3.0, 1.0)  # symmetric exponential, tau = Lf / 3
+        logits = torch.log(initial_kernel(lags, tau_short, short_weight))
         self.logits = torch.nn.Parameter(logits.repeat(rank if per_latent else 1, 1))
 
     @property

@@ -1,0 +1,91 @@
+"""The smoothing posterior's initial kernel, on real sessions of two shapes.
+
+    python benchmarks/posterior_kernel.py                     # alm, alm-small; seeds 0-1
+    python benchmarks/posterior_kernel.py --sessions alm-small --seeds 3 --workdir W
+
+Bins each session as ``benchmarks/real.py`` does (``alm``: 254 trials x 6 s; ``alm-small``:
+100 trials x 0.7 s, the shape of a small NLB session), fits lrRNN and DisRNN (4 + 4) per
+seed with the package defaults (kept in ``--workdir`` and reused), then fits each fit's
+smoothing posterior (:func:`disrnn.evaluation.cosmoothing.fit_smoothing_posterior`) from
+each initial kernel below and prints its co-bps on the test trials, with NLB's smoothing
+baseline of the same bins for reference. Inits (``initial_kernel``: a share w of a
+symmetric exponential of time constant tau_s, the rest one of a third of the span):
+
+    wide        w = 0              (the single exponential of tau Lf / 3)
+    short       w = 1, tau_s 30 ms
+    mixture     w = 0.8, tau_s 30 ms (the package default)
+
+One torch thread; every number is seeded. This is a benchmark: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from real import _fit_eval, bin_dataset, reference_rows  # benchmarks/real.py
+
+INITS = {
+    "wide": {"short_weight": 0.0},
+    "short": {"short_weight": 1.0, "tau_short": 0.03},
+    "mixture": {"short_weight": 0.8, "tau_short": 0.03},
+}
+METHODS = ("lrRNN", "DisRNN")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sessions", default="alm,alm-small")
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--inits", default=",".join(INITS))
+    p.add_argument("--workdir", default=None)
+    args = p.parse_args(argv)
+
+    import torch
+    import xarray as xr
+
+    torch.set_num_threads(1)
+    from disrnn.evaluation.cosmoothing import cosmoothing_metrics, fit_smoothing_posterior
+    from disrnn.fit import load_fit
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-kernel-"))
+    inits = args.inits.split(",")
+    for name in args.sessions.split(","):
+        root = work / name
+        root.mkdir(parents=True, exist_ok=True)
+        ds_path = root / "ds.nc"
+        if not ds_path.exists():
+            bin_dataset(name, False, ds_path)
+        ds = xr.load_dataset(ds_path)
+        smooth = reference_rows(ds_path, False, 8, 10)[0]["co_bps"]
+        scores = {i: [] for i in inits}
+        for seed in range(args.seeds):
+            for method in METHODS:
+                out = root / f"seed{seed}" / method
+                if not (out / "fit_info.json").exists():
+                    _fit_eval({"dataset": str(ds_path), "root": str(root), "method": method,
+                               "seed": seed, "groups": [4, 4], "continuous": False,
+                               "options": {}, "keys": ["co_bps"]})  # fmt: skip
+                f = load_fit(out)
+                for init in inits:
+                    post = fit_smoothing_posterior(f, ds, seed=0, **INITS[init])
+                    co = cosmoothing_metrics(f, post, ds)["co_bps_smoothed"]
+                    scores[init].append(co)
+                    print(json.dumps({"session": name, "method": method, "seed": seed,
+                                      "init": init, "co_bps_smoothed": round(co, 4),
+                                      "best_epoch": post.info["best_epoch"]}), flush=True)  # fmt: skip
+        sizes = ds.sizes
+        print(f"\n{name}: {sizes['trial']} trials x {sizes['time']} bins, smoothing {smooth:.3f}")
+        print("| init | co-bps (smoothing posterior), mean +- sd | fits |\n|---|---|---|")
+        for init in inits:
+            v = np.array(scores[init])
+            print(f"| {init} | {v.mean():.3f} +- {v.std():.3f} | {v.size} |")
+        print(flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
