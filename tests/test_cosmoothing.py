@@ -11,6 +11,7 @@ from disrnn.evaluation.cosmoothing import (  # noqa: E402
     coordinated_dropout,
     cosmoothing_metrics,
     fit_smoothing_posterior,
+    svd_basis,
 )
 from disrnn.models.smoothing import SmoothingEncoder, acausal_conv, initial_kernel  # noqa: E402
 
@@ -140,6 +141,47 @@ def test_smoothing_config_rejects_a_bad_initial_kernel(bad, message):
 
     with pytest.raises(ValueError, match=message):
         SmoothingConfig(**bad)
+
+
+def test_svd_basis_keeps_the_fits_map():
+    """T B_c = B_in, T b_c = b, A T = U_K S_K (the SVD of A B_in, by numpy), B_c
+    orthonormal; a rank-deficient map gives None."""
+    g = torch.Generator().manual_seed(1)
+    A, B, b = torch.randn(20, 3, generator=g), torch.randn(3, 12, generator=g), torch.randn(3)
+    T, B_c, b_c = svd_basis(A, B, b)
+    np.testing.assert_allclose((T @ B_c).numpy(), B.numpy(), atol=1e-5)
+    np.testing.assert_allclose((T @ b_c).numpy(), b.numpy(), atol=1e-5)
+    np.testing.assert_allclose((B_c @ B_c.T).numpy(), np.eye(3), atol=1e-5)
+    U, S, _ = np.linalg.svd(A.double().numpy() @ B.double().numpy())
+    np.testing.assert_allclose(np.abs((A @ T).numpy()), np.abs(U[:, :3] * S[:3]), atol=1e-4)
+    A0 = A.clone()
+    A0[:, 2] = 0.0  # the third latent reaches no unit
+    assert svd_basis(A0, B, b) is None
+
+
+def test_posterior_depends_on_the_fit_only_through_its_map(toy):
+    """A fit and the same fit in other latent coordinates (A M, M^-1 B, M^-1 b: the same
+    predictions, as lrRNN, LINT and lrRNN+ICA of one fit) get the same posterior
+    predictions; in the fit's own coordinates (basis="fit") they do not."""
+    import copy
+
+    ds, fit = toy
+    M = torch.tensor([[2.0, 0.5, 0.0, 0.0], [0.0, 1.0, 0.3, 0.0],
+                      [0.0, 0.0, 0.5, 0.0], [0.4, 0.0, 0.0, 1.5]])  # fmt: skip
+    other = copy.deepcopy(fit)
+    with torch.no_grad():
+        m = other.module
+        m.A.copy_(m.A @ M)
+        m.B_raw.copy_(torch.linalg.solve(M, m.B_raw))
+        m.b.copy_(torch.linalg.solve(M, m.b))
+    np.testing.assert_allclose(other.predict(ds).values, fit.predict(ds).values, rtol=1e-4)
+    preds = {}
+    for basis in ("svd", "fit"):
+        for name, f in (("fit", fit), ("other", other)):
+            post = fit_smoothing_posterior(f, ds, seed=0, basis=basis, epochs=5, lags=5)
+            preds[basis, name] = post.predict(ds).values
+    np.testing.assert_allclose(preds["svd", "fit"], preds["svd", "other"], rtol=2e-3, atol=1e-5)
+    assert np.abs(preds["fit", "fit"] - preds["fit", "other"]).max() > 1e-2
 
 
 def test_acausal_conv_against_a_loop():

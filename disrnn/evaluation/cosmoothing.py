@@ -10,7 +10,12 @@ posterior latents live in the fit's own latent space and groups::
 
 phi = softmax over the 2 Lf + 1 lags (one kernel shared by all latents, or one per
 latent), initialised as a mixture of a short and a wide symmetric exponential
-(``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``); B_s, b_s start at the fit's B, b. The sum
+(``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``); B_s, b_s start at the fit's B, b. For a
+linear encoder and decoder the encoder learns in the coordinates of the SVD of the fit's
+W = A B over the held-in units (:func:`svd_basis`: z^s = T c, c the encoder's output), so
+the posterior depends on the fit only through W, a and the link: fits that differ only in
+how they split W into A and B (lrRNN, LINT, lrRNN+ICA of one lrRNN) get the same
+co-bps. The sum
 runs over the bins of the trial (``pre_activity`` bins before the window are prepended
 as extra past context, inputs only); bins outside the trial or unobserved (``mask``,
 ``pre_mask``) are left out and the kernel is renormalised over the rest (normalised
@@ -65,6 +70,7 @@ __all__ = [
     "coordinated_dropout",
     "cosmoothing_metrics",
     "fit_smoothing_posterior",
+    "svd_basis",
 ]
 
 _HELDOUT_FIX = "bin the session with held-out units, e.g. `disrnn bin --heldout-fraction 0.25`"
@@ -243,11 +249,52 @@ class SmoothingPosterior:
         return self._da(rate, ds, "unit", coords)
 
 
+def svd_basis(A: torch.Tensor, B_in: torch.Tensor, b: torch.Tensor, rtol: float = 1e-6):
+    """The coordinates of the SVD of W_in = A B_in, in which the posterior encoder learns.
+
+    With W_in = U S V^T (unit x held-in unit, rank K), the fit's latents z = B_in f + b
+    are z = T c with c = V_K^T f + T^{-1} b and A T = U_K S_K: the same predictions
+    A z = W_in f + A b in coordinates that depend on the fit only through W_in, not on
+    how it splits W_in into A and B_in (lrRNN, LINT and lrRNN+ICA of one fit share them).
+    Each row of V_K^T has its largest entry positive.
+
+    Args:
+        A: (unit, K) decoder; B_in: (K, held-in unit) encoder columns of the held-in units;
+        b: (K,) encoder bias; rtol: smallest singular value relative to the largest.
+    Returns:
+        (T, B_c, b_c): (K, K), (K, held-in unit), (K,) float32, T B_c = B_in; None when
+        W_in has rank < K (a latent the decoder or encoder ignores): then the posterior
+        keeps the fit's coordinates.
+    """
+    A, B_in, b = A.double(), B_in.double(), b.double()
+    K = A.shape[1]
+    U, S, Vt = torch.linalg.svd(A @ B_in, full_matrices=False)
+    if S.numel() < K or not S[K - 1] > rtol * S[0]:
+        return None
+    Vt = Vt[:K]
+    sign = torch.sign(Vt.gather(1, Vt.abs().argmax(1, keepdim=True)))  # (K, 1)
+    Vt, Ac = Vt * sign, U[:, :K] * S[:K] * sign.T
+    T = torch.linalg.lstsq(A, Ac).solution  # (K, K), A T = Ac
+    b_c = torch.linalg.solve(T, b)
+    return T.float(), Vt.float(), b_c.float()
+
+
 def _initial(fit, heldin: np.ndarray, cfg: SmoothingConfig):
-    if cfg.init == "fit" and getattr(fit.config, "encoder", "linear") == "linear":
-        with torch.no_grad():
-            return fit.module.B.detach()[:, torch.from_numpy(heldin)], fit.module.b.detach()
-    return None, None
+    """(B0, b0, basis) of the posterior encoder: the fit's encoder in the coordinates of
+    ``cfg.basis`` (``svd_basis`` for a linear encoder and decoder) and ``cfg.init``."""
+    m = fit.module
+    linear = getattr(fit.config, "encoder", "linear") == "linear"
+    with torch.no_grad():
+        B_in = m.B.detach()[:, torch.from_numpy(heldin)] if linear else None
+        svd = None
+        if cfg.basis == "svd" and linear and getattr(fit.config, "decoder", "linear") == "linear":
+            svd = svd_basis(m.A.detach(), B_in, m.b.detach())
+    if svd is not None:
+        T, B_c, b_c = svd
+        return (B_c, b_c, T) if cfg.init == "fit" else (None, None, T)
+    if cfg.init == "fit" and linear:
+        return B_in, m.b.detach(), None
+    return None, None, None
 
 
 def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> SmoothingPosterior:
@@ -281,11 +328,12 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
     heldin = torch.from_numpy(~heldout)
     data = _tensors(ds)
     decoder = copy.deepcopy(fit.module).requires_grad_(False)
-    B0, b0 = _initial(fit, ~heldout, cfg)
+    B0, b0, basis = _initial(fit, ~heldout, cfg)
     bw = bin_width(ds)
     enc = SmoothingEncoder(
         int(heldin.sum()), decoder.rank, cfg.lags, cfg.kernel == "per-latent", B0, b0, gen,
         tau_short=cfg.tau_short / bw if bw else 1.0, short_weight=cfg.short_weight,
+        basis=basis,
     )  # fmt: skip
     opt = torch.optim.AdamW(enc.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     train = torch.from_numpy(np.flatnonzero(split == "train"))

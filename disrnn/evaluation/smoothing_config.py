@@ -28,11 +28,13 @@ LAG_SECONDS = 1.0
 #: ``INIT_SHORT_WEIGHT`` of a symmetric exponential of time constant ``INIT_TAU_SECONDS``,
 #: the rest one of a third of the span. The posterior stops early after tens of epochs,
 #: before its kernel moves far from where it started, so the start decides how fast the
-#: latents may follow the spikes. ALM, 20 ms bins, lrRNN and DisRNN 4 + 4, seeds 0-1
-#: (``python benchmarks/posterior_kernel.py``), co-bps wide / short / mixture: cut to the
-#: shape of a small NLB session (100 trials x 0.7 s, 60 training trials; smoothing
-#: baseline 0.310) 0.270 / 0.384 / 0.385; the whole session (254 trials x 6 s; smoothing
-#: 0.436) 0.549 / 0.542 / 0.547.
+#: latents may follow the spikes; for the same reason the coordinates it learns in
+#: matter (``SmoothingConfig.basis``). ALM, 20 ms bins, lrRNN and DisRNN 4 + 4
+#: (``python benchmarks/posterior_init.py``), co-bps of the wide single exponential /
+#: this mixture / the mixture in the SVD coordinates of W (the default): cut to the
+#: shape of a small NLB session (100 trials x 0.7 s, 60 training trials; seeds 0-2;
+#: smoothing baseline 0.310) 0.249 / 0.378 / 0.409; the whole session (254 trials x 6 s;
+#: seeds 0-1; smoothing 0.436) 0.549 / 0.547 / 0.553.
 INIT_TAU_SECONDS = 0.03
 INIT_SHORT_WEIGHT = 0.8
 
@@ -54,7 +56,10 @@ class SmoothingConfig:
     lr, weight_decay: AdamW; batch_trials: trials per step; dropout: coordinated-dropout
     fraction p of held-in units hidden per trial (0: loss on held-out units only);
     kernel: ``shared`` (one phi) or ``per-latent`` (one phi per latent); init: ``fit``
-    (B_s, b_s from the fit's linear encoder) or ``random``; tau_short (s, > 0) and
+    (B_s, b_s from the fit's linear encoder) or ``random``; basis: the coordinates the
+    encoder (and a per-latent kernel) works in, ``svd`` (those of the SVD of the fit's
+    W = A B over the held-in units, :func:`disrnn.evaluation.cosmoothing.svd_basis`, for a
+    linear encoder and decoder; else the fit's own) or ``fit`` (the fit's latents); tau_short (s, > 0) and
     short_weight (in [0, 1]): the kernel's initial shape (``INIT_TAU_SECONDS``,
     ``INIT_SHORT_WEIGHT``).
     """
@@ -68,6 +73,7 @@ class SmoothingConfig:
     dropout: float = 0.0
     kernel: str = "per-latent"
     init: str = "fit"
+    basis: str = "svd"
     tau_short: float = INIT_TAU_SECONDS
     short_weight: float = INIT_SHORT_WEIGHT
 
@@ -93,5 +99,7 @@ class SmoothingConfig:
             )
         if not 0 <= self.short_weight <= 1:
             raise ValueError(f"short_weight must be in [0, 1], got {self.short_weight!r}")
+        if self.basis not in ("svd", "fit"):
+            raise ValueError(f"basis must be 'svd' or 'fit', got {self.basis!r}")
         if self.init not in ("fit", "random"):
             raise ValueError(f"init must be 'fit' or 'random', got {self.init!r}")

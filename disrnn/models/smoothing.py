@@ -1,6 +1,7 @@
 """The acausal encoder of a fit's smoothing posterior (``disrnn.evaluation.cosmoothing``).
 
-    z^s_t = b_s + sum_{l=-Lf..Lf} phi_{k,l} (B_s f_{t-l})_k / sum_l phi_{k,l} obs_{t-l}
+    c_t   = b_s + sum_{l=-Lf..Lf} phi_{k,l} (B_s f_{t-l})_k / sum_l phi_{k,l} obs_{t-l}
+    z^s_t = T c_t        (T: a fixed (latent, latent) basis; the identity when not given)
 
 f (trial, time, held-in unit) input features, obs (trial, time) 1 where observed: a
 normalised convolution over the trial's observed bins, future and past alike.
@@ -52,13 +53,15 @@ def initial_kernel(lags: int, tau_short: float, short_weight: float) -> torch.Te
 
 
 class SmoothingEncoder(torch.nn.Module):
-    """z^s = b_s + conv_phi(B_s f) / conv_phi(obs): the acausal encoder (module docstring).
+    """z^s = T (b_s + conv_phi(B_s f) / conv_phi(obs)): the acausal encoder (module docstring).
 
     Args:
         n_in: held-in units; rank: K latents; lags: Lf; per_latent: one phi per latent;
         B, b: (K, n_in), (K,) initial weights (None: random, scale 1/sqrt(n_in), zero);
         tau_short, short_weight: the initial kernel, :func:`initial_kernel` (the defaults
         give the single symmetric exponential of tau Lf / 3).
+        basis: (K, K) fixed T from the encoder's coordinates c to the latents, z = T c
+            (None: the identity); B and b are in the c coordinates.
     """
 
     def __init__(
@@ -72,8 +75,12 @@ class SmoothingEncoder(torch.nn.Module):
         generator=None,
         tau_short: float = 1.0,
         short_weight: float = 0.0,
+        basis=None,
     ):
         super().__init__()
+        if basis is not None:
+            basis = torch.as_tensor(basis, dtype=torch.float32).clone()
+        self.register_buffer("basis", basis)
         if B is None:
             B = torch.randn(rank, n_in, generator=generator) / math.sqrt(max(n_in, 1))
         self.B = torch.nn.Parameter(torch.as_tensor(B, dtype=torch.float32).clone())
@@ -93,4 +100,5 @@ class SmoothingEncoder(torch.nn.Module):
         phi = self.phi.expand(self.b.numel(), -1)
         num = acausal_conv((f @ self.B.T) * obs[..., None], phi)  # (trial, time, latent)
         den = acausal_conv(obs[..., None].expand(-1, -1, self.b.numel()), phi)
-        return num / den.clamp_min(1e-6) + self.b
+        c = num / den.clamp_min(1e-6) + self.b
+        return c if self.basis is None else c @ self.basis.T

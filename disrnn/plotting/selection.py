@@ -77,7 +77,15 @@ def plot_selection_partitions(candidates: pd.DataFrame, selection: dict) -> Figu
     if selection.get("partition"):
         label = "+".join(str(g) for g in selection["partition"])
         row = parts[parts["partition"] == label].iloc[0]
-        ax.plot(row.get("pc_z", float("nan")), row["ll_mean"], "o", ms=14, mfc="none", mec=_COLORS[1], mew=2)
+        ax.plot(
+            row.get("pc_z", float("nan")),
+            row["ll_mean"],
+            "o",
+            ms=14,
+            mfc="none",
+            mec=_COLORS[1],
+            mew=2,
+        )
     ax.set_xlabel("independence z of the groups (surrogate sds, validation trials)")
     ax.set_ylabel("validation log-likelihood\nper bin (nats)")
     ax.legend(fontsize=8, loc="best")

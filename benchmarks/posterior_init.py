@@ -1,19 +1,20 @@
-"""The smoothing posterior's initial kernel, on real sessions of two shapes.
+"""Where the smoothing posterior starts, on real sessions of two shapes.
 
-    python benchmarks/posterior_kernel.py                     # alm, alm-small; seeds 0-1
-    python benchmarks/posterior_kernel.py --sessions alm-small --seeds 3 --workdir W
+    python benchmarks/posterior_init.py                       # alm, alm-small; seeds 0-1
+    python benchmarks/posterior_init.py --sessions alm-small --seeds 3 --workdir W
 
 Bins each session as ``benchmarks/real.py`` does (``alm``: 254 trials x 6 s; ``alm-small``:
 100 trials x 0.7 s, the shape of a small NLB session), fits lrRNN and DisRNN (4 + 4) per
 seed with the package defaults (kept in ``--workdir`` and reused), then fits each fit's
 smoothing posterior (:func:`disrnn.evaluation.cosmoothing.fit_smoothing_posterior`) from
-each initial kernel below and prints its co-bps on the test trials, with NLB's smoothing
-baseline of the same bins for reference. Inits (``initial_kernel``: a share w of a
-symmetric exponential of time constant tau_s, the rest one of a third of the span):
+each start below and prints its co-bps on the test trials, with NLB's smoothing baseline
+of the same bins for reference. Starts (``initial_kernel``: a share w of a symmetric
+exponential of time constant tau_s, the rest one of a third of the span; ``basis``: the
+coordinates the encoder learns in):
 
-    wide        w = 0              (the single exponential of tau Lf / 3)
-    short       w = 1, tau_s 30 ms
-    mixture     w = 0.8, tau_s 30 ms (the package default)
+    wide        w = 0, the fit's latent coordinates
+    mixture     w = 0.8, tau_s 30 ms, the fit's latent coordinates
+    svd         w = 0.8, tau_s 30 ms, the coordinates of the SVD of W (the package default)
 
 One torch thread; every number is seeded. This is a benchmark: it asserts nothing.
 """
@@ -29,9 +30,9 @@ import numpy as np
 from real import _fit_eval, bin_dataset, reference_rows  # benchmarks/real.py
 
 INITS = {
-    "wide": {"short_weight": 0.0},
-    "short": {"short_weight": 1.0, "tau_short": 0.03},
-    "mixture": {"short_weight": 0.8, "tau_short": 0.03},
+    "wide": {"short_weight": 0.0, "basis": "fit"},
+    "mixture": {"short_weight": 0.8, "tau_short": 0.03, "basis": "fit"},
+    "svd": {"short_weight": 0.8, "tau_short": 0.03, "basis": "svd"},
 }
 METHODS = ("lrRNN", "DisRNN")
 
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     from disrnn.evaluation.cosmoothing import cosmoothing_metrics, fit_smoothing_posterior
     from disrnn.fit import load_fit
 
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-kernel-"))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-posterior-"))
     inits = args.inits.split(",")
     for name in args.sessions.split(","):
         root = work / name
