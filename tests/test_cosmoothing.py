@@ -11,9 +11,13 @@ from disrnn.evaluation.cosmoothing import (  # noqa: E402
     coordinated_dropout,
     cosmoothing_metrics,
     fit_smoothing_posterior,
+)
+from disrnn.models.smoothing import (  # noqa: E402
+    SmoothingEncoder,
+    acausal_conv,
+    initial_kernel,
     svd_basis,
 )
-from disrnn.models.smoothing import SmoothingEncoder, acausal_conv, initial_kernel  # noqa: E402
 
 SETTINGS = {"epochs": 60, "patience": 10, "lags": 5}
 

@@ -12,11 +12,10 @@ phi = softmax over the 2 Lf + 1 lags (one kernel shared by all latents, or one p
 latent), initialised as a mixture of a short and a wide symmetric exponential
 (``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``); B_s, b_s start at the fit's B, b. For a
 linear encoder and decoder the encoder learns in the coordinates of the SVD of the fit's
-W = A B over the held-in units (:func:`svd_basis`: z^s = T c, c the encoder's output), so
-the posterior depends on the fit only through W, a and the link: fits that differ only in
-how they split W into A and B (lrRNN, LINT, lrRNN+ICA of one lrRNN) get the same
-co-bps. The sum
-runs over the bins of the trial (``pre_activity`` bins before the window are prepended
+W = A B over the held-in units (:func:`disrnn.models.smoothing.svd_basis`: z^s = T c,
+c the encoder's output), so the posterior depends on the fit only through W, a and the
+link: fits that differ only in how they split W into A and B (lrRNN, LINT, lrRNN+ICA of
+one lrRNN) get the same co-bps. The sum runs over the bins of the trial (``pre_activity`` bins before the window are prepended
 as extra past context, inputs only); bins outside the trial or unobserved (``mask``,
 ``pre_mask``) are left out and the kernel is renormalised over the rest (normalised
 convolution), so the trial's last bins are not biased towards "no spikes".
@@ -60,7 +59,7 @@ from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, def
 from disrnn.fit.folder import check_input
 from disrnn.fit.objective import nll_terms
 from disrnn.fit.tensors import bin_width, dataset_kind, valid_bins
-from disrnn.models.smoothing import SmoothingEncoder
+from disrnn.models.smoothing import SmoothingEncoder, svd_basis
 
 __all__ = [
     "LAG_SECONDS",
@@ -70,7 +69,6 @@ __all__ = [
     "coordinated_dropout",
     "cosmoothing_metrics",
     "fit_smoothing_posterior",
-    "svd_basis",
 ]
 
 _HELDOUT_FIX = "bin the session with held-out units, e.g. `disrnn bin --heldout-fraction 0.25`"
@@ -247,36 +245,6 @@ class SmoothingPosterior:
             rate = self.decoder.mean(eta).double().numpy()
         coords = {"unit": ds["unit"].values, "heldout": ("unit", self.heldout)}
         return self._da(rate, ds, "unit", coords)
-
-
-def svd_basis(A: torch.Tensor, B_in: torch.Tensor, b: torch.Tensor, rtol: float = 1e-6):
-    """The coordinates of the SVD of W_in = A B_in, in which the posterior encoder learns.
-
-    With W_in = U S V^T (unit x held-in unit, rank K), the fit's latents z = B_in f + b
-    are z = T c with c = V_K^T f + T^{-1} b and A T = U_K S_K: the same predictions
-    A z = W_in f + A b in coordinates that depend on the fit only through W_in, not on
-    how it splits W_in into A and B_in (lrRNN, LINT and lrRNN+ICA of one fit share them).
-    Each row of V_K^T has its largest entry positive.
-
-    Args:
-        A: (unit, K) decoder; B_in: (K, held-in unit) encoder columns of the held-in units;
-        b: (K,) encoder bias; rtol: smallest singular value relative to the largest.
-    Returns:
-        (T, B_c, b_c): (K, K), (K, held-in unit), (K,) float32, T B_c = B_in; None when
-        W_in has rank < K (a latent the decoder or encoder ignores): then the posterior
-        keeps the fit's coordinates.
-    """
-    A, B_in, b = A.double(), B_in.double(), b.double()
-    K = A.shape[1]
-    U, S, Vt = torch.linalg.svd(A @ B_in, full_matrices=False)
-    if S.numel() < K or not S[K - 1] > rtol * S[0]:
-        return None
-    Vt = Vt[:K]
-    sign = torch.sign(Vt.gather(1, Vt.abs().argmax(1, keepdim=True)))  # (K, 1)
-    Vt, Ac = Vt * sign, U[:, :K] * S[:K] * sign.T
-    T = torch.linalg.lstsq(A, Ac).solution  # (K, K), A T = Ac
-    b_c = torch.linalg.solve(T, b)
-    return T.float(), Vt.float(), b_c.float()
 
 
 def _initial(fit, heldin: np.ndarray, cfg: SmoothingConfig):

@@ -14,7 +14,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-__all__ = ["SmoothingEncoder", "acausal_conv", "initial_kernel"]
+__all__ = ["SmoothingEncoder", "acausal_conv", "initial_kernel", "svd_basis"]
 
 
 def acausal_conv(p: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
@@ -50,6 +50,36 @@ def initial_kernel(lags: int, tau_short: float, short_weight: float) -> torch.Te
     short = torch.softmax(-lag / max(float(tau_short), 1e-3), dim=0)
     wide = torch.softmax(-lag / max(lags / 3.0, 1.0), dim=0)
     return short_weight * short + (1.0 - short_weight) * wide
+
+
+def svd_basis(A: torch.Tensor, B_in: torch.Tensor, b: torch.Tensor, rtol: float = 1e-6):
+    """The coordinates of the SVD of W_in = A B_in, in which the posterior encoder learns.
+
+    With W_in = U S V^T (unit x held-in unit, rank K), the fit's latents z = B_in f + b
+    are z = T c with c = V_K^T f + T^{-1} b and A T = U_K S_K: the same predictions
+    A z = W_in f + A b in coordinates that depend on the fit only through W_in, not on
+    how it splits W_in into A and B_in (lrRNN, LINT and lrRNN+ICA of one fit share them).
+    Each row of V_K^T has its largest entry positive.
+
+    Args:
+        A: (unit, K) decoder; B_in: (K, held-in unit) encoder columns of the held-in units;
+        b: (K,) encoder bias; rtol: smallest singular value relative to the largest.
+    Returns:
+        (T, B_c, b_c): (K, K), (K, held-in unit), (K,) float32, T B_c = B_in; None when
+        W_in has rank < K (a latent the decoder or encoder ignores): then the posterior
+        keeps the fit's coordinates.
+    """
+    A, B_in, b = A.double(), B_in.double(), b.double()
+    K = A.shape[1]
+    U, S, Vt = torch.linalg.svd(A @ B_in, full_matrices=False)
+    if S.numel() < K or not S[K - 1] > rtol * S[0]:
+        return None
+    Vt = Vt[:K]
+    sign = torch.sign(Vt.gather(1, Vt.abs().argmax(1, keepdim=True)))  # (K, 1)
+    Vt, Ac = Vt * sign, U[:, :K] * S[:K] * sign.T
+    T = torch.linalg.lstsq(A, Ac).solution  # (K, K), A T = Ac
+    b_c = torch.linalg.solve(T, b)
+    return T.float(), Vt.float(), b_c.float()
 
 
 class SmoothingEncoder(torch.nn.Module):
