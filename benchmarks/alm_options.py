@@ -15,24 +15,12 @@ result, with fit seconds and fit CPU seconds (one torch thread). Asserts nothing
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from real import bin_dataset  # benchmarks/real.py, beside this script
-
-
-def _options(pairs: list[str]) -> dict:
-    out = {}
-    for kv in pairs:
-        key, _, value = kv.partition("=")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+from real import bin_dataset, parse_options  # benchmarks/real.py, beside this script
 
 
 def main(argv=None) -> int:
@@ -59,7 +47,7 @@ def main(argv=None) -> int:
     ds_path = work / "alm.nc"
     if not ds_path.exists():
         bin_dataset("alm", False, ds_path)
-    opts = {"groups": tuple(int(g) for g in args.groups.split(",")), **_options(args.fit)}
+    opts = {"groups": tuple(int(g) for g in args.groups.split(",")), **parse_options(args.fit)}
     out = work / "fit"
     c0, t0 = time.process_time(), time.perf_counter()
     fit(ds_path, FitConfig.from_options(args.method, opts), out, seed=args.seed, device="cpu",

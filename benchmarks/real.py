@@ -3,6 +3,7 @@
     python benchmarks/real.py                                # both shared sessions, spikes
     python benchmarks/real.py --sessions alm --methods DisRNN,lrRNN --seeds 3
     python benchmarks/real.py --continuous --sessions alm    # 50 ms, unit-max rescaled
+    python benchmarks/real.py --sessions alm-small --methods DisRNN --beta 2 --fit epochs=300
 
 Sessions (``../shared/data/``, see its README): ``alm`` (DANDI 000006, mouse ALM, trials
 aligned on ``start_time``, 0..6 s), ``alm-small`` (the same file cut to the shape of a
@@ -33,6 +34,7 @@ This is a benchmark, not a test: it asserts nothing. Every number is seeded.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import tempfile
@@ -92,6 +94,18 @@ CONT_COLUMNS = [
     ("test_ll_per_bin_neuron", "test LL"),
     ("seconds", "fit s"),
 ]
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """["KEY=VALUE", ...] -> {KEY: VALUE}, each value a Python literal where it parses."""
+    out = {}
+    for kv in pairs:
+        key, _, value = kv.partition("=")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
 
 
 def bin_dataset(name: str, continuous: bool, out: Path) -> Path:
@@ -250,7 +264,8 @@ def run_session(name: str, args, work: Path) -> str:
     tasks = [
         {"dataset": str(ds_path), "root": str(work / name), "method": m, "seed": s,
          "groups": args.groups, "continuous": args.continuous,
-         "options": {} if args.beta is None or not m.startswith("DisRNN") else {"beta": args.beta},
+         "options": {**args.fit, **({} if args.beta is None or not m.startswith("DisRNN")
+                                     else {"beta": args.beta})},
          "keys": [k for k, _ in columns]}
         for s in range(args.seeds) for m in methods
     ]  # fmt: skip
@@ -288,11 +303,19 @@ def main(argv=None) -> int:
     p.add_argument("--groups", default="4,4", help="group sizes of multi-group methods")
     p.add_argument("--continuous", action="store_true", help="50 ms, unit-max, Gaussian")
     p.add_argument("--beta", type=float, default=None, help="beta of the PC methods")
+    p.add_argument(
+        "--fit",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="FitConfig options of every method, e.g. epochs=300 patience=50",
+    )
     p.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     p.add_argument("--workdir", default=None, help="keep datasets and fits here")
     p.add_argument("--out", default=None, help="also write the tables to this .md file")
     args = p.parse_args(argv)
     args.groups = [int(g) for g in args.groups.split(",")]
+    args.fit = parse_options(args.fit)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-real-"))
     work.mkdir(parents=True, exist_ok=True)
     out = [run_session(name, args, work) for name in args.sessions.split(",")]
