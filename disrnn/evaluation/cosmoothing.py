@@ -15,10 +15,11 @@ linear encoder and decoder the encoder learns in the coordinates of the SVD of t
 W = A B over the held-in units (:func:`disrnn.models.smoothing.svd_basis`: z^s = T c,
 c the encoder's output), so the posterior depends on the fit only through W, a and the
 link: fits that differ only in how they split W into A and B (lrRNN, LINT, lrRNN+ICA of
-one lrRNN) get the same co-bps. The sum runs over the bins of the trial (``pre_activity`` bins before the window are prepended
-as extra past context, inputs only); bins outside the trial or unobserved (``mask``,
-``pre_mask``) are left out and the kernel is renormalised over the rest (normalised
-convolution), so the trial's last bins are not biased towards "no spikes".
+one lrRNN) get the same co-bps. The sum runs over the bins of the trial
+(``pre_activity`` bins before the window are prepended as extra past context, inputs
+only); bins outside the trial or unobserved (``mask``, ``pre_mask``) are left out and the
+kernel is renormalised over the rest (normalised convolution), so the trial's last bins
+are not biased towards "no spikes".
 
 No bin is ever predicted from itself: the loss only scores units the encoder did not
 see. Held-out units are never seen; with coordinated dropout (``dropout`` = p) each

@@ -59,9 +59,9 @@ class SmoothingConfig:
     (B_s, b_s from the fit's linear encoder) or ``random``; basis: the coordinates the
     encoder (and a per-latent kernel) works in, ``svd`` (those of the SVD of the fit's
     W = A B over the held-in units, :func:`disrnn.models.smoothing.svd_basis`, for a
-    linear encoder and decoder; else the fit's own) or ``fit`` (the fit's latents); tau_short (s, > 0) and
-    short_weight (in [0, 1]): the kernel's initial shape (``INIT_TAU_SECONDS``,
-    ``INIT_SHORT_WEIGHT``).
+    linear encoder and decoder; else the fit's own) or ``fit`` (the fit's latents);
+    tau_short (s, > 0) and short_weight (in [0, 1]): the kernel's initial shape
+    (``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``).
     """
 
     lags: int | None = None
