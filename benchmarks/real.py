@@ -7,8 +7,10 @@
 
 Sessions (``../shared/data/``, see its README): ``alm`` (DANDI 000006, mouse ALM, trials
 aligned on ``start_time``, 0..6 s), ``alm-small`` (the same file cut to the shape of a
-small NLB session: a seeded 100 trials, 3.8..4.5 s, re-split 60/20/20) and ``mtl``
-(DANDI 000207, human MTL, ``recognition_table`` aligned on ``fixcross_time``, -0.5..1.5 s). Binning: 20 ms bins
+small NLB session: a seeded 100 trials, 3.8..4.5 s, re-split 60/20/20), ``alm-late``
+(the shape of the paper's M1 recording for ``--continuous``: a seeded 168 trials, the
+late delay 5.3..6.0 s) and ``mtl`` (DANDI 000207, human MTL, ``recognition_table``
+aligned on ``fixcross_time``, -0.5..1.5 s). Binning: 20 ms bins
 (``--continuous``: 50 ms with counts divided by each unit's train maximum, fitted with
 the Gaussian likelihood, the paper's M1 preprocessing), a seeded 25 % of units held out,
 trials split 60/20/20 (seed 0), ``disrnn bin``'s default history bins before each window.
@@ -59,6 +61,15 @@ SESSIONS = {
         "bin": {"trials": "trials", "align": "start_time", "window": (3.8, 4.5)},
         "condition": "type",
         "n_trials": 100,
+    },
+    # ALM cut to the shape of the paper's M1 recording (168 trials x 14 bins of 50 ms):
+    # a seeded 168 trials, the late delay 5.3-6.0 s after trial start, where the lick side
+    # is decodable; for --continuous
+    "alm-late": {
+        "file": "000006_sub-anm372904_ses-20170619.nwb",
+        "bin": {"trials": "trials", "align": "start_time", "window": (5.3, 6.0)},
+        "condition": "type",
+        "n_trials": 168,
     },
     "mtl": {
         "file": "sub-4_ses-4_ecephys+image.nwb",
@@ -297,7 +308,9 @@ def run_session(name: str, args, work: Path) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sessions", default="alm,mtl", help="comma-separated: alm, alm-small, mtl")
+    p.add_argument(
+        "--sessions", default="alm,mtl", help="comma-separated: alm, alm-small, alm-late, mtl"
+    )
     p.add_argument("--methods", default=",".join(METHOD_ORDER), help="comma-separated methods")
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
     p.add_argument("--groups", default="4,4", help="group sizes of multi-group methods")
