@@ -109,6 +109,43 @@ def test_fit_warnings_name_early_stops_and_fits_that_never_improved(tmp_path):
     assert "never improved after epoch 10" in w
 
 
+def test_fit_warnings_judge_a_rotation_init_by_its_pre_fit(tmp_path):
+    """A fit with a rotation init that keeps the first weights of its training after the
+    rotation kept the rotated beta = 0 fit, a trained model: no warning. Its pre-fit is
+    judged like a fit, and the training after the rotation only for running out."""
+    from disrnn.report.summary_box import fit_warnings
+
+    ds = fake_dataset(np.random.default_rng(9))
+    kept = {"best_epoch": 0, "epochs": 4, "stop_reason": "early_stopping"}
+    good_pre = {"best_epoch": 25, "epochs_run": 30, "stop_reason": "early_stopping"}
+    cases = {
+        0: (kept | {"pretrain": good_pre}, None),
+        1: (
+            kept | {"pretrain": {"best_epoch": 0, "epochs_run": 21, "stop_reason": "x"}},
+            "beta = 0 pre-fit (before the rotation) never improved after epoch 1 (of 21",
+        ),
+        2: (
+            kept | {"pretrain": {"best_epoch": 29, "epochs_run": 30}},
+            "beta = 0 pre-fit (before the rotation) was still improving at the last epoch (30)",
+        ),
+        3: (
+            {"best_epoch": 9, "epochs": 10, "stop_reason": "max_epochs", "pretrain": good_pre},
+            "training after the rotation init was still improving at the last epoch (10)",
+        ),
+        4: (kept, "never improved after epoch 1 (of 4 run)"),  # no pre-fit: a lone fit
+    }
+    runs = []
+    for seed, (info, _) in cases.items():
+        ev = write_fake_eval(tmp_path, "r", "DisRNN", seed, ds)
+        fit = tmp_path / "r" / "fits" / "DisRNN" / f"seed{seed}"
+        (fit / "fit_info.json").write_text(json.dumps(info))
+        runs.append(load_eval(ev))
+    warnings = fit_warnings(runs)
+    for seed, (_, want) in cases.items():
+        hit = [w for w in warnings if w.startswith(f"DisRNN seed {seed}:")]
+        assert (want is None and not hit) or (len(hit) == 1 and want in hit[0]), (seed, warnings)
+
+
 def test_unit_map_sections_show_units_nc(session):
     text, ds, maps = session["text"], session["ds"], session["maps"]
     units = maps[0]  # the representative seed (median test LL: the lower seed on ties)

@@ -13,7 +13,9 @@ Lines, each from saved results only:
   Rand index of the unit assignments (:func:`disrnn.evaluation.unit_maps.seed_agreement`);
 - warnings: a fit whose validation loss never improved after the first epoch that could
   count, one whose best epoch came within its first ``EARLY_EPOCHS`` epochs, one still
-  improving at its last epoch (it ran out of epochs).
+  improving at its last epoch (it ran out of epochs); for a fit with a rotation init,
+  these of its beta = 0 pre-fit, and of the training after the rotation only the last
+  (its first weights there are the rotated pre-fit, a trained model).
 """
 
 from __future__ import annotations
@@ -164,7 +166,27 @@ def fit_warnings(results: list[EvalResult]) -> list[str]:
     ]
 
 
+def _ran_out(what: str, run: int) -> str:
+    return f"{what} was still improving at the last epoch ({run}): it ran out of epochs; more epochs may change its numbers."
+
+
+def _phase_problem(best: int, run: int, stop: str, first: int, what: str) -> str | None:
+    """The problem of one training phase (``what`` names its loss), or None."""
+    if best <= first and run > first + 1:
+        return f"{what} never improved after epoch {first + 1} (of {run} run): it kept its first weights; its numbers describe an untrained model."
+    if best == run - 1 and stop == "max_epochs":
+        return _ran_out(what, run)
+    if best - first < EARLY_EPOCHS:
+        return f"{what} came to its best at epoch {best + 1} of {run} run: it stopped improving in its first few epochs; treat its numbers as those of a barely trained model."
+    return None
+
+
 def _fit_problem(r: EvalResult) -> str | None:
+    """A fit's problem. A fit with a rotation init (``fit_info["pretrain"]``) trained the
+    beta = 0 objective first and then the full objective from its rotated weights: its
+    first weights of that second phase are a trained model, so keeping them (as early
+    stopping does where the penalty only costs likelihood) is no problem; the pre-fit is
+    judged instead, and the second phase only for running out of epochs."""
     best, run = r.metrics.get("best_epoch"), r.metrics.get("epochs")
     fi = r.fit_info or {}
     best = fi.get("best_epoch", best)
@@ -174,14 +196,17 @@ def _fit_problem(r: EvalResult) -> str | None:
     cfg = r.config or {}
     max_epochs = int(cfg.get("epochs") or run)
     first = max(math.ceil(float(cfg.get("warmup") or 0.0) * max_epochs) - 1, 0)
-    best, run = int(best), int(run)
-    if best <= first and run > first + 1:
-        return f"the validation loss never improved after epoch {first + 1} (of {run} run): the fit kept its first weights; its numbers describe an untrained model."
-    if best == run - 1 and fi.get("stop_reason", "max_epochs") == "max_epochs":
-        return f"the validation loss was still improving at the last epoch ({run}): the fit ran out of epochs; more epochs may change its numbers."
-    if best - first < EARLY_EPOCHS:
-        return f"the best validation loss came at epoch {best + 1} of {run} run: the fit stopped improving in its first few epochs; treat its numbers as those of a barely trained model."
-    return None
+    best, run, stop = int(best), int(run), fi.get("stop_reason", "max_epochs")
+    pre = fi.get("pretrain") or {}
+    if pre.get("best_epoch") is None or pre.get("epochs_run") is None:
+        return _phase_problem(best, run, stop, first, "the validation loss")
+    problem = _phase_problem(
+        int(pre["best_epoch"]), int(pre["epochs_run"]), pre.get("stop_reason", "max_epochs"),
+        0, "the validation loss of its beta = 0 pre-fit (before the rotation)",
+    )  # fmt: skip
+    if problem is None and best == run - 1 and stop == "max_epochs":
+        problem = _ran_out("the validation loss of the training after the rotation init", run)
+    return problem
 
 
 def summary_box(
