@@ -77,6 +77,23 @@ def test_summary_box_opens_the_report_with_the_comparisons(session):
     assert "DisRNN seeds 0, 1: the validation loss was still improving at the last epoch" in box
 
 
+def _warnings_of(root, ds, cases: dict):
+    """Fake DisRNN evaluations, one per seed with ``cases[seed] = (fit_info, wanted)``;
+    asserts each seed's warning holds ``wanted`` (None: no warning). (runs, warnings)."""
+    from disrnn.report.summary_box import fit_warnings
+
+    runs = []
+    for seed, (info, _) in cases.items():
+        ev = write_fake_eval(root.parent, root.name, "DisRNN", seed, ds)
+        (root / "fits" / "DisRNN" / f"seed{seed}" / "fit_info.json").write_text(json.dumps(info))
+        runs.append(load_eval(ev))
+    warnings = fit_warnings(runs)
+    for seed, (_, want) in cases.items():
+        hit = [w for w in warnings if w.startswith(f"DisRNN seed {seed}:")]
+        assert (want is None and not hit) or (len(hit) == 1 and want in hit[0]), (seed, warnings)
+    return runs, warnings
+
+
 def test_fit_warnings_name_early_stops_and_fits_that_never_improved(tmp_path):
     from disrnn.report.summary_box import fit_warnings
 
@@ -89,17 +106,8 @@ def test_fit_warnings_name_early_stops_and_fits_that_never_improved(tmp_path):
         ),
         2: ({"best_epoch": 30, "epochs": 51, "stop_reason": "early_stopping"}, None),
     }
-    runs = []
-    for seed, (info, _) in cases.items():
-        ev = write_fake_eval(tmp_path, "w", "DisRNN", seed, ds)
-        fit = tmp_path / "w" / "fits" / "DisRNN" / f"seed{seed}"
-        (fit / "fit_info.json").write_text(json.dumps(info))
-        runs.append(load_eval(ev))
-    warnings = fit_warnings(runs)
+    runs, warnings = _warnings_of(tmp_path / "w", ds, cases)
     assert len(warnings) == 2
-    for seed, (_, want) in cases.items():
-        hit = [w for w in warnings if w.startswith(f"DisRNN seed {seed}:")]
-        assert (want is None and not hit) or (len(hit) == 1 and want in hit[0]), (seed, warnings)
     # a warm-up delays the first epoch that can count: best epoch 9 after a 10-epoch ramp
     cfg = tmp_path / "w" / "fits" / "DisRNN" / "seed2" / "config.json"
     meta = json.loads(cfg.read_text()) | {"epochs": 100, "warmup": 0.1}
@@ -113,8 +121,6 @@ def test_fit_warnings_judge_a_rotation_init_by_its_pre_fit(tmp_path):
     """A fit with a rotation init that keeps the first weights of its training after the
     rotation kept the rotated beta = 0 fit, a trained model: no warning. Its pre-fit is
     judged like a fit, and the training after the rotation only for running out."""
-    from disrnn.report.summary_box import fit_warnings
-
     ds = fake_dataset(np.random.default_rng(9))
     kept = {"best_epoch": 0, "epochs": 4, "stop_reason": "early_stopping"}
     good_pre = {"best_epoch": 25, "epochs_run": 30, "stop_reason": "early_stopping"}
@@ -134,16 +140,7 @@ def test_fit_warnings_judge_a_rotation_init_by_its_pre_fit(tmp_path):
         ),
         4: (kept, "never improved after epoch 1 (of 4 run)"),  # no pre-fit: a lone fit
     }
-    runs = []
-    for seed, (info, _) in cases.items():
-        ev = write_fake_eval(tmp_path, "r", "DisRNN", seed, ds)
-        fit = tmp_path / "r" / "fits" / "DisRNN" / f"seed{seed}"
-        (fit / "fit_info.json").write_text(json.dumps(info))
-        runs.append(load_eval(ev))
-    warnings = fit_warnings(runs)
-    for seed, (_, want) in cases.items():
-        hit = [w for w in warnings if w.startswith(f"DisRNN seed {seed}:")]
-        assert (want is None and not hit) or (len(hit) == 1 and want in hit[0]), (seed, warnings)
+    _warnings_of(tmp_path / "r", ds, cases)
 
 
 def test_unit_map_sections_show_units_nc(session):
