@@ -13,8 +13,8 @@ exponential of time constant tau_s, the rest one of a third of the span; ``basis
 coordinates the encoder learns in):
 
     wide        w = 0, the fit's latent coordinates
-    mixture     w = 0.8, tau_s 30 ms, the fit's latent coordinates
-    svd         w = 0.8, tau_s 30 ms, the coordinates of the SVD of W (the package default)
+    mixture     the package's w and tau_s (0.8, 30 ms), the fit's latent coordinates
+    svd         the same in the coordinates of the SVD of W (the package default)
 
 One torch thread; every number is seeded. This is a benchmark: it asserts nothing.
 """
@@ -29,10 +29,13 @@ from pathlib import Path
 import numpy as np
 from real import _fit_eval, bin_dataset, reference_rows  # benchmarks/real.py
 
+from disrnn.evaluation.smoothing_config import INIT_SHORT_WEIGHT, INIT_TAU_SECONDS
+
+_MIXTURE = {"short_weight": INIT_SHORT_WEIGHT, "tau_short": INIT_TAU_SECONDS}
 INITS = {
     "wide": {"short_weight": 0.0, "basis": "fit"},
-    "mixture": {"short_weight": 0.8, "tau_short": 0.03, "basis": "fit"},
-    "svd": {"short_weight": 0.8, "tau_short": 0.03, "basis": "svd"},
+    "mixture": {**_MIXTURE, "basis": "fit"},
+    "svd": {**_MIXTURE, "basis": "svd"},
 }
 METHODS = ("lrRNN", "DisRNN")
 
