@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from real import _fit_eval, bin_dataset, reference_rows  # benchmarks/real.py
+from real import bin_dataset, reference_rows  # benchmarks/real.py
 
 from disrnn.evaluation.smoothing_config import INIT_SHORT_WEIGHT, INIT_TAU_SECONDS
 
@@ -53,7 +53,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from disrnn.evaluation.cosmoothing import cosmoothing_metrics, fit_smoothing_posterior
-    from disrnn.fit import load_fit
+    from disrnn.fit import fit, load_fit
+    from disrnn.fit.config import FitConfig
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-posterior-"))
     inits = args.inits.split(",")
@@ -69,10 +70,9 @@ def main(argv=None) -> int:
         for seed in range(args.seeds):
             for method in METHODS:
                 out = root / f"seed{seed}" / method
-                if not (out / "fit_info.json").exists():
-                    _fit_eval({"dataset": str(ds_path), "root": str(root), "method": method,
-                               "seed": seed, "groups": [4, 4], "continuous": False,
-                               "options": {}, "keys": ["co_bps"]})  # fmt: skip
+                if not (out / "fit_info.json").exists():  # the fit only: no evaluation
+                    config = FitConfig.from_options(method, {"groups": (4, 4)})
+                    fit(ds_path, config, out, seed=seed, device="cpu", progress=False)
                 f = load_fit(out)
                 for init in inits:
                     post = fit_smoothing_posterior(f, ds, seed=0, **INITS[init])
