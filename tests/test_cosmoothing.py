@@ -323,3 +323,28 @@ def test_evaluation_reports_the_smoothing_posterior_beside_the_causal_co_bps(toy
     assert m["co_bps_smoothed"] > m["co_bps"]
     off = evaluate(fit.path, ds, tmp_path / "ev2", seed=0, smoothing_posterior=False)
     assert json.loads((off / "metrics.json").read_text())["co_bps_smoothed"] is None
+
+
+def test_posterior_behavior_decoding_is_nlbs_ridge_on_its_rates(toy):
+    """``behavior_r2_nlb_smoothed``: NLB's ridge (alpha from its grid by 5-fold CV) from the
+    posterior's rates of every unit on the training trials' scored bins, R^2 on the test
+    trials'; null without a behavior variable."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+
+    from disrnn.evaluation.cosmoothing import smoothing_posterior_metrics
+    from disrnn.fit.tensors import valid_bins
+
+    ds, fit = toy
+    assert smoothing_posterior_metrics(fit, ds, seed=0)["behavior_r2_nlb_smoothed"] is None
+    truth = ds["true_latents"].transpose("trial", "time", "latent").values[..., :2]
+    ds = ds.assign(hand=(("trial", "time", "hand_dim"), truth, {"kind": "behavior"}))
+    got = smoothing_posterior_metrics(fit, ds, seed=0)["behavior_r2_nlb_smoothed"]["hand"]
+    rates = fit_smoothing_posterior(fit, ds, seed=0).predict(ds).values
+    ok = valid_bins(ds, int(fit.history))
+    split = ds["split"].values.astype(str)
+    tr, te = (split == "train")[:, None] & ok, (split == "test")[:, None] & ok
+    search = GridSearchCV(Ridge(), {"alpha": np.logspace(-4, 0, 9)}, cv=5)
+    want = search.fit(rates[tr], truth[tr]).score(rates[te], truth[te])
+    assert got == pytest.approx(want, rel=1e-6)
+    assert want > 0.3  # the rates carry the latents that drive them

@@ -87,6 +87,18 @@ def _direct_smooth(x, observed, sd_bins, causal=False):
     return out
 
 
+def _direct_glm_rates(x, f, mask, ho, tr, alpha):
+    """(trial, time, held-out) rates of one PoissonRegressor per held-out unit on the
+    standardised features f of the training trials' observed bins; NaN where unobserved."""
+    a = f[tr][mask[tr]]
+    mu, s = a.mean(0), a.std(0)
+    rates = np.full((*x.shape[:2], int(ho.sum())), np.nan)
+    for j, u in enumerate(np.flatnonzero(ho)):
+        glm = PoissonRegressor(alpha=alpha, max_iter=500).fit((a - mu) / s, x[tr][mask[tr]][:, u])
+        rates[..., j][mask] = glm.predict((f[mask] - mu) / s)
+    return rates
+
+
 def _direct_smoothing_reference(ds, sd, alpha, causal=False):
     x = ds["activity"].values.astype(float)
     ho = ds["heldout"].values
@@ -96,12 +108,7 @@ def _direct_smoothing_reference(ds, sd, alpha, causal=False):
     f = _direct_smooth(x[..., ~ho], mask, sd / BW, causal)
     if causal:  # no earlier observed bin: smoothed counts 0
         f = np.nan_to_num(f, nan=0.0)
-    a = f[tr][mask[tr]]
-    mu, s = a.mean(0), a.std(0)
-    rates = np.full(x[te][..., ho].shape, np.nan)
-    for j, u in enumerate(np.flatnonzero(ho)):
-        glm = PoissonRegressor(alpha=alpha, max_iter=500).fit((a - mu) / s, x[tr][mask[tr]][:, u])
-        rates[..., j][mask[te]] = glm.predict((f[te][mask[te]] - mu) / s)
+    rates = _direct_glm_rates(x, f, mask, ho, tr, alpha)[te]
     y = x[te][..., ho]
     null = x[tr][mask[tr]][:, ho].mean(0)
     ok = mask[te]
@@ -140,6 +147,35 @@ def test_smoothing_matches_direct_sklearn(spikes):
     assert np.isnan(res.rates.values[:, 7]).all()  # the unobserved bin is not predicted
     assert m["n_test_bins"] == int(spikes["mask"].values[spikes["split"].values == "test"].sum())
     assert m["pc"] is None and m["J_spectral_radius"] is None and m["method"] == "smoothing"
+
+
+def test_smoothing_behavior_decoding_is_nlbs_ridge(spikes):
+    """NLB's velocity decoding of the smoothing baseline: the rates of every unit (smoothed
+    held-in counts, GLM rates of the held-out units) of the training trials -> Ridge with
+    alpha from NLB's grid by 5-fold GridSearchCV, R^2 on the test trials' bins."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+
+    res = smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3], causal_kernel_sds=None)
+    x, ho, mask = (
+        spikes["activity"].values.astype(float),
+        spikes["heldout"].values,
+        spikes["mask"].values,
+    )
+    split = spikes["split"].values
+    tr, te = split == "train", split == "test"
+    heldin = _direct_smooth(x[..., ~ho], mask, 0.05 / BW)
+    every = np.concatenate([heldin, _direct_glm_rates(x, heldin, mask, ho, tr, 1e-3)], -1)
+    y = spikes["hand"].values
+    search = GridSearchCV(Ridge(), {"alpha": np.logspace(-4, 0, 9)}, cv=5)
+    search.fit(every[tr][mask[tr]], y[tr][mask[tr]])
+    r2 = search.score(every[te][mask[te]], y[te][mask[te]])
+    assert res.metrics["behavior_r2_nlb"]["hand"] == pytest.approx(r2, rel=1e-6)
+    assert r2 > 0.5  # the behavior is the latent that drives every unit
+    no_behavior = smoothing_reference(spikes.drop_vars("hand"), kernel_sds=[0.05], alphas=[1e-3],
+                                      causal_kernel_sds=None)  # fmt: skip
+    assert no_behavior.metrics["behavior_r2_nlb"] is None
+    assert no_behavior.metrics["co_bps"] == res.metrics["co_bps"]
 
 
 def test_causal_smoothing_matches_direct_sklearn(spikes):
@@ -389,6 +425,30 @@ def test_pca_caution_compares_behavior_r2(tmp_path):
     out = reference_cautions([load_eval(pca), load_eval(worse)])
     assert len(out) == 1 and "explain behavior worse than PCA does" in out[0]
     assert "behavior_r2.hand.all" in out[0]
+
+
+def test_smoothing_caution_compares_nlb_behavior_decoding(spikes, tmp_path):
+    """The smoothing reference's NLB decoding R^2 against DisRNN's: its smoothing
+    posterior's where it has one (as co-bps), else its one-step rates'."""
+    from disrnn.report.tables import reference_cautions
+
+    res = smoothing_reference(spikes, kernel_sds=[0.05], alphas=[1e-3], causal_kernel_sds=None)
+    ref = load_eval(write_reference(res, tmp_path / "toy" / "smoothing"))
+    r2, co = res.metrics["behavior_r2_nlb"]["hand"], res.metrics["co_bps"] + 0.1
+    sentence = "decode behavior worse than smoothed spikes do"
+
+    def cautions(folder, **values):
+        return reference_cautions([ref, load_eval(_fake_disrnn(tmp_path / folder, "toy",
+                                                                co_bps=co, **values))])  # fmt: skip
+
+    (out,) = cautions("a", behavior_r2_nlb={"hand": r2 - 0.1})
+    assert sentence in out and "behavior_r2_nlb.hand" in out
+    assert cautions("b", behavior_r2_nlb={"hand": r2 + 0.1}) == []
+    rescued = {"behavior_r2_nlb": {"hand": r2 - 0.1}, "behavior_r2_nlb_smoothed": {"hand": r2}}
+    assert cautions("c", **rescued) == []
+    sunk = {"behavior_r2_nlb": {"hand": r2 + 0.1}, "behavior_r2_nlb_smoothed": {"hand": 0.0}}
+    (out,) = cautions("d", **sunk)
+    assert "behavior_r2_nlb_smoothed.hand" in out
 
 
 # ---------------------------------------------------------------- run_reference, CLI

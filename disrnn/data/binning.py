@@ -28,7 +28,7 @@ import xarray as xr
 from disrnn.data import splits
 from disrnn.data.bin_config import BinConfig
 from disrnn.data.bins import bin_series, count_spikes, observed_bins
-from disrnn.data.io import DIMS, clean_attrs, file_sha256
+from disrnn.data.io import BEHAVIOR_KIND, DIMS, clean_attrs, file_sha256
 from disrnn.data.nwb import read_session
 from disrnn.data.pre_window import pre_window_vars
 from disrnn.data.rescale import rescale_unit_max
@@ -345,7 +345,7 @@ def _data_vars(session: Session, config: BinConfig, kind, source, units: dict, a
             ("trial", "time", f"{var}_dim"),
             values,
             {
-                "kind": "behavior",
+                "kind": BEHAVIOR_KIND,
                 "nwb_path": session.series[name].path,
                 "units": session.series[name].unit,
             },

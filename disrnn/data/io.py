@@ -13,6 +13,14 @@ from disrnn._atomic import atomic_file
 
 #: the dims of every (trial, time, unit) array of a dataset, in this order (docs/design.md)
 DIMS = ("trial", "time", "unit")
+#: the ``kind`` attr of a behavior variable (trial, time, <name>_dim), e.g. a hand velocity
+BEHAVIOR_KIND = "behavior"
+
+
+def behavior_variables(ds: xr.Dataset) -> list[str]:
+    """Names of the dataset's behavior variables: data variables with attrs kind =
+    ``BEHAVIOR_KIND``, in the dataset's order."""
+    return [n for n, v in ds.data_vars.items() if v.attrs.get("kind") == BEHAVIOR_KIND]
 
 
 def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:

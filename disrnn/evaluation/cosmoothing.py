@@ -57,6 +57,7 @@ import xarray as xr
 from disrnn.evaluation.inputs import null_rate
 from disrnn.evaluation.metrics import bits_per_spike, poisson_loglik
 from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
+from disrnn.evaluation.steps import nlb_behavior_r2
 from disrnn.fit.folder import check_input
 from disrnn.fit.objective import nll_terms
 from disrnn.fit.tensors import bin_width, dataset_kind, valid_bins
@@ -397,13 +398,16 @@ def smoothing_posterior_metrics(fit, ds: xr.Dataset, seed: int = 0, enabled: boo
     Fitted (when ``enabled``) for Poisson fits of spike counts with held-out units and
     train/val/test trials; every other fit gets ``None`` for each key (``co_bps_smoothed``,
     ``co_bps_smoothed_all_bins``, ``test_ll_heldout_smoothed_per_bin_neuron``,
-    ``smoothing_posterior_seconds``).
+    ``smoothing_posterior_seconds``, ``behavior_r2_nlb_smoothed``: NLB's decoding R^2 of
+    each behavior variable from the posterior's rates of every unit, null without behavior,
+    :func:`~disrnn.evaluation.steps.nlb_behavior_r2`).
     """
     keys = (
         "co_bps_smoothed",
         "co_bps_smoothed_all_bins",
         "test_ll_heldout_smoothed_per_bin_neuron",
         "smoothing_posterior_seconds",
+        "behavior_r2_nlb_smoothed",
     )
     out = dict.fromkeys(keys)
     split = np.asarray(ds["split"].values).astype(str) if "split" in ds.coords else np.array([])
@@ -426,4 +430,6 @@ def smoothing_posterior_metrics(fit, ds: xr.Dataset, seed: int = 0, enabled: boo
         test_ll_heldout_smoothed_per_bin_neuron=m["heldout_ll_smoothed"] / m["n_heldout"],
         smoothing_posterior_seconds=post.info["seconds"],
     )
+    dtr, dt = (ds.isel(trial=np.flatnonzero(split == s)) for s in ("train", "test"))
+    out["behavior_r2_nlb_smoothed"] = nlb_behavior_r2(post.predict, dtr, dt, int(fit.history))
     return out

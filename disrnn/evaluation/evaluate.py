@@ -77,7 +77,8 @@ and not among the first L history-only bins; ``null`` = not applicable):
   "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge;
   ``behavior_r2_nlb`` {name: R^2}: NLB's velocity-decoding protocol, ridge from the
   one-step predicted rates of all units, fit on the train trials, scored on the test
-  trials (:func:`~disrnn.evaluation.metrics.nlb_decoding_r2`).
+  trials (:func:`~disrnn.evaluation.metrics.nlb_decoding_r2`); ``behavior_r2_nlb_smoothed``
+  the same from the smoothing posterior's rates (null where it is not fitted).
 - condition (a trial coord ``condition`` with >= 2 classes, e.g. ``disrnn bin
   --condition type``; else null): ``condition_accuracy`` fraction of test trials whose
   condition one logistic regression (fitted on the train + val trials) decodes from

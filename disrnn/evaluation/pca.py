@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from disrnn.data.io import behavior_variables
 from disrnn.evaluation import alignment as al
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.decoding import condition_decoding
@@ -165,7 +166,7 @@ def _latents(ds, z, split, labels) -> xr.DataArray:
 
 def _behavior_r2(ds, z_test, ok_te) -> dict | None:
     """The DisRNN evaluation's behavior protocol on (test trial, time, latent) latents."""
-    beh = [n for n, v in ds.data_vars.items() if v.attrs.get("kind") == "behavior"]
+    beh = behavior_variables(ds)
     if not beh:
         return None
     test = np.asarray(ds["split"].values).astype(str) == "test"

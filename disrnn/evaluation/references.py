@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from disrnn._atomic import atomic_dir, atomic_file
-from disrnn.data.io import clean_attrs, save_dataset
+from disrnn.data.io import behavior_variables, clean_attrs, save_dataset
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.glm import fit_predict, one_thread, search_grid, select_grid
 from disrnn.evaluation.inputs import load_data, null_rate
@@ -159,8 +159,8 @@ def smoothing_reference(
         null = training mean count per bin), ``test_ll_heldout_per_bin_neuron`` (nats per
         bin per held-out unit, log y! included), ``co_psth_r2`` (:func:`psth_r2_units`
         on the test trials, held-out units), ``kernel_sd`` (s), ``glm_alpha``,
-        ``features``, ``fit_seconds``, identity keys and nulls (see ``write_reference``);
-        the ``CAUSAL_KEYS`` of step 4.
+        ``features``, ``fit_seconds``, ``behavior_r2_nlb`` (:meth:`_GLMTask.nlb_behavior`),
+        identity keys and nulls (see ``write_reference``); the ``CAUSAL_KEYS`` of step 4.
 
     Raises:
         ValueError: not spike counts, no held-out or held-in units, no train/test trials,
@@ -174,9 +174,10 @@ def smoothing_reference(
     task = _GLMTask(ds, x, valid_bins(ds, 0), valid_bins(ds, history), ho, bw, train, test,
                     condition_labels(ds, condition), features, alphas, n_folds, seed,
                     max_iter, psth_kernel_sd / bw, history)  # fmt: skip
-    sd_best, alpha_best, cv, rates = task.fit(False, sds)
+    sd_best, alpha_best, cv, rates = task.fit(False, sds)  # (trial, time, held-out)
     causal, rates_c, cv_c = task.causal(causal_kernel_sds)
     te, seconds = np.flatnonzero(test), time.perf_counter() - t0  # both fits
+    test_da = functools.partial(_test_da, ds, te, ho)
     m = {
         **reference_identity(ds, ds_path, "smoothing", seed, history, test, task.ok[te], ho),
         "likelihood": "poisson",
@@ -188,11 +189,10 @@ def smoothing_reference(
         "cv_folds": int(n_folds) if cv else None,
         **causal,
         "fit_seconds": float(seconds),
+        "behavior_r2_nlb": task.nlb_behavior(sd_best, rates),
         **dict.fromkeys(("recon_r2", "recon_r2_unit_mean", "behavior_r2")),
     }
-    test_da = functools.partial(_test_da, ds, te, ho)
-    rates_c = None if rates_c is None else test_da(rates_c)
-    return SmoothingResult(m, test_da(rates), test_da(x[te][..., ho]), cv, rates_c, cv_c)
+    return SmoothingResult(m, test_da(rates), test_da(x[..., ho]), cv, test_da(rates_c), cv_c)
 
 
 @dataclass
@@ -219,8 +219,9 @@ class _GLMTask:
     history: int
 
     def fit(self, causal: bool, sds) -> tuple[float, float, dict, np.ndarray]:
-        """(kernel sd, alpha, cv scores, (test trial, time, held-out) rates) of the GLMs on
-        the (causally) smoothed held-in spikes, the grid point chosen by CV."""
+        """(kernel sd, alpha, cv scores, (trial, time, held-out) rates: NaN outside the train
+        and test trials) of the GLMs on the (causally) smoothed held-in spikes, the grid
+        point chosen by CV."""
         x, obs, ho, tri = self.x, self.obs, self.ho, np.flatnonzero(self.train)
         feats = _heldin_features(self.ds, x, obs, ho, self.bw, self.features, causal)
         with one_thread():
@@ -240,10 +241,30 @@ class _GLMTask:
         return {**m, "kernel_sd_causal": float(sd), "glm_alpha_causal": float(alpha)}, rates, cv
 
     def scores(self, rates: np.ndarray) -> dict:
-        """co_bps, test_ll_heldout_per_bin_neuron, co_psth_r2 of ``rates``."""
+        """co_bps, test_ll_heldout_per_bin_neuron, co_psth_r2 of ``rates`` (trial, time,
+        held-out) on the test trials."""
         tri, te = np.flatnonzero(self.train), np.flatnonzero(self.test)
-        return _heldout_scores(self.ds, self.x, rates, self.obs, self.ok[te], self.ho, tri, te,
+        return _heldout_scores(self.ds, self.x, rates[te], self.obs, self.ok[te], self.ho, tri, te,
                                self.labels, self.psth_sd_bins, self.history)  # fmt: skip
+
+    def nlb_behavior(self, sd: float, rates: np.ndarray) -> dict | None:
+        """{behavior variable: NLB's decoding R^2} of the smoothing's rates, None without
+        behavior: the rates of every unit (the held-in units' counts smoothed with kernel sd
+        ``sd``, the held-out units' GLM ``rates`` (trial, time, held-out)) of the training
+        trials' scored bins -> ridge (:func:`~disrnn.evaluation.metrics.nlb_decoding_r2`),
+        scored on the test trials' bins, as NLB scores its smoothing baseline."""
+        names = behavior_variables(self.ds)
+        if not names:
+            return None
+        heldin = _smoothed_heldin(self.ds, self.x, self.obs, self.ho, sd / self.bw, False)
+        every = np.concatenate([heldin, rates], axis=-1)
+        tr, te = self.train[:, None] & self.ok, self.test[:, None] & self.ok
+        out = {}
+        for name in names:
+            y = self.ds[name].transpose("trial", "time", ...).values.astype(float)
+            y = y.reshape(y.shape[0], y.shape[1], -1)
+            out[name] = mt.nlb_decoding_r2(every[tr], y[tr], every[te], y[te])
+        return out
 
 
 def _smoothing_inputs(ds: xr.Dataset, features: str):
@@ -273,22 +294,28 @@ def _heldin_features(ds, x, obs, ho, bw, features, causal=False):
     """kernel sd (s) -> (trial, time, held-in) features of every trial's smoothed held-in
     counts (``pre_activity`` extends each trial's start). Causal: bins with no observed
     earlier bin in reach get smoothed counts 0 (a fit's masked history is 0 too)."""
-    pre, pre_obs = _pre_context(ds, np.arange(ds.sizes["trial"]), np.flatnonzero(~ho))
 
     def feats(sd):
-        s = smooth_spikes(x[..., ~ho], obs, sd / bw, pre, pre_obs, causal=causal)
+        s = _smoothed_heldin(ds, x, obs, ho, sd / bw, causal)
         return _features(np.nan_to_num(s, nan=0.0) if causal else s, features)
 
     return feats
 
 
+def _smoothed_heldin(ds, x, obs, ho, sd_bins: float, causal: bool) -> np.ndarray:
+    """(trial, time, held-in) counts per bin of every trial's held-in units smoothed by
+    :func:`smooth_spikes` (kernel sd in bins; ``pre_activity`` extends each trial's start)."""
+    pre, pre_obs = _pre_context(ds, np.arange(ds.sizes["trial"]), np.flatnonzero(~ho))
+    return smooth_spikes(x[..., ~ho], obs, sd_bins, pre, pre_obs, causal=causal)
+
+
 def _heldout_rates(f, x, obs, ho, train, test, alpha, max_iter) -> np.ndarray:
-    """(test trial, time, held-out) rates of GLMs fitted on the training trials' observed
-    bins (NaN on unobserved bins); f: (trial, time, feature) features of every trial."""
-    te = np.flatnonzero(test)
-    fit_bins, pred_bins = train[:, None] & obs, test[:, None] & obs
-    rates = np.full((te.size, x.shape[1], int(ho.sum())), np.nan)
-    rates[obs[te]] = fit_predict(f[fit_bins], x[fit_bins][:, ho], f[pred_bins], alpha, max_iter)
+    """(trial, time, held-out) rates of GLMs fitted on the training trials' observed bins,
+    predicted on the observed bins of the train and test trials (NaN elsewhere); f:
+    (trial, time, feature) features of every trial."""
+    fit_bins, pred_bins = train[:, None] & obs, (train | test)[:, None] & obs
+    rates = np.full((*x.shape[:2], int(ho.sum())), np.nan)
+    rates[pred_bins] = fit_predict(f[fit_bins], x[fit_bins][:, ho], f[pred_bins], alpha, max_iter)
     return rates
 
 
@@ -307,7 +334,12 @@ def _heldout_scores(ds, x, rates, obs, ok_te, ho, tri, te, labels, psth_sd_bins,
     }
 
 
-def _test_da(ds, te, ho, values) -> xr.DataArray:
+def _test_da(ds, te, ho, values) -> xr.DataArray | None:
+    """(trial, time, held-out unit) ``values`` of every trial -> a DataArray of the test
+    trials ``te`` (coords of the held-out units ``ho``); None -> None."""
+    if values is None:
+        return None
+    values = values[te]
     sub = ds.isel(trial=te, unit=np.flatnonzero(ho))
     return xr.DataArray(
         values,

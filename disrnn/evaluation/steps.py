@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from disrnn.data.io import DIMS, clean_attrs
+from disrnn.data.io import DIMS, behavior_variables, clean_attrs
 from disrnn.evaluation import alignment as al
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.connectivity import connectivity_dataset, connectivity_summary
@@ -242,7 +242,7 @@ def behavior_metrics(fit, ev: EvalSplit, lat: LatentSet, m: dict, pred: np.ndarr
     ridge from the test latents) and ``behavior_r2_nlb`` (NLB's protocol: ridge from the
     predicted rates ``pred`` (test trial, time, unit), fit on the training trials)."""
     ds, ok, mu = ev.ds, ev.ok, lat.mu
-    beh = [n for n, v in ds.data_vars.items() if v.attrs.get("kind") == "behavior"]
+    beh = behavior_variables(ds)
     if not beh:
         m["behavior_r2"] = m["behavior_r2_nlb"] = None
         return
@@ -260,15 +260,29 @@ def behavior_metrics(fit, ev: EvalSplit, lat: LatentSet, m: dict, pred: np.ndarr
 
 def _nlb_behavior(fit, ev: EvalSplit, names: list[str], pred: np.ndarray) -> dict | None:
     """{name: NLB decoding R^2} from the one-step rates; None without training trials."""
-    if ev.dtr is None:
+    return nlb_behavior_r2(fit.predict, ev.dtr, ev.dt, ev.L, pred[ev.ok])
+
+
+def nlb_behavior_r2(predict, dtr, dt, L: int, pred_test=None) -> dict | None:
+    """{behavior variable: NLB's decoding R^2} of a model's rates of every unit.
+
+    ``predict(ds)`` -> (trial, time, unit) rates; ridge from the rates of the training
+    trials ``dtr``'s scored bins (``valid_bins`` with history ``L``) to each behavior
+    variable, scored on the test trials ``dt``'s (:func:`~disrnn.evaluation.metrics.
+    nlb_decoding_r2`). ``pred_test``: (scored test bin, unit) rates already computed.
+    None without training trials or behavior variables.
+    """
+    names = behavior_variables(dt)
+    if dtr is None or not names:
         return None
-    ok_tr = valid_bins(ev.dtr, ev.L)
-    rates_tr = fit.predict(ev.dtr).transpose(*DIMS).values[ok_tr]
+    ok_tr, ok_te = valid_bins(dtr, L), valid_bins(dt, L)
+    rates_tr = predict(dtr).transpose(*DIMS).values[ok_tr]
+    rates_te = predict(dt).transpose(*DIMS).values[ok_te] if pred_test is None else pred_test
     out = {}
     for name in names:
-        ys = [d[name].transpose("trial", "time", ...).values.astype(float) for d in (ev.dtr, ev.dt)]
+        ys = [d[name].transpose("trial", "time", ...).values.astype(float) for d in (dtr, dt)]
         ytr, yte = (y.reshape(y.shape[0], y.shape[1], -1) for y in ys)
-        out[name] = mt.nlb_decoding_r2(rates_tr, ytr[ok_tr], pred[ev.ok], yte[ev.ok])
+        out[name] = mt.nlb_decoding_r2(rates_tr, ytr[ok_tr], rates_te, yte[ok_te])
     return out
 
 

@@ -49,6 +49,7 @@ J_eig_max_real :: = :: largest real part of J's eigenvalues
 behavior_r2\.[^.]+\.all :: + :: cross-validated ridge R² of this behavior variable from all latents
 behavior_r2\.[^.]+\.g[^.]+ :: = :: cross-validated ridge R² of this behavior variable from one latent group's latents (descriptive: which group carries it)
 behavior_r2_nlb\.[^.]+ :: + :: NLB's decoding R² of this behavior variable: ridge from the predicted rates of all units, fit on the train trials, scored on the test trials
+behavior_r2_nlb_smoothed\.[^.]+ :: + :: NLB's decoding R² of this behavior variable from the smoothing posterior's rates of all units (whole trial); the smoothing reference's behavior_r2_nlb is compared with it
 condition_accuracy :: + :: fraction of test trials whose condition a logistic regression decodes from the latents
 condition_accuracy_time_mean :: + :: mean over bins of the per-bin condition decoding accuracy
 condition_chance :: = :: share of the most common condition among the test trials: the accuracy of always guessing it

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from disrnn.data.io import behavior_variables
 from disrnn.report.render import _plain
 
 _PROVENANCE_KEYS = (
@@ -44,7 +45,7 @@ def _provenance(ds) -> dict:
             zip(vals.tolist(), cnt.tolist(), strict=True), key=lambda p: order.get(p[0], 9)
         )
     conditions = _value_counts(ds, "condition")
-    behavior = [n for n, v in ds.data_vars.items() if v.attrs.get("kind") == "behavior"]
+    behavior = behavior_variables(ds)
     truth = [n for n in ("true_latents", "true_rates", "true_A", "true_B") if n in ds]
     return {
         "rows": rows,

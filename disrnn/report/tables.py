@@ -120,6 +120,12 @@ REFERENCE_CHECKS: tuple[tuple[str, str, str], ...] = (
         "neurons worse than smoothed past spikes do: treat the connectivity with caution",
     ),
     (
+        "smoothing",
+        "behavior_r2_nlb.{name}",
+        "the model's rates decode behavior worse than smoothed spikes do (NLB's ridge "
+        "decoding): treat the modules with caution",
+    ),
+    (
         "pca",
         "behavior_r2.{name}.all",
         "the latents explain behavior worse than PCA does: treat the modules with caution",
@@ -127,15 +133,24 @@ REFERENCE_CHECKS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-#: a reference key -> DisRNN's keys compared with it, the first one present wins: on
-#: co-smoothing the whole-trial smoothing posterior (as NLB allows), else the causal one;
-#: the causal smoothing (past bins only) against the causal one-step prediction
-OUR_KEYS = {"co_bps": ("co_bps_smoothed", "co_bps"), "co_bps_causal": ("co_bps",)}
+#: a reference key (pattern) -> DisRNN's keys compared with it, the first one present
+#: wins: on co-smoothing and NLB's behavior decoding the whole-trial smoothing posterior
+#: (as NLB allows), else the causal one-step prediction; the causal smoothing (past bins
+#: only) against the causal one-step prediction
+OUR_KEYS = {
+    "co_bps": ("co_bps_smoothed", "co_bps"),
+    "co_bps_causal": ("co_bps",),
+    "behavior_r2_nlb.{name}": ("behavior_r2_nlb_smoothed.{name}", "behavior_r2_nlb.{name}"),
+}
 
 
-def _ours(ref: list[EvalResult], key: str) -> tuple[str, float, int]:
-    """(key, mean over seeds, count) of DisRNN's number compared with the reference's ``key``."""
-    for ours_key in OUR_KEYS.get(key, (key,)):
+def _ours(ref: list[EvalResult], pattern: str, key: str) -> tuple[str, float, int]:
+    """(key, mean over seeds, count) of DisRNN's number compared with the reference's
+    ``key``, an instance of ``pattern`` (whose ``{name}`` it fills in)."""
+    prefix, _, suffix = pattern.partition("{name}")
+    name = key[len(prefix) : len(key) - len(suffix)]  # "" for a pattern without {name}
+    for ours_pattern in OUR_KEYS.get(pattern, (pattern,)):
+        ours_key = ours_pattern.replace("{name}", name)
         mean, _, n = mean_sd([r.values.get(ours_key) for r in ref])
         if n:
             return ours_key, mean, n
@@ -167,7 +182,7 @@ def reference_cautions(results: list[EvalResult]) -> list[str]:
         worse = []
         for key in cands:
             theirs, _, n2 = mean_sd([r.values.get(key) for r in by_method[method]])
-            ours_key, ours, n1 = _ours(ref, key)
+            ours_key, ours, n1 = _ours(ref, pattern, key)
             if n1 and n2 and ours < theirs:
                 worse.append(f"{ours_key} {fmt(ours)} vs {method} {key} {fmt(theirs)}")
         if worse:
