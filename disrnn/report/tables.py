@@ -128,7 +128,9 @@ REFERENCE_CHECKS: tuple[tuple[str, str, str], ...] = (
     (
         "pca",
         "behavior_r2.{name}.all",
-        "the latents explain behavior worse than PCA does: treat the modules with caution",
+        "the latents explain behavior worse than PCA does: treat the modules with caution "
+        "(K latents keep what predicts the next bin, K principal components what varies most; "
+        "a larger rank may hold both)",
     ),
 )
 
