@@ -57,6 +57,7 @@ import xarray as xr
 from disrnn.evaluation.inputs import null_rate
 from disrnn.evaluation.metrics import bits_per_spike, poisson_loglik
 from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
+from disrnn.evaluation.spike_smoothing import heldout_psth_r2
 from disrnn.evaluation.steps import nlb_behavior_r2
 from disrnn.fit.folder import check_input
 from disrnn.fit.objective import nll_terms
@@ -400,7 +401,8 @@ def smoothing_posterior_metrics(fit, ds: xr.Dataset, seed: int = 0, enabled: boo
     ``co_bps_smoothed_all_bins``, ``test_ll_heldout_smoothed_per_bin_neuron``,
     ``smoothing_posterior_seconds``, ``behavior_r2_nlb_smoothed``: NLB's decoding R^2 of
     each behavior variable from the posterior's rates of every unit, null without behavior,
-    :func:`~disrnn.evaluation.steps.nlb_behavior_r2`).
+    :func:`~disrnn.evaluation.steps.nlb_behavior_r2`; ``co_psth_r2_smoothed``: NLB's PSTH
+    R^2 of its held-out rates, :func:`~disrnn.evaluation.spike_smoothing.heldout_psth_r2`).
     """
     keys = (
         "co_bps_smoothed",
@@ -408,6 +410,7 @@ def smoothing_posterior_metrics(fit, ds: xr.Dataset, seed: int = 0, enabled: boo
         "test_ll_heldout_smoothed_per_bin_neuron",
         "smoothing_posterior_seconds",
         "behavior_r2_nlb_smoothed",
+        "co_psth_r2_smoothed",
     )
     out = dict.fromkeys(keys)
     split = np.asarray(ds["split"].values).astype(str) if "split" in ds.coords else np.array([])
@@ -432,4 +435,6 @@ def smoothing_posterior_metrics(fit, ds: xr.Dataset, seed: int = 0, enabled: boo
     )
     dtr, dt = (ds.isel(trial=np.flatnonzero(split == s)) for s in ("train", "test"))
     out["behavior_r2_nlb_smoothed"] = nlb_behavior_r2(post.predict, dtr, dt, int(fit.history))
+    rates = post.predict(dt).transpose("trial", "time", "unit").values[..., heldout]
+    out["co_psth_r2_smoothed"] = heldout_psth_r2(dt, rates, valid_bins(dt, int(fit.history)))
     return out

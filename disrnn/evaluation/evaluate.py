@@ -43,6 +43,9 @@ and not among the first L history-only bins; ``null`` = not applicable):
   held-in units of the whole trial, the fit's decoder A, a fixed; NLB allows the whole
   trial), on the same bins; ``co_bps_smoothed_all_bins`` on every observed bin;
   ``test_ll_heldout_smoothed_per_bin_neuron``; ``smoothing_posterior_seconds``.
+  ``co_psth_r2`` NLB's PSTH R^2 of the held-out units' one-step rates (condition =
+  the ``condition`` coord; :func:`~disrnn.evaluation.spike_smoothing.heldout_psth_r2`),
+  ``co_psth_r2_smoothed`` of the smoothing posterior's.
 - ``recon_r2`` pooled (variance-weighted) R^2 of the one-step prediction,
   ``recon_r2_unit_mean`` mean of per-unit R^2; ``rate_r2_true`` R^2 of the predicted
   against the true rates / noiseless means (simulations).

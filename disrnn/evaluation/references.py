@@ -40,7 +40,12 @@ from disrnn.evaluation.reference_inputs import (
     reference_identity,
     split_arrays,
 )
-from disrnn.evaluation.spike_smoothing import psth_r2_units, smooth_spikes
+from disrnn.evaluation.spike_smoothing import (
+    PSTH_KERNEL_SD,
+    heldout_psth_r2,
+    pre_context,
+    smooth_spikes,
+)
 from disrnn.fit.tensors import dataset_kind, valid_bins
 
 __all__ = [
@@ -72,14 +77,6 @@ CAUSAL_KEYS = (
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FEATURES = ("rate", "sqrt", "log")
 _LOG_EPS = 1e-3  # counts per bin added before the log feature
-
-
-def _pre_context(ds: xr.Dataset, trials: np.ndarray, units: np.ndarray):
-    if "pre_activity" not in ds:
-        return None, None
-    pre = ds["pre_activity"].transpose("trial", ..., "unit").values[trials][..., units]
-    pm = ds["pre_mask"].transpose("trial", ...).values[trials] if "pre_mask" in ds else None
-    return pre.astype(float), pm
 
 
 def _features(s: np.ndarray, kind: str) -> np.ndarray:
@@ -123,7 +120,7 @@ def smoothing_reference(
     causal_kernel_sds=CAUSAL_KERNEL_SDS,
     features: str = "rate",
     history: int = 0,
-    psth_kernel_sd: float = 0.05,
+    psth_kernel_sd: float = PSTH_KERNEL_SD,
     max_iter: int = 500,
 ) -> SmoothingResult:
     """NLB's smoothing baseline for co-smoothing, scored like a fit's evaluation.
@@ -173,7 +170,7 @@ def smoothing_reference(
     x = ds["activity"].transpose("trial", "time", "unit").values.astype(float)
     task = _GLMTask(ds, x, valid_bins(ds, 0), valid_bins(ds, history), ho, bw, train, test,
                     condition_labels(ds, condition), features, alphas, n_folds, seed,
-                    max_iter, psth_kernel_sd / bw, history)  # fmt: skip
+                    max_iter, psth_kernel_sd, history)  # fmt: skip
     sd_best, alpha_best, cv, rates = task.fit(False, sds)  # (trial, time, held-out)
     causal, rates_c, cv_c = task.causal(causal_kernel_sds)
     te, seconds = np.flatnonzero(test), time.perf_counter() - t0  # both fits
@@ -215,7 +212,7 @@ class _GLMTask:
     n_folds: int
     seed: int
     max_iter: int
-    psth_sd_bins: float
+    psth_sd: float
     history: int
 
     def fit(self, causal: bool, sds) -> tuple[float, float, dict, np.ndarray]:
@@ -244,8 +241,8 @@ class _GLMTask:
         """co_bps, test_ll_heldout_per_bin_neuron, co_psth_r2 of ``rates`` (trial, time,
         held-out) on the test trials."""
         tri, te = np.flatnonzero(self.train), np.flatnonzero(self.test)
-        return _heldout_scores(self.ds, self.x, rates[te], self.obs, self.ok[te], self.ho, tri, te,
-                               self.labels, self.psth_sd_bins, self.history)  # fmt: skip
+        return _heldout_scores(self.ds, self.x, rates[te], self.ok[te], self.ho, tri, te,
+                               self.labels, self.psth_sd, self.history)  # fmt: skip
 
     def nlb_behavior(self, sd: float, rates: np.ndarray) -> dict | None:
         """{behavior variable: NLB's decoding R^2} of the smoothing's rates, None without
@@ -305,7 +302,7 @@ def _heldin_features(ds, x, obs, ho, bw, features, causal=False):
 def _smoothed_heldin(ds, x, obs, ho, sd_bins: float, causal: bool) -> np.ndarray:
     """(trial, time, held-in) counts per bin of every trial's held-in units smoothed by
     :func:`smooth_spikes` (kernel sd in bins; ``pre_activity`` extends each trial's start)."""
-    pre, pre_obs = _pre_context(ds, np.arange(ds.sizes["trial"]), np.flatnonzero(~ho))
+    pre, pre_obs = pre_context(ds, np.arange(ds.sizes["trial"]), np.flatnonzero(~ho))
     return smooth_spikes(x[..., ~ho], obs, sd_bins, pre, pre_obs, causal=causal)
 
 
@@ -319,18 +316,18 @@ def _heldout_rates(f, x, obs, ho, train, test, alpha, max_iter) -> np.ndarray:
     return rates
 
 
-def _heldout_scores(ds, x, rates, obs, ok_te, ho, tri, te, labels, psth_sd_bins, history):
+def _heldout_scores(ds, x, rates, ok_te, ho, tri, te, labels, psth_sd, history):
     """co_bps, the held-out log-likelihood per bin and neuron and co_psth_r2 of ``rates``
     on the scored test bins ``ok_te`` (test trial, time)."""
     y = x[te][..., ho]
     null = null_rate(ds.isel(trial=tri), history)[ho]
     ll = mt.poisson_loglik(y, rates)[ok_te]
-    target = smooth_spikes(y, obs[te], psth_sd_bins, *_pre_context(ds, te, np.flatnonzero(ho)))
-    psth = psth_r2_units(target, rates, None if labels is None else labels[te], ok_te)
+    labels_te = None if labels is None else labels[te]
+    psth = heldout_psth_r2(ds.isel(trial=te), rates, ok_te, labels_te, psth_sd)
     return {
         "co_bps": mt.bits_per_spike(y, rates, null, ok_te[..., None]),
         "test_ll_heldout_per_bin_neuron": float(ll.mean()) if ll.size else None,
-        "co_psth_r2": None if labels is None else float(np.nanmean(psth)),
+        "co_psth_r2": None if labels is None else psth,
     }
 
 

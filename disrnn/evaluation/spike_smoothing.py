@@ -2,7 +2,9 @@
 
 - :func:`gaussian_kernel`, :func:`smooth_spikes` - renormalised Gaussian smoothing of
   each trial's counts, acausal (NLB's) or causal (earlier bins only).
-- :func:`psth_r2_units` - NLB's PSTH R^2 of condition-averaged predictions.
+- :func:`psth_r2_units` - NLB's PSTH R^2 of condition-averaged predictions;
+  :func:`heldout_psth_r2` - the same of a model's held-out rates on a dataset's trials
+  (the number the smoothing reference and every fit's evaluation report as ``co_psth_r2``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,20 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import convolve1d
 
-__all__ = ["gaussian_kernel", "psth_r2_units", "smooth_spikes"]
+from disrnn.fit.tensors import bin_width, valid_bins
+
+__all__ = [
+    "PSTH_KERNEL_SD",
+    "gaussian_kernel",
+    "heldout_psth_r2",
+    "pre_context",
+    "psth_r2_units",
+    "smooth_spikes",
+]
+
+#: sd (s) of the Gaussian that smooths the observed spikes into the PSTH R^2 target (NLB's
+#: PSTHs are of smoothed spikes)
+PSTH_KERNEL_SD = 0.05
 
 
 def gaussian_kernel(sd_bins: float, truncate: float = 4.0) -> np.ndarray:
@@ -100,3 +115,39 @@ def psth_r2_units(target, pred, condition=None, valid=None) -> np.ndarray:
     sse = ((pt - pp) ** 2).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sst > 0, 1 - sse / sst, np.nan)
+
+
+def pre_context(ds, trials: np.ndarray, units: np.ndarray):
+    """(pre (trial, pre_time, unit) float counts, pre_mask (trial, pre_time) or None) of the
+    given trials and units: the history binned before each window, (None, None) without it."""
+    if "pre_activity" not in ds:
+        return None, None
+    pre = ds["pre_activity"].transpose("trial", ..., "unit").values[trials][..., units]
+    pm = ds["pre_mask"].transpose("trial", ...).values[trials] if "pre_mask" in ds else None
+    return pre.astype(float), pm
+
+
+def heldout_psth_r2(ds, rates, valid, labels=None, sd: float = PSTH_KERNEL_SD) -> float | None:
+    """NLB's PSTH R^2 of held-out units' predicted rates: the mean over held-out units of
+    :func:`psth_r2_units`, the target being each trial's observed held-out counts smoothed
+    by :func:`smooth_spikes` (sd ``sd`` s; the history before the window as context).
+
+    Args:
+        ds: the scored trials (e.g. the test trials): ``activity`` (trial, time, unit),
+            ``heldout`` (unit,), ``bin_width`` attr; optional ``mask``, ``pre_activity``,
+            ``pre_mask``.
+        rates: (trial, time, held-out unit) predicted counts per bin.
+        valid: (trial, time) bool scored bins.
+        labels: (trial,) condition labels; default the ``condition`` coord.
+    Returns:
+        float, or None without condition labels.
+    """
+    if labels is None:
+        labels = np.asarray(ds["condition"].values) if "condition" in ds.coords else None
+    if labels is None:
+        return None
+    ho = np.flatnonzero(np.asarray(ds["heldout"].values, bool))
+    y = ds["activity"].transpose("trial", "time", "unit").values[..., ho].astype(float)
+    pre = pre_context(ds, np.arange(ds.sizes["trial"]), ho)
+    target = smooth_spikes(y, valid_bins(ds, 0), sd / bin_width(ds), *pre)
+    return float(np.nanmean(psth_r2_units(target, rates, labels, valid)))

@@ -20,6 +20,7 @@ from disrnn.evaluation.connectivity import connectivity_dataset, connectivity_su
 from disrnn.evaluation.decoding import condition_decoding
 from disrnn.evaluation.inputs import null_rate, sigma_q
 from disrnn.evaluation.rollout import history_length
+from disrnn.evaluation.spike_smoothing import heldout_psth_r2
 from disrnn.fit.tensors import dataset_kind, valid_bins
 
 __all__ = [
@@ -111,8 +112,9 @@ def one_step_metrics(fit, ev: EvalSplit, m: dict) -> tuple[np.ndarray, dict, np.
         m["test_ll_heldout_per_bin_neuron"] = _masked_mean(ll[..., heldout], ll_ok[..., heldout])
     spikes = ev.kind == "spike_counts"
     m["bps"] = mt.bits_per_spike(x, pred, nr, ok[..., None]) if spikes else None
-    m["bps_heldin"] = m["co_bps"] = None
+    m["bps_heldin"] = m["co_bps"] = m["co_psth_r2"] = None
     if spikes and heldout.any():
+        m["co_psth_r2"] = heldout_psth_r2(ev.dt, pred[..., heldout], ok)
         m["bps_heldin"] = mt.bits_per_spike(
             x[..., ~heldout], pred[..., ~heldout], nr[~heldout], ok[..., None]
         )
