@@ -64,6 +64,10 @@ HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
     # smoothing): a fit's whole-trial posterior, and the smoothing of past spikes only
     ("co-bps, smoothing posterior (whole trial)", "co_bps_smoothed"),
     ("co-bps, smoothing of past spikes only (reference)", "co_bps_causal"),
+    # NLB's PSTH R^2 of the held-out units (the reference's and a fit's one-step rates'),
+    # and of a fit's smoothing posterior
+    ("held-out PSTH R²", "co_psth_r2"),
+    ("held-out PSTH R², smoothing posterior", "co_psth_r2_smoothed"),
     ("bits per spike (all units)", "bps"),
     ("reconstruction R²", "recon_r2"),
     ("predicted vs true rates R²", "rate_r2_true"),
