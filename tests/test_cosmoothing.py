@@ -188,6 +188,32 @@ def test_posterior_depends_on_the_fit_only_through_its_map(toy):
     assert np.abs(preds["fit", "fit"] - preds["fit", "other"]).max() > 1e-2
 
 
+def test_heldout_readout_starts_at_the_fits_decoder_rows(toy):
+    """The refitted readout starts at D = A_ho T, d = a_ho: from the encoder's coordinates c
+    it gives the fit decoder's held-out eta of z = T c; ``readout="fixed"`` keeps the fit's
+    rows (no readout), and both are trained only where refit."""
+    from disrnn.evaluation.cosmoothing import _initial
+    from disrnn.evaluation.smoothing_config import SmoothingConfig
+    from disrnn.models.smoothing import HeldoutReadout
+
+    ds, fit = toy
+    ho = ds["heldout"].values.astype(bool)
+    _, _, T = _initial(fit, ~ho, SmoothingConfig())
+    assert T is not None  # a linear fit: the SVD basis
+    A, a = fit.module.A.detach(), fit.module.a.detach()
+    readout = HeldoutReadout(A[torch.from_numpy(ho)], a[torch.from_numpy(ho)], T)
+    c = torch.randn(3, 7, T.shape[0], generator=torch.Generator().manual_seed(0))
+    want = ((c @ T.T) @ A.T + a)[..., torch.from_numpy(ho)]
+    torch.testing.assert_close(readout(c), want, rtol=1e-5, atol=1e-5)
+    refit = fit_smoothing_posterior(fit, ds, seed=0, **SETTINGS)
+    fixed = fit_smoothing_posterior(fit, ds, seed=0, readout="fixed", **SETTINGS)
+    assert fixed.readout is None and isinstance(refit.readout, HeldoutReadout)
+    moved = (refit.readout.D.detach() - readout.D.detach()).abs().max()
+    assert moved > 1e-3  # trained
+    with pytest.raises(ValueError, match="readout"):
+        SmoothingConfig(readout="free")
+
+
 def test_acausal_conv_against_a_loop():
     g = torch.Generator().manual_seed(0)
     p = torch.randn(3, 9, 4, generator=g, dtype=torch.float64)  # (trial, time, channel)
@@ -248,7 +274,8 @@ def test_coordinated_dropout_hides_every_scored_unit():
 
 def test_a_scored_unit_does_not_reach_its_own_prediction(toy):
     """Perturbing a hidden unit's input (every bin) leaves every prediction unchanged."""
-    from disrnn.evaluation.cosmoothing import _forward, _tensors
+    from disrnn.evaluation.cosmoothing import _forward
+    from disrnn.evaluation.posterior_data import posterior_tensors as _tensors
 
     ds, fit = toy
     post = fit_smoothing_posterior(fit, ds, seed=0, epochs=2)

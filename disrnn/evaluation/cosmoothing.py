@@ -8,6 +8,11 @@ posterior latents live in the fit's own latent space and groups::
     z^s_t = b_s + sum_{l=-Lf..Lf} phi_{k,l} (B_s f_{t-l})_k   (latent,)
     r_t   = link(A z^s_t + a (+ u_t))                         (unit,) expected counts
 
+For a linear decoder the held-out units' rows of A, a are by default trained with the
+encoder, from the fit's (``SmoothingConfig.readout``, :class:`~disrnn.models.smoothing.
+HeldoutReadout`): the fit trained them on its causal latents, and NLB's co-smoothing
+fits a readout of held-out neurons on the training trials.
+
 phi = softmax over the 2 Lf + 1 lags (one kernel shared by all latents, or one per
 latent), initialised as a mixture of a short and a wide symmetric exponential
 (``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``); B_s, b_s start at the fit's B, b. For a
@@ -56,13 +61,17 @@ import xarray as xr
 
 from disrnn.evaluation.inputs import null_rate
 from disrnn.evaluation.metrics import bits_per_spike, poisson_loglik
+from disrnn.evaluation.posterior_data import (
+    check_posterior_data,
+    coordinated_dropout,
+    posterior_tensors,
+)
 from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
 from disrnn.evaluation.spike_smoothing import heldout_psth_r2
 from disrnn.evaluation.steps import nlb_behavior_r2
-from disrnn.fit.folder import check_input
 from disrnn.fit.objective import nll_terms
 from disrnn.fit.tensors import bin_width, dataset_kind, valid_bins
-from disrnn.models.smoothing import SmoothingEncoder, svd_basis
+from disrnn.models.smoothing import HeldoutReadout, SmoothingEncoder, svd_basis
 
 __all__ = [
     "LAG_SECONDS",
@@ -74,106 +83,26 @@ __all__ = [
     "fit_smoothing_posterior",
 ]
 
-_HELDOUT_FIX = "bin the session with held-out units, e.g. `disrnn bin --heldout-fraction 0.25`"
 
-
-# ------------------------------------------------------------------------- pieces
-def coordinated_dropout(n_trial: int, heldin: torch.Tensor, p: float, generator=None):
-    """Input scale and loss mask of one training step.
-
-    Per trial, round(p * n_in) random held-in units are hidden from the input and added
-    to the loss; held-out units are never input and always in the loss.
-
-    Args:
-        n_trial: trials in the batch; heldin: (unit,) bool; p: fraction in [0, 1);
-        generator: torch.Generator.
-    Returns:
-        scale: (trial, unit) float32 input multiplier, 0 for every unit in the loss,
-        n_in / (n_in - n_hidden) for the visible held-in units; loss: (trial, unit) bool.
-        ``scale > 0`` and ``loss`` are never both true.
-    """
-    heldin = heldin.bool()
-    n_in = int(heldin.sum())
-    k = min(int(round(p * n_in)), n_in - 1) if n_in > 1 else 0
-    hide = torch.zeros(n_trial, heldin.numel(), dtype=torch.bool)
-    if k > 0:
-        cols = torch.nonzero(heldin).flatten()
-        order = torch.rand(n_trial, n_in, generator=generator).argsort(dim=1)[:, :k]
-        hide[torch.arange(n_trial)[:, None], cols[order]] = True
-    loss = hide | ~heldin[None, :]
-    scale = (~loss).float() * (n_in / max(n_in - k, 1))
-    return scale, loss
-
-
-# --------------------------------------------------------------------------- data
-def _check(fit, ds: xr.Dataset) -> np.ndarray:
-    """(unit,) bool held-out units; ValueError for a non-Poisson fit or dataset."""
-    if getattr(fit.config, "likelihood", None) != "poisson":
-        raise ValueError(
-            "co-smoothing scores spike counts with a Poisson likelihood; this fit's "
-            f"likelihood is {fit.config.likelihood!r} (fit with --likelihood poisson)"
-        )
-    if dataset_kind(ds) != "spike_counts":
-        raise ValueError("co-smoothing needs spike counts; this dataset's activity is continuous")
-    if ds.sizes.get("unit") != fit.module.n_units:
-        raise ValueError(
-            f"the dataset has {ds.sizes.get('unit')} units; the fit has {fit.module.n_units}"
-        )
-    check_input(fit.uses_input, "input" in ds, f"the fit {fit.path}")
-    if "heldout" not in ds.coords or not np.asarray(ds["heldout"].values, bool).any():
-        raise ValueError(f"the dataset has no held-out units; {_HELDOUT_FIX}")
-    heldout = np.asarray(ds["heldout"].values, bool)
-    if heldout.all():
-        raise ValueError("every unit is held out; the encoder needs held-in units")
-    seen = fit.module.input_mask.numpy().astype(bool)
-    if (seen & heldout).any():
-        raise ValueError(
-            f"the fit's encoder saw {int((seen & heldout).sum())} of the dataset's held-out "
-            "units; fit it on this dataset (its `heldout` coord hides them from the encoder)"
-        )
-    return heldout
-
-
-def _tensors(ds: xr.Dataset) -> dict:
-    """x: (trial, pre + time, unit) float32 with pre_activity prepended; obs: same
-    (trial, pre + time) float32 observed; n_pre; target_ok: (trial, time) bool; u or None."""
-    act = ds["activity"].transpose("trial", "time", "unit").values.astype(np.float32)
-    mask = np.ones(act.shape[:2], bool)
-    if "mask" in ds:
-        mask = ds["mask"].transpose("trial", "time").values.astype(bool)
-    x, obs = act, mask
-    n_pre = 0
-    if "pre_activity" in ds:
-        pre = ds["pre_activity"].transpose("trial", "pre_time", "unit").values.astype(np.float32)
-        pm = np.ones(pre.shape[:2], bool)
-        if "pre_mask" in ds:
-            pm = ds["pre_mask"].transpose("trial", "pre_time").values.astype(bool)
-        x, obs, n_pre = np.concatenate([pre, act], 1), np.concatenate([pm, mask], 1), pre.shape[1]
-    x = np.where(obs[..., None], x, 0.0).astype(np.float32)
-    u = None
-    if "input" in ds:
-        u = torch.from_numpy(ds["input"].transpose("trial", "time", "unit").values.astype("f4"))
-    return {
-        "x": torch.from_numpy(x),
-        "obs": torch.from_numpy(obs.astype(np.float32)),
-        "n_pre": n_pre,
-        "target": torch.from_numpy(act),
-        "target_ok": torch.from_numpy(mask),
-        "u": u,
-    }
-
-
-def _forward(encoder, decoder, data, idx, heldin, scale):
-    """(z, eta) of trials ``idx`` on the window bins; scale: (trial, unit) input scale."""
+def _forward(encoder, decoder, data, idx, heldin, scale, readout=None):
+    """(z, eta) of trials ``idx`` on the window bins; scale: (trial, unit) input scale;
+    readout: a :class:`HeldoutReadout` whose eta replaces the decoder's for the held-out
+    units (None: the decoder's for every unit)."""
     f = torch.tanh(data["x"][idx]) * scale[:, None, :]
-    z = encoder(f[..., heldin], data["obs"][idx])[:, data["n_pre"] :]
+    c = encoder.coords(f[..., heldin], data["obs"][idx])[:, data["n_pre"] :]
+    z = encoder.to_latents(c)
     u = None if data["u"] is None else data["u"][idx]
-    return z, decoder.decode(z, u)
+    eta = decoder.decode(z, u)
+    if readout is not None:
+        ho = torch.nonzero(~heldin).flatten()
+        eta_ho = readout(c) + (0.0 if u is None else u[..., ho])
+        eta = eta.index_copy(-1, ho, eta_ho)
+    return z, eta
 
 
-def _loss(encoder, decoder, data, idx, heldin, scale, in_loss):
+def _loss(encoder, decoder, data, idx, heldin, scale, in_loss, readout=None):
     """Poisson NLL per observed bin, summed over the units in ``in_loss`` (trial, unit)."""
-    _, eta = _forward(encoder, decoder, data, idx, heldin, scale)
+    _, eta = _forward(encoder, decoder, data, idx, heldin, scale, readout)
     nll = nll_terms(decoder, data["target"][idx], eta, constant=False)  # (trial, time, unit)
     ok = data["target_ok"][idx]
     w = ok[..., None] & in_loss[:, None, :]
@@ -186,15 +115,18 @@ class SmoothingPosterior:
 
     Attributes:
         encoder: :class:`SmoothingEncoder`; decoder: a frozen copy of ``fit.module`` (its
-        A, a, link and known-input handling); heldout: (unit,) bool; units: (unit,) ids;
+        A, a, link and known-input handling); readout: the held-out units'
+        :class:`HeldoutReadout` or None (``SmoothingConfig.readout``); heldout: (unit,)
+        bool; units: (unit,) ids;
         latent_group: (latent,) int, the fit's; config: :class:`SmoothingConfig`;
         info: epochs_run, best_epoch, best_val_nll (nats per val bin, held-out units),
         seconds, seed, history (per epoch: epoch, train, val).
     """
 
-    def __init__(self, encoder, decoder, heldout, units, latent_group, config, info):
+    def __init__(self, encoder, decoder, heldout, units, latent_group, config, info, readout):
         self.encoder = encoder.eval()
         self.decoder = decoder.eval()
+        self.readout = None if readout is None else readout.eval()
         self.heldout = np.asarray(heldout, bool)
         self.units = np.asarray(units)
         self.latent_group = np.asarray(latent_group, int)
@@ -203,7 +135,10 @@ class SmoothingPosterior:
 
     def __repr__(self) -> str:
         c = self.config
-        return f"SmoothingPosterior(lags={c.lags}, kernel={c.kernel}, dropout={c.dropout})"
+        return (
+            f"SmoothingPosterior(lags={c.lags}, kernel={c.kernel}, dropout={c.dropout}, "
+            f"readout={c.readout})"
+        )
 
     @property
     def A(self) -> np.ndarray:
@@ -216,11 +151,11 @@ class SmoothingPosterior:
             raise ValueError(
                 f"the dataset has {ds.sizes.get('unit')} units; need {self.units.size}"
             )
-        data = _tensors(ds)
+        data = posterior_tensors(ds)
         heldin = torch.from_numpy(~self.heldout)
         idx = torch.arange(ds.sizes["trial"])
         scale = heldin.float().expand(idx.numel(), -1)  # no dropout at prediction
-        return _forward(self.encoder, self.decoder, data, idx, heldin, scale)
+        return _forward(self.encoder, self.decoder, data, idx, heldin, scale, self.readout)
 
     def _da(self, values, ds, dim, coords) -> xr.DataArray:
         da = xr.DataArray(
@@ -240,8 +175,8 @@ class SmoothingPosterior:
         return self._da(z.double().numpy(), ds, "latent", coords)
 
     def predict(self, ds: xr.Dataset) -> xr.DataArray:
-        """Expected counts per bin f(A z^s_t + a (+ u_t)): (trial, time, unit) float64, every
-        window bin, every unit. Held-out units never see themselves; a held-in unit's
+        """Expected counts per bin f(A z^s_t + a (+ u_t)) (held-out units: f(D c_t + d (+ u_t))
+        with a refitted readout): (trial, time, unit) float64, every window bin, every unit. Held-out units never see themselves; a held-in unit's
         prediction includes its own input (it is not a co-smoothing score)."""
         _, eta = self._run(ds)
         with torch.no_grad():
@@ -287,7 +222,7 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
     cfg = SmoothingConfig(**settings)
     if cfg.lags is None:
         cfg = dataclasses.replace(cfg, lags=default_lags(bin_width(ds)))
-    heldout = _check(fit, ds)
+    heldout = check_posterior_data(fit, ds)
     split = np.asarray(ds["split"].values).astype(str) if "split" in ds.coords else None
     if split is None or not (split == "train").any() or not (split == "val").any():
         raise ValueError(
@@ -297,7 +232,7 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(int(seed))
     heldin = torch.from_numpy(~heldout)
-    data = _tensors(ds)
+    data = posterior_tensors(ds)
     decoder = copy.deepcopy(fit.module).requires_grad_(False)
     B0, b0, basis = _initial(fit, ~heldout, cfg)
     bw = bin_width(ds)
@@ -306,33 +241,40 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
         tau_short=cfg.tau_short / bw if bw else 1.0, short_weight=cfg.short_weight,
         basis=basis,
     )  # fmt: skip
-    opt = torch.optim.AdamW(enc.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    readout = _readout(fit, heldout, basis, cfg)
+    groups = [{"params": list(enc.parameters())}]
+    if readout is not None:  # a maximum-likelihood readout: no decay towards 0
+        groups.append({"params": list(readout.parameters()), "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    modules = torch.nn.ModuleDict(
+        {"encoder": enc, **({} if readout is None else {"readout": readout})}
+    )
     train = torch.from_numpy(np.flatnonzero(split == "train"))
     val = torch.from_numpy(np.flatnonzero(split == "val"))
     val_scale, val_loss = heldin.float().expand(val.numel(), -1), ~heldin.expand(val.numel(), -1)
     best, best_state, best_epoch, history = math.inf, None, -1, []
     for epoch in range(cfg.epochs):
-        enc.train()
+        modules.train()
         perm = train[torch.randperm(train.numel(), generator=gen)]
         total = 0.0
         for i in range(0, perm.numel(), cfg.batch_trials):
             idx = perm[i : i + cfg.batch_trials]
             scale, in_loss = coordinated_dropout(idx.numel(), heldin, cfg.dropout, gen)
-            loss = _loss(enc, decoder, data, idx, heldin, scale, in_loss)
+            loss = _loss(enc, decoder, data, idx, heldin, scale, in_loss, readout)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * idx.numel()
-        enc.eval()
+        modules.eval()
         with torch.no_grad():
-            v = float(_loss(enc, decoder, data, val, heldin, val_scale, val_loss))
+            v = float(_loss(enc, decoder, data, val, heldin, val_scale, val_loss, readout))
         history.append({"epoch": epoch, "train": total / train.numel(), "val": v})
         if v < best - 1e-5:
             best, best_epoch = v, epoch
-            best_state = {k: t.detach().clone() for k, t in enc.state_dict().items()}
+            best_state = {k: t.detach().clone() for k, t in modules.state_dict().items()}
         elif epoch - best_epoch >= cfg.patience:
             break
-    enc.load_state_dict(best_state)
+    modules.load_state_dict(best_state)
     info = {
         "epochs_run": len(history),
         "best_epoch": best_epoch,
@@ -341,7 +283,18 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
         "seed": int(seed),
         "history": history,
     }
-    return SmoothingPosterior(enc, decoder, heldout, ds["unit"].values, fit.latent_group, cfg, info)
+    return SmoothingPosterior(
+        enc, decoder, heldout, ds["unit"].values, fit.latent_group, cfg, info, readout
+    )
+
+
+def _readout(fit, heldout: np.ndarray, basis, cfg: SmoothingConfig):
+    """The held-out units' :class:`HeldoutReadout` from the fit's decoder rows (in the
+    encoder's coordinates ``basis``), or None: ``readout="fixed"`` or an MLP decoder."""
+    if cfg.readout != "refit" or getattr(fit.config, "decoder", "linear") != "linear":
+        return None
+    ho = torch.from_numpy(heldout)
+    return HeldoutReadout(fit.module.A.detach()[ho], fit.module.a.detach()[ho], basis)
 
 
 # ------------------------------------------------------------------------ metrics
@@ -363,7 +316,7 @@ def cosmoothing_metrics(fit, post: SmoothingPosterior, ds: xr.Dataset) -> dict:
         ValueError: as :func:`fit_smoothing_posterior` (Gaussian fit, no held-out units),
         or no test trials.
     """
-    heldout = _check(fit, ds)
+    heldout = check_posterior_data(fit, ds)
     split = np.asarray(ds["split"].values).astype(str)
     if not (split == "test").any():
         raise ValueError(f"the dataset has no test trials (splits: {sorted(set(split))})")

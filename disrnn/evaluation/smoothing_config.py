@@ -12,6 +12,7 @@ __all__ = [
     "INIT_SHORT_WEIGHT",
     "INIT_TAU_SECONDS",
     "LAG_SECONDS",
+    "READOUT",
     "SmoothingConfig",
     "default_lags",
 ]
@@ -37,6 +38,12 @@ LAG_SECONDS = 1.0
 #: seeds 0-1; smoothing 0.436) 0.549 / 0.547 / 0.553.
 INIT_TAU_SECONDS = 0.03
 INIT_SHORT_WEIGHT = 0.8
+#: the held-out units' readout of the posterior. The fit's held-out rows of A were trained
+#: on the causal latents; refitted on the training trials' held-out units (from the fit's,
+#: early-stopped with the encoder, NLB's protocol) they raised co-bps on ALM from 0.550 /
+#: 0.556 (lrRNN / DisRNN 4 + 4, seeds 0-2) to 0.602 / 0.598, and on alm-small from 0.412 /
+#: 0.406 to 0.419 / 0.421 (benchmarks/README.md, "real.py")
+READOUT = "refit"
 
 
 def default_lags(bin_width: float | None) -> int:
@@ -61,7 +68,10 @@ class SmoothingConfig:
     W = A B over the held-in units, :func:`disrnn.models.smoothing.svd_basis`, for a
     linear encoder and decoder; else the fit's own) or ``fit`` (the fit's latents);
     tau_short (s, > 0) and short_weight (in [0, 1]): the kernel's initial shape
-    (``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``).
+    (``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``); readout: ``refit`` (the held-out units'
+    rows of a linear decoder are trained with the encoder, from the fit's, without weight
+    decay: :class:`disrnn.models.smoothing.HeldoutReadout`) or ``fixed`` (the fit's A, a
+    for every unit). ``READOUT`` says why ``refit`` is the default.
     """
 
     lags: int | None = None
@@ -76,6 +86,7 @@ class SmoothingConfig:
     basis: str = "svd"
     tau_short: float = INIT_TAU_SECONDS
     short_weight: float = INIT_SHORT_WEIGHT
+    readout: str = READOUT
 
     def __post_init__(self):
         for name in ("lags", "epochs", "patience", "batch_trials"):
@@ -101,5 +112,7 @@ class SmoothingConfig:
             raise ValueError(f"short_weight must be in [0, 1], got {self.short_weight!r}")
         if self.basis not in ("svd", "fit"):
             raise ValueError(f"basis must be 'svd' or 'fit', got {self.basis!r}")
+        if self.readout not in ("refit", "fixed"):
+            raise ValueError(f"readout must be 'refit' or 'fixed', got {self.readout!r}")
         if self.init not in ("fit", "random"):
             raise ValueError(f"init must be 'fit' or 'random', got {self.init!r}")

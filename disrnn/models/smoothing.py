@@ -2,6 +2,8 @@
 
     c_t   = b_s + sum_{l=-Lf..Lf} phi_{k,l} (B_s f_{t-l})_k / sum_l phi_{k,l} obs_{t-l}
     z^s_t = T c_t        (T: a fixed (latent, latent) basis; the identity when not given)
+    eta^ho_t = D c_t + d (:class:`HeldoutReadout`: the held-out units' rows of a linear
+                          decoder in the c coordinates, D = A_ho T and d = a_ho at the start)
 
 f (trial, time, held-in unit) input features, obs (trial, time) 1 where observed: a
 normalised convolution over the trial's observed bins, future and past alike.
@@ -14,7 +16,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-__all__ = ["SmoothingEncoder", "acausal_conv", "initial_kernel", "svd_basis"]
+__all__ = ["HeldoutReadout", "SmoothingEncoder", "acausal_conv", "initial_kernel", "svd_basis"]
 
 
 def acausal_conv(p: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
@@ -124,11 +126,47 @@ class SmoothingEncoder(torch.nn.Module):
         """(1 or latent, 2 Lf + 1) kernel over lags +Lf (future) .. -Lf (past)."""
         return torch.softmax(self.logits, dim=1)
 
-    def forward(self, f: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    def coords(self, f: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """f: (trial, time, n_in) input features, obs: (trial, time) float 1 where observed
-        (unobserved bins are left out) -> z: (trial, time, latent)."""
+        (unobserved bins are left out) -> c: (trial, time, latent), the encoder's own
+        coordinates."""
         phi = self.phi.expand(self.b.numel(), -1)
         num = acausal_conv((f @ self.B.T) * obs[..., None], phi)  # (trial, time, latent)
         den = acausal_conv(obs[..., None].expand(-1, -1, self.b.numel()), phi)
-        c = num / den.clamp_min(1e-6) + self.b
+        return num / den.clamp_min(1e-6) + self.b
+
+    def to_latents(self, c: torch.Tensor) -> torch.Tensor:
+        """c (..., latent) -> z = T c (..., latent)."""
         return c if self.basis is None else c @ self.basis.T
+
+    def forward(self, f: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """f, obs as :meth:`coords` -> z: (trial, time, latent) the fit's latents."""
+        return self.to_latents(self.coords(f, obs))
+
+
+class HeldoutReadout(torch.nn.Module):
+    """eta_ho = c D^T + d: the held-out units' natural parameters from the encoder's
+    coordinates c (z = T c), a linear readout trained with the encoder.
+
+    Started at the fit's own decoder rows, D = A_ho T and d = a_ho, so before training it
+    predicts what the fit's decoder predicts from z; both D and d are then fitted to the
+    held-out units of the training trials, as NLB's co-smoothing fits a readout of held-out
+    neurons. A T does not depend on how a fit splits W into A and B (for A' = A M,
+    B' = M^-1 B the SVD basis is T' = M^-1 T), so neither does the readout.
+
+    Args:
+        A_ho: (held-out unit, latent) the fit's decoder rows; a_ho: (held-out unit,) biases.
+        basis: (latent, latent) T of the encoder, or None (the identity).
+    """
+
+    def __init__(self, A_ho: torch.Tensor, a_ho: torch.Tensor, basis=None):
+        super().__init__()
+        D = torch.as_tensor(A_ho, dtype=torch.float32)
+        if basis is not None:
+            D = D @ torch.as_tensor(basis, dtype=torch.float32)
+        self.D = torch.nn.Parameter(D.detach().clone())
+        self.d = torch.nn.Parameter(torch.as_tensor(a_ho, dtype=torch.float32).detach().clone())
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        """c: (..., latent) -> (..., held-out unit) eta."""
+        return c @ self.D.T + self.d
