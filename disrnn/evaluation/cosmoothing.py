@@ -242,8 +242,30 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
         basis=basis,
     )  # fmt: skip
     readout = _readout(fit, heldout, basis, cfg)
+    best, best_epoch, history = _train(enc, readout, decoder, data, split, heldin, cfg, gen)
+    info = {
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "best_val_nll": best,
+        "seconds": time.perf_counter() - t0,
+        "seed": int(seed),
+        "history": history,
+    }
+    return SmoothingPosterior(
+        enc, decoder, heldout, ds["unit"].values, fit.latent_group, cfg, info, readout
+    )
+
+
+def _train(enc, readout, decoder, data, split, heldin, cfg: SmoothingConfig, gen):
+    """Train the encoder (and readout) on the train trials with AdamW (the readout without
+    weight decay: a maximum-likelihood readout, not one shrunk towards 0), early-stopped
+    on the val trials' held-out NLL; leaves the best epoch's weights in place.
+
+    Returns:
+        (best val NLL, best epoch, history: per epoch {epoch, train, val}).
+    """
     groups = [{"params": list(enc.parameters())}]
-    if readout is not None:  # a maximum-likelihood readout: no decay towards 0
+    if readout is not None:
         groups.append({"params": list(readout.parameters()), "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     modules = torch.nn.ModuleDict(
@@ -275,17 +297,7 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
         elif epoch - best_epoch >= cfg.patience:
             break
     modules.load_state_dict(best_state)
-    info = {
-        "epochs_run": len(history),
-        "best_epoch": best_epoch,
-        "best_val_nll": best,
-        "seconds": time.perf_counter() - t0,
-        "seed": int(seed),
-        "history": history,
-    }
-    return SmoothingPosterior(
-        enc, decoder, heldout, ds["unit"].values, fit.latent_group, cfg, info, readout
-    )
+    return best, best_epoch, history
 
 
 def _readout(fit, heldout: np.ndarray, basis, cfg: SmoothingConfig):
