@@ -142,7 +142,8 @@ class SmoothingPosterior:
 
     @property
     def A(self) -> np.ndarray:
-        """(unit, latent) float64, the fit's decoder (unchanged)."""
+        """(unit, latent) float64, the fit's decoder (unchanged; with a refitted readout the
+        held-out units are predicted by ``readout`` instead of their rows here)."""
         return self.decoder.A.detach().double().numpy()
 
     @torch.no_grad()

@@ -40,8 +40,8 @@ and not among the first L history-only bins; ``null`` = not applicable):
   the same over held-out units (NLB co-bps; null from the training trials): the causal
   one-step prediction, latents from the past only (the RNN that defines W).
   ``co_bps_smoothed`` the same for the fit's smoothing posterior (latents from the
-  held-in units of the whole trial, the fit's decoder A, a fixed; NLB allows the whole
-  trial), on the same bins; ``co_bps_smoothed_all_bins`` on every observed bin;
+  held-in units of the whole trial, the fit's decoder A, a, the held-out units' rows
+  refitted with the encoder; NLB allows the whole trial), on the same bins; ``co_bps_smoothed_all_bins`` on every observed bin;
   ``test_ll_heldout_smoothed_per_bin_neuron``; ``smoothing_posterior_seconds``.
   ``co_psth_r2`` NLB's PSTH R^2 of the held-out units' one-step rates (condition =
   the ``condition`` coord; :func:`~disrnn.evaluation.spike_smoothing.heldout_psth_r2`),
