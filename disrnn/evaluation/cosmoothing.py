@@ -400,7 +400,8 @@ def smoothing_posterior_metrics(fit, ds: xr.Dataset, seed: int = 0, enabled: boo
         smoothing_posterior_seconds=post.info["seconds"],
     )
     dtr, dt = (ds.isel(trial=np.flatnonzero(split == s)) for s in ("train", "test"))
-    out["behavior_r2_nlb_smoothed"] = nlb_behavior_r2(post.predict, dtr, dt, int(fit.history))
-    rates = post.predict(dt).transpose("trial", "time", "unit").values[..., heldout]
-    out["co_psth_r2_smoothed"] = heldout_psth_r2(dt, rates, valid_bins(dt, int(fit.history)))
+    L, rates = int(fit.history), post.predict(dt).transpose("trial", "time", "unit").values
+    ok = valid_bins(dt, L)
+    out["behavior_r2_nlb_smoothed"] = nlb_behavior_r2(post.predict, dtr, dt, L, rates[ok])
+    out["co_psth_r2_smoothed"] = heldout_psth_r2(dt, rates[..., heldout], ok)
     return out
