@@ -80,10 +80,14 @@ def small_run(tmp_path_factory):
             seed=seed,
             finished_at_kill=(checkpoint.parent / f"seed{seed}" / "fit_info.json").exists(),
         )
-    # after SIGKILL the working directory stays locked; --unlock is the documented step
+    # after SIGKILL the working directory stays locked; --unlock is the documented step.
+    # A job that had written its output but was killed before Snakemake recorded it as
+    # done (e.g. the model selection running beside the fit) is marked incomplete, so the
+    # documented re-run passes --rerun-incomplete.
     unlock = snakemake("--unlock", "--configfile", str(SMALL_CONFIG), cwd=work, env=_env())
     start = time.monotonic()
-    second = snakemake("--cores", "2", "--configfile", str(SMALL_CONFIG), cwd=work, env=_env())
+    rerun = ("--cores", "2", "--rerun-incomplete", "--configfile", str(SMALL_CONFIG))
+    second = snakemake(*rerun, cwd=work, env=_env())
     return SimpleNamespace(
         work=work,
         results=work / "results",
