@@ -28,7 +28,7 @@ Methods: lrRNN and DisRNN at K = 4 (DisRNN 2 + 2, beta 2: the tester's settings)
 K = 4 and 8 (:func:`disrnn.evaluation.pca.pca_reference`, same protocol). ``--fit KEY=VALUE``
 sets a ``FitConfig`` field of every model (as ``real.py --fit``). Columns: the
 evaluation's ``behavior_r2`` (cross-validated ridge from the test latents) of hand position
-and velocity, the one-step ``recon_r2``, fit seconds; mean +- sd over seeds.
+(from the latents, and from their running sum over the trial's bins) and velocity, the one-step ``recon_r2``, fit seconds; mean +- sd over seeds.
 
 A benchmark, not a test: it asserts nothing. Every number is seeded.
 """
@@ -170,6 +170,7 @@ def _scores(m: dict) -> dict:
     beh = m.get("behavior_r2") or {}
     return {
         "pos": beh.get("hand_pos", {}).get("all"),
+        "pos_sum": beh.get("hand_pos", {}).get("running_sum"),
         "vel": beh.get("hand_vel", {}).get("all"),
         "recon": m.get("recon_r2"),
     }
@@ -223,8 +224,8 @@ def run_variant(name: str, seeds: list[int], work: Path, models=MODELS, options=
 
 
 def table(rows: list[dict]) -> str:
-    cols = (("pos", "hand position R2"), ("vel", "hand velocity R2"), ("recon", "recon R2"),
-            ("seconds", "fit s"))  # fmt: skip
+    cols = (("pos", "hand position R2"), ("pos_sum", "position R2, running sum"),
+            ("vel", "hand velocity R2"), ("recon", "recon R2"), ("seconds", "fit s"))  # fmt: skip
     lines = [
         "| variant | model | " + " | ".join(c for _, c in cols) + " | n |",
         "|---" * (len(cols) + 3) + "|",

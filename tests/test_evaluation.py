@@ -362,7 +362,7 @@ def test_evaluate_end_to_end(tiny_fit, caplog):
     ):
         assert isinstance(m[key], float), key
     assert -1.0 <= m["group_latent_r2"] <= 1.0 and m["tc"] >= m["pc"] - 0.05
-    assert set(m["behavior_r2"]["hand"]) == {"all", "g0", "g1"}
+    assert set(m["behavior_r2"]["hand"]) == {"all", "running_sum", "g0", "g1"}
     assert isinstance(m["behavior_r2_nlb"]["hand"], float)
     assert m["kstep_r2"]["1"] is not None and "16" in m["kstep_r2"]
     # condition a/b alternates, 3 + 3 test trials: chance 0.5, accuracies are fractions

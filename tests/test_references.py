@@ -9,7 +9,7 @@ from scipy import stats
 from sklearn.linear_model import PoissonRegressor
 from sklearn.metrics import r2_score
 
-from disrnn.evaluation.decoding import condition_decoding
+from disrnn.evaluation.decoding import condition_decoding, latent_behavior_r2, running_sum
 from disrnn.evaluation.metrics import ridge_decoding_r2
 from disrnn.evaluation.pca import pca_reference
 from disrnn.evaluation.references import smoothing_reference, write_reference
@@ -358,6 +358,29 @@ def test_condition_decoding_follows_the_label_after_t0():
     assert out["condition_accuracy_time_mean"] == pytest.approx(np.nanmean(acc))
     again = condition_decoding(z, labels, split, seed=0)
     np.testing.assert_array_equal(acc, again["condition_accuracy_by_time"])
+
+
+def test_latent_behavior_r2_reads_a_position_from_velocity_latents():
+    """Latents that carry a velocity: their running sum is the position (truth built by
+    hand), so it decodes the position almost exactly, where the velocity itself cannot."""
+    rng = np.random.default_rng(1)
+    n_trial, n_time = 40, 30
+    vel = rng.standard_normal((n_trial, n_time, 2)).cumsum(1) * 0.3  # smooth-ish velocity
+    ok = np.ones((n_trial, n_time), bool)
+    ok[:, :3] = False  # history bins: not scored, not summed
+    z = np.concatenate([vel, rng.standard_normal((n_trial, n_time, 1))], -1)
+    z[:, :3] = np.nan
+    pos = np.where(ok[..., None], vel, 0.0).cumsum(1) + 0.01 * rng.standard_normal(vel.shape)
+    out = latent_behavior_r2(z, ok, pos, labels=np.array([0, 0, 1]))
+    assert set(out) == {"all", "running_sum", "g0", "g1"}
+    assert out["running_sum"] > 0.99 and out["all"] < 0.8
+    trial = np.broadcast_to(np.arange(n_trial)[:, None], ok.shape)[ok]
+    assert out["all"] == pytest.approx(ridge_decoding_r2(z[ok], pos[ok], trial), rel=1e-12)
+    assert out["g1"] < 0.1  # the noise latent alone
+    np.testing.assert_allclose(running_sum(z, ok)[:, 3:], np.cumsum(z[:, 3:], 1))
+    assert (running_sum(z, ok)[:, :3] == 0).all()
+    with pytest.raises(ValueError, match="must share"):
+        latent_behavior_r2(z, ok[:, :-1], pos)
 
 
 def test_condition_decoding_rejects_mismatched_shapes():

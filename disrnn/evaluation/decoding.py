@@ -1,10 +1,13 @@
-"""Cross-validated decoding of a trial's condition from latents (any fit's, or PCA's)."""
+"""Cross-validated decoding from latents (any fit's, or PCA's): a trial's condition, and a
+behavior variable per bin and from the latents' running sum."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["condition_decoding"]
+from disrnn.evaluation.metrics import ridge_decoding_r2
+
+__all__ = ["condition_decoding", "latent_behavior_r2", "running_sum"]
 
 
 def _classifier(seed: int, C: float):
@@ -89,3 +92,57 @@ def condition_decoding(
         "n_train": int(tr.sum()),
         "n_test": int(te.sum()),
     }
+
+
+def running_sum(z, ok) -> np.ndarray:
+    """s_t = sum of z over the trial's scored bins up to and including t.
+
+    Args:
+        z: (trial, time, latent) float; ok: (trial, time) bool, the scored bins. A bin that
+            is not scored, or whose latents are not finite, adds nothing to the sum.
+    Returns:
+        (trial, time, latent) float64 cumulative sums along time.
+    """
+    z = np.asarray(z, dtype=float)
+    keep = np.asarray(ok, bool)[..., None] & np.isfinite(z)
+    return np.where(keep, z, 0.0).cumsum(axis=1)
+
+
+def latent_behavior_r2(z, ok, y, labels=None) -> dict:
+    """Cross-validated ridge R^2 of one behavior variable from latents, on the scored bins.
+
+    Each score is :func:`~disrnn.evaluation.metrics.ridge_decoding_r2` (standardised
+    features, ``RidgeCV``, 5-fold ``GroupKFold`` over trials) with these features:
+
+    - ``all``: the latents z_t of the bin;
+    - ``running_sum``: s_t = sum_{t' <= t scored} z_t' (:func:`running_sum`, from the
+      trial's first scored bin). Latents that carry a velocity integrate to a position,
+      so a hand position may be read from their running sum rather than from them;
+    - ``g<g>``, one per group of ``labels``: the latents of that group alone.
+
+    Args:
+        z: (trial, time, latent) float latents; ok: (trial, time) bool scored bins;
+        y: (trial, time) or (trial, time, dim) float behavior; labels: (latent,) int
+        group of each latent, or None for no per-group scores.
+    Returns:
+        {"all": R^2, "running_sum": R^2, "g<g>": R^2 ...} floats (NaN under 2 trials).
+    """
+    z, ok = np.asarray(z, dtype=float), np.asarray(ok, bool)
+    y = np.asarray(y, dtype=float)
+    y = y.reshape(y.shape[0], y.shape[1], -1)
+    if z.ndim != 3 or ok.shape != z.shape[:2] or y.shape[:2] != z.shape[:2]:
+        raise ValueError(
+            f"latents (trial, time, latent) {z.shape}, scored bins {ok.shape} and behavior "
+            f"{y.shape} must share (trial, time)"
+        )
+    trial = np.broadcast_to(np.arange(z.shape[0])[:, None], ok.shape)[ok]
+    mu, yy = z[ok], y[ok]
+    out = {
+        "all": ridge_decoding_r2(mu, yy, trial),
+        "running_sum": ridge_decoding_r2(running_sum(z, ok)[ok], yy, trial),
+    }
+    if labels is not None:
+        labels = np.asarray(labels).astype(int)
+        for g in np.unique(labels):
+            out[f"g{g}"] = ridge_decoding_r2(mu[:, labels == g], yy, trial)
+    return out

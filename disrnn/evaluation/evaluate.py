@@ -77,7 +77,9 @@ and not among the first L history-only bins; ``null`` = not applicable):
   evaluation partition vs the matched true ones, mean over matched groups), ``Wg{t}_*``
   per matched true group t. ``connectivity.nc`` always holds the fit's own groups.
 - behavior (variables with attrs kind = "behavior"): ``behavior_r2`` {name: {"all": R^2,
-  "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge;
+  "running_sum": R^2 from the latents summed over the trial's bins up to each bin,
+  "g{label}": R^2 per latent group}}: 5-fold (over test trials) cross-validated ridge
+  (:func:`~disrnn.evaluation.decoding.latent_behavior_r2`);
   ``behavior_r2_nlb`` {name: R^2}: NLB's velocity-decoding protocol, ridge from the
   one-step predicted rates of all units, fit on the train trials, scored on the test
   trials (:func:`~disrnn.evaluation.metrics.nlb_decoding_r2`); ``behavior_r2_nlb_smoothed``

@@ -13,7 +13,7 @@ import xarray as xr
 from disrnn.data.io import behavior_variables
 from disrnn.evaluation import alignment as al
 from disrnn.evaluation import metrics as mt
-from disrnn.evaluation.decoding import condition_decoding
+from disrnn.evaluation.decoding import condition_decoding, latent_behavior_r2
 from disrnn.evaluation.inputs import load_data
 from disrnn.evaluation.reference_inputs import (
     condition_labels,
@@ -55,9 +55,9 @@ def pca_reference(dataset, n_components: int, seed: int = 0, condition=None, his
       ``recon_r2_unit_mean``, ``recon_r2_heldin``, ``recon_r2_heldout`` (null without
       held-out units). Unlike a fit's one-step prediction, the held-in reconstruction uses
       the bin itself: an upper reference, not a like-for-like one.
-    - ``behavior_r2`` {name: {"all": R^2}}: the DisRNN evaluation's protocol exactly
-      (:func:`~disrnn.evaluation.metrics.ridge_decoding_r2`, 5-fold GroupKFold over test
-      trials, on the scored test bins).
+    - ``behavior_r2`` {name: {"all": R^2, "running_sum": R^2}}: the DisRNN evaluation's
+      protocol exactly (:func:`~disrnn.evaluation.decoding.latent_behavior_r2`, 5-fold
+      GroupKFold over test trials, on the scored test bins).
     - with a condition: ``condition_accuracy``, ``condition_accuracy_time_mean``,
       ``condition_chance`` (:func:`~disrnn.evaluation.decoding.condition_decoding`).
 
@@ -170,11 +170,9 @@ def _behavior_r2(ds, z_test, ok_te) -> dict | None:
     if not beh:
         return None
     test = np.asarray(ds["split"].values).astype(str) == "test"
-    trial_id = np.broadcast_to(np.arange(z_test.shape[0])[:, None], ok_te.shape)[ok_te]
-    mu = al.flatten_latents(z_test, ok_te)
-    out = {}
-    for name in beh:
-        y = ds[name].transpose("trial", "time", ...).values[test].astype(float)
-        y = y.reshape(y.shape[0], y.shape[1], -1)[ok_te]
-        out[name] = {"all": mt.ridge_decoding_r2(mu, y, trial_id)}
-    return out
+    return {
+        name: latent_behavior_r2(
+            z_test, ok_te, ds[name].transpose("trial", "time", ...).values[test]
+        )
+        for name in beh
+    }

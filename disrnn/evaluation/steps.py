@@ -17,7 +17,7 @@ from disrnn.data.io import DIMS, behavior_variables, clean_attrs
 from disrnn.evaluation import alignment as al
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.connectivity import connectivity_dataset, connectivity_summary
-from disrnn.evaluation.decoding import condition_decoding
+from disrnn.evaluation.decoding import condition_decoding, latent_behavior_r2
 from disrnn.evaluation.inputs import null_rate, sigma_q
 from disrnn.evaluation.rollout import history_length
 from disrnn.evaluation.spike_smoothing import heldout_psth_r2
@@ -241,23 +241,22 @@ def connectivity_metrics(fit, ev: EvalSplit, lat: LatentSet, matching, m: dict) 
 
 def behavior_metrics(fit, ev: EvalSplit, lat: LatentSet, m: dict, pred: np.ndarray) -> None:
     """Decoding of each behavior variable, into ``m``: ``behavior_r2`` (cross-validated
-    ridge from the test latents) and ``behavior_r2_nlb`` (NLB's protocol: ridge from the
+    ridge from the test latents, per bin, from their running sum and per group:
+    :func:`~disrnn.evaluation.decoding.latent_behavior_r2`) and ``behavior_r2_nlb`` (NLB's protocol: ridge from the
     predicted rates ``pred`` (test trial, time, unit), fit on the training trials)."""
-    ds, ok, mu = ev.ds, ev.ok, lat.mu
+    ds, ok = ev.ds, ev.ok
     beh = behavior_variables(ds)
     if not beh:
         m["behavior_r2"] = m["behavior_r2_nlb"] = None
         return
     m["behavior_r2_nlb"] = _nlb_behavior(fit, ev, beh, pred)
-    trial_id = np.broadcast_to(np.arange(int(ev.test.sum()))[:, None], ok.shape)[ok]
-    m["behavior_r2"] = {}
-    for name in beh:
-        y = ds[name].transpose("trial", "time", ...).values[ev.test].astype(float)
-        y = y.reshape(y.shape[0], y.shape[1], -1)[ok]  # (sample, dim)
-        scores = {"all": mt.ridge_decoding_r2(mu, y, trial_id)}
-        for g in np.unique(lat.labels):
-            scores[f"g{g}"] = mt.ridge_decoding_r2(mu[:, lat.labels == g], y, trial_id)
-        m["behavior_r2"][name] = scores
+    z = lat.z_all[ev.test]
+    m["behavior_r2"] = {
+        name: latent_behavior_r2(
+            z, ok, ds[name].transpose("trial", "time", ...).values[ev.test], lat.labels
+        )
+        for name in beh
+    }
 
 
 def _nlb_behavior(fit, ev: EvalSplit, names: list[str], pred: np.ndarray) -> dict | None:

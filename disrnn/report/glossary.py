@@ -48,6 +48,7 @@ J_eig_max_real :: = :: largest real part of J's eigenvalues
 (W|Wsub|Wg\d+)_r2 :: + :: R² of the true connectivity by the fitted one
 (W|Wsub|Wg\d+)_(mae|rmse) :: - :: mean absolute / root-mean-square error of the fitted against the true connectivity
 behavior_r2\.[^.]+\.all :: + :: cross-validated ridge R² of this behavior variable from all latents
+behavior_r2\.[^.]+\.running_sum :: + :: cross-validated ridge R² of this behavior variable from the running sum of all latents over the trial's bins up to each bin (latents that carry a velocity sum to a position, e.g. of the hand)
 behavior_r2\.[^.]+\.g[^.]+ :: = :: cross-validated ridge R² of this behavior variable from one latent group's latents (descriptive: which group carries it)
 behavior_r2_nlb\.[^.]+ :: + :: NLB's decoding R² of this behavior variable: ridge from the predicted rates of all units, fit on the train trials, scored on the test trials
 behavior_r2_nlb_smoothed\.[^.]+ :: + :: NLB's decoding R² of this behavior variable from the smoothing posterior's rates of all units (whole trial); the smoothing reference's behavior_r2_nlb is compared with it
