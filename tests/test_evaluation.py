@@ -311,7 +311,11 @@ def test_evaluate_end_to_end(tiny_fit, caplog):
     from disrnn.fit import load_fit
 
     root, ds_path, fit_dir = tiny_fit
+    caplog.set_level("INFO", logger="disrnn.evaluation")
     out = evaluate(fit_dir, ds_path, root / "eval", seed=3)
+    for step in ("one-step prediction", "smoothing posterior", "rollouts"):  # progress
+        assert f"evaluation: {step} done in" in caplog.text
+    assert "smoothing posterior: best val NLL" in caplog.text
     assert sorted(p.name for p in out.iterdir()) == [
         "connectivity.nc",
         "latents.nc",

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
 import time
 
@@ -72,6 +73,9 @@ from disrnn.evaluation.steps import nlb_behavior_r2
 from disrnn.fit.objective import nll_terms
 from disrnn.fit.tensors import bin_width, dataset_kind, valid_bins
 from disrnn.models.smoothing import HeldoutReadout, SmoothingEncoder, svd_basis
+
+log = logging.getLogger(__name__)
+LOG_EVERY = 25  # epochs between the posterior training's progress lines (INFO)
 
 __all__ = [
     "LAG_SECONDS",
@@ -292,12 +296,17 @@ def _train(enc, readout, decoder, data, split, heldin, cfg: SmoothingConfig, gen
         with torch.no_grad():
             v = float(_loss(enc, decoder, data, val, heldin, val_scale, val_loss, readout))
         history.append({"epoch": epoch, "train": total / train.numel(), "val": v})
+        if epoch % LOG_EVERY == 0:
+            log.info("smoothing posterior epoch %d/%d: val held-out NLL %.5f", epoch, cfg.epochs, v)
         if v < best - 1e-5:
             best, best_epoch = v, epoch
             best_state = {k: t.detach().clone() for k, t in modules.state_dict().items()}
         elif epoch - best_epoch >= cfg.patience:
             break
     modules.load_state_dict(best_state)
+    log.info(
+        "smoothing posterior: best val NLL %.5f at epoch %d of %d", best, best_epoch, epoch + 1
+    )
     return best, best_epoch, history
 
 

@@ -110,6 +110,8 @@ and not among the first L history-only bins; ``null`` = not applicable):
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -248,16 +250,20 @@ def compute_evaluation(
         "history": ev.L,
         **fit_summary(fit),
     }
-    pred, per_unit, true_rates = one_step_metrics(fit, ev, m)
-    m.update(smoothing_posterior_metrics(fit, ds, seed, enabled=smoothing_posterior))
-    lat = latent_metrics(fit, ev, m, n_pc_samples, seed)
-    matching = truth_metrics(ev, lat, m)
-    conn = connectivity_metrics(fit, ev, lat, matching, m)
-    units = unit_metrics(fit, ev, lat, m)
-    behavior_metrics(fit, ev, lat, m, pred)
-    condition_metrics(ev, lat, m, seed)
-    gm, ks, roll_mean, roll_sample = generation_metrics(
-        fit, ev.dt, ev.dtr, ev.null_rate, ev.kind, seed
+    pred, per_unit, true_rates = _step("one-step prediction", one_step_metrics, fit, ev, m)
+    m.update(
+        _step(
+            "smoothing posterior", smoothing_posterior_metrics, fit, ds, seed, smoothing_posterior
+        )
+    )
+    lat = _step("latents, PC and TC", latent_metrics, fit, ev, m, n_pc_samples, seed)
+    matching = _step("ground truth", truth_metrics, ev, lat, m)
+    conn = _step("connectivity", connectivity_metrics, fit, ev, lat, matching, m)
+    units = _step("unit maps", unit_metrics, fit, ev, lat, m)
+    _step("behavior decoding", behavior_metrics, fit, ev, lat, m, pred)
+    _step("condition decoding", condition_metrics, ev, lat, m, seed)
+    gm, ks, roll_mean, roll_sample = _step(
+        "rollouts", generation_metrics, fit, ev.dt, ev.dtr, ev.null_rate, ev.kind, seed
     )
     m.update(gm)
     roll = rollout_dataset(
@@ -276,6 +282,17 @@ def compute_evaluation(
 
 
 # --------------------------------------------------------------------------- helpers
+log = logging.getLogger(__name__)
+
+
+def _step(name: str, fn, *args):
+    """``fn(*args)``, its wall time logged (INFO): the evaluation of a large session runs
+    for minutes, and its log shows which step it is in."""
+    t0 = time.perf_counter()
+    log.info("evaluation: %s ...", name)
+    out = fn(*args)
+    log.info("evaluation: %s done in %.1f s", name, time.perf_counter() - t0)
+    return out
 
 
 def _jsonable(v):
