@@ -242,8 +242,9 @@ def connectivity_metrics(fit, ev: EvalSplit, lat: LatentSet, matching, m: dict) 
 def behavior_metrics(fit, ev: EvalSplit, lat: LatentSet, m: dict, pred: np.ndarray) -> None:
     """Decoding of each behavior variable, into ``m``: ``behavior_r2`` (cross-validated
     ridge from the test latents, per bin, from their running sum and per group:
-    :func:`~disrnn.evaluation.decoding.latent_behavior_r2`) and ``behavior_r2_nlb`` (NLB's protocol: ridge from the
-    predicted rates ``pred`` (test trial, time, unit), fit on the training trials)."""
+    :func:`~disrnn.evaluation.decoding.latent_behavior_r2`) and ``behavior_r2_nlb``
+    (NLB's protocol: ridge from the predicted rates ``pred`` (test trial, time, unit), fit
+    on the training trials)."""
     ds, ok = ev.ds, ev.ok
     beh = behavior_variables(ds)
     if not beh:
