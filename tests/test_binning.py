@@ -160,7 +160,64 @@ def test_unit_filters_are_recorded(tmp_path):
     # without filters every unit stays, the empty one with zeros
     ds = bin_session(path, BinConfig(bin_width=0.5))
     assert ds.sizes["unit"] == 4 and int(ds["activity"].sel(unit=2).sum()) == 0
+    assert json.loads(ds.attrs["filters"]) == {
+        "duplicates": {"value": "drop", "removed": 0, "removed_units": [], "pairs": []}
+    }
+    ds = bin_session(path, BinConfig(bin_width=0.5, duplicates="keep"))
     assert json.loads(ds.attrs["filters"]) == {}
+
+
+def _twin_session(tmp_path):
+    """Unit 1 repeats 85 % of unit 0's spikes (0.2 ms jitter); units 0 and 2 share a slow
+    rate (independent spikes); unit 3 is independent. 40 trials of 2 s."""
+    rng = np.random.default_rng(3)
+    duration, n_trials = 80.0, 40
+    t = np.arange(0, duration, 0.001)
+    slow = 15 * (1 + np.sin(2 * np.pi * t / 1.3))  # Hz, shared by units 0 and 2
+
+    def from_rate(rate):
+        return t[rng.random(t.size) < rate * 0.001]
+
+    u0 = from_rate(slow)
+    u1 = u0[rng.random(u0.size) < 0.85]
+    u1 = np.sort(np.clip(u1 + rng.normal(0, 2e-4, u1.size), 0, duration - 1e-6))
+    spikes = [u0, u1, from_rate(slow), from_rate(np.full(t.size, 10.0))]
+    starts = np.arange(n_trials) * 2.0
+    path = write_nwb(
+        tmp_path / "twins.nwb",
+        spike_times=spikes,
+        trials={"start_time": starts, "stop_time": starts + 2.0},
+    )
+    return path, spikes
+
+
+def test_a_unit_that_repeats_another_ones_spikes_is_dropped(tmp_path, caplog):
+    from disrnn.data.duplicates import duplicate_pairs
+
+    path, spikes = _twin_session(tmp_path)
+    ds = bin_session(path, BinConfig(bin_width=0.02, duplicates="keep", pre_window=0))
+    x = ds["activity"].values.astype(float)  # (trial, time, unit)
+    # independent truth: numpy's Pearson r at lag 0 and with unit v one bin later
+    r0 = np.corrcoef(x[..., 0].ravel(), x[..., 1].ravel())[0, 1]
+    r_next = np.corrcoef(x[:, :-1, 0].ravel(), x[:, 1:, 1].ravel())[0, 1]
+    r_prev = np.corrcoef(x[:, 1:, 0].ravel(), x[:, :-1, 1].ravel())[0, 1]
+    ((u, v, got0, got_adj),) = duplicate_pairs(x)
+    assert (u, v) == (0, 1) and r0 > 0.8 and max(r_next, r_prev) < 0.2
+    assert got0 == pytest.approx(r0, abs=1e-9)
+    assert got_adj == pytest.approx(max(r_next, r_prev), abs=1e-9)
+    # the shared slow rate correlates 0 and 2 at every lag alike: not a twin
+    assert np.corrcoef(x[..., 0].ravel(), x[..., 2].ravel())[0, 1] > 0.05
+    assert ds.sizes["unit"] == 4
+
+    caplog.set_level("WARNING", logger="disrnn.data.binning")
+    ds = bin_session(path, BinConfig(bin_width=0.02, pre_window=0.1))
+    assert ds["unit"].values.tolist() == [0, 2, 3]  # unit 1 has fewer spikes than its twin
+    assert ds["pre_activity"].sizes["unit"] == 3
+    pairs = json.loads(ds.attrs["filters"])["duplicates"]["pairs"]
+    assert [p[:2] for p in pairs] == [[1, 0]]
+    assert "unit 1 (twin of unit 0" in caplog.text and "twins.nwb" in caplog.text
+    with pytest.raises(ValueError, match="duplicates must be one of drop, keep, got 'no'"):
+        BinConfig(bin_width=0.02, duplicates="no")
 
 
 def test_behavior_is_averaged_or_interpolated(tmp_path):

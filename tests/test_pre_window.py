@@ -208,7 +208,9 @@ def test_simulated_history_matches_its_series(tmp_path, preset):
     reason=f"real DANDI file absent ({ALM}); it lives in ../shared/data on the project machines",
 )
 def test_real_alm_history_equals_independenthistogram_counts():
-    ds = bin_session(ALM, BinConfig(bin_width=0.02, window=(0.0, 6.0), pre_window=0.3))
+    ds = bin_session(
+        ALM, BinConfig(bin_width=0.02, window=(0.0, 6.0), pre_window=0.3, duplicates="keep")
+    )
     with h5py.File(ALM, "r") as f:
         flat = f["units/spike_times"][:]
         ends = f["units/spike_times_index"][:]

@@ -150,7 +150,7 @@ def add_bin(sub) -> None:
 
 def _add_bin_units(p) -> None:
     """``disrnn bin``'s unit filters, held-out units, history and rescaling."""
-    from disrnn.data.bin_config import HELDOUT_MODES, RESCALE_MODES
+    from disrnn.data.bin_config import DUPLICATE_MODES, HELDOUT_MODES, RESCALE_MODES
 
     p.add_argument(
         "--min-rate", type=float, default=None, help="drop units below this mean rate (Hz)"
@@ -160,6 +160,14 @@ def _add_bin_units(p) -> None:
     )
     p.add_argument(
         "--min-spikes", type=int, default=None, help="drop units with fewer spikes in the windows"
+    )
+    p.add_argument(
+        "--duplicates",
+        choices=DUPLICATE_MODES,
+        default=None,
+        help="units that are one neuron recorded twice (same-bin counts far more correlated "
+        "than one bin apart): drop = keep the one with more spikes; keep = keep both "
+        f"(default {_bin_default('duplicates')})",
     )
     p.add_argument(
         "--heldout",
@@ -244,6 +252,7 @@ def _run_bin(args) -> None:
         "min_rate": args.min_rate,
         "max_rate": args.max_rate,
         "min_spikes": args.min_spikes,
+        "duplicates": args.duplicates,
         "behavior": tuple(args.behavior),
         "heldout_fraction": args.heldout_fraction,
         "heldout": args.heldout,

@@ -18,6 +18,8 @@ from disrnn.data.splits import SPLITS
 HELDOUT_MODES = ("auto", "file", "random")
 #: Per-unit rescaling of spike counts (:attr:`BinConfig.rescale`); None: counts as they are.
 RESCALE_MODES = ("unit-max",)
+#: What binning does with units that are one neuron recorded twice (:attr:`BinConfig.duplicates`)
+DUPLICATE_MODES = ("drop", "keep")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class BinConfig:
         activity: bin this continuous TimeSeries (float32) instead of the Units table.
         min_rate, max_rate: drop units whose mean rate over the binned windows (Hz) is
             below / above; min_spikes: drop units with fewer spikes in the windows.
+        duplicates: ``"drop"``: of each pair of units that are one neuron recorded twice
+            (:mod:`disrnn.data.duplicates`: their counts correlate in the same bin far
+            more than one bin apart), keep the one with more spikes, after the rate
+            filters; ``"keep"``: keep every unit. Spike counts only.
         behavior: TimeSeries names averaged onto the bins.
         heldout_fraction: in [0, 1); fraction of units held out (a seeded draw) when the
             held-out units are not taken from the file (see ``heldout``).
@@ -75,6 +81,7 @@ class BinConfig:
     min_rate: float | None = None
     max_rate: float | None = None
     min_spikes: int | None = None
+    duplicates: str = "drop"
     behavior: tuple[str, ...] = ()
     heldout_fraction: float = 0.0
     heldout: str = "auto"
@@ -101,6 +108,10 @@ class BinConfig:
         setf("heldout_fraction", _heldout(self.heldout_fraction, self.heldout))
         setf("pre_window", _pre_window(self.pre_window))
         _check_rescale(self.rescale, self.activity)
+        if self.duplicates not in DUPLICATE_MODES:
+            raise ValueError(
+                f"duplicates must be one of {', '.join(DUPLICATE_MODES)}, got {self.duplicates!r}"
+            )
         if self.condition is not None and not (isinstance(self.condition, str) and self.condition):
             raise TypeError(
                 f"condition must be the name of a trial column or None, got {self.condition!r}"

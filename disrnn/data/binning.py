@@ -28,6 +28,7 @@ import xarray as xr
 from disrnn.data import splits
 from disrnn.data.bin_config import BinConfig
 from disrnn.data.bins import bin_series, count_spikes, observed_bins
+from disrnn.data.duplicates import drop_twins
 from disrnn.data.io import BEHAVIOR_KIND, DIMS, clean_attrs, file_sha256
 from disrnn.data.nwb import read_session
 from disrnn.data.pre_window import pre_window_vars
@@ -306,6 +307,8 @@ def _bin_units(session: Session, config: BinConfig, source, kind, align, edges, 
             observed = observed_bins(session.obs_intervals, align, edges)
             counts[~observed] = 0
         keep_u, filters = _apply_filters(config, counts, observed, unit_ids)
+        if config.duplicates == "drop":
+            filters["duplicates"] = drop_twins(counts, keep_u, unit_ids, path.name)
         activity = counts[:, :, keep_u]
         area = session.area[keep_u]
         unit_columns = {k: v[keep_u] for k, v in session.unit_columns.items()}

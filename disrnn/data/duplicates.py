@@ -1,0 +1,130 @@
+"""Units that are one neuron recorded twice, found from their binned counts.
+
+Spike sorting can split one neuron into two units, and a neuron near two channels can be
+picked up on both. Such a pair shares its very spikes: their counts correlate in the same
+bin far more than one bin apart. Two different neurons that share slow rate changes
+correlate at 0 and +-1 bins alike. So a pair (u, v) counts as one neuron when
+
+    excess_uv = r_0(u, v) - max(r_{+1}(u, v), r_{-1}(u, v)) >= SYNC_EXCESS,
+
+r_l the Pearson correlation over all trials' window bins of u's count at t and v's at t + l
+(pairs of bins within one trial). For co-smoothing such a pair matters most: with one unit
+held in and the other held out, the held-out unit's spikes can be read off the same bin
+of its twin, which a model with a sharp kernel exploits and the score then credits to it.
+Binning keeps the unit with more spikes of each pair (``BinConfig.duplicates``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+__all__ = ["SYNC_EXCESS", "drop_twins", "duplicate_pairs", "units_to_drop"]
+
+log = logging.getLogger("disrnn.data.binning")
+
+#: same-bin correlation above the neighbouring bins' that makes two units one neuron.
+#: A neuron's own spikes (twin units share most of them) give excesses near the fraction
+#: of shared spikes; synchrony between different cortical neurons at 10-50 ms bins is an
+#: order of magnitude smaller (noise correlations of about 0.1 at most).
+SYNC_EXCESS = 0.3
+
+
+def _standardise(a: np.ndarray) -> np.ndarray:
+    """(sample, unit) -> zero mean, unit sd per column; NaN where a unit never varies."""
+    sd = a.std(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a - a.mean(0)) / np.where(sd > 0, sd, np.nan)
+
+
+def duplicate_pairs(counts, excess: float = SYNC_EXCESS) -> list[tuple[int, int, float, float]]:
+    """Pairs of units whose same-bin correlation exceeds their +-1-bin one by ``excess``.
+
+    Args:
+        counts: (trial, time, unit) spike counts of the window bins (unobserved bins 0).
+        excess: the threshold on r_0 - max(r_{+1}, r_{-1}) (module docstring).
+    Returns:
+        [(u, v, r_0, r_adj)] with u < v unit indices and r_adj = max(r_{+1}, r_{-1}),
+        sorted by decreasing excess; units that never vary pair with none.
+    """
+    x = np.asarray(counts, dtype=float)
+    if x.ndim != 3:
+        raise ValueError(f"counts must be (trial, time, unit), got shape {x.shape}")
+    n_unit = x.shape[2]
+    if x.shape[1] < 2 or n_unit < 2:
+        return []
+    z0 = _standardise(x.reshape(-1, n_unit))
+    r0 = z0.T @ z0 / z0.shape[0]
+    a = _standardise(x[:, :-1].reshape(-1, n_unit))
+    b = _standardise(x[:, 1:].reshape(-1, n_unit))
+    r1 = a.T @ b / a.shape[0]  # r1[u, v]: u at t, v at t + 1
+    adj = np.maximum(r1, r1.T)
+    u, v = np.nonzero(np.triu(np.nan_to_num(r0 - adj, nan=-np.inf) >= excess, k=1))
+    pairs = [(int(i), int(j), float(r0[i, j]), float(adj[i, j])) for i, j in zip(u, v, strict=True)]
+    return sorted(pairs, key=lambda p: p[3] - p[2])
+
+
+def units_to_drop(counts, excess: float = SYNC_EXCESS) -> tuple[np.ndarray, list[list]]:
+    """Which units to drop so that no twin pair is left: of each pair the unit with fewer
+    spikes (the later index on a tie), pairs taken by decreasing excess and skipped once
+    either unit is dropped.
+
+    Args:
+        counts: (trial, time, unit) spike counts; excess: as :func:`duplicate_pairs`.
+    Returns:
+        (drop (unit,) bool, [[dropped, kept, r_0, r_adj], ...] of the pairs acted on, unit
+        indices).
+    """
+    x = np.asarray(counts)
+    total = x.sum(axis=(0, 1))
+    drop = np.zeros(x.shape[2], dtype=bool)
+    acted = []
+    for u, v, r0, radj in duplicate_pairs(x, excess):
+        if drop[u] or drop[v]:
+            continue
+        lose, keep = (v, u) if total[u] >= total[v] else (u, v)
+        drop[lose] = True
+        acted.append([lose, keep, round(r0, 3), round(radj, 3)])
+    return drop, acted
+
+
+def drop_twins(counts, keep: np.ndarray, unit_ids: np.ndarray, source: str) -> dict:
+    """Clear ``keep`` (in place) for the sparser unit of each twin pair among the kept
+    units (:func:`units_to_drop`), with a logged warning naming each pair.
+
+    Args:
+        counts: (trial, time, unit) spike counts of every unit; keep: (unit,) bool, the
+        units the other filters kept (changed in place); unit_ids: (unit,) ids;
+        source: the file's name, for the warning.
+    Returns:
+        the dataset's ``filters`` attr entry: ``value``, ``removed``, ``removed_units``
+        (ids), ``pairs`` ([dropped id, kept id, r_0, r_adj]).
+    """
+    kept = np.flatnonzero(keep)
+    drop, pairs = units_to_drop(counts[:, :, kept])
+    keep[kept[drop]] = False
+
+    def uid(i):
+        v = unit_ids[kept[i]]
+        return v.item() if hasattr(v, "item") else v
+
+    named = [[uid(a), uid(b), r0, ra] for a, b, r0, ra in pairs]
+    if named:
+        log.warning(
+            "%s: dropped %d unit(s) that repeat another unit's spikes (one neuron recorded "
+            "twice: same-bin count correlation far above the neighbouring bins'): %s; "
+            "duplicates: keep keeps them",
+            source,
+            len(named),
+            "; ".join(
+                f"unit {a} (twin of unit {b}: r {r0} in the same bin, {ra} one bin apart)"
+                for a, b, r0, ra in named
+            ),  # fmt: skip
+        )
+    return {
+        "value": "drop",
+        "removed": len(named),
+        "removed_units": [p[0] for p in named],
+        "pairs": named,
+    }
