@@ -191,7 +191,8 @@ def _twin_session(tmp_path):
     return path, spikes
 
 
-def test_a_unit_that_repeats_another_ones_spikes_is_dropped(tmp_path, caplog):
+def test_a_unit_that_repeats_another_ones_spikes_is_dropped(tmp_path, caplog, monkeypatch):
+    from disrnn.data import duplicates
     from disrnn.data.duplicates import duplicate_pairs
 
     path, spikes = _twin_session(tmp_path)
@@ -205,6 +206,10 @@ def test_a_unit_that_repeats_another_ones_spikes_is_dropped(tmp_path, caplog):
     assert (u, v) == (0, 1) and r0 > 0.8 and max(r_next, r_prev) < 0.2
     assert got0 == pytest.approx(r0, abs=1e-9)
     assert got_adj == pytest.approx(max(r_next, r_prev), abs=1e-9)
+    monkeypatch.setattr(duplicates, "CHUNK_VALUES", 300)  # sums over chunks of 1 trial
+    ((_, _, chunked0, chunked_adj),) = duplicate_pairs(x)
+    assert (chunked0, chunked_adj) == pytest.approx((got0, got_adj), abs=1e-12)
+    monkeypatch.undo()
     # the shared slow rate correlates 0 and 2 at every lag alike: not a twin
     assert np.corrcoef(x[..., 0].ravel(), x[..., 2].ravel())[0, 1] > 0.05
     assert ds.sizes["unit"] == 4

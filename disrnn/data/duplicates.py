@@ -29,13 +29,17 @@ log = logging.getLogger("disrnn.data.binning")
 #: of shared spikes; synchrony between different cortical neurons at 10-50 ms bins is an
 #: order of magnitude smaller (noise correlations of about 0.1 at most).
 SYNC_EXCESS = 0.3
+CHUNK_VALUES = 2_000_000  # counts converted to float64 at a time
 
 
-def _standardise(a: np.ndarray) -> np.ndarray:
-    """(sample, unit) -> zero mean, unit sd per column; NaN where a unit never varies."""
-    sd = a.std(0)
+def _corr(sa, sb, saa, sbb, sab, n) -> np.ndarray:
+    """Pearson r[u, v] of a_u and b_v from their sums over n samples: sa, sb (unit,),
+    saa, sbb (unit,) sums of squares, sab (unit, unit) sum of products; NaN where a unit
+    never varies."""
+    cov = sab / n - np.outer(sa, sb) / n**2
+    va, vb = saa / n - (sa / n) ** 2, sbb / n - (sb / n) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (a - a.mean(0)) / np.where(sd > 0, sd, np.nan)
+        return cov / np.sqrt(np.outer(np.where(va > 0, va, np.nan), np.where(vb > 0, vb, np.nan)))
 
 
 def duplicate_pairs(counts, excess: float = SYNC_EXCESS) -> list[tuple[int, int, float, float]]:
@@ -48,17 +52,30 @@ def duplicate_pairs(counts, excess: float = SYNC_EXCESS) -> list[tuple[int, int,
         [(u, v, r_0, r_adj)] with u < v unit indices and r_adj = max(r_{+1}, r_{-1}),
         sorted by decreasing excess; units that never vary pair with none.
     """
-    x = np.asarray(counts, dtype=float)
+    x = np.asarray(counts)
     if x.ndim != 3:
         raise ValueError(f"counts must be (trial, time, unit), got shape {x.shape}")
-    n_unit = x.shape[2]
-    if x.shape[1] < 2 or n_unit < 2:
+    n_trial, n_time, n_unit = x.shape
+    if n_time < 2 or n_unit < 2:
         return []
-    z0 = _standardise(x.reshape(-1, n_unit))
-    r0 = z0.T @ z0 / z0.shape[0]
-    a = _standardise(x[:, :-1].reshape(-1, n_unit))
-    b = _standardise(x[:, 1:].reshape(-1, n_unit))
-    r1 = a.T @ b / a.shape[0]  # r1[u, v]: u at t, v at t + 1
+    # sums over chunks of trials in float64: no float copy of a large session
+    s0 = np.zeros(n_unit)
+    q0 = np.zeros((n_unit, n_unit))
+    sa, sb, saa, sbb = (np.zeros(n_unit) for _ in range(4))
+    q1 = np.zeros((n_unit, n_unit))
+    step = max(1, CHUNK_VALUES // max(n_time * n_unit, 1))
+    for k in range(0, n_trial, step):
+        c = x[k : k + step].astype(np.float64)
+        flat = c.reshape(-1, n_unit)
+        s0 += flat.sum(0)
+        q0 += flat.T @ flat
+        a, b = c[:, :-1].reshape(-1, n_unit), c[:, 1:].reshape(-1, n_unit)
+        sa, sb = sa + a.sum(0), sb + b.sum(0)
+        saa, sbb = saa + (a * a).sum(0), sbb + (b * b).sum(0)
+        q1 += a.T @ b
+    d0 = np.diag(q0)
+    r0 = _corr(s0, s0, d0, d0, q0, n_trial * n_time)
+    r1 = _corr(sa, sb, saa, sbb, q1, n_trial * (n_time - 1))  # r1[u, v]: u at t, v at t + 1
     adj = np.maximum(r1, r1.T)
     u, v = np.nonzero(np.triu(np.nan_to_num(r0 - adj, nan=-np.inf) >= excess, k=1))
     pairs = [(int(i), int(j), float(r0[i, j]), float(adj[i, j])) for i, j in zip(u, v, strict=True)]
