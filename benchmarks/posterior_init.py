@@ -15,6 +15,8 @@ coordinates the encoder learns in):
     wide        w = 0, the fit's latent coordinates
     mixture     the package's w and tau_s (0.8, 30 ms), the fit's latent coordinates
     svd         the same in the coordinates of the SVD of W (the package default)
+    svd-wide    w = 0 in the coordinates of the SVD of W
+    svd-fixed   the default start with the fit's held-out rows of A, a kept (readout fixed)
 
 One torch thread; every number is seeded. This is a benchmark: it asserts nothing.
 """
@@ -36,6 +38,8 @@ INITS = {
     "wide": {"short_weight": 0.0, "basis": "fit"},
     "mixture": {**_MIXTURE, "basis": "fit"},
     "svd": {**_MIXTURE, "basis": "svd"},
+    "svd-wide": {"short_weight": 0.0, "basis": "svd"},
+    "svd-fixed": {**_MIXTURE, "basis": "svd", "readout": "fixed"},
 }
 METHODS = ("lrRNN", "DisRNN")
 
