@@ -88,6 +88,21 @@ def test_decoder_unchanged(toy):
     assert not torch.allclose(post.encoder.B, B[:, ~torch.from_numpy(post.heldout)])
 
 
+def test_dropout_chosen_by_the_val_loss(toy):
+    """A tuple of dropout fractions fits one posterior each and keeps the one with the
+    lowest val held-out NLL: the same predictions as that fraction's lone fit."""
+    ds, fit = toy
+    lone = {p: fit_smoothing_posterior(fit, ds, seed=2, epochs=4, dropout=p) for p in (0.0, 0.3)}
+    val = {p: post.info["best_val_nll"] for p, post in lone.items()}
+    chosen = fit_smoothing_posterior(fit, ds, seed=2, epochs=4, dropout=[0.0, 0.3])
+    want = min(val, key=val.get)
+    assert chosen.config.dropout == want
+    assert chosen.info["dropout_val_nll"] == {str(p): v for p, v in val.items()}
+    np.testing.assert_array_equal(chosen.predict(ds).values, lone[want].predict(ds).values)
+    with pytest.raises(ValueError, match="non-empty list"):
+        fit_smoothing_posterior(fit, ds, dropout=())
+
+
 def test_same_seed_same_predictions(toy):
     ds, fit = toy
     kw = {"epochs": 4, "dropout": 0.3}
