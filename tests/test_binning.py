@@ -386,3 +386,13 @@ def test_condition_names_the_trial_column_of_the_condition_coord(tmp_path):
     argv = ["bin", str(path), "--out", str(out), "--bin-width", "0.1", "--condition", "type"]
     assert main(argv) == 0
     np.testing.assert_array_equal(load_dataset(out)["condition"].values.astype(str), types)
+
+
+def test_disrnn_bin_duplicates_flag(tmp_path):
+    from disrnn.cli import main
+
+    path, _ = _twin_session(tmp_path)
+    for flag, units in ((["--duplicates", "keep"], [0, 1, 2, 3]), ([], [0, 2, 3])):
+        out = tmp_path / f"ds{len(flag)}.nc"
+        assert main(["bin", str(path), "--out", str(out), "--bin-width", "0.02", *flag]) == 0
+        assert load_dataset(out)["unit"].values.tolist() == units
