@@ -112,7 +112,14 @@ def test_session_report_sections_and_provenance(fake_results):
     text = (fake_results["reports"] / "fake_a.html").read_text()
     for method in FAKE_METHODS:
         assert f"<h2>{method}</h2>" in text
-    for needle in ("000999", "0.230101.0000", "ab" * 32, "min_rate", "trials/start_time"):
+    for needle in (
+        "000999",
+        "0.230101.0000",
+        "ab" * 32,
+        "min_rate",
+        "trials/start_time",
+        "7, twin of 3",
+    ):
         assert needle in text
     # split sizes: 24 trials, every 4th is val/test
     splits = dict(

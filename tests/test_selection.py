@@ -131,7 +131,9 @@ def test_rule_rejects_groups_whose_next_step_the_others_predict():
 
 def test_rule_with_one_seed_takes_the_most_independent_admissible_partition():
     rows = _rows("lrRNN", 6, "6", -25.0, np.nan, np.nan) + _rows("lrRNN", 5, "5", -25.5)
-    rows += _rows("DisRNN", 6, "3+3", -25.0, 1.5, np.nan) + _rows("DisRNN", 6, "4+2", -25.0, 0.5, np.nan)
+    rows += _rows("DisRNN", 6, "3+3", -25.0, 1.5, np.nan) + _rows(
+        "DisRNN", 6, "4+2", -25.0, 0.5, np.nan
+    )
     t = pd.DataFrame(rows)
     d = decide(t[t["seed"] == 1])  # one seed: se 0, agreement not measured
     assert d["verdict"] == MODULES and d["partition"] == [4, 2]
@@ -147,9 +149,16 @@ def test_rule_decides_at_the_likelihood_rank_and_reports_the_others():
             for r in _rows("lrRNN", k, str(k), m, np.nan, np.nan)]  # fmt: skip
     rows += [{**r, "role": "reference"} for a in ref for r in _rows(*a, np.nan, np.nan)]
     rows += _rows("DisRNN", 4, "2+2", -27.2, 0.5, 0.97) + _rows("DisRNN", 4, "3+1", -27.1, 1.0, 0.5)
-    rows += _rows("DisRNN", 6, "3+3", -25.1, 0.0, 0.98) + _rows("DisRNN", 8, "4+4", -24.7, 0.0, 0.99)
+    rows += _rows("DisRNN", 6, "3+3", -25.1, 0.0, 0.98) + _rows(
+        "DisRNN", 8, "4+4", -24.7, 0.0, 0.99
+    )
     d = decide(pd.DataFrame(rows))
-    assert (d["rank"], d["verdict"], d["partition"], d["reference_rank"]) == (8, NO_EVIDENCE, None, 7)
+    assert (d["rank"], d["verdict"], d["partition"], d["reference_rank"]) == (
+        8,
+        NO_EVIDENCE,
+        None,
+        7,
+    )
     assert [p["partition"] for p in d["partitions"]] == ["4+4"]  # the chosen rank's table
     by_rank = {r["rank"]: (r["partition"], r["modules"]) for r in d["ranks_with_partitions"]}
     assert by_rank == {4: ("2+2", True), 6: ("3+3", True), 8: (None, False)}
@@ -453,7 +462,9 @@ def test_fit_script_takes_the_selected_groups(tmp_path):
     from pathlib import Path
     from types import SimpleNamespace
 
-    sel = _selection_folder(tmp_path / "sel", [("4+2", -25.01, 0.3, 0.92), ("3+3", -25.03, 0.1, 0.97)])
+    sel = _selection_folder(
+        tmp_path / "sel", [("4+2", -25.01, 0.3, 0.92), ("3+3", -25.03, 0.1, 0.97)]
+    )
     path = Path(__file__).resolve().parents[1] / "workflow/scripts/fit.py"
     spec = importlib.util.spec_from_file_location("wf_fit", path)
     module = importlib.util.module_from_spec(spec)

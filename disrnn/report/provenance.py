@@ -75,9 +75,11 @@ def _filter_rows(raw) -> list[tuple]:
     if isinstance(parsed, dict):
         for name, spec in parsed.items():
             if isinstance(spec, dict):
-                filters.append(
-                    (name, _plain(spec.get("value", spec)), _plain(spec.get("removed", "")))
-                )
+                removed = _plain(spec.get("removed", ""))
+                if spec.get("pairs"):  # duplicates: which unit was whose twin
+                    twins = "; ".join(f"{p[0]}, twin of {p[1]}" for p in spec["pairs"])
+                    removed = f"{removed} (units {twins})"
+                filters.append((name, _plain(spec.get("value", spec)), removed))
             else:
                 filters.append((name, _plain(spec), ""))
     elif isinstance(parsed, list):

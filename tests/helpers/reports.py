@@ -54,7 +54,10 @@ def fake_dataset(rng: np.random.Generator, n_trials=24, n_time=20, n_units=12) -
                 "alignment": "trials/start_time",
                 "window_start": -0.1,
                 "window_end": 0.3,
-                "filters": {"min_rate": {"value": 1.0, "removed": 2}},
+                "filters": {
+                    "min_rate": {"value": 1.0, "removed": 2},
+                    "duplicates": {"value": "drop", "removed": 1, "pairs": [[7, 3, 0.9, 0.01]]},
+                },
                 "dropped_trials": {"nan_alignment": 1},
                 "kind": "spike_counts",
                 "session_description": f"fake session {EVIL}",
