@@ -25,9 +25,11 @@ __all__ = ["SYNC_EXCESS", "drop_twins", "duplicate_pairs", "units_to_drop"]
 log = logging.getLogger("disrnn.data.binning")
 
 #: same-bin correlation above the neighbouring bins' that makes two units one neuron.
-#: A neuron's own spikes (twin units share most of them) give excesses near the fraction
-#: of shared spikes; synchrony between different cortical neurons at 10-50 ms bins is an
-#: order of magnitude smaller (noise correlations of about 0.1 at most).
+#: Twin units give excesses near the fraction of spikes they share; different neurons'
+#: counts in 10-50 ms bins correlate weakly, and mostly through slow shared modulation,
+#: which the neighbouring bins share too. Measured at 20 ms: the one twin pair of the ALM
+#: file (000006) 0.836, every other pair of its 66 units below 0.1; no pair of the MTL
+#: file (000207) nor of the simulated presets reaches 0.1.
 SYNC_EXCESS = 0.3
 CHUNK_VALUES = 2_000_000  # counts converted to float64 at a time
 
