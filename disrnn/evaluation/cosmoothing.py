@@ -237,8 +237,10 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
         )
     ps = cfg.dropout if isinstance(cfg.dropout, tuple) else (cfg.dropout,)
     t0, best, val = time.perf_counter(), None, {}
+    data = posterior_tensors(ds)  # read once, shared by every candidate (not changed)
     for p in ps:  # one posterior per dropout fraction; the lowest val held-out NLL wins
-        post = _fit_one(fit, ds, dataclasses.replace(cfg, dropout=p), heldout, split, seed)
+        one = dataclasses.replace(cfg, dropout=p)
+        post = _fit_one(fit, ds, data, one, heldout, split, seed)
         val[str(p)] = post.info["best_val_nll"]
         if best is None or post.info["best_val_nll"] < best.info["best_val_nll"]:
             best = post
@@ -248,12 +250,12 @@ def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> S
     return best
 
 
-def _fit_one(fit, ds, cfg: SmoothingConfig, heldout, split, seed) -> SmoothingPosterior:
-    """One posterior with one dropout fraction (:func:`fit_smoothing_posterior`)."""
+def _fit_one(fit, ds, data, cfg: SmoothingConfig, heldout, split, seed) -> SmoothingPosterior:
+    """One posterior with one dropout fraction (:func:`fit_smoothing_posterior`); data:
+    :func:`~disrnn.evaluation.posterior_data.posterior_tensors` of ``ds``."""
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(int(seed))
     heldin = torch.from_numpy(~heldout)
-    data = posterior_tensors(ds)
     decoder = copy.deepcopy(fit.module).requires_grad_(False)
     B0, b0, basis = _initial(fit, ~heldout, cfg)
     bw = bin_width(ds)
