@@ -17,6 +17,8 @@ coordinates the encoder learns in):
     svd         the same in the coordinates of the SVD of W (the package default)
     svd-wide    w = 0 in the coordinates of the SVD of W
     svd-fixed   the default start with the fit's held-out rows of A, a kept (readout fixed)
+    p0, p0.1, p0.3  the default start with one coordinated-dropout fraction each, instead of
+                the package's choice among them by the val loss
 
 One torch thread; every number is seeded. This is a benchmark: it asserts nothing.
 """
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from real import bin_dataset, reference_rows  # benchmarks/real.py
 
-from disrnn.evaluation.smoothing_config import INIT_SHORT_WEIGHT, INIT_TAU_SECONDS
+from disrnn.evaluation.smoothing_config import DROPOUTS, INIT_SHORT_WEIGHT, INIT_TAU_SECONDS
 
 _MIXTURE = {"short_weight": INIT_SHORT_WEIGHT, "tau_short": INIT_TAU_SECONDS}
 INITS = {
@@ -40,6 +42,7 @@ INITS = {
     "svd": {**_MIXTURE, "basis": "svd"},
     "svd-wide": {"short_weight": 0.0, "basis": "svd"},
     "svd-fixed": {**_MIXTURE, "basis": "svd", "readout": "fixed"},
+    **{f"p{p:g}": {**_MIXTURE, "basis": "svd", "dropout": p} for p in DROPOUTS},
 }
 METHODS = ("lrRNN", "DisRNN")
 

@@ -50,13 +50,13 @@ INIT_SHORT_WEIGHT = 0.8
 READOUT = "refit"
 #: coordinated-dropout fractions the posterior is fitted with, one fit each; the one with
 #: the lowest held-out NLL on the val trials is kept. Which one is best depends on the
-#: session (test co-bps of p = 0 / 0.1 / 0.3, ``DROPOUTS`` measured by an exploration
-#: script on ``benchmarks/posterior_init.py``'s fits): on ALM (20 ms bins, its twin unit
-#: dropped, smoothing 0.433; lrRNN and DisRNN 4 + 4 seed 0) 0.472 / 0.468 / 0.421 and
-#: 0.475 / 0.464 / 0.419; on the same file cut to a small NLB session (60 training trials
-#: x 0.7 s, smoothing 0.228; seeds 0-2) 0.218-0.246 / 0.275-0.310 / 0.285-0.307: with
-#: few training bins the held-out units alone train the encoder too little. On all 8
-#: fits the val NLL picked the best p or one within 0.01 of it.
+#: session. Test co-bps of p = 0 / 0.1 / 0.3 (``python benchmarks/posterior_init.py
+#: --sessions alm --seeds 1 --inits p0,p0.1,p0.3``, and ``--sessions alm-small --seeds 3``;
+#: lrRNN and DisRNN 4 + 4): on ALM (20 ms bins, its twin unit dropped, smoothing 0.433)
+#: 0.473 / 0.466 / 0.420; on the same file cut to a small NLB session (60 training trials
+#: x 0.7 s, smoothing 0.228) 0.232 / 0.292 / 0.296: with few training bins the held-out
+#: units alone train the encoder too little. On those 8 fits the val NLL picked the best
+#: p or one within 0.01 of it.
 DROPOUTS = (0.0, 0.1, 0.3)
 
 
