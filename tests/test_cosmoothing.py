@@ -448,3 +448,72 @@ def test_evaluation_psth_r2_of_the_causal_and_posterior_rates_is_nlbs(toy):
         rates = model.predict(dt).transpose("trial", "time", "unit").values[..., ho]
         want = _direct_psth_r2(y, pre, pre_mask, rates, labels[te], valid, sd_bins)
         assert m[key] == pytest.approx(want, rel=1e-6, abs=1e-9), key
+
+
+# ------------------------------------------------------------------ the context path
+def _encoders(context):
+    """Two encoders with the same kernel and B, b: without and with a context GRU."""
+    g = torch.Generator().manual_seed(3)
+    B, b = torch.randn(2, 4, generator=g), torch.randn(2, generator=g)
+    plain = SmoothingEncoder(4, 2, 3, True, B, b)
+    ctx = SmoothingEncoder(4, 2, 3, True, B, b, torch.Generator().manual_seed(0), context=context)
+    return plain, ctx
+
+
+def test_context_path_starts_at_the_kernel_alone():
+    """E starts at 0, so an untrained context path adds nothing to c."""
+    plain, ctx = _encoders(5)
+    assert plain.gru is None and ctx.gru.hidden_size == 5 and ctx.gru.bidirectional
+    g = torch.Generator().manual_seed(1)
+    f, obs = torch.randn(3, 20, 4, generator=g), (torch.rand(3, 20, generator=g) > 0.2).float()
+    with torch.no_grad():
+        torch.testing.assert_close(ctx.coords(f, obs), plain.coords(f, obs), rtol=0, atol=0)
+
+
+def test_context_path_reaches_the_whole_trial_but_not_unobserved_bins():
+    """With E != 0, the first bin's input reaches the last bin (beyond the kernel's 3
+    lags) and the last bin's the first (the backward direction); an unobserved bin's input
+    reaches nothing, and no input crosses trials."""
+    _, ctx = _encoders(5)
+    with torch.no_grad():
+        ctx.context_out.weight.normal_(generator=torch.Generator().manual_seed(2))
+        g = torch.Generator().manual_seed(1)
+        f, obs = torch.randn(2, 12, 4, generator=g), torch.ones(2, 12)
+        obs[0, 6] = 0.0
+        c = ctx.coords(f, obs)
+        for t_in, t_out in ((0, 11), (11, 0)):
+            f2 = f.clone()
+            f2[0, t_in] += 1.0
+            c2 = ctx.coords(f2, obs)
+            assert (c2[0, t_out] - c[0, t_out]).abs().max() > 1e-4
+            torch.testing.assert_close(c2[1], c[1], rtol=0, atol=0)
+        f3 = f.clone()
+        f3[0, 6] += 5.0
+        torch.testing.assert_close(ctx.coords(f3, obs), c, rtol=0, atol=0)
+
+
+def test_context_weights_come_from_the_generator_alone():
+    """The same generator seed gives the same GRU weights, in U(-1/sqrt H, 1/sqrt H), and
+    building the encoder leaves torch's global random state untouched."""
+    state = torch.get_rng_state()
+    _, a = _encoders(6)
+    _, b = _encoders(6)
+    assert torch.equal(torch.get_rng_state(), state)
+    for (name, wa), wb in zip(a.gru.named_parameters(), b.gru.parameters(), strict=True):
+        assert torch.equal(wa, wb), name
+        assert wa.abs().max() <= 1 / np.sqrt(6)
+
+
+def test_posterior_trains_its_context_path(toy):
+    """The default posterior has a context GRU of ``CONTEXT_UNITS`` units and trains its
+    readout E; ``context=0`` fits the kernel alone; a negative width is refused."""
+    from disrnn.evaluation.smoothing_config import CONTEXT_UNITS, SmoothingConfig
+
+    ds, fit = toy
+    post = fit_smoothing_posterior(fit, ds, seed=0, dropout=0.1, **SETTINGS)
+    assert post.encoder.gru.hidden_size == CONTEXT_UNITS
+    assert post.encoder.context_out.weight.abs().max() > 1e-3
+    plain = fit_smoothing_posterior(fit, ds, seed=0, dropout=0.1, context=0, **SETTINGS)
+    assert plain.encoder.gru is None
+    with pytest.raises(ValueError, match="context must be an integer >= 0, got -1"):
+        SmoothingConfig(context=-1)

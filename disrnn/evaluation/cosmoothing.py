@@ -6,6 +6,7 @@ posterior latents live in the fit's own latent space and groups::
 
     f_t   = tanh(x^in_t)                                      (held-in unit,)
     z^s_t = b_s + sum_{l=-Lf..Lf} phi_{k,l} (B_s f_{t-l})_k   (latent,)
+            + E [h>_t ; h<_t]      (a bidirectional GRU over the trial, ``CONTEXT_UNITS``)
     r_t   = link(A z^s_t + a (+ u_t))                         (unit,) expected counts
 
 For a linear decoder the held-out units' rows of A, a are by default trained with the
@@ -262,7 +263,7 @@ def _fit_one(fit, ds, data, cfg: SmoothingConfig, heldout, split, seed) -> Smoot
     enc = SmoothingEncoder(
         int(heldin.sum()), decoder.rank, cfg.lags, cfg.kernel == "per-latent", B0, b0, gen,
         tau_short=cfg.tau_short / bw if bw else 1.0, short_weight=cfg.short_weight,
-        basis=basis,
+        basis=basis, context=cfg.context,
     )  # fmt: skip
     readout = _readout(fit, heldout, basis, cfg)
     best, best_epoch, history = _train(enc, readout, decoder, data, split, heldin, cfg, gen)

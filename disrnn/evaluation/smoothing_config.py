@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "CONTEXT_UNITS",
     "DROPOUTS",
     "INIT_SHORT_WEIGHT",
     "INIT_TAU_SECONDS",
@@ -50,14 +51,25 @@ INIT_SHORT_WEIGHT = 0.8
 READOUT = "refit"
 #: coordinated-dropout fractions the posterior is fitted with, one fit each; the one with
 #: the lowest held-out NLL on the val trials is kept. Which one is best depends on the
-#: session. Test co-bps of p = 0 / 0.1 / 0.3 (``python benchmarks/posterior_init.py
-#: --sessions alm --seeds 1 --inits p0,p0.1,p0.3``, and ``--sessions alm-small --seeds 3``;
-#: lrRNN and DisRNN 4 + 4): on ALM (20 ms bins, its twin unit dropped, smoothing 0.433)
+#: session. Test co-bps of p = 0 / 0.1 / 0.3 with the kernel alone (``python
+#: benchmarks/posterior_init.py --sessions alm --seeds 1 --inits k0,k0.1,k0.3``, and
+#: ``--sessions alm-small --seeds 3``; lrRNN and DisRNN 4 + 4): on ALM (20 ms bins, its twin unit dropped, smoothing 0.433)
 #: 0.473 / 0.466 / 0.420; on the same file cut to a small NLB session (60 training trials
 #: x 0.7 s, smoothing 0.228) 0.232 / 0.292 / 0.296: with few training bins the held-out
 #: units alone train the encoder too little. On those 8 fits the val NLL picked the best
 #: p or one within 0.01 of it.
 DROPOUTS = (0.0, 0.1, 0.3)
+#: units per direction of the encoder's context path, a bidirectional GRU over the whole
+#: trial added to the kernel's output (:class:`disrnn.models.smoothing.SmoothingEncoder`;
+#: 0: the kernel alone). Test co-bps of DisRNN 4 + 4, seed 0, kernel alone / with a GRU of
+#: 32 units, per dropout p (first measured with a throwaway script, then rerun with
+#: ``python benchmarks/posterior_init.py --inits k0,k0.1,k0.3,p0,p0.1,p0.3``): ALM (smoothing
+#: 0.433) p = 0 0.475 / 0.521, p = 0.1 0.466 / 0.543 (64 units: 0.545), p = 0.3
+#: 0.420 / 0.519; alm-small (smoothing 0.228) p = 0 0.220 / 0.241, p = 0.1 0.275 / 0.266,
+#: p = 0.3 0.289 / 0.334. The kernel sees a fixed window of 2 s; the GRU the whole trial,
+#: hence where in the trial a bin lies and which condition the trial belongs to. It costs
+#: about 6 times the kernel alone's time (ALM: 90 s per dropout p on one thread).
+CONTEXT_UNITS = 32
 
 
 def default_lags(bin_width: float | None) -> int:
@@ -86,7 +98,9 @@ class SmoothingConfig:
     (``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``); readout: ``refit`` (the held-out units'
     rows of a linear decoder are trained with the encoder, from the fit's, without weight
     decay: :class:`disrnn.models.smoothing.HeldoutReadout`) or ``fixed`` (the fit's A, a
-    for every unit). ``READOUT`` says why ``refit`` is the default.
+    for every unit). ``READOUT`` says why ``refit`` is the default. context: H, units
+    per direction of the encoder's bidirectional GRU over the whole trial (0: the kernel
+    alone; ``CONTEXT_UNITS``).
     """
 
     lags: int | None = None
@@ -102,14 +116,16 @@ class SmoothingConfig:
     tau_short: float = INIT_TAU_SECONDS
     short_weight: float = INIT_SHORT_WEIGHT
     readout: str = READOUT
+    context: int = CONTEXT_UNITS
 
     def __post_init__(self):
-        for name in ("lags", "epochs", "patience", "batch_trials"):
+        for name in ("lags", "epochs", "patience", "batch_trials", "context"):
             v = getattr(self, name)
             if name == "lags" and v is None:
                 continue
-            if not isinstance(v, int | np.integer) or v < (0 if name == "lags" else 1):
-                raise ValueError(f"{name} must be an integer >= 1 (lags >= 0), got {v!r}")
+            low = 0 if name in ("lags", "context") else 1
+            if not isinstance(v, int | np.integer) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if not self.weight_decay >= 0:

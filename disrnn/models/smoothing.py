@@ -1,12 +1,18 @@
 """The acausal encoder of a fit's smoothing posterior (``disrnn.evaluation.cosmoothing``).
 
     c_t   = b_s + sum_{l=-Lf..Lf} phi_{k,l} (B_s f_{t-l})_k / sum_l phi_{k,l} obs_{t-l}
+            + E [h>_t ; h<_t]                                  (context path, optional)
     z^s_t = T c_t        (T: a fixed (latent, latent) basis; the identity when not given)
     eta^ho_t = D c_t + d (:class:`HeldoutReadout`: the held-out units' rows of a linear
                           decoder in the c coordinates, D = A_ho T and d = a_ho at the start)
 
 f (trial, time, held-in unit) input features, obs (trial, time) 1 where observed: a
-normalised convolution over the trial's observed bins, future and past alike.
+normalised convolution over the trial's observed bins, future and past alike. The
+context path is a bidirectional GRU over the whole trial, h>_t = GRU>([f_t obs_t, obs_t],
+h>_{t-1}) forward and h<_t = GRU<([f_t obs_t, obs_t], h<_{t+1}) backward (H units each),
+read out by E (latent, 2 H), which starts at 0: training starts from the convolution
+alone and adds what the trial's context (its position in the trial, what happened seconds
+before or after, nonlinearly) tells about the latents beyond it.
 """
 
 from __future__ import annotations
@@ -94,6 +100,9 @@ class SmoothingEncoder(torch.nn.Module):
         give the single symmetric exponential of tau Lf / 3).
         basis: (K, K) fixed T from the encoder's coordinates c to the latents, z = T c
             (None: the identity); B and b are in the c coordinates.
+        context: H, units per direction of the context path's GRU (0: no context path).
+            Its weights are drawn from ``generator`` (torch's GRU law, U(-1/sqrt H,
+            1/sqrt H)); its readout E starts at 0.
     """
 
     def __init__(
@@ -108,6 +117,7 @@ class SmoothingEncoder(torch.nn.Module):
         tau_short: float = 1.0,
         short_weight: float = 0.0,
         basis=None,
+        context: int = 0,
     ):
         super().__init__()
         if basis is not None:
@@ -120,6 +130,17 @@ class SmoothingEncoder(torch.nn.Module):
         self.b = torch.nn.Parameter(b.clone())
         logits = torch.log(initial_kernel(lags, tau_short, short_weight))
         self.logits = torch.nn.Parameter(logits.repeat(rank if per_latent else 1, 1))
+        self.gru = self.context_out = None
+        if context > 0:
+            with torch.random.fork_rng(devices=[]):  # the global RNG stays untouched
+                self.gru = torch.nn.GRU(n_in + 1, context, batch_first=True, bidirectional=True)
+                self.context_out = torch.nn.Linear(2 * context, rank)
+            bound = 1.0 / math.sqrt(context)
+            with torch.no_grad():
+                for w in self.gru.parameters():
+                    w.uniform_(-bound, bound, generator=generator)
+                self.context_out.weight.zero_()
+                self.context_out.bias.zero_()
 
     @property
     def phi(self) -> torch.Tensor:
@@ -133,7 +154,11 @@ class SmoothingEncoder(torch.nn.Module):
         phi = self.phi.expand(self.b.numel(), -1)
         num = acausal_conv((f @ self.B.T) * obs[..., None], phi)  # (trial, time, latent)
         den = acausal_conv(obs[..., None].expand(-1, -1, self.b.numel()), phi)
-        return num / den.clamp_min(1e-6) + self.b
+        c = num / den.clamp_min(1e-6) + self.b
+        if self.gru is not None:
+            h, _ = self.gru(torch.cat([f * obs[..., None], obs[..., None]], dim=-1))
+            c = c + self.context_out(h)  # (trial, time, latent)
+        return c
 
     def to_latents(self, c: torch.Tensor) -> torch.Tensor:
         """c (..., latent) -> z = T c (..., latent)."""
