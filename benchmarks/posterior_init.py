@@ -19,7 +19,8 @@ coordinates the encoder learns in):
     svd-fixed   the default start with the fit's held-out rows of A, a kept (readout fixed)
     p0, p0.1, p0.3  the default start with one coordinated-dropout fraction each, instead of
                 the package's choice among them by the val loss
-    k0, k0.1, k0.3  the same with the kernel alone (no context GRU: ``context`` 0)
+    k0, k0.1, k0.3  the same with the kernel alone (no context GRU: ``context`` 0) at the
+                learning rate it had, 1e-2
 
 One torch thread; every number is seeded. This is a benchmark: it asserts nothing.
 """
@@ -44,7 +45,10 @@ INITS = {
     "svd-wide": {"short_weight": 0.0, "basis": "svd"},
     "svd-fixed": {**_MIXTURE, "basis": "svd", "readout": "fixed"},
     **{f"p{p:g}": {**_MIXTURE, "basis": "svd", "dropout": p} for p in DROPOUTS},
-    **{f"k{p:g}": {**_MIXTURE, "basis": "svd", "dropout": p, "context": 0} for p in DROPOUTS},
+    **{
+        f"k{p:g}": {**_MIXTURE, "basis": "svd", "dropout": p, "context": 0, "lr": 1e-2}
+        for p in DROPOUTS
+    },
 }
 METHODS = ("lrRNN", "DisRNN")
 
