@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 from real import bin_dataset, reference_rows  # benchmarks/real.py
 
-from disrnn.evaluation.smoothing_config import DROPOUTS, INIT_SHORT_WEIGHT, INIT_TAU_SECONDS
+from disrnn.evaluation.smoothing_config import INIT_SHORT_WEIGHT, INIT_TAU_SECONDS
 
+FRACTIONS = (0.0, 0.1, 0.3)  # the dropout fractions of the p* and k* starts
 _MIXTURE = {"short_weight": INIT_SHORT_WEIGHT, "tau_short": INIT_TAU_SECONDS}
 INITS = {
     "wide": {"short_weight": 0.0, "basis": "fit"},
@@ -44,10 +45,10 @@ INITS = {
     "svd": {**_MIXTURE, "basis": "svd"},
     "svd-wide": {"short_weight": 0.0, "basis": "svd"},
     "svd-fixed": {**_MIXTURE, "basis": "svd", "readout": "fixed"},
-    **{f"p{p:g}": {**_MIXTURE, "basis": "svd", "dropout": p} for p in DROPOUTS},
+    **{f"p{p:g}": {**_MIXTURE, "basis": "svd", "dropout": p} for p in FRACTIONS},
     **{
         f"k{p:g}": {**_MIXTURE, "basis": "svd", "dropout": p, "context": 0, "lr": 1e-2}
-        for p in DROPOUTS
+        for p in FRACTIONS
     },
 }
 METHODS = ("lrRNN", "DisRNN")
