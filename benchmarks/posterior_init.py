@@ -22,7 +22,9 @@ coordinates the encoder learns in):
     k0, k0.1, k0.3  the same with the kernel alone (no context GRU: ``context`` 0) at the
                 learning rate it had, 1e-2
 
-One torch thread; every number is seeded. This is a benchmark: it asserts nothing.
+``--posterior KEY=VALUE`` sets a ``SmoothingConfig`` field on top of every start (e.g.
+``context=128 lr=0.01``), ``--methods`` narrows the fits (default lrRNN, DisRNN). One torch
+thread; every number is seeded. This is a benchmark: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from real import bin_dataset, reference_rows  # benchmarks/real.py
+from real import bin_dataset, parse_options, reference_rows  # benchmarks/real.py
 
 from disrnn.evaluation.smoothing_config import INIT_SHORT_WEIGHT, INIT_TAU_SECONDS
 
@@ -60,7 +62,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--inits", default=",".join(INITS))
     p.add_argument("--workdir", default=None)
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--posterior", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="SmoothingConfig fields set on top of every start, e.g. context=128")  # fmt: skip
     args = p.parse_args(argv)
+    extra = parse_options(args.posterior)
 
     import torch
     import xarray as xr
@@ -82,14 +88,14 @@ def main(argv=None) -> int:
         smooth = reference_rows(ds_path, False, 8, 10)[0]["co_bps"]
         scores = {i: [] for i in inits}
         for seed in range(args.seeds):
-            for method in METHODS:
+            for method in args.methods.split(","):
                 out = root / f"seed{seed}" / method
                 if not (out / "fit_info.json").exists():  # the fit only: no evaluation
                     config = FitConfig.from_options(method, {"groups": (4, 4)})
                     fit(ds_path, config, out, seed=seed, device="cpu", progress=False)
                 f = load_fit(out)
                 for init in inits:
-                    post = fit_smoothing_posterior(f, ds, seed=0, **INITS[init])
+                    post = fit_smoothing_posterior(f, ds, seed=0, **{**INITS[init], **extra})
                     co = cosmoothing_metrics(f, post, ds)["co_bps_smoothed"]
                     scores[init].append(co)
                     print(json.dumps({"session": name, "method": method, "seed": seed,

@@ -71,18 +71,17 @@ DROPOUTS = (0.1, 0.3)
 #: trial added to the kernel's output (:class:`disrnn.models.smoothing.SmoothingEncoder`;
 #: 0: the kernel alone), and the learning rate (``LR``) it trains with. The kernel sees a
 #: fixed window of 2 s; the GRU the whole trial, hence where in the trial a bin lies and
-#: which condition the trial belongs to. Test co-bps of DisRNN 4 + 4's posterior on
-#: ``benchmarks/real.py``'s fits, ALM seed 0 (smoothing 0.433), dropout p = 0 / 0.1 / 0.3,
-#: measured by calling ``fit_smoothing_posterior(fit, ds, seed=0, context=H, lr=lr,
-#: dropout=p)``: the kernel alone (lr 1e-2) 0.475 at p = 0 (lrRNN and DisRNN, seed 0:
-#: 0.473 / 0.466 / 0.420); 32 units (lr 1e-2) 0.524 / 0.535 / 0.533; 64 units (lr 1e-2)
+#: which condition the trial belongs to. Test co-bps of DisRNN 4 + 4's posterior, ALM
+#: seed 0 (smoothing 0.433), dropout p = 0 / 0.1 / 0.3 (``python
+#: benchmarks/posterior_init.py --sessions alm --seeds 1 --methods DisRNN --inits
+#: p0,p0.1,p0.3 --posterior context=H lr=LR``; first measured by a throwaway script making
+#: the same call on ``benchmarks/real.py``'s fits): the kernel alone (context=0 lr=0.01)
+#: 0.475 at p = 0 (lrRNN and DisRNN: 0.473 / 0.466 / 0.420); 32 units (lr 1e-2) 0.524 / 0.535 / 0.533; 64 units (lr 1e-2)
 #: 0.530 / 0.548 / 0.546; at p = 0.1, 128 units 0.554 (lr 1e-2), 64 units 0.557 (lr 5e-3)
 #: and 0.560 (lr 2e-3, 1.5 x the time). On alm-small (smoothing 0.228, seeds 0-2, the p
 #: the val loss picks) 32 units at lr 1e-2 0.296, 64 units at lr 5e-3 0.291, the kernel
 #: alone 0.293. The GRU costs most of the posterior's time: ALM, 64 units, lr 5e-3, 50-150
-#: s per dropout p on one thread (the kernel alone 15 s). ``python
-#: benchmarks/posterior_init.py --inits k0,k0.1,k0.3,p0,p0.1,p0.3`` reruns the defaults
-#: against the kernel alone.
+#: s per dropout p on one thread (the kernel alone 15 s).
 CONTEXT_UNITS = 64
 #: the posterior's AdamW learning rate (see ``CONTEXT_UNITS``; the kernel alone had 1e-2)
 LR = 5e-3
