@@ -34,7 +34,9 @@ LAG_SECONDS = 1.0
 #: before its kernel moves far from where it started, so the start decides how fast the
 #: latents may follow the spikes; for the same reason the coordinates it learns in
 #: matter (``SmoothingConfig.basis``). ALM, 20 ms bins, lrRNN and DisRNN 4 + 4
-#: (``python benchmarks/posterior_init.py``), co-bps of the wide single exponential /
+#: (``python benchmarks/posterior_init.py``; measured with the kernel alone and with ALM's
+#: twin unit still in: ``--posterior context=0 lr=0.01`` reruns the kernel alone), co-bps
+#: of the wide single exponential /
 #: this mixture / the mixture in the SVD coordinates of W (the default): cut to the
 #: shape of a small NLB session (100 trials x 0.7 s, 60 training trials; seeds 0-2;
 #: smoothing baseline 0.310) 0.249 / 0.378 / 0.409; the whole session (254 trials x 6 s;
