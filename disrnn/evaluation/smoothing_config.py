@@ -57,17 +57,16 @@ READOUT = "refit"
 #: session. Test co-bps of p = 0 / 0.1 / 0.3 with the kernel alone (``python
 #: benchmarks/posterior_init.py --sessions alm --seeds 1 --inits k0,k0.1,k0.3``, and
 #: ``--sessions alm-small --seeds 3``; lrRNN and DisRNN 4 + 4): on ALM (20 ms bins, its
-#: twin unit dropped, smoothing 0.433)
-#: 0.473 / 0.466 / 0.420; on the same file cut to a small NLB session (60 training trials
-#: x 0.7 s, smoothing 0.228) 0.232 / 0.292 / 0.296: with few training bins the held-out
-#: units alone train the encoder too little. On those 8 fits the val NLL picked the best
-#: p or one within 0.01 of it. With the context GRU (``CONTEXT_UNITS``) p = 0 came last
-#: by co-bps and by val NLL on ALM seed 0 (0.530 against 0.548 / 0.546) and alm-small seeds
-#: 0-2 (0.245 / 0.268 / 0.264 against at least 0.275 / 0.299 / 0.289), and the val NLL
-#: chose it for 1 of the default run's 21 posteriors (rotation-limitcycle, every method x 3
-#: seeds: one of DisRNN-MLP's, whose MLP decoder keeps the fit's readout), so it is no
-#: longer tried: a third fewer posteriors. With the kernel alone (``context=0``) pass
-#: ``dropout=(0.0, 0.1, 0.3)``.
+#: twin unit dropped, smoothing 0.433) 0.473 / 0.466 / 0.420; on the same file cut to a
+#: small NLB session (60 training trials x 0.7 s, smoothing 0.228) 0.232 / 0.292 / 0.296:
+#: with few training bins the held-out units alone train the encoder too little. On those
+#: 8 fits the val NLL picked the best p or one within 0.01 of it. With the context GRU
+#: (``CONTEXT_UNITS``) p = 0 came last by co-bps and by val NLL on ALM seed 0 (0.530
+#: against 0.548 / 0.546) and alm-small seeds 0-2 (0.245 / 0.268 / 0.264 against at least
+#: 0.275 / 0.299 / 0.289), and the val NLL chose it for 1 of the default run's 21
+#: posteriors (rotation-limitcycle, every method x 3 seeds: one of DisRNN-MLP's, whose
+#: MLP decoder keeps the fit's readout), so it is no longer tried: a third fewer
+#: posteriors. With the kernel alone (``context=0``) pass ``dropout=(0.0, 0.1, 0.3)``.
 DROPOUTS = (0.1, 0.3)
 #: units per direction of the encoder's context path, a bidirectional GRU over the whole
 #: trial added to the kernel's output (:class:`disrnn.models.smoothing.SmoothingEncoder`;
@@ -76,14 +75,15 @@ DROPOUTS = (0.1, 0.3)
 #: which condition the trial belongs to. Test co-bps of DisRNN 4 + 4's posterior, ALM
 #: seed 0 (smoothing 0.433), dropout p = 0 / 0.1 / 0.3 (``python
 #: benchmarks/posterior_init.py --sessions alm --seeds 1 --methods DisRNN --inits
-#: p0,p0.1,p0.3 --posterior context=H lr=LR``; first measured by a throwaway script making
-#: the same call on ``benchmarks/real.py``'s fits): the kernel alone (context=0 lr=0.01)
-#: 0.475 at p = 0 (lrRNN and DisRNN: 0.473 / 0.466 / 0.420); 32 units (lr 1e-2) 0.524 / 0.535 / 0.533; 64 units (lr 1e-2)
-#: 0.530 / 0.548 / 0.546; at p = 0.1, 128 units 0.554 (lr 1e-2), 64 units 0.557 (lr 5e-3)
-#: and 0.560 (lr 2e-3, 1.5 x the time). On alm-small (smoothing 0.228, seeds 0-2, the p
-#: the val loss picks) 32 units at lr 1e-2 0.296, 64 units at lr 5e-3 0.291, the kernel
-#: alone 0.293. The GRU costs most of the posterior's time: ALM, 64 units, lr 5e-3, 50-150
-#: s per dropout p on one thread (the kernel alone 15 s).
+#: p0,p0.1,p0.3 --posterior context=H lr=LR``; first measured by a throwaway script
+#: making the same call on ``benchmarks/real.py``'s fits): the kernel alone (context=0
+#: lr=0.01) 0.475 at p = 0 (lrRNN and DisRNN: 0.473 / 0.466 / 0.420); 32 units (lr 1e-2)
+#: 0.524 / 0.535 / 0.533; 64 units (lr 1e-2) 0.530 / 0.548 / 0.546; at p = 0.1, 128 units
+#: 0.554 (lr 1e-2), 64 units 0.557 (lr 5e-3) and 0.560 (lr 2e-3, 1.5 x the time). On
+#: alm-small (smoothing 0.228, seeds 0-2, the p the val loss picks) 32 units at lr 1e-2
+#: 0.296, 64 units at lr 5e-3 0.291, the kernel alone 0.293. The GRU costs most of the
+#: posterior's time: ALM, 64 units, lr 5e-3, 50-150 s per dropout p on one thread (the
+#: kernel alone 15 s).
 CONTEXT_UNITS = 64
 #: the posterior's AdamW learning rate (see ``CONTEXT_UNITS``; the kernel alone had 1e-2)
 LR = 5e-3
