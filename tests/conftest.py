@@ -12,3 +12,25 @@ from helpers.datasets import toy_dataset as _toy_dataset
 def toy_dataset():
     """The toy-dataset builder (:func:`helpers.datasets.toy_dataset`)."""
     return _toy_dataset
+
+
+@pytest.fixture(scope="session")
+def poisson_lrrnn(tmp_path_factory):
+    """(dataset, lrRNN fit): a small simulated Poisson session (60 trials, 30 units, 8 held
+    out), binned with history bins, and a short lrRNN fit of it (the smoothing posterior's
+    tests)."""
+    import disrnn
+    from disrnn.data.binning import BinConfig, bin_session
+    from disrnn.fit.config import FitConfig
+    from disrnn.simulate import PRESETS, simulate_nwb
+
+    root = tmp_path_factory.mktemp("cosmooth")
+    path = simulate_nwb("rotation-limitcycle", root / "sim.nwb", seed=0, n_trials=60, n_units=30)
+    bw = PRESETS["rotation-limitcycle"].bin_width
+    config = BinConfig(
+        bin_width=bw, trials="trials", heldout_fraction=0.25, split=(0.6, 0.2, 0.2), seed=0
+    )
+    ds = bin_session(path, config)
+    cfg = FitConfig.create("lrRNN", groups=(4,), history=5, epochs=30, patience=10)
+    fit_dir = disrnn.fit(ds, cfg, root / "fit", seed=0, device="cpu", progress=False)
+    return ds, disrnn.load_fit(fit_dir)

@@ -23,25 +23,9 @@ SETTINGS = {"epochs": 60, "patience": 10, "lags": 5}
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    """A small simulated Poisson session (60 trials, 30 units, 8 held out), binned with
-    history bins, and a short lrRNN fit of it."""
-    import disrnn
-    from disrnn.data.binning import BinConfig, bin_session
-    from disrnn.fit.config import FitConfig
-    from disrnn.simulate import PRESETS, simulate_nwb
-
-    root = tmp_path_factory.mktemp("cosmooth")
-    path = simulate_nwb("rotation-limitcycle", root / "sim.nwb", seed=0, n_trials=60, n_units=30)
-    bw = PRESETS["rotation-limitcycle"].bin_width
-    config = BinConfig(
-        bin_width=bw, trials="trials", heldout_fraction=0.25, split=(0.6, 0.2, 0.2), seed=0
-    )
-    ds = bin_session(path, config)
-    cfg = FitConfig.create("lrRNN", groups=(4,), history=5, epochs=30, patience=10)
-    fit_dir = disrnn.fit(ds, cfg, root / "fit", seed=0, device="cpu", progress=False)
-    fit = disrnn.load_fit(fit_dir)
-    return ds, fit
+def toy(poisson_lrrnn):
+    """(dataset, lrRNN fit) of a small simulated Poisson session (conftest)."""
+    return poisson_lrrnn
 
 
 def test_smoothed_co_bps_at_least_the_causal_and_positive(toy):
@@ -204,21 +188,24 @@ def test_posterior_depends_on_the_fit_only_through_its_map(toy):
 
 
 def test_heldout_readout_starts_at_the_fits_decoder_rows(toy):
-    """The refitted readout starts at D = A_ho T, d = a_ho: from the encoder's coordinates c
-    it gives the fit decoder's held-out eta of z = T c; ``readout="fixed"`` keeps the fit's
-    rows (no readout), and both are trained only where refit."""
+    """The refitted readout starts at D = A_ho T, d = a_ho + D o: from the encoder's
+    coordinates c it gives the fit decoder's held-out eta of z = T (c + o), o = T^-1 b the
+    fit's bias (b_s starts at 0); ``readout="fixed"`` keeps the fit's rows (no readout),
+    and both are trained only where refit."""
     from disrnn.evaluation.cosmoothing import _initial
     from disrnn.evaluation.smoothing_config import SmoothingConfig
     from disrnn.models.smoothing import HeldoutReadout
 
     ds, fit = toy
     ho = ds["heldout"].values.astype(bool)
-    _, _, T = _initial(fit, ~ho, SmoothingConfig())
+    _, b0, T, o = _initial(fit, ~ho, SmoothingConfig())
     assert T is not None  # a linear fit: the SVD basis
-    A, a = fit.module.A.detach(), fit.module.a.detach()
-    readout = HeldoutReadout(A[torch.from_numpy(ho)], a[torch.from_numpy(ho)], T)
+    A, a, b = fit.module.A.detach(), fit.module.a.detach(), fit.module.b.detach()
+    torch.testing.assert_close(T @ o, b, rtol=1e-4, atol=1e-5)
+    assert not b0.any()
+    readout = HeldoutReadout(A[torch.from_numpy(ho)], a[torch.from_numpy(ho)], T, o)
     c = torch.randn(3, 7, T.shape[0], generator=torch.Generator().manual_seed(0))
-    want = ((c @ T.T) @ A.T + a)[..., torch.from_numpy(ho)]
+    want = (((c + o) @ T.T) @ A.T + a)[..., torch.from_numpy(ho)]
     torch.testing.assert_close(readout(c), want, rtol=1e-5, atol=1e-5)
     refit = fit_smoothing_posterior(fit, ds, seed=0, **SETTINGS)
     fixed = fit_smoothing_posterior(fit, ds, seed=0, readout="fixed", **SETTINGS)
@@ -374,7 +361,7 @@ def test_posterior_behavior_decoding_is_nlbs_ridge_on_its_rates(toy):
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import GridSearchCV
 
-    from disrnn.evaluation.cosmoothing import smoothing_posterior_metrics
+    from disrnn.evaluation.posterior_metrics import smoothing_posterior_metrics
     from disrnn.fit.tensors import valid_bins
 
     ds, fit = toy

@@ -182,6 +182,13 @@ def test_small_run_metrics_are_finite_and_complete(small_run):
     assert seen["lrRNN+ICA"]["test_ll_per_bin_neuron"] == pytest.approx(
         seen["lrRNN"]["test_ll_per_bin_neuron"], rel=1e-3
     )
+    # ... and so its smoothing posterior: the lrRNN's is reused, not trained again
+    ica, lr = seen["lrRNN+ICA"], seen["lrRNN"]
+    lr_eval = small_run.results / SESSION / "evals" / "lrRNN" / "seed0"
+    assert ica["smoothing_posterior_from"] == str(lr_eval.resolve())
+    assert ica["co_bps_smoothed"] == lr["co_bps_smoothed"] is not None
+    assert ica["smoothing_posterior_seconds"] == 0 < lr["smoothing_posterior_seconds"]
+    assert "smoothing_posterior_from" not in seen["DisRNN"]
 
 
 def test_small_run_scores_the_reference_once(small_run):

@@ -23,6 +23,13 @@ def add_evaluate(sub) -> None:
         help="evaluate on a dataset other than the fit's (refused by default: the metrics "
         "would not be the fit's)",
     )
+    p.add_argument(
+        "--posterior-from",
+        metavar="EVALDIR",
+        help="reuse the smoothing posterior of this evaluation when its fit has the same "
+        "W = A B and bias A b + a (e.g. the lrRNN of an lrRNN+ICA or LINT fit); else the "
+        "posterior is trained",
+    )
     p.set_defaults(func=_run_evaluate)
 
 
@@ -36,6 +43,7 @@ def _run_evaluate(args) -> None:
         seed=args.seed,
         allow_other_dataset=args.allow_other_dataset,
         force=args.force,
+        posterior_from=args.posterior_from,
     )
     print(out)
 

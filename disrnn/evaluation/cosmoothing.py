@@ -18,10 +18,12 @@ phi = softmax over the 2 Lf + 1 lags (one kernel shared by all latents, or one p
 latent), initialised as a mixture of a short and a wide symmetric exponential
 (``INIT_TAU_SECONDS``, ``INIT_SHORT_WEIGHT``); B_s, b_s start at the fit's B, b. For a
 linear encoder and decoder the encoder learns in the coordinates of the SVD of the fit's
-W = A B over the held-in units (:func:`disrnn.models.smoothing.svd_basis`: z^s = T c,
-c the encoder's output), so the posterior depends on the fit only through W, a and the
-link: fits that differ only in how they split W into A and B (lrRNN, LINT, lrRNN+ICA of
-one lrRNN) get the same co-bps. The sum runs over the bins of the trial
+W = A B over the held-in units (:func:`disrnn.models.smoothing.svd_basis`: z^s = T (c + o),
+c the encoder's output, o = T^-1 b the fit's bias as a fixed offset, b_s starting at 0),
+so the posterior depends on the fit only through W, A b + a and the link: fits that
+differ only in how they split W into A and B (lrRNN, LINT and lrRNN+ICA of one lrRNN)
+get the same posterior, and their evaluations share one
+(:mod:`disrnn.evaluation.posterior_metrics`). The sum runs over the bins of the trial
 (``pre_activity`` bins before the window are prepended as extra past context, inputs
 only); bins outside the trial or unobserved (``mask``, ``pre_mask``) are left out and the
 kernel is renormalised over the rest (normalised convolution), so the trial's last bins
@@ -70,10 +72,8 @@ from disrnn.evaluation.posterior_data import (
     posterior_tensors,
 )
 from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
-from disrnn.evaluation.spike_smoothing import heldout_psth_r2
-from disrnn.evaluation.steps import nlb_behavior_r2
 from disrnn.fit.objective import nll_terms
-from disrnn.fit.tensors import bin_width, dataset_kind, valid_bins
+from disrnn.fit.tensors import bin_width, valid_bins
 from disrnn.models.smoothing import HeldoutReadout, SmoothingEncoder, svd_basis
 
 log = logging.getLogger(__name__)
@@ -193,8 +193,12 @@ class SmoothingPosterior:
 
 
 def _initial(fit, heldin: np.ndarray, cfg: SmoothingConfig):
-    """(B0, b0, basis) of the posterior encoder: the fit's encoder in the coordinates of
-    ``cfg.basis`` (``svd_basis`` for a linear encoder and decoder) and ``cfg.init``."""
+    """(B0, b0, basis, offset) of the posterior encoder: the fit's encoder in the
+    coordinates of ``cfg.basis`` (``svd_basis`` for a linear encoder and decoder) and
+    ``cfg.init``. In the SVD coordinates the fit's bias b_c = T^-1 b is a fixed offset,
+    z = T (c + b_c), and the trained bias b_s starts at 0: the predictions A T (c + b_c) + a
+    = U_K S_K c + (A b + a) then depend on the fit only through W and A b + a, so LINT
+    (which folds A b into a) gets its lrRNN's posterior too."""
     m = fit.module
     linear = getattr(fit.config, "encoder", "linear") == "linear"
     with torch.no_grad():
@@ -204,10 +208,12 @@ def _initial(fit, heldin: np.ndarray, cfg: SmoothingConfig):
             svd = svd_basis(m.A.detach(), B_in, m.b.detach())
     if svd is not None:
         T, B_c, b_c = svd
-        return (B_c, b_c, T) if cfg.init == "fit" else (None, None, T)
+        if cfg.init == "fit":
+            return B_c, torch.zeros_like(b_c), T, b_c
+        return None, None, T, None
     if cfg.init == "fit" and linear:
-        return B_in, m.b.detach(), None
-    return None, None, None
+        return B_in, m.b.detach(), None, None
+    return None, None, None, None
 
 
 def fit_smoothing_posterior(fit, ds: xr.Dataset, seed: int = 0, **settings) -> SmoothingPosterior:
@@ -258,14 +264,14 @@ def _fit_one(fit, ds, data, cfg: SmoothingConfig, heldout, split, seed) -> Smoot
     gen = torch.Generator().manual_seed(int(seed))
     heldin = torch.from_numpy(~heldout)
     decoder = copy.deepcopy(fit.module).requires_grad_(False)
-    B0, b0, basis = _initial(fit, ~heldout, cfg)
+    B0, b0, basis, offset = _initial(fit, ~heldout, cfg)
     bw = bin_width(ds)
     enc = SmoothingEncoder(
         int(heldin.sum()), decoder.rank, cfg.lags, cfg.kernel == "per-latent", B0, b0, gen,
         tau_short=cfg.tau_short / bw if bw else 1.0, short_weight=cfg.short_weight,
-        basis=basis, context=cfg.context,
+        basis=basis, context=cfg.context, offset=offset,
     )  # fmt: skip
-    readout = _readout(fit, heldout, basis, cfg)
+    readout = _readout(fit, heldout, basis, offset, cfg)
     best, best_epoch, history = _train(enc, readout, decoder, data, split, heldin, cfg, gen)
     info = {
         "epochs_run": len(history),
@@ -329,13 +335,14 @@ def _train(enc, readout, decoder, data, split, heldin, cfg: SmoothingConfig, gen
     return best, best_epoch, history
 
 
-def _readout(fit, heldout: np.ndarray, basis, cfg: SmoothingConfig):
+def _readout(fit, heldout: np.ndarray, basis, offset, cfg: SmoothingConfig):
     """The held-out units' :class:`HeldoutReadout` from the fit's decoder rows (in the
-    encoder's coordinates ``basis``), or None: ``readout="fixed"`` or an MLP decoder."""
+    encoder's coordinates ``basis``, ``offset``), or None: ``readout="fixed"`` or an MLP
+    decoder."""
     if cfg.readout != "refit" or getattr(fit.config, "decoder", "linear") != "linear":
         return None
     ho = torch.from_numpy(heldout)
-    return HeldoutReadout(fit.module.A.detach()[ho], fit.module.a.detach()[ho], basis)
+    return HeldoutReadout(fit.module.A.detach()[ho], fit.module.a.detach()[ho], basis, offset)
 
 
 # ------------------------------------------------------------------------ metrics
@@ -385,51 +392,3 @@ def cosmoothing_metrics(fit, post: SmoothingPosterior, ds: xr.Dataset) -> dict:
         "n_heldout": int(heldout.sum()),
         "history": L,
     }
-
-
-def smoothing_posterior_metrics(fit, ds: xr.Dataset, seed: int = 0, enabled: bool = True) -> dict:
-    """The evaluation's smoothing-posterior keys of ``fit`` on ``ds`` (null where n/a).
-
-    Fitted (when ``enabled``) for Poisson fits of spike counts with held-out units and
-    train/val/test trials; every other fit gets ``None`` for each key (``co_bps_smoothed``,
-    ``co_bps_smoothed_all_bins``, ``test_ll_heldout_smoothed_per_bin_neuron``,
-    ``smoothing_posterior_seconds``, ``behavior_r2_nlb_smoothed``: NLB's decoding R^2 of
-    each behavior variable from the posterior's rates of every unit, null without behavior,
-    :func:`~disrnn.evaluation.steps.nlb_behavior_r2`; ``co_psth_r2_smoothed``: NLB's PSTH
-    R^2 of its held-out rates, :func:`~disrnn.evaluation.spike_smoothing.heldout_psth_r2`).
-    """
-    keys = (
-        "co_bps_smoothed",
-        "co_bps_smoothed_all_bins",
-        "test_ll_heldout_smoothed_per_bin_neuron",
-        "smoothing_posterior_seconds",
-        "behavior_r2_nlb_smoothed",
-        "co_psth_r2_smoothed",
-    )
-    out = dict.fromkeys(keys)
-    split = np.asarray(ds["split"].values).astype(str) if "split" in ds.coords else np.array([])
-    heldout = np.asarray(ds["heldout"].values, bool) if "heldout" in ds.coords else np.zeros(1)
-    config = getattr(fit, "config", None)
-    usable = (
-        enabled
-        and getattr(config, "likelihood", None) == "poisson"
-        and dataset_kind(ds) == "spike_counts"
-        and heldout.any()
-        and all((split == s).any() for s in ("train", "val", "test"))
-    )
-    if not usable:
-        return out
-    post = fit_smoothing_posterior(fit, ds, seed=seed)
-    m = cosmoothing_metrics(fit, post, ds)
-    out.update(
-        co_bps_smoothed=m["co_bps_smoothed"],
-        co_bps_smoothed_all_bins=m["co_bps_smoothed_all_bins"],
-        test_ll_heldout_smoothed_per_bin_neuron=m["heldout_ll_smoothed"] / m["n_heldout"],
-        smoothing_posterior_seconds=post.info["seconds"],
-    )
-    dtr, dt = (ds.isel(trial=np.flatnonzero(split == s)) for s in ("train", "test"))
-    L, rates = int(fit.history), post.predict(dt).transpose("trial", "time", "unit").values
-    ok = valid_bins(dt, L)
-    out["behavior_r2_nlb_smoothed"] = nlb_behavior_r2(post.predict, dtr, dt, L, rates[ok])
-    out["co_psth_r2_smoothed"] = heldout_psth_r2(dt, rates[..., heldout], ok)
-    return out

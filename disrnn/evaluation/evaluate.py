@@ -42,7 +42,10 @@ and not among the first L history-only bins; ``null`` = not applicable):
   ``co_bps_smoothed`` the same for the fit's smoothing posterior (latents from the
   held-in units of the whole trial, the fit's decoder A, a, the held-out units' rows
   refitted with the encoder; NLB allows the whole trial), on the same bins; ``co_bps_smoothed_all_bins`` on every observed bin;
-  ``test_ll_heldout_smoothed_per_bin_neuron``; ``smoothing_posterior_seconds``.
+  ``test_ll_heldout_smoothed_per_bin_neuron``; ``smoothing_posterior_seconds`` (0 when
+  shared); ``smoothing_posterior_key`` (a hash of the data, settings and seed it was
+  trained with) or, when another evaluation's posterior was this fit's (the lrRNN of a
+  post-hoc method: same W, A b + a), ``smoothing_posterior_from``, that folder.
   ``co_psth_r2`` NLB's PSTH R^2 of the held-out units' one-step rates (condition =
   the ``condition`` coord; :func:`~disrnn.evaluation.spike_smoothing.heldout_psth_r2`),
   ``co_psth_r2_smoothed`` of the smoothing posterior's.
@@ -121,7 +124,6 @@ from disrnn._atomic import atomic_dir, atomic_file
 from disrnn._json import sanitize
 from disrnn._outputs import check_output
 from disrnn.data.io import save_dataset
-from disrnn.evaluation.cosmoothing import smoothing_posterior_metrics
 from disrnn.evaluation.inputs import (
     SESSION_ATTRS,
     abs_path,
@@ -132,6 +134,7 @@ from disrnn.evaluation.inputs import (
     load_data,
     session_id,
 )
+from disrnn.evaluation.posterior_metrics import smoothing_posterior_metrics
 from disrnn.evaluation.rollout import generation_metrics, rollout_dataset
 from disrnn.evaluation.steps import (
     EvalSplit,
@@ -158,6 +161,7 @@ def evaluate(
     smoothing_posterior: bool = True,
     allow_other_dataset: bool = False,
     force: bool = False,
+    posterior_from=None,
 ) -> Path:
     """Evaluate a fit on the ``test`` trials of ``dataset``; write ``out_dir``.
 
@@ -177,6 +181,9 @@ def evaluate(
             default: the metrics would not be the fit's; then only a warning).
         force: replace ``out_dir`` even when it is not a previous evaluation folder
             (:func:`disrnn._outputs.check_output`; an input is never replaced).
+        posterior_from: the evaluation folder of a fit with the same W and A b + a (a
+            post-hoc method's lrRNN): its smoothing posterior's metrics are reused when
+            they are this fit's (:mod:`disrnn.evaluation.posterior_metrics`).
 
     Returns:
         ``out_dir`` as a Path.
@@ -192,9 +199,8 @@ def evaluate(
     The keys of ``metrics.json`` are listed in the module docstring.
     """
     out_dir = check_output(out_dir, "evaluation", inputs=(fit_dir, dataset), force=force)
-    m, files = compute_evaluation(
-        fit_dir, dataset, seed, n_pc_samples, session, smoothing_posterior, allow_other_dataset
-    )
+    args = (seed, n_pc_samples, session, smoothing_posterior, allow_other_dataset)
+    m, files = compute_evaluation(fit_dir, dataset, *args, posterior_from)
     with atomic_dir(out_dir) as tmp:
         with atomic_file(tmp / "metrics.json") as f:
             f.write_text(json.dumps(sanitize(m), indent=2, allow_nan=False) + "\n")
@@ -211,12 +217,14 @@ def compute_evaluation(
     session: str | None = None,
     smoothing_posterior: bool = True,
     allow_other_dataset: bool = False,
+    posterior_from=None,
 ) -> tuple[dict, dict[str, xr.Dataset]]:
     """Everything :func:`evaluate` writes, in memory.
 
     Args:
         fit: a Fit, or a fit folder; dataset: path or ``xr.Dataset``; seed, n_pc_samples,
-            session, smoothing_posterior, allow_other_dataset: as for :func:`evaluate`.
+            session, smoothing_posterior, allow_other_dataset, posterior_from: as for
+            :func:`evaluate`.
 
     Returns:
         (metrics, files): the ``metrics.json`` dict (NaN not yet replaced by None) and
@@ -251,11 +259,8 @@ def compute_evaluation(
         **fit_summary(fit),
     }
     pred, per_unit, true_rates = _step("one-step prediction", one_step_metrics, fit, ev, m)
-    m.update(
-        _step(
-            "smoothing posterior", smoothing_posterior_metrics, fit, ds, seed, smoothing_posterior
-        )
-    )
+    post = (fit, ds, seed, smoothing_posterior, posterior_from)
+    m.update(_step("smoothing posterior", smoothing_posterior_metrics, *post))
     lat = _step("latents, PC and TC", latent_metrics, fit, ev, m, n_pc_samples, seed)
     matching = _step("ground truth", truth_metrics, ev, lat, m)
     conn = _step("connectivity", connectivity_metrics, fit, ev, lat, matching, m)

@@ -2,9 +2,11 @@
 
     c_t   = b_s + sum_{l=-Lf..Lf} phi_{k,l} (B_s f_{t-l})_k / sum_l phi_{k,l} obs_{t-l}
             + E [h>_t ; h<_t]                                  (context path, optional)
-    z^s_t = T c_t        (T: a fixed (latent, latent) basis; the identity when not given)
+    z^s_t = T (c_t + o)  (T: a fixed (latent, latent) basis, the identity when not given;
+                          o: a fixed offset, 0 when not given)
     eta^ho_t = D c_t + d (:class:`HeldoutReadout`: the held-out units' rows of a linear
-                          decoder in the c coordinates, D = A_ho T and d = a_ho at the start)
+                          decoder in the c coordinates, D = A_ho T and d = a_ho + D o at the
+                          start)
 
 f (trial, time, held-in unit) input features, obs (trial, time) 1 where observed: a
 normalised convolution over the trial's observed bins, future and past alike. The
@@ -91,15 +93,17 @@ def svd_basis(A: torch.Tensor, B_in: torch.Tensor, b: torch.Tensor, rtol: float 
 
 
 class SmoothingEncoder(torch.nn.Module):
-    """z^s = T (b_s + conv_phi(B_s f) / conv_phi(obs)): the acausal encoder (module docstring).
+    """z^s = T (b_s + conv_phi(B_s f) / conv_phi(obs) + o): the acausal encoder (module
+    docstring).
 
     Args:
         n_in: held-in units; rank: K latents; lags: Lf; per_latent: one phi per latent;
         B, b: (K, n_in), (K,) initial weights (None: random, scale 1/sqrt(n_in), zero);
         tau_short, short_weight: the initial kernel, :func:`initial_kernel` (the defaults
         give the single symmetric exponential of tau Lf / 3).
-        basis: (K, K) fixed T from the encoder's coordinates c to the latents, z = T c
-            (None: the identity); B and b are in the c coordinates.
+        basis: (K, K) fixed T from the encoder's coordinates c to the latents,
+            z = T (c + offset) (None: the identity); B and b are in the c coordinates.
+        offset: (K,) fixed o in the c coordinates (None: 0).
         context: H, units per direction of the context path's GRU (0: no context path).
             Its weights are drawn from ``generator`` (torch's GRU law, U(-1/sqrt H,
             1/sqrt H)); its readout E starts at 0.
@@ -118,11 +122,15 @@ class SmoothingEncoder(torch.nn.Module):
         short_weight: float = 0.0,
         basis=None,
         context: int = 0,
+        offset=None,
     ):
         super().__init__()
         if basis is not None:
             basis = torch.as_tensor(basis, dtype=torch.float32).clone()
         self.register_buffer("basis", basis)
+        if offset is not None:
+            offset = torch.as_tensor(offset, dtype=torch.float32).clone()
+        self.register_buffer("offset", offset)
         if B is None:
             B = torch.randn(rank, n_in, generator=generator) / math.sqrt(max(n_in, 1))
         self.B = torch.nn.Parameter(torch.as_tensor(B, dtype=torch.float32).clone())
@@ -161,7 +169,8 @@ class SmoothingEncoder(torch.nn.Module):
         return c
 
     def to_latents(self, c: torch.Tensor) -> torch.Tensor:
-        """c (..., latent) -> z = T c (..., latent)."""
+        """c (..., latent) -> z = T (c + o) (..., latent)."""
+        c = c if self.offset is None else c + self.offset
         return c if self.basis is None else c @ self.basis.T
 
     def forward(self, f: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
@@ -173,24 +182,29 @@ class HeldoutReadout(torch.nn.Module):
     """eta_ho = c D^T + d: the held-out units' natural parameters from the encoder's
     coordinates c (z = T c), a linear readout trained with the encoder.
 
-    Started at the fit's own decoder rows, D = A_ho T and d = a_ho, so before training it
-    predicts what the fit's decoder predicts from z; both D and d are then fitted to the
+    Started at the fit's own decoder rows, D = A_ho T and d = a_ho + D o, so before training
+    it predicts what the fit's decoder predicts from z = T (c + o); both D and d are then
+    fitted to the
     held-out units of the training trials, as NLB's co-smoothing fits a readout of held-out
     neurons. A T does not depend on how a fit splits W into A and B (for A' = A M,
     B' = M^-1 B the SVD basis is T' = M^-1 T), so neither does the readout.
 
     Args:
         A_ho: (held-out unit, latent) the fit's decoder rows; a_ho: (held-out unit,) biases.
-        basis: (latent, latent) T of the encoder, or None (the identity).
+        basis: (latent, latent) T of the encoder, or None (the identity); offset: (latent,)
+        o of the encoder, or None (0).
     """
 
-    def __init__(self, A_ho: torch.Tensor, a_ho: torch.Tensor, basis=None):
+    def __init__(self, A_ho: torch.Tensor, a_ho: torch.Tensor, basis=None, offset=None):
         super().__init__()
         D = torch.as_tensor(A_ho, dtype=torch.float32)
         if basis is not None:
             D = D @ torch.as_tensor(basis, dtype=torch.float32)
+        d = torch.as_tensor(a_ho, dtype=torch.float32)
+        if offset is not None:
+            d = d + D @ torch.as_tensor(offset, dtype=torch.float32)
         self.D = torch.nn.Parameter(D.detach().clone())
-        self.d = torch.nn.Parameter(torch.as_tensor(a_ho, dtype=torch.float32).detach().clone())
+        self.d = torch.nn.Parameter(d.detach().clone())
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         """c: (..., latent) -> (..., held-out unit) eta."""

@@ -501,6 +501,19 @@ def lrrnn_fits(wildcards):
     ]
 
 
+def posterior_sources(seeds):
+    """Input function of the evaluate rule for ``seeds``: the lrRNN evaluations whose
+    smoothing posterior a post-hoc method's evaluation reuses (the same W; one per seed,
+    in order), [] for a trained method."""
+
+    def sources(wildcards):
+        if wildcards.method not in POSTHOC_METHODS:
+            return []
+        return [eval_metrics(wildcards.session, "lrRNN", s) for s in seeds]
+
+    return sources
+
+
 def session_evals(session):
     return [
         eval_metrics(session, m, s)
