@@ -16,7 +16,8 @@ the Gaussian likelihood, the paper's M1 preprocessing), a seeded 25 % of units h
 trials split 60/20/20 (seed 0), ``disrnn bin``'s default history bins before each window.
 
 Spikes: per method and seed, ``disrnn.fit`` with the package defaults (history, kernel,
-sigma_q of spike counts) and ``disrnn.evaluate`` on the test trials; one row
+sigma_q of spike counts) and ``disrnn.evaluate`` on the test trials (lrRNN+ICA and LINT
+reuse their lrRNN's smoothing posterior, as the workflow does); one row
 ``smoothing`` (NLB's smoothing baseline, kernel and alpha chosen by CV on the training
 trials, scored on the same bins as the fits) and one ``smoothing (causal)``: the same
 with a kernel on earlier bins only, the like-for-like reference of the fits' causal
@@ -198,7 +199,10 @@ def _fit_eval(task: dict) -> dict:
     if init is not None:  # a post-hoc fit costs its lrRNN too
         seconds += json.loads((init / "fit_info.json").read_text())["seconds"]
     ev = root / f"seed{seed}" / f"{method}.eval"
-    evaluate(out, ds_path, ev, seed=0)
+    # a post-hoc method's posterior is its lrRNN's (same W and bias): reuse its metrics
+    share = root / f"seed{seed}" / "lrRNN.eval"
+    share = share if init is not None and (share / "metrics.json").exists() else None
+    evaluate(out, ds_path, ev, seed=0, posterior_from=share)
     m = json.loads((ev / "metrics.json").read_text())
     row = {"method": method, "seed": seed, "seconds": seconds, **m}
     f = load_fit(out)
