@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from disrnn.evaluation.cosmoothing import cosmoothing_metrics, fit_smoothing_posterior
+from disrnn.evaluation.inputs import as_fit
 from disrnn.evaluation.smoothing_config import SmoothingConfig
 from disrnn.evaluation.spike_smoothing import heldout_psth_r2
 from disrnn.evaluation.steps import nlb_behavior_r2
@@ -88,7 +89,7 @@ def posterior_difference(fit, other) -> str | None:
     """
     for f in (fit, other):
         if f.config.encoder != "linear" or f.config.decoder != "linear":
-            return f"the fit {f.path} has an MLP encoder or decoder"
+            return f"the fit {getattr(f, 'path', '')} has an MLP encoder or decoder"
     for name in ("likelihood", "link"):
         if getattr(fit.config, name) != getattr(other.config, name):
             return f"{name} differs ({getattr(fit.config, name)} vs {getattr(other.config, name)})"
@@ -121,8 +122,6 @@ def shared_posterior_metrics(fit, ds: xr.Dataset, seed: int, source) -> dict | N
         ``smoothing_posterior_seconds`` 0.0 (none spent here), with
         ``smoothing_posterior_key`` and ``smoothing_posterior_from`` (``source``, absolute).
     """
-    from disrnn.evaluation.inputs import as_fit
-
     source = Path(source)
     path = source / "metrics.json" if source.is_dir() else source
     try:
