@@ -180,11 +180,10 @@ class SmoothingEncoder(torch.nn.Module):
 
 class HeldoutReadout(torch.nn.Module):
     """eta_ho = c D^T + d: the held-out units' natural parameters from the encoder's
-    coordinates c (z = T c), a linear readout trained with the encoder.
+    coordinates c (z = T (c + o)), a linear readout trained with the encoder.
 
     Started at the fit's own decoder rows, D = A_ho T and d = a_ho + D o, so before training
-    it predicts what the fit's decoder predicts from z = T (c + o); both D and d are then
-    fitted to the
+    it predicts what the fit's decoder predicts from z; both D and d are then fitted to the
     held-out units of the training trials, as NLB's co-smoothing fits a readout of held-out
     neurons. A T does not depend on how a fit splits W into A and B (for A' = A M,
     B' = M^-1 B the SVD basis is T' = M^-1 T), so neither does the readout.
