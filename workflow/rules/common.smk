@@ -501,17 +501,12 @@ def lrrnn_fits(wildcards):
     ]
 
 
-def posterior_sources(seeds):
-    """Input function of the evaluate rule for ``seeds``: the lrRNN evaluations whose
-    smoothing posterior a post-hoc method's evaluation reuses (the same W; one per seed,
-    in order), [] for a trained method."""
-
-    def sources(wildcards):
-        if wildcards.method not in POSTHOC_METHODS:
-            return []
-        return [eval_metrics(wildcards.session, "lrRNN", s) for s in seeds]
-
-    return sources
+def posterior_sources(wildcards, seeds):
+    """The lrRNN evaluations whose smoothing posterior a post-hoc method's evaluation of
+    ``seeds`` reuses (the same W; one per seed, in order), [] for a trained method."""
+    if wildcards.method not in POSTHOC_METHODS:
+        return []
+    return [eval_metrics(wildcards.session, "lrRNN", s) for s in seeds]
 
 
 def session_evals(session):

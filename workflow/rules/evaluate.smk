@@ -11,7 +11,7 @@ for _n, (_seeds, _members) in enumerate(SEED_LISTS.items()):
         input:
             fits=[fit_info("{session}", "{method}", s) for s in _seeds],
             dataset=f"{RESULTS}/{{session}}/dataset.nc",
-            posterior_from=posterior_sources(_seeds),
+            posterior_from=lambda w, seeds=_seeds: posterior_sources(w, seeds),
         output:
             [
                 report(
