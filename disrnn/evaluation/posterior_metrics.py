@@ -151,7 +151,7 @@ def shared_posterior_metrics(fit, ds: xr.Dataset, seed: int, source) -> dict | N
         smoothing_posterior_key=key,
         smoothing_posterior_from=str(path.parent.resolve()),
     )
-    log.info("smoothing posterior shared with %s (same W, A b, a and data)", path.parent)
+    log.info("smoothing posterior shared with %s (same W, A b + a and data)", path.parent)
     return out
 
 
@@ -161,20 +161,19 @@ def smoothing_posterior_metrics(
     """The evaluation's smoothing-posterior keys of ``fit`` on ``ds`` (null where n/a).
 
     Fitted (when ``enabled``) for Poisson fits of spike counts with held-out units and
-    train/val/test trials; every other fit gets ``None`` for each key of
-    ``POSTERIOR_KEYS`` (``co_bps_smoothed``,
-    ``co_bps_smoothed_all_bins``, ``test_ll_heldout_smoothed_per_bin_neuron``,
+    train/val/test trials; every other fit gets ``None`` for each key of ``POSTERIOR_KEYS``
+    (``co_bps_smoothed``, ``co_bps_smoothed_all_bins``,
+    ``test_ll_heldout_smoothed_per_bin_neuron``,
     ``smoothing_posterior_seconds``, ``behavior_r2_nlb_smoothed``: NLB's decoding R^2 of
     each behavior variable from the posterior's rates of every unit, null without behavior,
     :func:`~disrnn.evaluation.steps.nlb_behavior_r2`; ``co_psth_r2_smoothed``: NLB's PSTH
     R^2 of its held-out rates, :func:`~disrnn.evaluation.spike_smoothing.heldout_psth_r2`).
-    A fitted posterior adds ``smoothing_posterior_key``
-    (:func:`posterior_key`).
+    A fitted posterior adds ``smoothing_posterior_key`` (:func:`posterior_key`).
 
     share_from: an evaluation folder of a fit with the same W and A b + a (the lrRNN of a
     post-hoc method): its posterior's metrics are copied rather than training the same
-    posterior again, when :func:`shared_posterior_metrics` finds it is this fit's (then ``smoothing_posterior_from``
-    names it); else the posterior is trained here.
+    posterior again, when :func:`shared_posterior_metrics` finds it is this fit's (then
+    ``smoothing_posterior_from`` names it); else the posterior is trained here.
     """
     out = dict.fromkeys(POSTERIOR_KEYS)
     split = np.asarray(ds["split"].values).astype(str) if "split" in ds.coords else np.array([])
