@@ -156,7 +156,7 @@ def bin_dataset(name: str, continuous: bool, out: Path) -> Path:
 
 def _pc_at_partition(fit, ds, sizes, seed=0) -> float | None:
     """PC of the test latents between contiguous groups of ``sizes`` (evaluation's MC)."""
-    from disrnn.evaluation.metrics import aggregated_posterior_pc
+    from disrnn.evaluation.pc import aggregated_posterior_pc
     from disrnn.fit.tensors import valid_bins
 
     if sum(sizes) != fit.module.rank or len(sizes) < 2:
@@ -166,7 +166,7 @@ def _pc_at_partition(fit, ds, sizes, seed=0) -> float | None:
     mu = fit.latents(dt).transpose("trial", "time", "latent").values
     mu = mu[valid_bins(dt, fit.history)]
     groups = np.repeat(np.arange(len(sizes)), sizes)
-    return float(aggregated_posterior_pc(mu, fit.sigma_q, groups, seed=seed))
+    return float(aggregated_posterior_pc(mu, fit.posterior_scale, groups, seed=seed))
 
 
 def _fit_eval(task: dict) -> dict:

@@ -14,7 +14,6 @@ from disrnn.evaluation.connectivity import (
     off_block_fraction,
 )
 from disrnn.evaluation.metrics import (
-    aggregated_posterior_pc,
     bits_per_spike,
     corr_similarity,
     gaussian_loglik,
@@ -25,6 +24,7 @@ from disrnn.evaluation.metrics import (
     r2_per_unit,
     ridge_decoding_r2,
 )
+from disrnn.evaluation.pc import aggregated_posterior_pc
 from disrnn.evaluation.steps import CONDITION_KEYS
 
 
@@ -116,6 +116,51 @@ def test_pc_and_tc_near_the_gaussian_value_for_correlated_groups():
     assert tc > pc
     # fixed seed: repeatable
     assert aggregated_posterior_pc(mu, sigma, groups, n_samples=3000, seed=0) == pc
+
+
+def test_pc_with_a_full_scale_matrix_near_the_gaussian_value():
+    """Posterior covariance S S^T that couples the groups: the aggregated posterior of
+    Gaussian means is about N(0, C + S S^T), whose PC is the Gaussian mutual information."""
+    rng = np.random.default_rng(11)
+    C = np.diag([1.0, 0.6, 1.2, 0.8])
+    mu = rng.multivariate_normal(np.zeros(4), C, size=3000)
+    S = np.array(
+        [[1.0, 0.0, 0.0, 0.0], [0.2, 0.8, 0.0, 0.0], [1.2, 0.3, 0.5, 0.0], [0.0, 1.0, 0.1, 0.5]]
+    )
+    V = C + S @ S.T
+    groups = np.array([0, 0, 1, 1])
+    c0, c1 = groups == 0, groups == 1
+    mi = 0.5 * (
+        np.linalg.slogdet(V[np.ix_(c0, c0)])[1]
+        + np.linalg.slogdet(V[np.ix_(c1, c1)])[1]
+        - np.linalg.slogdet(V)[1]
+    )
+    assert mi > 0.25
+    pc = aggregated_posterior_pc(mu, S, groups, n_samples=3000, seed=0)
+    assert pc == pytest.approx(mi, abs=0.04)
+    # the same means with an isotropic posterior: independent groups
+    assert abs(aggregated_posterior_pc(mu, 1.0, groups, n_samples=3000, seed=0)) < 0.05
+
+
+def test_pc_unchanged_by_maps_within_groups():
+    """PC is invariant to an invertible linear map within each group when the posterior is
+    carried along (means M mu, scale sigma M): the Jacobians cancel between the joint and
+    the groups. A diagonal scale matrix is the per-latent sd."""
+    rng = np.random.default_rng(12)
+    C = np.array([[1.0, 0.4, 0.5], [0.4, 1.0, 0.0], [0.5, 0.0, 1.0]])
+    mu = rng.multivariate_normal(np.zeros(3), C, size=1200)
+    groups = np.array([0, 1, 1])
+    M = np.array([[-1.7, 0.0, 0.0], [0.0, 2.0, 0.9], [0.0, -0.4, 0.6]])
+    pc = aggregated_posterior_pc(mu, 0.4, groups, n_samples=1500, seed=3)
+    mapped = aggregated_posterior_pc(mu @ M.T, 0.4 * M, groups, n_samples=1500, seed=3)
+    assert pc > 0.1
+    assert mapped == pytest.approx(pc, abs=1e-9)
+    d = np.diag([0.3, 0.5, 0.4])
+    assert aggregated_posterior_pc(mu, d, groups, seed=1) == aggregated_posterior_pc(
+        mu, np.diag(d), groups, seed=1
+    )
+    with pytest.raises(ValueError, match="invertible"):
+        aggregated_posterior_pc(mu, np.ones((3, 3)), groups)
 
 
 # --------------------------------------------------------------------- ridge decoding

@@ -146,6 +146,26 @@ def test_posthoc_transforms_keep_w_and_predictions(lr_fit, gaussian_ds, tmp_path
         assert np.all(np.diff(norms) <= 1e-6)
 
 
+@pytest.mark.parametrize("method", ["LINT", "lrRNN+ICA"])
+def test_posthoc_posterior_is_the_lrrnns_carried_along(lr_fit, gaussian_ds, tmp_path, method):
+    """A post-hoc fit's latents are z' = M z + c of its lrRNN's; its posterior is the lrRNN's
+    N(mu, sigma_q^2 I) pushed through that map, N(M mu + c, sigma_q^2 M M^T)."""
+    cfg = FitConfig.create(method)
+    f = load_fit(fit(gaussian_ds, cfg, tmp_path / method, init_from=lr_fit.path, progress=False))
+    z = lr_fit.latents(gaussian_ds).values.reshape(-1, 6)
+    z2 = f.latents(gaussian_ds).values.reshape(-1, 6)
+    ok = np.isfinite(z).all(1)
+    X = np.c_[z[ok], np.ones(ok.sum())]
+    coef, *_ = np.linalg.lstsq(X, z2[ok], rcond=None)  # the map, found from the latents
+    np.testing.assert_allclose(X @ coef, z2[ok], atol=1e-4)
+    np.testing.assert_allclose(f.latent_map, coef[:6].T, atol=1e-4)
+    np.testing.assert_allclose(f.posterior_scale, lr_fit.sigma_q * coef[:6].T, atol=1e-4)
+    np.testing.assert_array_equal(lr_fit.posterior_scale, lr_fit.sigma_q * np.eye(6))
+    # sampled rollouts draw the latent noise with that covariance
+    s = f.rollout(gaussian_ds, 4, sample=True).values
+    assert np.isfinite(s).all()
+
+
 def test_posthoc_rejects_non_lrrnn_base(gaussian_ds, tmp_path):
     base = fit(gaussian_ds, FitConfig.create("DisRNN", epochs=1), tmp_path / "d", progress=False)
     with pytest.raises(ValueError, match="transforms an lrRNN"):

@@ -4,7 +4,8 @@
   written as an evaluation folder (metrics.json, latents.nc, connectivity.nc, rollout.nc);
   :func:`compute_evaluation` returns the same in memory
 - ``alignment`` - affine maps and Hungarian matching of latent groups (numpy only)
-- ``metrics`` - likelihoods, bits per spike, PC/TC, decoding, generation statistics
+- ``metrics`` - likelihoods, bits per spike, decoding, generation statistics; ``pc`` - PC/TC
+  between latent groups of a fit's aggregated posterior
 - ``connectivity`` - W, J, sub-connectivities, eigenvalues, agreement with the truth
 - ``rollout`` - k-step-ahead and free-running generation from a fit
 - ``references`` - the NLB smoothing baseline (``smoothing_reference``) and

@@ -60,7 +60,8 @@ and not among the first L history-only bins; ``null`` = not applicable):
   sizes does). ``partition_sizes`` ("3,3") the sizes of that partition.
 - ``pc`` PC between the groups of the evaluation partition, ``tc`` total correlation
   (one group per latent): Monte Carlo over the Gaussian aggregated posterior of the test
-  bins with sd ``sigma_q`` (:func:`~disrnn.evaluation.metrics.aggregated_posterior_pc`);
+  bins with covariance sigma_q^2 I, or for a post-hoc fit its lrRNN's carried along
+  (``Fit.posterior_scale``; :func:`~disrnn.evaluation.pc.aggregated_posterior_pc`);
   ``sigma_q``.
 - truth (``true_latents`` in the dataset), all with the evaluation partition:
   ``group_latent_r2`` (R^2 of the matched concatenation), ``group_latent_r2_cv`` (maps

@@ -27,6 +27,7 @@ __all__ = [
     "fit_summary",
     "load_data",
     "null_rate",
+    "posterior_scale",
     "session_id",
     "sigma_q",
 ]
@@ -158,6 +159,13 @@ def null_rate(ds: xr.Dataset, L: int) -> np.ndarray:
     x = ds["activity"].transpose(*DIMS).values.astype(float)
     ok = valid_bins(ds, L)
     return x[ok].mean(0) if ok.any() else np.full(x.shape[2], np.nan)
+
+
+def posterior_scale(fit, ds, train, L, K):
+    """The fit's posterior scale matrix S (posterior covariance S S^T, ``Fit.posterior_scale``),
+    else its sigma_q (:func:`sigma_q`): the sd of the PC and TC estimator."""
+    S = getattr(fit, "posterior_scale", None)
+    return sigma_q(fit, ds, train, L, K) if S is None else np.asarray(S, dtype=float)
 
 
 def sigma_q(fit, ds, train, L, K) -> float:

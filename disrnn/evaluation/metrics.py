@@ -12,7 +12,6 @@ import numpy as np
 from scipy.special import gammaln
 
 __all__ = [
-    "aggregated_posterior_pc",
     "bits_per_spike",
     "corr_similarity",
     "gaussian_loglik",
@@ -116,90 +115,6 @@ def r2_per_unit(x, pred, valid=None) -> tuple[np.ndarray, float]:
 
 
 # ------------------------------------------------------------------------ PC and TC
-def aggregated_posterior_pc(mu, sigma, groups, n_samples=2000, seed=0, max_components=5000):
-    """Partial correlation between latent groups of a Gaussian aggregated posterior.
-
-    The aggregated posterior is the mixture ``q(z) = 1/T sum_t N(z; mu_t, sigma^2 I)`` over
-    the T bins. Monte Carlo estimate with ``z_s ~ q`` (a random component, then Gaussian
-    noise)::
-
-        PC = mean_s [ log q(z_s) - sum_g log q(z_s,g) ],
-        log q(z_g) = logsumexp_t log N(z_g; mu_t,g, sigma^2 I) - log T.
-
-    With one group per latent dimension this is the total correlation (TC). Both are
-    >= 0 in expectation and 0 for independent groups in the limit of many bins: a finite
-    mixture is not exactly the product of its marginals, so independent means give a small
-    positive floor (about 0.02 nats for T = 2000, 4 unit-variance latents, sigma = 0.5; it
-    grows as sigma shrinks relative to the spread of the means). Compare methods at equal T.
-    This is the exact-mixture form of the training batch estimator (M = N_tot = T, w = 1).
-
-    Args:
-        mu: (sample, latent) float posterior means (rows with non-finite values dropped).
-        sigma: posterior standard deviation (scalar, or (latent,)).
-        groups: (latent,) int group labels.
-        n_samples: Monte Carlo samples; seed: seed of ``np.random.default_rng``.
-        max_components: if T is larger, the mixture uses a random subset of this many bins.
-
-    Returns:
-        float PC (nats). 0.0 if there is a single group.
-
-    Raises:
-        ValueError: shapes disagree or sigma is not positive.
-    """
-    mu = np.asarray(mu, dtype=float)
-    if mu.ndim != 2:
-        raise ValueError(f"mu must be (sample, latent), got shape {mu.shape}")
-    mu = mu[np.isfinite(mu).all(1)]
-    groups = np.asarray(groups).reshape(-1)
-    if groups.shape[0] != mu.shape[1]:
-        raise ValueError(f"groups has {groups.shape[0]} labels for {mu.shape[1]} latents")
-    sig = np.broadcast_to(np.asarray(sigma, dtype=float), (mu.shape[1],))
-    if not np.all(sig > 0):
-        raise ValueError(f"sigma must be positive, got {sigma!r}")
-    labels = np.unique(groups)
-    if labels.size == 1:
-        return 0.0
-    if mu.shape[0] < 2:
-        raise ValueError(f"need at least 2 finite posterior means, got {mu.shape[0]}")
-    rng = np.random.default_rng(seed)
-    if mu.shape[0] > max_components:
-        mu = mu[rng.choice(mu.shape[0], max_components, replace=False)]
-    T, K = mu.shape
-    z = mu[rng.integers(0, T, n_samples)] + sig * rng.standard_normal((n_samples, K))
-    zs, ms = z / sig, mu / sig  # whitened: log N = -1/2 |zs - ms|^2 + const
-    cols = [np.flatnonzero(groups == g) for g in labels]
-    const = np.array([np.sum(-np.log(sig[c]) - 0.5 * np.log(2 * np.pi)) for c in cols])
-    chunk = max(1, int(2e6 // (T * labels.size)))  # keep blocks cache-sized
-    vals = []
-    for s0 in range(0, n_samples, chunk):
-        zc = zs[s0 : s0 + chunk]
-        # |z_g - mu_g|^2 = |z_g|^2 - 2 z_g . mu_g + |mu_g|^2
-        lg = np.stack(
-            [
-                -0.5
-                * (
-                    (zc[:, c] ** 2).sum(1)[:, None]
-                    - 2 * zc[:, c] @ ms[:, c].T
-                    + (ms[:, c] ** 2).sum(1)[None, :]
-                )
-                + const[i]
-                for i, c in enumerate(cols)
-            ],
-            axis=1,
-        )  # (s, group, t)
-        log_q = _lse_last(lg.sum(1)) - np.log(T)  # (s,)
-        log_qg = _lse_last(lg) - np.log(T)  # (s, group)
-        vals.append(log_q - log_qg.sum(-1))
-    return float(np.mean(np.concatenate(vals)))
-
-
-def _lse_last(a: np.ndarray) -> np.ndarray:
-    """logsumexp over the last (contiguous) axis; faster than scipy's for large arrays."""
-    m = a.max(-1, keepdims=True)
-    return np.log(np.exp(a - m).sum(-1)) + m[..., 0]
-
-
-# ---------------------------------------------------------------- behavior decoding
 def ridge_decoding_r2(z, y, trial, n_splits=5, alphas=None) -> float:
     """Cross-validated ridge decoding R^2 from latents to a behavior variable.
 

@@ -18,7 +18,8 @@ from disrnn.evaluation import alignment as al
 from disrnn.evaluation import metrics as mt
 from disrnn.evaluation.connectivity import connectivity_dataset, connectivity_summary
 from disrnn.evaluation.decoding import condition_decoding, latent_behavior_r2
-from disrnn.evaluation.inputs import null_rate, sigma_q
+from disrnn.evaluation.inputs import null_rate, posterior_scale, sigma_q
+from disrnn.evaluation.pc import aggregated_posterior_pc
 from disrnn.evaluation.rollout import history_length
 from disrnn.evaluation.spike_smoothing import heldout_psth_r2
 from disrnn.fit.tensors import dataset_kind, valid_bins
@@ -157,10 +158,11 @@ def latent_metrics(fit, ev: EvalSplit, m: dict, n_pc_samples: int, seed: int) ->
     partition, m["group_partition"] = _eval_partition(labels, ev.ds)
     m["partition_sizes"] = ",".join(str(int((partition == g).sum())) for g in np.unique(partition))
     m["sigma_q"] = sigma
+    scale = posterior_scale(fit, ev.ds, ev.train, ev.L, z_all.shape[2])
     finite = np.isfinite(mu).all(1)
     if finite.sum() >= 2:
-        m["pc"] = mt.aggregated_posterior_pc(mu, sigma, partition, n_pc_samples, seed)
-        m["tc"] = mt.aggregated_posterior_pc(mu, sigma, np.arange(mu.shape[1]), n_pc_samples, seed)
+        m["pc"] = aggregated_posterior_pc(mu, scale, partition, n_pc_samples, seed)
+        m["tc"] = aggregated_posterior_pc(mu, scale, np.arange(mu.shape[1]), n_pc_samples, seed)
     else:
         m["pc"] = m["tc"] = None
     lat = LatentSet(z_all, labels, mu, partition, finite)

@@ -117,7 +117,10 @@ class Fit:
         columns zero), bias (unit,) = A b + a so the one-step mean is f(W h + bias);
         W = A B (unit, unit); J = B A (latent, latent); A/B/W/J are None for MLP variants;
         uses_input: trained with a known ``input`` u_t, added to every pre-activation (the
-        datasets it is applied to must then carry their ``input``, and only then).
+        datasets it is applied to must then carry their ``input``, and only then);
+        sigma_q, posterior_scale (latent, latent) S: the posterior q(z_t | x) is
+        N(mu_t, S S^T), S = sigma_q I for a trained fit and sigma_q M for a post-hoc one
+        whose latents are z' = M z + c of its lrRNN's (``latent_map`` M, else None).
     """
 
     def __init__(self, path: Path, meta: dict, module: DisRNN, info: dict):
@@ -147,6 +150,11 @@ class Fit:
                 np.exp(module.log_s.double().numpy()) if module.likelihood == "gaussian" else None
             )
             self.sigma_q = float(torch.exp(module.log_sigma))
+        # a post-hoc fit's latents are z' = M z + c of its lrRNN's, whose posterior
+        # N(mu, sigma_q^2 I) they carry along: N(mu', sigma_q^2 M M^T)
+        self.latent_map = None if info.get("latent_map") is None else np.asarray(info["latent_map"])
+        M = np.eye(module.rank) if self.latent_map is None else self.latent_map
+        self.posterior_scale = self.sigma_q * M
 
     def __repr__(self) -> str:
         return f"Fit({self.config.method}, groups={self.groups}, seed={self.seed}, {self.path})"
@@ -239,7 +247,7 @@ class Fit:
         """Run the network on its own from the real bins before ``start``.
 
         Each step: h_t = sum_l psi_l tanh(x_{t-l}) over the last L (real, then generated)
-        bins, z_t = mu_t (+ sigma_q eps when ``sample``), x_t = f(A z_t + a (+ u_t, the
+        bins, z_t = mu_t (+ posterior_scale eps when ``sample``), x_t = f(A z_t + a (+ u_t, the
         dataset's known input of bin t)) (or a draw from the Gaussian / Poisson observation
         model when ``sample``); x_t is fed back.
 
@@ -278,11 +286,13 @@ class Fit:
         buf = torch.tanh(act[:, f0 - L : f0].flip(1))  # (trial, L, unit), l = 1 first
         out = torch.empty(act.shape[0], n_steps, act.shape[2])
         sigma = torch.exp(m.log_sigma)
+        scale = None if self.latent_map is None else torch.from_numpy(self.posterior_scale)
         for t in range(n_steps):
             mu = m.encode(m.kernel(buf))
             z = mu
             if sample:
-                z = mu + sigma * torch.randn(mu.shape, generator=generator)
+                eps = torch.randn(mu.shape, generator=generator)
+                z = mu + (sigma * eps if scale is None else eps @ scale.to(mu.dtype).T)
             mean = m.mean(m.decode(z, None if u is None else u[:, start + t]))
             x = mean
             if sample and m.likelihood == "gaussian":

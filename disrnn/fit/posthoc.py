@@ -2,7 +2,10 @@
 
 :func:`posthoc_fit` takes the lrRNN (loaded from a fit folder, or trained now with the
 same seed) and regroups its latents with :func:`ica_transform` or :func:`lint_transform`.
-The transforms keep W = A B and every one-step prediction unchanged.
+The transforms keep W = A B and every one-step prediction unchanged. Each maps the
+lrRNN's latents z to z' = M z + c; fit_info.json keeps M (``latent_map``), so the
+post-hoc fit's posterior is its lrRNN's carried along (:class:`disrnn.fit.folder.Fit`
+``posterior_scale``), not a new isotropic one at the new latents' scale.
 """
 
 from __future__ import annotations
@@ -59,13 +62,14 @@ def posthoc_fit(
     state = {k: v for k, v in module.state_dict().items() if k != "latent_group"}
     new.load_state_dict(state, strict=False)
     if config.posthoc == "lint":
-        lint_transform(new)
+        M = lint_transform(new)
     else:
         with torch.no_grad():
             lat = new.encode(new.features(train.h.cpu())).numpy()
-        ica_transform(new, lat, seed=int(seed))
+        M = ica_transform(new, lat, seed=int(seed))
     info = {
         "stop_reason": "posthoc",
+        "latent_map": M.tolist(),
         "posthoc_seconds": time.perf_counter() - t0,
         "base_info": base_info,
         "epochs_run": base_info.get("epochs_run"),
@@ -129,11 +133,15 @@ def _set_linear(module, A: np.ndarray, a: np.ndarray, B: np.ndarray, b: np.ndarr
     module.b.copy_(torch.as_tensor(b, dtype=dtype))
 
 
-def lint_transform(module) -> None:
+def lint_transform(module) -> np.ndarray:
     """In place: A' = U_K S_K, B' = V_K^T, b' = 0, a' = a + A b, where W = A B = U S V^T.
 
     Keeps W and the one-step mean f(W h + A b + a) unchanged (exactly up to float error).
     Latents are ordered by singular value.
+
+    Returns:
+        (K, K) M with z' = M (z - b): B = A^+ W = (A^+ U_K S_K) V_K^T, so M is the inverse
+        of A^+ U_K S_K (A of full column rank).
     """
     A = module.A.detach().double().numpy()
     B = module.B.detach().double().numpy()
@@ -142,14 +150,18 @@ def lint_transform(module) -> None:
     K = A.shape[1]
     U, S, Vt = np.linalg.svd(A @ B)
     _set_linear(module, U[:, :K] * S[:K], a + A @ b, Vt[:K], np.zeros(K))
+    return np.linalg.inv(np.linalg.pinv(A) @ (U[:, :K] * S[:K]))
 
 
-def ica_transform(module, latents: np.ndarray, seed: int = 0) -> None:
+def ica_transform(module, latents: np.ndarray, seed: int = 0) -> np.ndarray:
     """In place: rotate the latents to FastICA's independent components.
 
     With the unmixing U (K, K) and mean m fitted on ``latents`` (bins, latent) (the
     lrRNN's training posterior means), z' = U (z - m): B' = U B, b' = U (b - m),
     A' = A U^-1 (the mixing), a' = a + A m. W and one-step means are unchanged.
+
+    Returns:
+        the unmixing U (K, K): z' = U (z - m).
 
     Raises:
         ValueError: fewer bins than latents.
@@ -170,3 +182,4 @@ def ica_transform(module, latents: np.ndarray, seed: int = 0) -> None:
     a = module.a.detach().double().numpy()
     b = module.b.detach().double().numpy()
     _set_linear(module, A @ np.linalg.inv(U), a + A @ m, U @ B, U @ (b - m))
+    return U

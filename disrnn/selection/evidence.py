@@ -57,7 +57,7 @@ from itertools import combinations
 import numpy as np
 
 from disrnn.evaluation.alignment import align_groups
-from disrnn.evaluation.metrics import aggregated_posterior_pc
+from disrnn.evaluation.pc import aggregated_posterior_pc
 from disrnn.fit.defaults import rule_of_thumb_log_sigma
 
 __all__ = ["independence_test", "group_agreement"]

@@ -2,7 +2,7 @@
 
 The likelihood and co-bps are those of :func:`disrnn.evaluation.steps.one_step_metrics`
 (the bins and null rates of an evaluation, on the ``val`` trials instead of ``test``);
-PC is :func:`disrnn.evaluation.metrics.aggregated_posterior_pc` between the candidate's
+PC is :func:`disrnn.evaluation.pc.aggregated_posterior_pc` between the candidate's
 own groups (never a partition taken from the truth: the selection must not see it), and
 the independence test of :mod:`disrnn.selection.evidence` compares it with surrogates.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from disrnn.evaluation.alignment import flatten_latents
-from disrnn.evaluation.metrics import aggregated_posterior_pc
+from disrnn.evaluation.pc import aggregated_posterior_pc
 from disrnn.evaluation.steps import EvalSplit, one_step_metrics
 from disrnn.selection.evidence import independence_test
 
