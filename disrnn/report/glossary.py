@@ -36,7 +36,7 @@ co_psth_r2 :: + :: NLB's PSTH R²: of the held-out units' condition-averaged pre
 co_psth_r2_smoothed :: + :: co_psth_r2 of the fit's smoothing posterior (whole trial)
 pc :: - :: partial correlation between the latent groups of the test bins' aggregated posterior (nats; 0 = independent groups)
 tc :: - :: total correlation between single latents (nats; 0 = independent latents)
-sigma_q :: = :: sd of the posterior q(z|x) used for PC and TC
+sigma_q :: = :: sd of the posterior q(z|x) used for PC and TC (a post-hoc fit: its lrRNN's, carried through the latent map)
 group_latent_r2(_cv|_own_groups|_best_partition)? :: + :: R² of the true latents from the matched inferred groups (each true group from one inferred group by an affine map; _cv: maps fitted on other test trials; _own_groups: the fit's own groups; _best_partition: single latents reassigned)
 component_latent_r2(_single)? :: + :: mean R² per true latent dimension from its matched inferred group (_single: from one matched inferred latent)
 latent_r2_global :: + :: R² of all true latents from all inferred latents by one affine map: the ceiling of any grouping
