@@ -26,7 +26,7 @@ co-bps, held-out-unit test log-likelihood per bin (nats), PSTH R^2 of the held-o
 (condition = the trial column ``type`` / ``old_new``, NLB's definition; of the one-step
 rates and of the smoothing posterior's), PC between the
 DisRNN partition's groups (a one-group fit's latents cut at the same sizes; the fit's
-own sigma_q; Monte Carlo of the evaluation), fit seconds (one torch thread).
+own posterior, ``Fit.posterior_scale``; Monte Carlo of the evaluation), fit seconds (one torch thread).
 
 Continuous: condition decoding accuracy from the latents (logistic regression, train+val
 -> test trials, all bins of a trial concatenated; and the mean of per-bin accuracies),

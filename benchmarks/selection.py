@@ -89,12 +89,20 @@ def main(argv=None) -> int:
     p.add_argument("--ranks", default="2,4,6,8", help="ranks tried ('truth': the true one)")
     p.add_argument("--max-groups", type=int, default=3, help="most groups of a partition")
     p.add_argument("--fit-seeds", type=int, default=2, help="fits per candidate")
-    p.add_argument("--epochs", type=lambda v: None if v == "none" else int(v), default=20,
-                   help="most epochs of each DisRNN candidate ('none': the fit's own)")
+    p.add_argument(
+        "--epochs",
+        type=lambda v: None if v == "none" else int(v),
+        default=20,
+        help="most epochs of each DisRNN candidate ('none': the fit's own)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
-    p.add_argument("--keep", default=None,
-                   help="keep each selection's folder (its fits) in KEEP/PRESET-SEED/sel")
+    p.add_argument(
+        "--keep",
+        default=None,
+        help="keep each selection's folder (its fits) in KEEP/PRESET-SEED/sel",
+    )
     args = p.parse_args(argv)
+
     def ranks(preset):
         if args.ranks == "truth":
             return (TRUTH[preset][0],)
@@ -107,8 +115,10 @@ def main(argv=None) -> int:
         for s in range(args.first_seed, args.first_seed + args.seeds)
     ]  # fmt: skip
     t0 = time.perf_counter()
-    print("| preset | seed | K | partition | verdict | true K, partition found | s | "
-          "partitions at K: dLL above the threshold, independence z, cross share, seed agreement |")
+    print(
+        "| preset | seed | K | partition | verdict | true K, partition found | s | "
+        "partitions at K: dLL above the threshold, independence z, cross share, seed agreement |"
+    )
     print("|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
     with ProcessPoolExecutor(args.jobs) as pool:  # each row as soon as its selection ends
@@ -119,8 +129,10 @@ def main(argv=None) -> int:
                   f"{r['evidence']} |",
                   flush=True)  # fmt: skip
     rows.sort(key=lambda r: (list(TRUTH).index(r["preset"]), r["seed"]))
-    print("\n| preset | truth | K right | partition (or no evidence) right | "
-          "K and partition right (target >= 4 of 5) |")
+    print(
+        "\n| preset | truth | K right | partition (or no evidence) right | "
+        "K and partition right (target >= 4 of 5) |"
+    )
     print("|---|---|---|---|---|")
     for preset in dict.fromkeys(r["preset"] for r in rows):
         sel = [r for r in rows if r["preset"] == preset]
@@ -129,8 +141,10 @@ def main(argv=None) -> int:
         print(f"| {preset} | {truth} | {sum(r['rank_hit'] for r in sel)} of {len(sel)} "
               f"| {sum(r['verdict_hit'] for r in sel)} of {len(sel)} "
               f"| {sum(r['hit'] for r in sel)} of {len(sel)} |")  # fmt: skip
-    print(f"\nwall {time.perf_counter() - t0:.0f} s; ranks {args.ranks}, max groups "
-          f"{args.max_groups}, {args.fit_seeds} fit seeds, {args.epochs} epochs")
+    print(
+        f"\nwall {time.perf_counter() - t0:.0f} s; ranks {args.ranks}, max groups "
+        f"{args.max_groups}, {args.fit_seeds} fit seeds, {args.epochs} epochs"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ transforms, co-smoothing, and config validation."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,9 +162,39 @@ def test_posthoc_posterior_is_the_lrrnns_carried_along(lr_fit, gaussian_ds, tmp_
     np.testing.assert_allclose(f.latent_map, coef[:6].T, atol=1e-4)
     np.testing.assert_allclose(f.posterior_scale, lr_fit.sigma_q * coef[:6].T, atol=1e-4)
     np.testing.assert_array_equal(lr_fit.posterior_scale, lr_fit.sigma_q * np.eye(6))
-    # sampled rollouts draw the latent noise with that covariance
-    s = f.rollout(gaussian_ds, 4, sample=True).values
-    assert np.isfinite(s).all()
+    # sampled rollouts draw the latent noise with that covariance: the lrRNN's draws
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    np.testing.assert_allclose(
+        f.rollout(gaussian_ds, 4, sample=True, generator=g1).values,
+        lr_fit.rollout(gaussian_ds, 4, sample=True, generator=g2).values,
+        atol=1e-4,
+    )
+    # the evaluation's PC and TC use that posterior
+    from disrnn.evaluation import compute_evaluation
+    from disrnn.evaluation.pc import aggregated_posterior_pc
+
+    m, _ = compute_evaluation(f, gaussian_ds, seed=0, n_pc_samples=400, smoothing_posterior=False)
+    test = gaussian_ds["split"].values == "test"
+    mu = z2.reshape(gaussian_ds.sizes["trial"], -1, 6)[test].reshape(-1, 6)
+    mu = mu[np.isfinite(mu).all(1)]
+    want = aggregated_posterior_pc(mu, f.posterior_scale, f.latent_group, 400, 0)
+    assert m["pc"] == pytest.approx(want, rel=1e-9)
+    assert m["pc"] != pytest.approx(aggregated_posterior_pc(mu, f.sigma_q, f.latent_group, 400, 0))
+
+
+def test_posthoc_fit_without_its_latent_map_warns(lr_fit, gaussian_ds, tmp_path, caplog):
+    """A post-hoc folder written before fits kept their latent map loads with sigma_q I and
+    says how to refit it."""
+    out = fit(gaussian_ds, FitConfig.create("LINT"), tmp_path / "l", init_from=lr_fit.path,
+              progress=False)  # fmt: skip
+    out = Path(out)
+    info = json.loads((out / "fit_info.json").read_text())
+    del info["latent_map"]
+    (out / "fit_info.json").write_text(json.dumps(info))
+    with caplog.at_level("WARNING", logger="disrnn.fit.folder"):
+        f = load_fit(out)
+    assert "fit it again" in caplog.text and "fit_posthoc" in caplog.text
+    np.testing.assert_array_equal(f.posterior_scale, f.sigma_q * np.eye(6))
 
 
 def test_posthoc_rejects_non_lrrnn_base(gaussian_ds, tmp_path):

@@ -161,9 +161,10 @@ def null_rate(ds: xr.Dataset, L: int) -> np.ndarray:
     return x[ok].mean(0) if ok.any() else np.full(x.shape[2], np.nan)
 
 
-def posterior_scale(fit, ds, train, L, K):
-    """The fit's posterior scale matrix S (posterior covariance S S^T, ``Fit.posterior_scale``),
-    else its sigma_q (:func:`sigma_q`): the sd of the PC and TC estimator."""
+def posterior_scale(fit, ds, train, L, K) -> float | np.ndarray:
+    """The posterior's scale for the PC and TC estimator: the fit's (K, K) matrix S of the
+    posterior covariance S S^T (``Fit.posterior_scale``), else the float :func:`sigma_q`
+    (a fit-like object without one; the arguments are those of :func:`sigma_q`)."""
     S = getattr(fit, "posterior_scale", None)
     return sigma_q(fit, ds, train, L, K) if S is None else np.asarray(S, dtype=float)
 

@@ -114,7 +114,7 @@ def r2_per_unit(x, pred, valid=None) -> tuple[np.ndarray, float]:
     return per, float(pooled)
 
 
-# ------------------------------------------------------------------------ PC and TC
+# ---------------------------------------------------------------- behavior decoding
 def ridge_decoding_r2(z, y, trial, n_splits=5, alphas=None) -> float:
     """Cross-validated ridge decoding R^2 from latents to a behavior variable.
 

@@ -29,7 +29,8 @@ def aggregated_posterior_pc(mu, sigma, groups, n_samples=2000, seed=0, max_compo
     mixture is not exactly the product of its marginals, so independent means give a small
     positive floor (about 0.02 nats for T = 2000, 4 unit-variance latents, sigma = 0.5; it
     grows as sigma shrinks relative to the spread of the means). Compare methods at equal T.
-    This is the exact-mixture form of the training batch estimator (M = N_tot = T, w = 1).
+    This is the exact-mixture form of the training batch estimator (its batch = N_tot = T,
+    weights 1).
 
     Args:
         mu: (sample, latent) float posterior means (rows with non-finite values dropped).
@@ -43,7 +44,8 @@ def aggregated_posterior_pc(mu, sigma, groups, n_samples=2000, seed=0, max_compo
         float PC (nats). 0.0 if there is a single group.
 
     Raises:
-        ValueError: shapes disagree or sigma is not positive.
+        ValueError: shapes disagree, sigma is not positive, or the scale matrix is not a
+        finite, invertible (latent, latent) array.
     """
     mu = np.asarray(mu, dtype=float)
     if mu.ndim != 2:
@@ -75,7 +77,10 @@ def _scale(sigma, K: int) -> tuple:
     if np.ndim(sigma) == 2:
         S = np.asarray(sigma, dtype=float)
         if S.shape != (K, K) or not np.all(np.isfinite(S)):
-            raise ValueError(f"the scale matrix must be a finite ({K}, {K}) array, got {S.shape}")
+            raise ValueError(
+                f"the scale matrix must be a finite ({K}, {K}) array, got shape {S.shape}"
+                + ("" if np.all(np.isfinite(S)) else " with non-finite entries")
+            )
         if np.count_nonzero(S - np.diag(np.diagonal(S))):
             try:
                 np.linalg.cholesky(S @ S.T)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -27,6 +28,8 @@ from disrnn.fit.defaults import rule_of_thumb_log_sigma
 from disrnn.fit.objective import TERMS, nll_terms
 from disrnn.fit.tensors import first_bin, history_frame, trial_arrays
 from disrnn.models.modules import DisRNN
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Fit",
@@ -153,6 +156,12 @@ class Fit:
         # a post-hoc fit's latents are z' = M z + c of its lrRNN's, whose posterior
         # N(mu, sigma_q^2 I) they carry along: N(mu', sigma_q^2 M M^T)
         self.latent_map = None if info.get("latent_map") is None else np.asarray(info["latent_map"])
+        if self.latent_map is None and self.config.posthoc is not None:
+            log.warning(
+                "%s: a %s fit written before post-hoc fits kept their latent map; its PC, TC "
+                "and sampled rollouts use sigma_q I, not its lrRNN's posterior: fit it again "
+                "(snakemake: --forcerun fit_posthoc)", path, self.config.method,
+            )  # fmt: skip
         M = np.eye(module.rank) if self.latent_map is None else self.latent_map
         self.posterior_scale = self.sigma_q * M
 
@@ -292,7 +301,7 @@ class Fit:
             z = mu
             if sample:
                 eps = torch.randn(mu.shape, generator=generator)
-                z = mu + (sigma * eps if scale is None else eps @ scale.to(mu.dtype).T)
+                z = mu + (sigma * eps if scale is None else eps.to(mu.dtype) @ scale.to(mu.dtype).T)
             mean = m.mean(m.decode(z, None if u is None else u[:, start + t]))
             x = mean
             if sample and m.likelihood == "gaussian":

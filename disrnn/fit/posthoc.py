@@ -140,8 +140,10 @@ def lint_transform(module) -> np.ndarray:
     Latents are ordered by singular value.
 
     Returns:
-        (K, K) M with z' = M (z - b): B = A^+ W = (A^+ U_K S_K) V_K^T, so M is the inverse
-        of A^+ U_K S_K (A of full column rank).
+        (K, K) M with z' = M (z - b): A' z' = W h = A (z - b), and A' = U_K S_K has
+        orthogonal columns, so M = S_K^-1 U_K^T A.
+    Raises:
+        ValueError: W has rank below K (a zero singular value: z' would not determine z).
     """
     A = module.A.detach().double().numpy()
     B = module.B.detach().double().numpy()
@@ -149,8 +151,12 @@ def lint_transform(module) -> np.ndarray:
     b = module.b.detach().double().numpy()
     K = A.shape[1]
     U, S, Vt = np.linalg.svd(A @ B)
+    if not S[K - 1] > 1e-12 * S[0]:
+        raise ValueError(
+            f"LINT needs W = A B of rank {K}; its singular values are {np.round(S[:K], 6)}"
+        )
     _set_linear(module, U[:, :K] * S[:K], a + A @ b, Vt[:K], np.zeros(K))
-    return np.linalg.inv(np.linalg.pinv(A) @ (U[:, :K] * S[:K]))
+    return (U[:, :K].T @ A) / S[:K, None]
 
 
 def ica_transform(module, latents: np.ndarray, seed: int = 0) -> np.ndarray:

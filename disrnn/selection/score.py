@@ -59,7 +59,7 @@ def score_fit(fit, ds: xr.Dataset, seed: int = 0, n_pc_samples: int = 2000) -> d
     mu = mu[np.isfinite(mu).all(1)]
     pc = None
     if len(mu) >= 2:
-        pc = aggregated_posterior_pc(mu, fit.sigma_q, fit.latent_group, n_pc_samples, seed)
+        pc = aggregated_posterior_pc(mu, fit.posterior_scale, fit.latent_group, n_pc_samples, seed)
     test = independence_test(z, ok, fit.latent_group, n_samples=n_pc_samples, seed=seed)
     return {
         "val_ll_per_bin": m["test_ll_per_bin"],
