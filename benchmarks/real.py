@@ -24,9 +24,9 @@ with a kernel on earlier bins only, the like-for-like reference of the fits' cau
 co-bps (their one-step prediction sees only the past). Columns (mean +- sd over seeds):
 co-bps, held-out-unit test log-likelihood per bin (nats), PSTH R^2 of the held-out units
 (condition = the trial column ``type`` / ``old_new``, NLB's definition; of the one-step
-rates and of the smoothing posterior's), PC between the
-DisRNN partition's groups (a one-group fit's latents cut at the same sizes; the fit's
-own posterior, ``Fit.posterior_scale``; Monte Carlo of the evaluation), fit seconds (one torch thread).
+rates and of the smoothing posterior's), PC between the DisRNN partition's groups (a
+one-group fit's latents cut at the same sizes; the fit's own posterior,
+``Fit.posterior_scale``; Monte Carlo of the evaluation), fit seconds (one torch thread).
 
 Continuous: condition decoding accuracy from the latents (logistic regression, train+val
 -> test trials, all bins of a trial concatenated; and the mean of per-bin accuracies),
