@@ -152,6 +152,26 @@ def test_missing_alignment_column_lists_columns(tmp_path, capsys, good):
     )
 
 
+def test_test_trials_flag(tmp_path, capsys, good):
+    """--test-trials COLUMN VALUE: the marked trial is the test trial; a column the file
+    lacks, a value no trial has, or no value at all stop with what to give instead."""
+    out = tmp_path / "t.nc"
+    argv = ["bin", str(good), "--out", str(out), "--bin-width", "0.1", "--split", "0.5", "0.5",
+            "0"]  # fmt: skip
+    assert main(argv) == 2  # a test fraction of 0 alone leaves no test trials ...
+    assert "leaves no test trials" in capsys.readouterr().err
+    assert main([*argv, "--test-trials", "go_time", "2.5"]) == 0  # ... marked ones are given
+    ds = load_dataset(out)
+    split = ds["split"].values.astype(str)
+    assert split[1] == "test" and sorted(split[[0, 2]]) == ["train", "val"]
+    assert ds.attrs["test_trials"] == "go_time: 2.5"
+    _fails(tmp_path, capsys, good, "--test-trials", "split", "val",
+           match=["no trial column 'split'", "available: start_time, stop_time, go_time"])  # fmt: skip
+    _fails(tmp_path, capsys, good, "--test-trials", "go_time", "9",
+           match=["marks no trial of the 3 trials", "'0.5', '2.5', '4.5'"])  # fmt: skip
+    _fails(tmp_path, capsys, good, "--test-trials", "go_time", match="at least one value")
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -123,6 +123,8 @@ def test_mc_maze_example_matches_the_benchmark():
     assert session["window"] == [-0.25, 0.45]
     assert session["bin_width"] == 0.02
     assert session["behavior"] == ["hand_vel"]
+    config = yaml.safe_load((ROOT / "config/examples/mc_maze_small.yaml").read_text())
+    assert config["split"]["test_trials"] == {"column": "split", "values": ["val"]}
 
 
 def test_small_test_config_dry_run(tmp_path):
@@ -377,6 +379,32 @@ def test_references_and_condition_keys(tmp_path):
         r"session 's1' \(sessions\[0\]\), field 'condition': \['type'\] is not of type",
     ]
     _stops_with(tmp_path, "bad", bad, patterns)
+
+
+def test_test_trials_key(tmp_path):
+    """``split.test_trials`` (default and per session) is accepted; its value errors come
+    from BinConfig and name the field where it was set; a bad shape is the schema's."""
+    config = small_config()
+    config["split"] = {"test_trials": {"column": "condition", "values": ["0"]}}
+    res = snakemake(
+        "--dry-run", "--configfile", str(write_config(tmp_path / "ok.yaml", config)), cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    bad = {  # schema: checked first
+        "sessions": [
+            _session("s2", split={"test_trials": {"column": "split", "values": []}}),
+            _session("s3", split={"test_trials": {"column": "split"}}),
+        ],
+    }
+    patterns = [
+        r"session 's2' \(sessions\[0\]\), field 'split\.test_trials\.values': \[\] should "
+        r"be non-empty",
+        r"session 's3' \(sessions\[1\]\), field 'split\.test_trials\.values': missing",
+    ]
+    _stops_with(tmp_path, "schema", bad, patterns)
+    bad = {"split": {"test_trials": {"column": "", "values": ["val"]}}, "sessions": [_session()]}
+    pattern = r"field 'split\.test_trials': test_trials column must be a trial column's name"
+    _stops_with(tmp_path, "value", bad, [pattern])
 
 
 def test_semantic_errors_stop_before_any_job(tmp_path):

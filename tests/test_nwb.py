@@ -229,6 +229,53 @@ def test_stratify_through_bin_session(tmp_path):
         bin_session(path, BinConfig(bin_width=0.5, stratify="nope"))
 
 
+def test_test_trials_from_a_file_column(tmp_path):
+    """An NLB-style ``split`` trial column: its 'val' trials are exactly the test trials,
+    the other 30 are split train / val 0.6 : 0.2 (22 and 8 by largest remainder), seeded;
+    the file's column is kept as ``trial_split``; a missing column, values that mark
+    no trial and a column without values are refused with what the file has."""
+    starts = np.arange(40) * 1.0
+    labels = np.array(["train", "val"] * 15 + ["val"] * 10)  # 15 train, 25 val
+    path = write_nwb(
+        tmp_path / "nlb.nwb",
+        spike_times=[[0.5, 10.5]],
+        trials={"start_time": starts, "stop_time": starts + 1.0, "split": labels},
+    )
+    cfg = BinConfig(bin_width=0.5, split=(0.6, 0.2, 0.2), test_trials=("split", ["val"]))
+    ds = bin_session(path, cfg)
+    assert np.array_equal(ds["trial_split"].values.astype(str), labels)
+    split = ds["split"].values.astype(str)
+    assert np.array_equal(split == "test", labels == "val")
+    assert (split == "train").sum() == 11 and (split == "val").sum() == 4
+    assert ds.attrs["test_trials"] == "split: val"
+    again = bin_session(
+        path, BinConfig(**{**cfg.__dict__, "test_trials": {"column": "split", "values": "val"}})
+    )
+    assert np.array_equal(again["split"].values, ds["split"].values)
+    with pytest.raises(ValueError, match="no trial column 'kind'; available: start_time"):
+        bin_session(path, BinConfig(bin_width=0.5, test_trials=("kind", ["val"])))
+    with pytest.raises(ValueError, match=r"marks no trial .*\(its values: 'train', 'val'\)"):
+        bin_session(path, BinConfig(bin_width=0.5, test_trials=("split", ["test"])))
+    with pytest.raises(ValueError, match="marks every trial"):
+        bin_session(path, BinConfig(bin_width=0.5, test_trials=("split", ["train", "val"])))
+    with pytest.raises(ValueError, match="at least one value of column 'split'"):
+        BinConfig(bin_width=0.5, test_trials=("split", []))
+
+
+def test_split_around_test_keeps_the_ratio_per_stratum():
+    marked = np.zeros(100, bool)
+    marked[::4] = True  # 25 test trials
+    strata = np.array(["a", "b"] * 50)
+    out = splits.split_around_test(marked, (0.5, 0.25, 0.25), np.random.default_rng(0), strata)
+    assert np.array_equal(out == "test", marked)
+    # the rest 2 : 1 per stratum, largest remainder: 25 -> 17 + 8, 50 -> 33 + 17
+    for cond, (n_train, n_val) in (("a", (17, 8)), ("b", (33, 17))):
+        rest = out[(strata == cond) & ~marked]
+        assert [(rest == "train").sum(), (rest == "val").sum()] == [n_train, n_val]
+    again = splits.split_around_test(marked, (0.5, 0.25, 0.25), np.random.default_rng(0), strata)
+    assert np.array_equal(out, again)
+
+
 def test_series_conversion_and_ambiguous_names(tmp_path):
     raw = np.arange(20, dtype=np.int16)
     path = write_nwb(

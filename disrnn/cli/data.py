@@ -220,6 +220,15 @@ def _add_bin_split(p) -> None:
     )
     p.add_argument("--stratify", default=None, help="condition column to stratify the split by")
     p.add_argument(
+        "--test-trials",
+        nargs="+",
+        default=None,
+        metavar="COLUMN VALUE",
+        help="COLUMN VALUE [VALUE ...]: the trials whose trial column COLUMN holds one of "
+        "the VALUEs are the test trials (e.g. 'split val': an NLB file's own validation "
+        "trials); the others are split train/val in the ratio of --split's first two",
+    )
+    p.add_argument(
         "--allow-overlap",
         action="store_true",
         default=None,
@@ -232,6 +241,12 @@ def _add_bin_split(p) -> None:
         default=None,
         help=f"seed of the split and held-out draw (default {_bin_default('seed')})",
     )
+
+
+def _test_trials(words: list[str] | None) -> tuple | None:
+    """--test-trials COLUMN VALUE ... as BinConfig's (column, values); a COLUMN alone
+    gives no values, which BinConfig refuses with its message."""
+    return None if words is None else (words[0], tuple(words[1:]))
 
 
 def _run_bin(args) -> None:
@@ -260,6 +275,7 @@ def _run_bin(args) -> None:
         "split": tuple(args.split) if args.split else None,
         "condition": args.condition,
         "stratify": args.stratify,
+        "test_trials": _test_trials(args.test_trials),
         "seed": args.seed,
         "allow_overlap": args.allow_overlap,
     }

@@ -8,6 +8,7 @@ the arithmetic of counting and averaging onto bins.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +61,16 @@ class BinConfig:
             ``condition`` column, when another is chosen, is kept as
             ``trial_condition``); None: a column literally named ``condition``, if any.
         split: (train, val, test) fractions over trials, each > 0, summing to 1 (every
-            split needs trials: training, early stopping, the test metrics).
+            split needs trials: training, early stopping, the test metrics); the test
+            fraction may be 0 with ``test_trials``.
         stratify: trial column whose values are split in proportion each (``condition``
             is the chosen ``condition`` column).
+        test_trials: None, or (column, values): the trials whose trial ``column`` holds
+            one of ``values`` (compared as text) are the test trials, e.g. ``("split",
+            ("val",))`` for a Neural Latents Benchmark file's own validation trials; the
+            other trials are split into train and val in the ratio split[0] : split[1]
+            (split[2] is then unused and may be 0). A mapping ``{"column": ..., "values": [...]}`` is
+            accepted too.
         seed: seed of the split and the held-out draw.
         allow_overlap: accept trial windows that overlap across the train/val/test split
             (spikes in an overlap are counted in both trials, so the test trials would
@@ -90,6 +98,7 @@ class BinConfig:
     condition: str | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     stratify: str | None = None
+    test_trials: tuple[str, tuple[str, ...]] | None = None
     seed: int = 0
     allow_overlap: bool = False
 
@@ -116,7 +125,8 @@ class BinConfig:
             raise TypeError(
                 f"condition must be the name of a trial column or None, got {self.condition!r}"
             )
-        setf("split", _split(self.split))
+        setf("test_trials", _test_trials(self.test_trials))
+        setf("split", _split(self.split, test_given=self.test_trials is not None))
         if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
             raise TypeError(f"seed must be an integer, got {self.seed!r}")
         if not isinstance(self.allow_overlap, bool | np.bool_):
@@ -214,7 +224,9 @@ def _check_rescale(rescale, activity) -> None:
         )
 
 
-def _split(split) -> tuple[float, float, float]:
+def _split(split, test_given: bool = False) -> tuple[float, float, float]:
+    """(train, val, test) fractions; the test fraction may be 0 when ``test_given`` (the
+    test trials are marked by ``test_trials``)."""
     fractions = tuple(_number("split fraction", v) for v in split)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(
@@ -222,6 +234,8 @@ def _split(split) -> tuple[float, float, float]:
             f"1, got {tuple(split)}"
         )
     empty = [name for name, f in zip(SPLITS, fractions, strict=True) if f == 0]
+    if test_given:
+        empty = [name for name in empty if name != "test"]
     if empty:
         raise ValueError(
             f"split {fractions} leaves no {' and no '.join(empty)} trials; every split "
@@ -229,6 +243,32 @@ def _split(split) -> tuple[float, float, float]:
             "e.g. (0.7, 0.15, 0.15)"
         )
     return fractions
+
+
+def _test_trials(value) -> tuple[str, tuple[str, ...]] | None:
+    """(column, values as text) from a (column, values) pair or a {column, values} mapping."""
+    if value is None:
+        return None
+    example = "e.g. column 'split' with values ['val'] (an NLB file's validation trials)"
+    if isinstance(value, Mapping):
+        if set(value) != {"column", "values"}:
+            raise ValueError(
+                f"test_trials takes the keys column and values, got {sorted(value)}; {example}"
+            )
+        column, values = value["column"], value["values"]
+    elif isinstance(value, tuple | list) and len(value) == 2:
+        column, values = value
+    else:
+        raise TypeError(f"test_trials must be (column, values) or None, got {value!r}; {example}")
+    if not (isinstance(column, str) and column):
+        raise TypeError(f"test_trials column must be a trial column's name, got {column!r}")
+    values = (values,) if isinstance(values, str | int | bool) else tuple(values)
+    if not values:
+        raise ValueError(
+            f"test_trials needs at least one value of column {column!r} that marks the test "
+            f"trials; {example}"
+        )
+    return column, tuple(str(v) for v in values)
 
 
 def _pre_window(value) -> float:

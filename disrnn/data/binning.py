@@ -230,10 +230,16 @@ def _bin_attrs(config: BinConfig, kind, label, edges, units, dropped, n_rows, he
         "n_table_rows": n_rows,
         "split_fractions": list(config.split),
         "stratify": config.stratify,
+        "test_trials": _test_trials_attr(config.test_trials),
         "condition_column": config.condition,
         "heldout_mode": config.heldout,
         "heldout_source": heldout_source,
     }
+
+
+def _test_trials_attr(test_trials) -> str:
+    """``"column: value, ..."`` of the trials chosen as test trials; "" for a seeded split."""
+    return "" if test_trials is None else f"{test_trials[0]}: {', '.join(test_trials[1])}"
 
 
 def _split_and_heldout(config: BinConfig, columns: dict, n_trials: int, units: dict, path: Path):
@@ -243,7 +249,9 @@ def _split_and_heldout(config: BinConfig, columns: dict, n_trials: int, units: d
     ``heldout`` coord, not a unit column).
 
     Raises:
-        ValueError: ``config.stratify`` is not a trial column (the message lists them).
+        ValueError: ``config.stratify`` or the column of ``config.test_trials`` is not a
+            trial column (the message lists them); ``config.test_trials`` marks no trial
+            or every trial.
     """
     split_rng, heldout_rng = splits.generators(int(config.seed))
     strata = None
@@ -254,7 +262,11 @@ def _split_and_heldout(config: BinConfig, columns: dict, n_trials: int, units: d
                 f"cannot stratify by {config.stratify!r}: not a trial column; available: {avail}"
             )
         strata = columns[config.stratify]
-    split = splits.split_trials(n_trials, config.split, split_rng, strata)
+    if config.test_trials is None:
+        split = splits.split_trials(n_trials, config.split, split_rng, strata)
+    else:
+        marked = splits.marked_trials(columns, *config.test_trials, source=path.name)
+        split = splits.split_around_test(marked, config.split, split_rng, strata)
     heldout, heldout_source = splits.choose_heldout(
         len(units["ids"]),
         config.heldout_fraction,

@@ -64,6 +64,15 @@ def split_trials(
             f"split fractions must be three non-negative numbers (train, val, test) summing "
             f"to 1, got {fractions}"
         )
+    out = _assign(n_trials, fractions, rng, strata)
+    empty = [name for name in SPLITS if not (out == name).any()]
+    if empty:
+        log.warning("%s", _empty_split_message(n_trials, fractions, empty))
+    return out
+
+
+def _assign(n_trials, fractions, rng, strata) -> np.ndarray:
+    """(trial,) split names in proportion to ``fractions`` (per stratum when given)."""
     out = np.empty(n_trials, dtype="<U5")
     if strata is None:
         groups = [np.arange(n_trials)]
@@ -80,9 +89,62 @@ def split_trials(
         bounds = np.concatenate([[0], np.cumsum(counts)])
         for name, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:], strict=True):
             out[shuffled[lo:hi]] = name
-    empty = [name for name in SPLITS if not (out == name).any()]
+    return out
+
+
+def marked_trials(columns: dict, column: str, values: tuple[str, ...], source: str) -> np.ndarray:
+    """(trial,) bool: the trials whose ``column`` value (as text) is one of ``values``.
+
+    Raises:
+        ValueError: ``column`` is not a trial column (the message lists them), or it
+            marks no trial or every trial (the message lists the column's values).
+    """
+    if column not in columns:
+        avail = ", ".join(columns) or "none"
+        raise ValueError(
+            f"test_trials: {source} has no trial column {column!r}; available: {avail}"
+        )
+    labels = np.asarray(columns[column]).astype(str)
+    marked = np.isin(labels, np.asarray(values, dtype=str))
+    if marked.all() or not marked.any():
+        found = ", ".join(repr(str(v)) for v in np.unique(labels)[:20])
+        what = "every trial" if marked.any() else "no trial"
+        raise ValueError(
+            f"test_trials: {column} in {list(values)} marks {what} of the {labels.size} "
+            f"trials of {source} (its values: {found}); the test trials must be some of "
+            "the trials, not none or all, so that train and val trials remain"
+        )
+    return marked
+
+
+def split_around_test(
+    marked: np.ndarray,
+    fractions: tuple[float, float, float],
+    rng: np.random.Generator,
+    strata: np.ndarray | None = None,
+) -> np.ndarray:
+    """The ``marked`` trials are "test"; the others are split into "train" and "val" in
+    the ratio fractions[0] : fractions[1] (seeded by ``rng``; per stratum when ``strata``
+    is given), so a file's own held-out trials stay the test trials.
+
+    Returns:
+        (trial,) str array of split names.
+    """
+    marked = np.asarray(marked, dtype=bool)
+    train, val = float(fractions[0]), float(fractions[1])
+    rest = np.flatnonzero(~marked)
+    sub_strata = None if strata is None else np.asarray(strata)[rest]
+    out = np.full(marked.size, "test", dtype="<U5")
+    out[rest] = _assign(rest.size, (train / (train + val), val / (train + val), 0.0), rng,
+                        sub_strata)  # fmt: skip
+    empty = [name for name in ("train", "val") if not (out == name).any()]
     if empty:
-        log.warning("%s", _empty_split_message(n_trials, fractions, empty))
+        log.warning(
+            "%d trials besides the test trials leave no %s trials; fitting needs train "
+            "trials and early stopping val trials",
+            rest.size,
+            " and no ".join(empty),
+        )
     return out
 
 

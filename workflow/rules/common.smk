@@ -26,7 +26,14 @@ from disrnn.selection.config import SelectConfig
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 #: BinConfig options with their own config sections (split, heldout)
-_SPLIT_KEYS = ("heldout_fraction", "heldout", "split", "stratify", "seed")
+_SPLIT_KEYS = (
+    "heldout_fraction",
+    "heldout",
+    "split",
+    "stratify",
+    "test_trials",
+    "seed",
+)
 #: per-session keys that override config["binning"]: BinConfig's other fields
 BINNING_KEYS = tuple(
     f.name for f in dataclasses.fields(BinConfig) if f.name not in _SPLIT_KEYS
@@ -177,6 +184,7 @@ def _select_problems(config, i):
 _SECTION_KEYS = {
     "split": (["split", "fractions"], ["split", "fractions"]),
     "stratify": (["split", "stratify"], ["split", "stratify"]),
+    "test_trials": (["split", "test_trials"], ["split", "test_trials"]),
     "seed": (["split", "seed"], ["split", "seed"]),
     "heldout_fraction": (["heldout_fraction"], ["heldout", "fraction"]),
     "heldout": (["heldout_mode"], ["heldout", "mode"]),
@@ -205,7 +213,8 @@ def _simulated_size_errors(entry, binning):
         return []
     preset = PRESETS[sim["preset"]]
     checks = []
-    if binning.stratify is None and binning.trials in (None, "trials"):
+    unforced = binning.stratify is None and binning.test_trials is None
+    if unforced and binning.trials in (None, "trials"):
         if binning.window_length is None:
             n_trials = sim.get("n_trials", preset.n_trials)
             checks.append(lambda: splits.check_split_sizes(n_trials, binning.split))
@@ -381,6 +390,7 @@ def bin_options_of(session):
     split = {**config["split"], **entry.get("split", {})}
     opts["split"] = split.get("fractions")
     opts["stratify"] = split.get("stratify")
+    opts["test_trials"] = split.get("test_trials")
     opts["seed"] = split.get("seed", 0)
     opts["heldout_fraction"] = entry.get(
         "heldout_fraction", config["heldout"].get("fraction")
