@@ -117,3 +117,19 @@ def test_posthoc_methods_fit_each_seed(ds, tmp_path):
     lone0 = fit(ds, cfg, tmp_path / "lone0", seed=0, progress=False)
     w, v = _weights(dirs[0]), _weights(lone0)
     assert all(torch.equal(w[k], v[k]) for k in w)
+
+
+def test_a_stopped_seeds_draws_stack_with_a_training_seeds_on_the_fit_device():
+    """With a PC batch, a stopped seed's dummy draws are stacked with the training seeds'
+    draws each epoch, so they must share the fit's device, shapes and dtypes. The meta
+    device stands in for a GPU here: stacking it with a CPU tensor fails as CUDA does."""
+    from disrnn.fit.loop import _draw_epoch, _idle_draws
+
+    dev = torch.device("meta")
+    n_bins, m, n_batches, K, pc_m = 50, 8, 6, 3, 5
+    live = _draw_epoch(n_bins, m, n_batches, K, pc_m, torch.Generator().manual_seed(0), dev)
+    idle = _idle_draws(m, n_batches, K, pc_m, dev)
+    for a, b in zip(live, idle, strict=True):
+        assert a.device == b.device == dev and (a.shape, a.dtype) == (b.shape, b.dtype)
+        torch.stack([a, b], 1)
+    assert _idle_draws(m, n_batches, K, None, dev)[2:] == (None, None)

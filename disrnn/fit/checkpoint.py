@@ -72,7 +72,8 @@ def resume(seats, stack, opt, config, device) -> list[dict]:
         opt_state = None
         if ck is not None:
             stack.load_state_dict(s, ck["module"])
-            seat.generator.set_state(ck["generator"])
+            # the state was loaded onto the fit's device; the generator is a CPU one
+            seat.generator.set_state(ck["generator"].cpu())
             run.update(history=ck["history"], state=ck["state"], elapsed=ck.get("elapsed", 0.0))
             if not finished(ck["state"], config):
                 opt_state = ck["optimizer"]

@@ -264,6 +264,17 @@ def _draw_epoch(n, m, n_batches, K, pc_m, generator, device):
     return perm, eps, pc_idx, pc_eps
 
 
+def _idle_draws(m, n_batches, K, pc_m, device):
+    """A stopped seed's dummy draws of an epoch, shaped as :func:`_draw_epoch`'s: bin 0
+    and zero noise, on ``device`` (they are stacked with the training seeds' draws)."""
+    pc_idx = pc_eps = None
+    if pc_m is not None:
+        pc_idx = torch.zeros(n_batches, pc_m, dtype=torch.long, device=device)
+        pc_eps = torch.zeros(n_batches, pc_m, K, device=device)
+    perm = torch.zeros(n_batches, m, dtype=torch.long, device=device)
+    return perm, torch.zeros(n_batches, m, K, device=device), pc_idx, pc_eps
+
+
 def _train_epoch(stack, train: FitData, config, opt, generators, beta, alpha) -> torch.Tensor:
     """One pass over the training bins in random mini-batches; (seed, term) mean loss
     terms. ``generators[s]`` is None for a seed that no longer trains: it gets dummy
@@ -273,21 +284,18 @@ def _train_epoch(stack, train: FitData, config, opt, generators, beta, alpha) ->
     n_batches = max(n // m, 1)
     pc_m = None if config.pc_batch is None or beta <= 0 else min(config.pc_batch, n)
     K = stack.template.rank
-    draws = []
-    for g in generators:
-        if g is not None:
-            draws.append(_draw_epoch(n, m, n_batches, K, pc_m, g, device))
-        else:
-            zeros = torch.zeros(n_batches, m, dtype=torch.long, device=device)
-            pc_zeros = None if pc_m is None else torch.zeros(n_batches, pc_m, dtype=torch.long)
-            draws.append((zeros, torch.zeros(n_batches, m, K, device=device), pc_zeros,
-                          None if pc_m is None else torch.zeros(n_batches, pc_m, K)))  # fmt: skip
+    draws = [
+        _draw_epoch(n, m, n_batches, K, pc_m, g, device)
+        if g is not None
+        else _idle_draws(m, n_batches, K, pc_m, device)
+        for g in generators
+    ]
     perm = torch.stack([d[0] for d in draws], 1)  # (batch, seed, m)
     eps = torch.stack([d[1] for d in draws], 1)  # (batch, seed, m, latent)
     pc_idx = pc_eps = None
     if pc_m is not None:
-        pc_idx = torch.stack([d[2] for d in draws], 1).to(device)  # (batch, seed, pc_m)
-        pc_eps = torch.stack([d[3] for d in draws], 1).to(device)
+        pc_idx = torch.stack([d[2] for d in draws], 1)  # (batch, seed, pc_m)
+        pc_eps = torch.stack([d[3] for d in draws], 1)
     keep = torch.tensor([g is not None for g in generators], device=device)
     sums = torch.zeros(stack.size, len(TERMS), device=device)
     for k in range(n_batches):
