@@ -379,12 +379,13 @@ def test_posterior_behavior_decoding_is_nlbs_ridge_on_its_rates(toy):
     assert want > 0.3  # the rates carry the latents that drive them
 
 
-def _direct_psth_r2(y, pre, pre_mask, rates, labels, valid, sd_bins):
+def _direct_psth_r2(y, pre, pre_mask, rates, labels, scored, valid, sd_bins):
     """NLB's PSTH R^2 by explicit loops: each window bin's target is the Gaussian-weighted
     mean (4 sd reach) of the counts of the observed bins around it, the pre-window bins
-    (where ``pre_mask``) included;
-    per condition the mean over its valid trials; R^2 per unit over (condition, bin) cells,
-    averaged over units."""
+    (where ``pre_mask``) included; the target PSTH of a condition is the mean over all its
+    trials (``y``, ``labels``: every trial), the predicted one over its ``scored`` trials'
+    valid bins (``rates``, ``valid``: the scored trials); R^2 per unit over (condition,
+    bin) cells, averaged over units."""
     full, n_pre, h = np.concatenate([pre, y], 1), pre.shape[1], int(np.ceil(4 * sd_bins))
     seen = np.concatenate([pre_mask, np.ones(y.shape[:2], bool)], 1)
     target = np.empty_like(y)
@@ -395,11 +396,11 @@ def _direct_psth_r2(y, pre, pre_mask, rates, labels, valid, sd_bins):
             w = np.exp(-0.5 * ((js - n_pre - t) / sd_bins) ** 2)
             target[i, t] = (w[:, None] * full[i, js]).sum(0) / w.sum()
     pt, pp = [], []
-    for c in np.unique(labels):
-        sel = (labels == c)[:, None] & valid
+    for c in np.unique(labels[scored]):
+        sel = (labels[scored] == c)[:, None] & valid
         n = sel.sum(0)
         keep = n > 0
-        pt.append(((target * sel[..., None]).sum(0)[keep]) / n[keep, None])
+        pt.append(target[labels == c].mean(0)[keep])
         pp.append(((rates * sel[..., None]).sum(0)[keep]) / n[keep, None])
     pt, pp = np.concatenate(pt), np.concatenate(pp)
     return np.mean(1 - ((pt - pp) ** 2).sum(0) / ((pt - pt.mean(0)) ** 2).sum(0))
@@ -423,17 +424,17 @@ def test_evaluation_psth_r2_of_the_causal_and_posterior_rates_is_nlbs(toy):
     ds["pre_mask"] = (ds["pre_mask"].dims, pre_mask)
     ds["pre_activity"] = (pre.dims, counts.astype(pre.dtype), pre.attrs)
     m, _ = compute_evaluation(fit, ds, seed=0)
-    te = np.flatnonzero(ds["split"].values.astype(str) == "test")
-    dt, ho = ds.isel(trial=te), ds["heldout"].values.astype(bool)
-    assert "mask" not in dt  # every window bin observed
-    pre_mask = dt["pre_mask"].transpose("trial", "pre_time").values
-    y = dt["activity"].transpose("trial", "time", "unit").values[..., ho].astype(float)
-    pre = dt["pre_activity"].transpose("trial", "pre_time", "unit").values[..., ho].astype(float)
+    scored = ds["split"].values.astype(str) == "test"
+    dt, ho = ds.isel(trial=np.flatnonzero(scored)), ds["heldout"].values.astype(bool)
+    assert "mask" not in ds  # every window bin observed
+    pre_mask = ds["pre_mask"].transpose("trial", "pre_time").values
+    y = ds["activity"].transpose("trial", "time", "unit").values[..., ho].astype(float)
+    pre = ds["pre_activity"].transpose("trial", "pre_time", "unit").values[..., ho].astype(float)
     valid, sd_bins = valid_bins(dt, int(fit.history)), 0.05 / float(ds.attrs["bin_width"])
     post = fit_smoothing_posterior(fit, ds, seed=0)
     for key, model in (("co_psth_r2", fit), ("co_psth_r2_smoothed", post)):
         rates = model.predict(dt).transpose("trial", "time", "unit").values[..., ho]
-        want = _direct_psth_r2(y, pre, pre_mask, rates, labels[te], valid, sd_bins)
+        want = _direct_psth_r2(y, pre, pre_mask, rates, labels, scored, valid, sd_bins)
         assert m[key] == pytest.approx(want, rel=1e-6, abs=1e-9), key
 
 

@@ -115,15 +115,17 @@ def _direct_smoothing_reference(ds, sd, alpha, causal=False):
     ll = stats.poisson.logpmf(y[ok], rates[ok])
     ll0 = stats.poisson.logpmf(y[ok], np.broadcast_to(null, y[ok].shape))
     co_bps = (ll.sum() - ll0.sum()) / (y[ok].sum() * np.log(2))
-    # PSTH R^2: target = smoothed held-out spikes (50 ms), condition means over test trials
-    target = _direct_smooth(y, ok, 0.05 / BW)
-    cond = ds["condition"].values[te]
+    # PSTH R^2: the test trials' condition means of the rates against the condition means
+    # of every trial's smoothed held-out spikes (50 ms), as NLB's target PSTHs
+    target = _direct_smooth(x[..., ho], mask, 0.05 / BW)
+    cond_all = ds["condition"].values
+    cond = cond_all[te]
     pt, pp = [], []
     for c in np.unique(cond):
-        sel = cond == c
-        w = ok[sel][..., None]
-        keep = w.sum(0)[:, 0] > 0  # time bins observed in some trial of the condition
-        pt.append((target[sel] * w).sum(0)[keep] / w.sum(0)[keep])
+        sel, every = cond == c, cond_all == c
+        w, w_all = ok[sel][..., None], mask[every][..., None]
+        keep = (w.sum(0)[:, 0] > 0) & (w_all.sum(0)[:, 0] > 0)
+        pt.append((target[every] * w_all).sum(0)[keep] / w_all.sum(0)[keep])
         pp.append((np.where(w, rates[sel], 0)).sum(0)[keep] / w.sum(0)[keep])
     psth = r2_score(np.concatenate(pt), np.concatenate(pp))  # mean over units
     return rates, co_bps, ll.mean(), psth

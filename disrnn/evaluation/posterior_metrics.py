@@ -205,5 +205,5 @@ def smoothing_posterior_metrics(
     L, rates = int(fit.history), post.predict(dt).transpose("trial", "time", "unit").values
     ok = valid_bins(dt, L)
     out["behavior_r2_nlb_smoothed"] = nlb_behavior_r2(post.predict, dtr, dt, L, rates[ok])
-    out["co_psth_r2_smoothed"] = heldout_psth_r2(dt, rates[..., heldout], ok)
+    out["co_psth_r2_smoothed"] = heldout_psth_r2(ds, split == "test", rates[..., heldout], ok)
     return out

@@ -128,7 +128,7 @@ def smoothing_reference(
     1. Held-in units' counts of every trial are smoothed by :func:`smooth_spikes` (Gaussian,
        acausal, renormalised at the trial's edges; ``pre_activity`` extends the start).
     2. One ``sklearn`` ``PoissonRegressor`` per held-out unit maps the standardised features
-       f_t (``"rate"``: the smoothed counts per bin, as NLB; or their sqrt / log) to the
+       f_t (``"rate"``: the smoothed counts per bin, or sqrt / log; NLB: log unscaled) to the
        unit's counts: ``log E[y_t] = w . f_t + b``, minimising ``1/(2n) sum_t
        deviance(y_t, rate_t) + alpha/2 |w|^2`` over the training trials' observed bins.
     3. (kernel sd, alpha) maximise the summed held-out Poisson log-likelihood over
@@ -154,8 +154,8 @@ def smoothing_reference(
     Returns:
         :class:`SmoothingResult`. ``metrics`` keys: ``co_bps`` (NLB co-bps, Poisson,
         null = training mean count per bin), ``test_ll_heldout_per_bin_neuron`` (nats per
-        bin per held-out unit, log y! included), ``co_psth_r2`` (:func:`psth_r2_units`
-        on the test trials, held-out units), ``kernel_sd`` (s), ``glm_alpha``,
+        bin per held-out unit, log y! included), ``co_psth_r2`` (:func:`heldout_psth_r2`:
+        the test trials' held-out rates against every trial's PSTHs), ``kernel_sd`` (s), ``glm_alpha``,
         ``features``, ``fit_seconds``, ``behavior_r2_nlb`` (:meth:`_GLMTask.nlb_behavior`),
         identity keys and nulls (see ``write_reference``); the ``CAUSAL_KEYS`` of step 4.
 
@@ -322,12 +322,14 @@ def _heldout_scores(ds, x, rates, ok_te, ho, tri, te, labels, psth_sd, history):
     y = x[te][..., ho]
     null = null_rate(ds.isel(trial=tri), history)[ho]
     ll = mt.poisson_loglik(y, rates)[ok_te]
-    labels_te = None if labels is None else labels[te]
-    psth = heldout_psth_r2(ds.isel(trial=te), rates, ok_te, labels_te, psth_sd)
+    psth = None
+    if labels is not None:
+        scored = np.isin(np.arange(ds.sizes["trial"]), te)
+        psth = heldout_psth_r2(ds, scored, rates, ok_te, labels, psth_sd)
     return {
         "co_bps": mt.bits_per_spike(y, rates, null, ok_te[..., None]),
         "test_ll_heldout_per_bin_neuron": float(ll.mean()) if ll.size else None,
-        "co_psth_r2": None if labels is None else psth,
+        "co_psth_r2": psth,
     }
 
 

@@ -3,8 +3,9 @@
 - :func:`gaussian_kernel`, :func:`smooth_spikes` - renormalised Gaussian smoothing of
   each trial's counts, acausal (NLB's) or causal (earlier bins only).
 - :func:`psth_r2_units` - NLB's PSTH R^2 of condition-averaged predictions;
-  :func:`heldout_psth_r2` - the same of a model's held-out rates on a dataset's trials
-  (the number the smoothing reference and every fit's evaluation report as ``co_psth_r2``).
+  :func:`heldout_psth_r2` - the same of a model's held-out rates on the scored trials
+  against every trial's PSTHs (the number the smoothing reference and every fit's
+  evaluation report as ``co_psth_r2``).
 """
 
 from __future__ import annotations
@@ -83,33 +84,56 @@ def smooth_spikes(
     return s[:, n_pre:]
 
 
-def psth_r2_units(target, pred, condition=None, valid=None) -> np.ndarray:
+def _condition_means(values, cond, ok) -> dict:
+    """{condition: ((time, unit) mean over the trials of the condition where ``ok``,
+    (time,) bool: bins with at least one such trial for every unit)}."""
+    out = {}
+    for c in np.unique(cond):
+        sel = cond == c
+        n = ok[sel].sum(0)  # (time, unit)
+        out[c] = (np.where(ok[sel], values[sel], 0).sum(0) / np.maximum(n, 1), n.min(1) > 0)
+    return out
+
+
+def psth_r2_units(
+    target, pred, condition=None, valid=None, target_condition=None, target_valid=None
+) -> np.ndarray:
     """Per-unit R^2 of condition-averaged predictions against condition-averaged targets.
 
     NLB's PSTH R^2: PSTH_c(t, u) = mean over the valid trials of condition c; for each unit,
     ``R^2_u = 1 - sum_{c,t} (P_pred - P_true)^2 / sum_{c,t} (P_true - mean P_true)^2`` over
-    the (condition, time) cells with at least one valid trial; NLB reports the mean over
-    units (``sklearn.metrics.r2_score`` with uniform averaging).
+    the (condition, time) cells both PSTHs have (a condition without a predicted trial is
+    left out); NLB reports the mean over units (``sklearn.metrics.r2_score`` with uniform
+    averaging). The target may average other (more) trials than the prediction, as NLB's
+    target PSTHs average every trial of a condition.
 
     Args:
-        target: (trial, time, unit) smoothed observed counts; pred: same shape, rates.
-        condition: (trial,) labels (None: one condition). valid: (trial, time) bool.
+        target: (trial', time, unit) smoothed observed counts; pred: (trial, time, unit)
+            rates. condition: (trial,) labels of pred's trials (None: one condition);
+            valid: (trial, time) bool. target_condition, target_valid: the same of the
+            target's trials (default: pred's, for a target of the same trials).
 
     Returns:
         (unit,) float R^2 (NaN for a unit whose PSTHs have no variance).
     """
     target, pred = np.asarray(target, float), np.asarray(pred, float)
-    ok = np.isfinite(target) & np.isfinite(pred)
+    cond = np.zeros(pred.shape[0]) if condition is None else np.asarray(condition)
+    same = target_condition is None
+    t_cond = cond if same else np.asarray(target_condition)
+    ok_p = np.isfinite(pred) & (np.isfinite(target) if same else True)
+    ok_t = np.isfinite(target) & (np.isfinite(pred) if same else True)
     if valid is not None:
-        ok &= np.asarray(valid, bool)[..., None]
-    cond = np.zeros(target.shape[0]) if condition is None else np.asarray(condition)
+        ok_p &= np.asarray(valid, bool)[..., None]
+    t_valid = valid if same else target_valid
+    if t_valid is not None:
+        ok_t &= np.asarray(t_valid, bool)[..., None]
+    means_p, means_t = _condition_means(pred, cond, ok_p), _condition_means(target, t_cond, ok_t)
     pt, pp = [], []
-    for c in np.unique(cond):
-        sel = cond == c
-        n = ok[sel].sum(0)  # (time, unit)
-        keep = n.min(1) > 0  # time bins observed for every unit
-        pt.append((np.where(ok[sel], target[sel], 0).sum(0) / np.maximum(n, 1))[keep])
-        pp.append((np.where(ok[sel], pred[sel], 0).sum(0) / np.maximum(n, 1))[keep])
+    for c, (mp, kp) in means_p.items():
+        if c in means_t:
+            keep = kp & means_t[c][1]
+            pt.append(means_t[c][0][keep])
+            pp.append(mp[keep])
     pt, pp = np.concatenate(pt), np.concatenate(pp)  # (cell, unit)
     sst = ((pt - pt.mean(0)) ** 2).sum(0)
     sse = ((pt - pp) ** 2).sum(0)
@@ -127,18 +151,23 @@ def pre_context(ds, trials: np.ndarray, units: np.ndarray):
     return pre.astype(float), pm
 
 
-def heldout_psth_r2(ds, rates, valid, labels=None, sd: float = PSTH_KERNEL_SD) -> float | None:
-    """NLB's PSTH R^2 of held-out units' predicted rates: the mean over held-out units of
-    :func:`psth_r2_units`, the target being each trial's observed held-out counts smoothed
-    by :func:`smooth_spikes` (sd ``sd`` s; the history before the window as context).
+def heldout_psth_r2(
+    ds, scored, rates, valid, labels=None, sd: float = PSTH_KERNEL_SD
+) -> float | None:
+    """NLB's PSTH R^2 of held-out units' predicted rates on the ``scored`` trials: the mean
+    over held-out units of :func:`psth_r2_units`. The predicted PSTH of a condition
+    averages the rates over its scored trials; the target PSTH averages the observed
+    held-out counts, smoothed by :func:`smooth_spikes` (sd ``sd`` s; the history before
+    the window as context), over *every* trial of the condition in ``ds`` (all splits, as
+    NLB's target PSTHs do), so the target is not the scored trials' own noise.
 
     Args:
-        ds: the scored trials (e.g. the test trials): ``activity`` (trial, time, unit),
-            ``heldout`` (unit,), ``bin_width`` attr; optional ``mask``, ``pre_activity``,
-            ``pre_mask``.
-        rates: (trial, time, held-out unit) predicted counts per bin.
-        valid: (trial, time) bool scored bins.
-        labels: (trial,) condition labels; default the ``condition`` coord.
+        ds: every trial of the session: ``activity`` (trial, time, unit), ``heldout``
+            (unit,), ``bin_width`` attr; optional ``mask``, ``pre_activity``, ``pre_mask``.
+        scored: (trial,) bool, the trials ``rates`` are of (e.g. the test trials).
+        rates: (scored trial, time, held-out unit) predicted counts per bin.
+        valid: (scored trial, time) bool scored bins.
+        labels: (trial,) condition labels of every trial; default the ``condition`` coord.
     Returns:
         float, or None without condition labels.
     """
@@ -146,8 +175,11 @@ def heldout_psth_r2(ds, rates, valid, labels=None, sd: float = PSTH_KERNEL_SD) -
         labels = np.asarray(ds["condition"].values) if "condition" in ds.coords else None
     if labels is None:
         return None
+    labels, scored = np.asarray(labels), np.asarray(scored, bool)
     ho = np.flatnonzero(np.asarray(ds["heldout"].values, bool))
     y = ds["activity"].transpose("trial", "time", "unit").values[..., ho].astype(float)
     pre = pre_context(ds, np.arange(ds.sizes["trial"]), ho)
-    target = smooth_spikes(y, valid_bins(ds, 0), sd / bin_width(ds), *pre)
-    return float(np.nanmean(psth_r2_units(target, rates, labels, valid)))
+    observed = valid_bins(ds, 0)
+    target = smooth_spikes(y, observed, sd / bin_width(ds), *pre)
+    r2 = psth_r2_units(target, rates, labels[scored], valid, labels, observed)
+    return float(np.nanmean(r2))

@@ -115,7 +115,7 @@ def one_step_metrics(fit, ev: EvalSplit, m: dict) -> tuple[np.ndarray, dict, np.
     m["bps"] = mt.bits_per_spike(x, pred, nr, ok[..., None]) if spikes else None
     m["bps_heldin"] = m["co_bps"] = m["co_psth_r2"] = None
     if spikes and heldout.any():
-        m["co_psth_r2"] = heldout_psth_r2(ev.dt, pred[..., heldout], ok)
+        m["co_psth_r2"] = heldout_psth_r2(ev.ds, ev.test, pred[..., heldout], ok)
         m["bps_heldin"] = mt.bits_per_spike(
             x[..., ~heldout], pred[..., ~heldout], nr[~heldout], ok[..., None]
         )
