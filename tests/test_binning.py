@@ -252,6 +252,14 @@ def test_behavior_is_averaged_or_interpolated(tmp_path):
     centres = np.array([1.0, 4.0])[:, None] + ds["time"].values[None, :]
     np.testing.assert_allclose(ds["pupil"].values[:, :, 0], 2 * centres)
     np.testing.assert_allclose(ds["speed"].values, 1.0)
+    # behavior_lag 0.25 s: bin t holds the samples of 1.25-1.35 s (the same average,
+    # 0.25 s later) and the interpolation at the centres 0.25 s later
+    lag = bin_session(path, BinConfig(bin_width=0.1, behavior=("hand", "pupil"), behavior_lag=0.25))
+    sel = (fine_t >= 1.25) & (fine_t < 1.35)
+    np.testing.assert_allclose(lag["hand"].values[0, 0], fine[sel].mean(axis=0))
+    np.testing.assert_allclose(lag["pupil"].values[:, :, 0], 2 * (centres + 0.25))
+    assert lag["hand"].attrs["lag"] == 0.25 and ds["hand"].attrs["lag"] == 0.0
+    np.testing.assert_array_equal(lag["activity"].values, ds["activity"].values)
 
 
 def test_dataset_round_trips_through_netcdf(edge_session, tmp_path):

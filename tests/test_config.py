@@ -123,6 +123,7 @@ def test_mc_maze_example_matches_the_benchmark():
     assert session["window"] == [-0.25, 0.45]
     assert session["bin_width"] == 0.02
     assert session["behavior"] == ["hand_vel"]
+    assert session["behavior_lag"] == 0.1
     config = yaml.safe_load((ROOT / "config/examples/mc_maze_small.yaml").read_text())
     assert config["split"]["test_trials"] == {"column": "split", "values": ["val"]}
 

@@ -43,6 +43,9 @@ class BinConfig:
             more than one bin apart), keep the one with more spikes, after the rate
             filters; ``"keep"``: keep every unit. Spike counts only.
         behavior: TimeSeries names averaged onto the bins.
+        behavior_lag: seconds, finite: bin t's behavior is the mean over the bin's edges
+            shifted by this lag (t's spikes predict the behavior ``behavior_lag`` later;
+            NLB decodes MC_Maze's hand velocity 0.1 s after the spikes); 0: the same bins.
         heldout_fraction: in [0, 1); fraction of units held out (a seeded draw) when the
             held-out units are not taken from the file (see ``heldout``).
         heldout: where the held-out units come from: ``"auto"`` the file's ``heldout``
@@ -91,6 +94,7 @@ class BinConfig:
     min_spikes: int | None = None
     duplicates: str = "drop"
     behavior: tuple[str, ...] = ()
+    behavior_lag: float = 0.0
     heldout_fraction: float = 0.0
     heldout: str = "auto"
     pre_window: float = 0.5
@@ -114,6 +118,7 @@ class BinConfig:
             setf("window_length", _window_length(self, bw))
         _check_filters(self)
         setf("behavior", _behavior(self.behavior))
+        setf("behavior_lag", _number("behavior_lag", self.behavior_lag))
         setf("heldout_fraction", _heldout(self.heldout_fraction, self.heldout))
         setf("pre_window", _pre_window(self.pre_window))
         _check_rescale(self.rescale, self.activity)

@@ -355,7 +355,7 @@ def _data_vars(session: Session, config: BinConfig, kind, source, units: dict, a
         var = name.rsplit("/", 1)[-1]
         if var in data_vars or var in (*DIMS, "split", "area", "heldout"):
             raise ValueError(f"behavior name {var!r} collides with a dataset variable")
-        values = bin_series(session.series[name], align, edges)
+        values = bin_series(session.series[name], align + config.behavior_lag, edges)
         data_vars[var] = (
             ("trial", "time", f"{var}_dim"),
             values,
@@ -363,6 +363,7 @@ def _data_vars(session: Session, config: BinConfig, kind, source, units: dict, a
                 "kind": BEHAVIOR_KIND,
                 "nwb_path": session.series[name].path,
                 "units": session.series[name].unit,
+                "lag": config.behavior_lag,
             },
         )
     truth = session.ground_truth
