@@ -168,7 +168,7 @@ def test_test_trials_flag(tmp_path, capsys, good):
     _fails(tmp_path, capsys, good, "--test-trials", "split", "val",
            match=["no trial column 'split'", "available: start_time, stop_time, go_time"])  # fmt: skip
     _fails(tmp_path, capsys, good, "--test-trials", "go_time", "9",
-           match=["marks no trial of the 3 trials", "'0.5', '2.5', '4.5'"])  # fmt: skip
+           match=["marks no trial of the 3 kept trials", "'0.5', '2.5', '4.5'"])  # fmt: skip
     _fails(tmp_path, capsys, good, "--test-trials", "go_time", match="at least one value")
 
 

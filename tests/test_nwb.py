@@ -231,7 +231,7 @@ def test_stratify_through_bin_session(tmp_path):
 
 def test_test_trials_from_a_file_column(tmp_path):
     """An NLB-style ``split`` trial column: its 'val' trials are exactly the test trials,
-    the other 30 are split train / val 0.6 : 0.2 (22 and 8 by largest remainder), seeded;
+    the other 15 are split train / val 0.6 : 0.2 (11 and 4 by largest remainder), seeded;
     the file's column is kept as ``trial_split``; a missing column, values that mark
     no trial and a column without values are refused with what the file has."""
     starts = np.arange(40) * 1.0
@@ -254,12 +254,30 @@ def test_test_trials_from_a_file_column(tmp_path):
     assert np.array_equal(again["split"].values, ds["split"].values)
     with pytest.raises(ValueError, match="no trial column 'kind'; available: start_time"):
         bin_session(path, BinConfig(bin_width=0.5, test_trials=("kind", ["val"])))
-    with pytest.raises(ValueError, match=r"marks no trial .*\(its values: 'train', 'val'\)"):
+    with pytest.raises(ValueError, match=r"marks no trial .*\(its values: 'train', 'val';"):
         bin_session(path, BinConfig(bin_width=0.5, test_trials=("split", ["test"])))
     with pytest.raises(ValueError, match="marks every trial"):
         bin_session(path, BinConfig(bin_width=0.5, test_trials=("split", ["train", "val"])))
     with pytest.raises(ValueError, match="at least one value of column 'split'"):
         BinConfig(bin_width=0.5, test_trials=("split", []))
+
+
+def test_nan_strata_form_a_group_of_their_own():
+    """Trials whose stratum label is NaN are split among themselves (NaN == NaN is False,
+    so a comparison by value would leave them without a split)."""
+    strata = np.array([1.0, np.nan, 2.0, np.nan, 1.0, 2.0, np.nan, 1.0] * 5)
+    out = splits.split_trials(40, (0.6, 0.2, 0.2), np.random.default_rng(0), strata)
+    assert set(out) == set(splits.SPLITS)
+    sel = out[np.isnan(strata)]  # 15 NaN trials: 9, 3, 3
+    assert [(sel == s).sum() for s in splits.SPLITS] == [9, 3, 3]
+
+
+def test_numeric_test_trial_values_compare_as_numbers():
+    cols = {"t": np.array([1.0, 2.0, 2.5]), "kind": np.array(["a", "b", "1.0"])}
+    assert splits.marked_trials(cols, "t", ("2.50",), "f").tolist() == [False, False, True]
+    assert splits.marked_trials(cols, "kind", ("1.0",), "f").tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="compared as text, or as numbers"):
+        splits.marked_trials(cols, "t", ("x",), "f")
 
 
 def test_split_around_test_keeps_the_ratio_per_stratum():

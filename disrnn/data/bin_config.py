@@ -69,7 +69,8 @@ class BinConfig:
         stratify: trial column whose values are split in proportion each (``condition``
             is the chosen ``condition`` column).
         test_trials: None, or (column, values): the trials whose trial ``column`` holds
-            one of ``values`` (compared as text) are the test trials, e.g. ``("split",
+            one of ``values`` (compared as numbers in a numeric column, else as text;
+            ``condition`` is the chosen ``condition`` column) are the test trials, e.g. ``("split",
             ("val",))`` for a Neural Latents Benchmark file's own validation trials; the
             other trials are split into train and val in the ratio split[0] : split[1]
             (split[2] is then unused and may be 0). A mapping ``{"column": ..., "values": [...]}`` is
@@ -267,7 +268,7 @@ def _test_trials(value) -> tuple[str, tuple[str, ...]] | None:
         raise TypeError(f"test_trials must be (column, values) or None, got {value!r}; {example}")
     if not (isinstance(column, str) and column):
         raise TypeError(f"test_trials column must be a trial column's name, got {column!r}")
-    values = (values,) if isinstance(values, str | int | bool) else tuple(values)
+    values = (values,) if isinstance(values, str | int | float | bool) else tuple(values)
     if not values:
         raise ValueError(
             f"test_trials needs at least one value of column {column!r} that marks the test "

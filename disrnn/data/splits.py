@@ -82,7 +82,9 @@ def _assign(n_trials, fractions, rng, strata) -> np.ndarray:
             raise ValueError(
                 f"strata must have one label per trial ({n_trials}), got {strata.shape}"
             )
-        groups = [np.flatnonzero(strata == value) for value in np.unique(strata)]
+        # by the inverse index, so trials with a NaN label form one group of their own
+        inverse = np.unique(strata, return_inverse=True)[1].reshape(-1)
+        groups = [np.flatnonzero(inverse == i) for i in range(inverse.max(initial=-1) + 1)]
     for idx in groups:
         shuffled = rng.permutation(idx)
         counts = _counts(len(idx), fractions)
@@ -93,7 +95,8 @@ def _assign(n_trials, fractions, rng, strata) -> np.ndarray:
 
 
 def marked_trials(columns: dict, column: str, values: tuple[str, ...], source: str) -> np.ndarray:
-    """(trial,) bool: the trials whose ``column`` value (as text) is one of ``values``.
+    """(trial,) bool: the trials whose ``column`` value is one of ``values`` (as numbers in
+    a numeric column, else as text).
 
     Raises:
         ValueError: ``column`` is not a trial column (the message lists them), or it
@@ -104,15 +107,22 @@ def marked_trials(columns: dict, column: str, values: tuple[str, ...], source: s
         raise ValueError(
             f"test_trials: {source} has no trial column {column!r}; available: {avail}"
         )
-    labels = np.asarray(columns[column]).astype(str)
-    marked = np.isin(labels, np.asarray(values, dtype=str))
+    col = np.asarray(columns[column])
+    if col.dtype.kind in "iuf":  # a numeric column: 1 and 1.0 are one value
+        try:
+            marked = np.isin(col.astype(float), [float(v) for v in values])
+        except ValueError:  # a value that is not a number marks no trial
+            marked = np.zeros(col.shape, bool)
+    else:
+        marked = np.isin(col.astype(str), np.asarray(values, dtype=str))
     if marked.all() or not marked.any():
-        found = ", ".join(repr(str(v)) for v in np.unique(labels)[:20])
+        found = ", ".join(repr(str(v)) for v in np.unique(col.astype(str))[:20])
         what = "every trial" if marked.any() else "no trial"
         raise ValueError(
-            f"test_trials: {column} in {list(values)} marks {what} of the {labels.size} "
-            f"trials of {source} (its values: {found}); the test trials must be some of "
-            "the trials, not none or all, so that train and val trials remain"
+            f"test_trials: {column} in {list(values)} marks {what} of the {col.size} kept "
+            f"trials of {source} (its values: {found}; compared as text, or as numbers in a "
+            "numeric column); the test trials must be some of the trials, not none or all, "
+            "so that train and val trials remain"
         )
     return marked
 

@@ -118,8 +118,8 @@ def psth_r2_units(
     """
     target, pred = np.asarray(target, float), np.asarray(pred, float)
     cond = np.zeros(pred.shape[0]) if condition is None else np.asarray(condition)
-    same = target_condition is None
-    t_cond = cond if same else np.asarray(target_condition)
+    same = target_condition is None and target_valid is None
+    t_cond = cond if target_condition is None else np.asarray(target_condition)
     ok_p = np.isfinite(pred) & (np.isfinite(target) if same else True)
     ok_t = np.isfinite(target) & (np.isfinite(pred) if same else True)
     if valid is not None:
@@ -134,6 +134,8 @@ def psth_r2_units(
             keep = kp & means_t[c][1]
             pt.append(means_t[c][0][keep])
             pp.append(mp[keep])
+    if not pt:  # no condition with both a prediction and a target
+        return np.full(pred.shape[2], np.nan)
     pt, pp = np.concatenate(pt), np.concatenate(pp)  # (cell, unit)
     sst = ((pt - pt.mean(0)) ** 2).sum(0)
     sse = ((pt - pp) ** 2).sum(0)

@@ -207,7 +207,8 @@ def _simulated_size_errors(entry, binning):
     """A simulated session's trial and unit counts are known before it exists: every
     split must get trials and some unit must stay held in (the ValueErrors of those
     checks). The unit filters may keep fewer units, a stratified split rounds per
-    condition, other windows than nwb.trials hold other counts: binning checks those."""
+    condition, test trials from a column (test_trials) depend on the file, other windows
+    than nwb.trials hold other counts: binning checks those."""
     sim = entry.get("simulate")
     if sim is None or PRESETS is None or sim["preset"] not in PRESETS:
         return []
