@@ -32,7 +32,7 @@ test_ll_heldout_smoothed_per_bin_neuron :: + :: held-out log-likelihood per bin 
 recon_r2(_heldin|_heldout)? :: + :: R² of the one-step prediction against the observed activity, pooled over units (variance-weighted)
 recon_r2_unit_mean :: + :: mean over units of each unit's R² of the one-step prediction
 rate_r2_true :: + :: R² of the predicted rates against the true rates (simulations)
-co_psth_r2 :: + :: NLB's PSTH R²: of the held-out units' condition-averaged predicted rates on the test trials against the PSTHs of their smoothed spikes over every trial (a fit: its causal one-step rates)
+co_psth_r2 :: + :: NLB's PSTH R²: of the held-out units' condition-averaged predicted rates on the test trials against the PSTHs of their smoothed spikes over every trial (a fit: its causal one-step rates); with a few test trials per condition their averages are noisy and every model's is low or negative: compare it with the reference row
 co_psth_r2_smoothed :: + :: co_psth_r2 of the fit's smoothing posterior (whole trial)
 pc :: - :: partial correlation between the latent groups of the test bins' aggregated posterior (nats; 0 = independent groups)
 tc :: - :: total correlation between single latents (nats; 0 = independent latents)
