@@ -256,12 +256,7 @@ def _split_and_heldout(config: BinConfig, columns: dict, n_trials: int, units: d
     split_rng, heldout_rng = splits.generators(int(config.seed))
     strata = None
     if config.stratify is not None:
-        if config.stratify not in columns:
-            avail = ", ".join(columns) or "none"
-            raise ValueError(
-                f"cannot stratify by {config.stratify!r}: not a trial column; available: {avail}"
-            )
-        strata = columns[config.stratify]
+        strata = splits.trial_column(columns, config.stratify, "stratify", path.name)
     if config.test_trials is None:
         split = splits.split_trials(n_trials, config.split, split_rng, strata)
     else:

@@ -94,6 +94,19 @@ def _assign(n_trials, fractions, rng, strata) -> np.ndarray:
     return out
 
 
+def trial_column(columns: dict, name: str, role: str, source: str) -> np.ndarray:
+    """``columns[name]`` as an array (trial,).
+
+    Raises:
+        ValueError: no such trial column; the message names ``role`` (what wanted it),
+            ``source`` (the file) and the trial columns there are.
+    """
+    if name not in columns:
+        avail = ", ".join(columns) or "none"
+        raise ValueError(f"{role}: {source} has no trial column {name!r}; available: {avail}")
+    return np.asarray(columns[name])
+
+
 def marked_trials(columns: dict, column: str, values: tuple[str, ...], source: str) -> np.ndarray:
     """(trial,) bool: the trials whose ``column`` value is one of ``values`` (as numbers in
     a numeric column, else as text).
@@ -102,12 +115,7 @@ def marked_trials(columns: dict, column: str, values: tuple[str, ...], source: s
         ValueError: ``column`` is not a trial column (the message lists them), or it
             marks no trial or every trial (the message lists the column's values).
     """
-    if column not in columns:
-        avail = ", ".join(columns) or "none"
-        raise ValueError(
-            f"test_trials: {source} has no trial column {column!r}; available: {avail}"
-        )
-    col = np.asarray(columns[column])
+    col = trial_column(columns, column, "test_trials", source)
     if col.dtype.kind in "iuf":  # a numeric column: 1 and 1.0 are one value
         try:
             marked = np.isin(col.astype(float), [float(v) for v in values])
