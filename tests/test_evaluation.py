@@ -19,6 +19,7 @@ from disrnn.evaluation.metrics import (
     gaussian_loglik,
     mean_rate_stats,
     nlb_decoding_r2,
+    null_shift,
     poisson_loglik,
     psth_r2,
     r2_per_unit,
@@ -65,6 +66,29 @@ def test_bits_per_spike_and_co_bps_against_a_hand_computation():
     assert bits_per_spike(k[..., ho], rate[..., ho], null[ho], valid) == pytest.approx(e_ho)
     # the null model itself scores 0
     assert bits_per_spike(k, np.broadcast_to(null, k.shape), null) == pytest.approx(0.0)
+
+
+def test_null_shift_is_the_drop_to_nlbs_null():
+    rng = np.random.default_rng(5)
+    lam = rng.uniform(0.2, 2.0, 3)
+    k = rng.poisson(np.broadcast_to(lam * [1.0, 1.6, 0.7], (8, 30, 3)))
+    null = lam  # the "training" means: not the test bins' own
+    valid = np.ones((8, 30, 1), bool)
+    valid[:, :4] = False
+    valid[2, 10:] = False
+    rate = rng.uniform(0.1, 3.0, k.shape)  # any prediction
+    kk = k[np.broadcast_to(valid, k.shape)[..., 0]]  # (bin, unit) of the valid bins
+    own = kk.mean(0)
+    sel = np.broadcast_to(valid, k.shape)
+    rr = rate[sel].reshape(kk.shape)
+    nlb = (
+        stats.poisson.logpmf(kk, rr).sum()
+        - stats.poisson.logpmf(kk, np.broadcast_to(own, kk.shape)).sum()
+    ) / (kk.sum() * np.log(2))
+    shift = null_shift(k, null, valid)
+    assert bits_per_spike(k, rate, null, valid) - shift == pytest.approx(nlb, rel=1e-10)
+    assert shift > 0  # the test bins' own mean is the best constant for them
+    assert null_shift(k, own, valid) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_r2_per_unit():
@@ -395,6 +419,13 @@ def test_evaluate_end_to_end(tiny_fit, caplog):
         - stats.poisson.logpmf(xh, np.broadcast_to(null[ho], xh.shape)).sum()
     ) / (xh.sum() * np.log(2))
     assert m["co_bps"] == pytest.approx(co, rel=1e-6)
+    # NLB's null: each held-out unit's mean over these test bins
+    own = xh.mean(0)
+    co_nlb = (
+        stats.poisson.logpmf(xh, rh).sum()
+        - stats.poisson.logpmf(xh, np.broadcast_to(own, xh.shape)).sum()
+    ) / (xh.sum() * np.log(2))
+    assert m["co_bps"] - m["co_bps_null_shift"] == pytest.approx(co_nlb, rel=1e-6)
     for key in (
         "bps",
         "recon_r2",
@@ -497,6 +528,7 @@ def test_evaluate_continuous_one_group_fit(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["kind"] == "continuous" and m["likelihood"] == "gaussian"
     assert m["bps"] is None and m["co_bps"] is None and m["kstep_bps"] is None
+    assert m["co_bps_null_shift"] is None
     # one fitted group, two true groups of 2: PC and group R^2 on the contiguous (2, 2) split
     assert m["group_partition"] == "contiguous" and m["partition_sizes"] == "2,2"
     assert isinstance(m["pc"], float) and isinstance(m["group_latent_r2_best_partition"], float)

@@ -146,6 +146,15 @@ def test_smoothing_matches_direct_sklearn(spikes):
     assert m["co_psth_r2"] == pytest.approx(psth, rel=1e-6)
     assert m["kernel_sd"] == 0.05 and m["glm_alpha"] == 1e-3 and res.cv_scores == {}
     assert m["co_bps"] > 0.05  # the latent is shared: smoothed held-in spikes predict
+    # NLB's null: each held-out unit's mean over the scored test bins
+    te, ho, ok = spikes["split"].values == "test", spikes["heldout"].values, spikes["mask"].values
+    y = spikes["activity"].values.astype(float)[te][..., ho][ok[te]]
+    r = rates[ok[te]]
+    nlb = (
+        stats.poisson.logpmf(y, r).sum()
+        - stats.poisson.logpmf(y, np.broadcast_to(y.mean(0), y.shape)).sum()
+    ) / (y.sum() * np.log(2))
+    assert m["co_bps"] - m["co_bps_null_shift"] == pytest.approx(nlb, rel=1e-6)
     assert np.isnan(res.rates.values[:, 7]).all()  # the unobserved bin is not predicted
     assert m["n_test_bins"] == int(spikes["mask"].values[spikes["split"].values == "test"].sum())
     assert m["pc"] is None and m["J_spectral_radius"] is None and m["method"] == "smoothing"
@@ -516,3 +525,18 @@ def test_run_reference_without_heldout_units_falls_back_to_pca_and_records_sessi
     assert load_eval(out).session == "sess-1"
     with pytest.raises(ValueError, match="method must be auto or one of smoothing, pca"):
         run_reference(ds, tmp_path / "q", method="glm")
+
+
+def test_summary_box_gives_disrnns_co_bps_with_nlbs_null(tmp_path):
+    from disrnn.report.summary_box import summary_box
+
+    def box(**values):
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        dis = load_eval(_fake_disrnn(root, "toy", co_bps=0.2, co_bps_smoothed=0.3, **values))
+        lines = summary_box({"DisRNN": [dis]})["lines"]
+        return [text for label, text in lines if "NLB's null" in text]
+
+    (line,) = box(co_bps_null_shift=0.0523)
+    assert "every co-bps on these bins is 0.0523 lower" in line
+    assert box(co_bps_null_shift=0.0004) == []  # below the numbers' last digit: no line
+    assert box() == []  # an evaluation written before the key existed

@@ -38,7 +38,9 @@ and not among the first L history-only bins; ``null`` = not applicable):
 - spikes only: ``bps`` bits per spike of the one-step predicted rates over all units,
   Poisson, null = each unit's mean training count per bin; ``bps_heldin``; ``co_bps``
   the same over held-out units (NLB co-bps; null from the training trials): the causal
-  one-step prediction, latents from the past only (the RNN that defines W).
+  one-step prediction, latents from the past only (the RNN that defines W);
+  ``co_bps_null_shift`` what every co-bps on those bins loses with NLB's null (each
+  held-out unit's mean over the test bins: :func:`~disrnn.evaluation.metrics.null_shift`).
   ``co_bps_smoothed`` the same for the fit's smoothing posterior (latents from the
   held-in units of the whole trial, the fit's decoder A, a, the held-out units' rows
   refitted with the encoder; NLB allows the whole trial), on the same bins; ``co_bps_smoothed_all_bins`` on every observed bin;

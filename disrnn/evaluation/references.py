@@ -153,7 +153,8 @@ def smoothing_reference(
 
     Returns:
         :class:`SmoothingResult`. ``metrics`` keys: ``co_bps`` (NLB co-bps, Poisson,
-        null = training mean count per bin), ``test_ll_heldout_per_bin_neuron`` (nats per
+        null = training mean count per bin), ``co_bps_null_shift`` (subtract it for NLB's
+        null, :func:`disrnn.evaluation.metrics.null_shift`), ``test_ll_heldout_per_bin_neuron`` (nats per
         bin per held-out unit, log y! included), ``co_psth_r2`` (:func:`heldout_psth_r2`:
         the test trials' held-out rates against every trial's PSTHs), ``kernel_sd`` (s), ``glm_alpha``,
         ``features``, ``fit_seconds``, ``behavior_r2_nlb`` (:meth:`_GLMTask.nlb_behavior`),
@@ -179,6 +180,7 @@ def smoothing_reference(
         **reference_identity(ds, ds_path, "smoothing", seed, history, test, task.ok[te], ho),
         "likelihood": "poisson",
         **task.scores(rates),
+        "co_bps_null_shift": task.null_shift(),
         "psth_kernel_sd": float(psth_kernel_sd),
         "kernel_sd": float(sd_best),
         "glm_alpha": float(alpha_best),
@@ -243,6 +245,13 @@ class _GLMTask:
         tri, te = np.flatnonzero(self.train), np.flatnonzero(self.test)
         return _heldout_scores(self.ds, self.x, rates[te], self.ok[te], self.ho, tri, te,
                                self.labels, self.psth_sd, self.history)  # fmt: skip
+
+    def null_shift(self) -> float:
+        """:func:`disrnn.evaluation.metrics.null_shift` of the held-out units' scored test
+        bins (the same for every co-bps on them)."""
+        tri, te = np.flatnonzero(self.train), np.flatnonzero(self.test)
+        null = null_rate(self.ds.isel(trial=tri), self.history)[self.ho]
+        return mt.null_shift(self.x[te][..., self.ho], null, self.ok[te][..., None])
 
     def nlb_behavior(self, sd: float, rates: np.ndarray) -> dict | None:
         """{behavior variable: NLB's decoding R^2} of the smoothing's rates, None without

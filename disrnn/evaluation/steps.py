@@ -113,7 +113,7 @@ def one_step_metrics(fit, ev: EvalSplit, m: dict) -> tuple[np.ndarray, dict, np.
         m["test_ll_heldout_per_bin_neuron"] = _masked_mean(ll[..., heldout], ll_ok[..., heldout])
     spikes = ev.kind == "spike_counts"
     m["bps"] = mt.bits_per_spike(x, pred, nr, ok[..., None]) if spikes else None
-    m["bps_heldin"] = m["co_bps"] = m["co_psth_r2"] = None
+    m["bps_heldin"] = m["co_bps"] = m["co_bps_null_shift"] = m["co_psth_r2"] = None
     if spikes and heldout.any():
         m["co_psth_r2"] = heldout_psth_r2(ev.ds, ev.test, pred[..., heldout], ok)
         m["bps_heldin"] = mt.bits_per_spike(
@@ -122,6 +122,7 @@ def one_step_metrics(fit, ev: EvalSplit, m: dict) -> tuple[np.ndarray, dict, np.
         m["co_bps"] = mt.bits_per_spike(
             x[..., heldout], pred[..., heldout], nr[heldout], ok[..., None]
         )
+        m["co_bps_null_shift"] = mt.null_shift(x[..., heldout], nr[heldout], ok[..., None])
     if spikes:
         per_unit["bps_per_unit"] = np.array(
             [mt.bits_per_spike(x[..., u], pred[..., u], nr[u], ok) for u in range(x.shape[2])]

@@ -17,10 +17,11 @@ HIGHER, LOWER, NEITHER = "higher is better", "lower is better", "descriptive: no
 #: one entry a line: ``key pattern :: direction :: meaning``, direction ``+`` (higher is
 #: better), ``-`` (lower is better) or ``=`` (descriptive); patterns are tried in order
 _TABLE = r"""
-co_bps :: + :: co-smoothing bits per spike: how much better the held-out units' spikes are predicted from the held-in units (one step ahead, causal) than by each unit's mean rate, per spike (NLB)
+co_bps :: + :: co-smoothing bits per spike: how much better the held-out units' spikes are predicted from the held-in units (one step ahead, causal) than by each unit's mean rate over the training trials, per spike (NLB's formula; for its null see co_bps_null_shift)
 co_bps_causal :: + :: co-bps of the causal smoothing reference: held-in spikes smoothed over earlier bins only (a half Gaussian), one Poisson GLM per held-out unit; the like-for-like reference of a fit's one-step co_bps
 co_psth_r2_causal :: + :: co_psth_r2 of the causal smoothing reference
 test_ll_heldout_per_bin_neuron_causal :: + :: held-out log-likelihood per bin and neuron of the causal smoothing reference (nats)
+co_bps_null_shift :: = :: what every co-bps on the same bins loses when its null is each held-out unit's mean over the test bins themselves (NLB's own code) instead of over the training trials: subtract it to compare with NLB's published numbers; it depends on the data only
 co_bps_smoothed :: + :: co-bps of the fit's smoothing posterior (latents from the held-in units of the whole trial, the fit's decoder with the held-out units' rows refitted on the training trials), the number NLB compares
 co_bps_smoothed_all_bins :: + :: co_bps_smoothed on every observed bin, history bins included
 bps :: + :: bits per spike of the one-step prediction over all units, against each unit's mean rate

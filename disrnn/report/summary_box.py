@@ -7,8 +7,9 @@ Lines, each from saved results only:
   the units per dominant group and, with named areas, how well the groups follow them;
 - prediction: DisRNN against the best baseline (the trained method with the highest
   mean) and against the session's reference: co-bps for spike counts with held-out units
-  (the smoothing reference), else the test log-likelihood against the baselines and the
-  condition decoding (or behavior R²) against PCA;
+  (the smoothing reference; and how much lower each is with NLB's null), else the test
+  log-likelihood against the baselines and the condition decoding (or behavior R²)
+  against PCA;
 - agreement across seeds: how many seeds, the spread of that metric and the adjusted
   Rand index of the unit assignments (:func:`disrnn.evaluation.unit_maps.seed_agreement`);
 - warnings: a fit whose validation loss never improved after the first epoch that could
@@ -111,6 +112,8 @@ def _prediction_lines(by_method: dict[str, list[EvalResult]]) -> list[str]:
         else:
             text += "; no baseline method in this run"
         lines.append(text + ".")
+    if co:
+        lines += _null_line(dis)
     for method in dict.fromkeys(m for m, _, _ in REFERENCE_CHECKS):
         if method in by_method:
             found = [
@@ -123,6 +126,17 @@ def _prediction_lines(by_method: dict[str, list[EvalResult]]) -> list[str]:
                 found or [f"The {method} reference has no number to compare with DisRNN's."]
             )
     return lines
+
+
+def _null_line(dis: list[EvalResult]) -> list[str]:
+    """How DisRNN's co-bps reads with NLB's null (``co_bps_null_shift``), when it moves
+    them by at least 0.001."""
+    shift = _stat(dis, "co_bps_null_shift")
+    if not shift[2] or not math.isfinite(shift[0]) or round(shift[0], 3) == 0:
+        return []
+    return [
+        f"With NLB's null (each held-out unit's mean over the test bins, not over the training trials) every co-bps on these bins is {fmt(shift[0], 3)} lower; compare that with NLB's published numbers."
+    ]
 
 
 def _reference_lines(dis, method: str, pattern: str, ref: list[EvalResult]) -> list[str]:
