@@ -286,6 +286,11 @@ def run_session(name: str, args, work: Path) -> str:
         f"({int(ds['heldout'].sum())} held out), {ds.attrs['bin_width']} s bins, "
         f"groups {tuple(args.groups)}, L = {L}; wall {wall:.0f} s"
     )
+    shift = rows[0].get("co_bps_null_shift")
+    if shift is not None:  # the same on every row: the data's, on the same scored bins
+        title += (
+            f"\n\nWith NLB's null every co-bps here is {shift:.4f} lower (`co_bps_null_shift`)."
+        )
     if args.out:
         Path(args.out).with_suffix(f".{name}.json").write_text(json.dumps(rows, default=str))
     return (
