@@ -44,7 +44,9 @@ def _assert_same_fits(a_dirs, b_dirs, atol):
         ib = json.loads((b / "fit_info.json").read_text())
         for key in ("epochs_run", "best_epoch", "stop_reason"):
             assert ia[key] == ib[key], key
-        assert ia["pretrain"]["epochs_run"] == ib["pretrain"]["epochs_run"]
+        assert ia.get("pretrain") == ib.get("pretrain") or (
+            ia["pretrain"]["epochs_run"] == ib["pretrain"]["epochs_run"]
+        )
         la, lb = pd.read_csv(a / "losses.csv"), pd.read_csv(b / "losses.csv")
         assert la[["epoch", "split"]].equals(lb[["epoch", "split"]])
         np.testing.assert_allclose(la["total"], lb["total"], rtol=1e-4)
@@ -100,6 +102,27 @@ def test_killed_batch_resumes_every_seed(ds, lone, tmp_path):
     _assert_same_fits(lone_dirs, dirs, atol=1e-4)
 
 
+def test_seeds_that_stop_at_different_epochs_leave_the_stack(ds, tmp_path):
+    """A seed that stops early leaves the stack; the others go on from their own weights
+    and AdamW moments and end where their lone fits end, also when the batch is killed
+    after the first seed left and resumed."""
+    cfg = FitConfig.create("lrRNN", epochs=200, patience=2, lr=0.05, checkpoint_every=2)
+    seeds = [0, 1, 2, 3]
+    lone = [fit(ds, cfg, tmp_path / f"lone{s}", seed=s, progress=False) for s in seeds]
+    stops = [json.loads((d / "fit_info.json").read_text())["epochs_run"] for d in lone]
+    assert len(set(stops)) == len(stops)  # every seed stops at its own epoch
+    dirs = [tmp_path / f"seed{s}" for s in seeds]
+
+    def kill(epoch):
+        if epoch == min(stops) + 3:  # the first seed to stop has left the stack
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        fit_seeds(ds, cfg, dirs, seeds, progress=False, on_epoch=kill)
+    fit_seeds(ds, cfg, dirs, seeds, progress=False)
+    _assert_same_fits(lone, dirs, atol=1e-5)
+
+
 def test_fit_seeds_errors(ds, tmp_path):
     cfg = FitConfig.create("lrRNN", epochs=2)
     with pytest.raises(ValueError, match="one out_dir and one init_from per seed"):
@@ -119,17 +142,17 @@ def test_posthoc_methods_fit_each_seed(ds, tmp_path):
     assert all(torch.equal(w[k], v[k]) for k in w)
 
 
-def test_a_stopped_seeds_draws_stack_with_a_training_seeds_on_the_fit_device():
-    """With a PC batch, a stopped seed's dummy draws are stacked with the training seeds'
-    draws each epoch, so they must share the fit's device, shapes and dtypes. The meta
-    device stands in for a GPU here: stacking it with a CPU tensor fails as CUDA does."""
-    from disrnn.fit.loop import _draw_epoch, _idle_draws
+def test_an_epochs_draws_are_made_on_the_fit_device():
+    """Each seed's draws of an epoch are stacked with the other seeds' and index the
+    fit's tensors, so they must be on the fit's device. The meta device stands in for a
+    GPU here: stacking it with a CPU tensor fails as CUDA does."""
+    from disrnn.fit.loop import _draw_epoch
 
     dev = torch.device("meta")
     n_bins, m, n_batches, K, pc_m = 50, 8, 6, 3, 5
-    live = _draw_epoch(n_bins, m, n_batches, K, pc_m, torch.Generator().manual_seed(0), dev)
-    idle = _idle_draws(m, n_batches, K, pc_m, dev)
-    for a, b in zip(live, idle, strict=True):
-        assert a.device == b.device == dev and (a.shape, a.dtype) == (b.shape, b.dtype)
-        torch.stack([a, b], 1)
-    assert _idle_draws(m, n_batches, K, None, dev)[2:] == (None, None)
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    a, b = (_draw_epoch(n_bins, m, n_batches, K, pc_m, g, dev) for g in gens)
+    for x, y in zip(a, b, strict=True):
+        assert x.device == y.device == dev and (x.shape, x.dtype) == (y.shape, y.dtype)
+        torch.stack([x, y], 1)
+    assert _draw_epoch(n_bins, m, n_batches, K, None, gens[0], dev)[2:] == (None, None)

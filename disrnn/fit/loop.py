@@ -98,8 +98,8 @@ def train_loops(
     as :func:`train_loop` would alone: its own batches and noise, early stopping, best
     weights and checkpoint. Returns one (history, info) per seat, in order.
 
-    The seeds share the epochs: a seed that stops early waits (its result is fixed)
-    while the others go on. A killed run resumes every seed from its checkpoint when
+    The seeds share the epochs: a seed that stops early leaves the stack (its result is
+    fixed), and the others go on without its arithmetic. A killed run resumes every seed from its checkpoint when
     the unfinished seeds' checkpoints are all at the same epoch; otherwise (a kill
     between two seeds' writes) the unfinished seeds start afresh, with a warning.
 
@@ -110,12 +110,7 @@ def train_loops(
 
     device = train.h.device
     stack = SeedStack([seat.module for seat in seats])
-    # the fused kernel does the whole update in one call: on the ALM session's 8-latent
-    # fit the step took 110 us against 300 us for foreach (about 2 s of a 30 s fit)
-    opt = torch.optim.AdamW(
-        stack.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-        **({"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}),
-    )  # fmt: skip
+    opt = _optimizer(stack, config)
     K = stack.template.rank
     val_eps = None
     if val is not None:  # (seed, bin, latent) fixed validation noise of each seed
@@ -136,19 +131,47 @@ def train_loops(
         torch.set_num_threads(threads)
 
 
+def _optimizer(stack, config: FitConfig) -> torch.optim.AdamW:
+    """AdamW over the stack's parameters, with the config's lr and weight decay."""
+    device = stack.parameters()[0].device
+    # the fused kernel does the whole update in one call: on the ALM session's 8-latent
+    # fit the step took 110 us against 300 us for foreach (about 2 s of a 30 s fit)
+    return torch.optim.AdamW(
+        stack.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+        **({"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}),
+    )  # fmt: skip
+
+
+def _shrink(stack, opt, keep: list[int], config: FitConfig):
+    """(stack, optimiser) of the networks at positions ``keep`` only, each with its
+    parameters and AdamW moments as they were: seeds that stopped leave the stack, so
+    the arithmetic of an epoch shrinks with the seeds still training. Every network,
+    kept or not, gets its stacked parameters written back first."""
+    from disrnn.fit.stack import SeedStack
+
+    stack.write_back()
+    states = [stack.optimizer_state(opt, p) for p in keep]
+    smaller = SeedStack([stack.modules[p] for p in keep])
+    new_opt = _optimizer(smaller, config)
+    smaller.load_optimizer_states(new_opt, states)
+    return smaller, new_opt
+
+
 def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, runs):
     from tqdm.auto import tqdm
 
     S = len(seats)
     t0 = time.perf_counter()
+    live = list(range(S))  # the seats whose networks the stack holds, in its order
 
     def checkpoint(s):
         seat, run = seats[s], runs[s]
         if seat.ckpt is None:
             return
         elapsed = run["elapsed"] + time.perf_counter() - t0
+        p = live.index(s)
         save_checkpoint(
-            seat.ckpt, stack.state_dict(s), stack.optimizer_state(opt, s), seat.generator,
+            seat.ckpt, stack.state_dict(p), stack.optimizer_state(opt, p), seat.generator,
             run["history"], run["state"], seat.fingerprint, elapsed,
         )  # fmt: skip
 
@@ -166,9 +189,12 @@ def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, ru
         for s, run in enumerate(runs):
             if run["stopped_at"] is None and run["state"]["bad"] >= config.patience:
                 stop(s)
-        active = [r["stopped_at"] is None for r in runs]
-        if not any(active):
+        active = [s for s in live if runs[s]["stopped_at"] is None]
+        if not active:
             break
+        if len(active) < len(live):
+            stack, opt = _shrink(stack, opt, [live.index(s) for s in active], config)
+            live = active
         lr = _lr_at(config, epoch)
         scale = _penalty_scale(config, epoch)
         beta, alpha = config.beta * scale, config.alpha * scale
@@ -176,24 +202,24 @@ def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, ru
             group["lr"] = lr
         for m in stack.modules:
             m.train()
-        gens = [seat.generator if a else None for seat, a in zip(seats, active, strict=True)]
+        gens = [seats[s].generator for s in live]
         train_terms = _train_epoch(stack, train, config, opt, gens, beta, alpha)
         for m in stack.modules:
             m.eval()
         val_terms = None
         if val is not None:
-            val_terms = _evaluate(stack, val, val_eps, val.n_bins, config, beta, alpha).cpu()
+            eps = val_eps[live] if len(live) < S else val_eps
+            val_terms = _evaluate(stack, val, eps, val.n_bins, config, beta, alpha).cpu()
         row = {"epoch": epoch, "lr": lr, "beta": beta, "alpha": alpha}
-        for s, run in enumerate(runs):
-            if not active[s]:
-                continue
+        for p, s in enumerate(live):
+            run = runs[s]
             who = "" if S == 1 else f" of seed {seats[s].seed}"
-            _check_finite(train_terms[s], epoch, "train", who)
+            _check_finite(train_terms[p], epoch, "train", who)
             if val_terms is not None:
-                _check_finite(val_terms[s], epoch, "val", who)
-            score = _record(run, row, train_terms[s], None if val_terms is None else val_terms[s],
-                            config, epoch, lambda s=s: stack.state_dict(s))  # fmt: skip
-            if s == 0:
+                _check_finite(val_terms[p], epoch, "val", who)
+            score = _record(run, row, train_terms[p], None if val_terms is None else val_terms[p],
+                            config, epoch, lambda p=p, st=stack: st.state_dict(p))  # fmt: skip
+            if p == 0:
                 bar.set_postfix(loss=f"{score:.4g}", refresh=False)
             if (epoch + 1) % config.checkpoint_every == 0:
                 checkpoint(s)
@@ -205,7 +231,7 @@ def _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, ru
     for s, run in enumerate(runs):
         if run["stopped_at"] is None:
             stop(s)
-    return [_finish(run, stack.modules[s], train, config, t0, S) for s, run in enumerate(runs)]
+    return [_finish(run, seats[s].module, train, config, t0, S) for s, run in enumerate(runs)]
 
 
 def _finish(run, module, train, config, t0, n_seeds) -> tuple[list[dict], dict]:
@@ -264,39 +290,21 @@ def _draw_epoch(n, m, n_batches, K, pc_m, generator, device):
     return perm, eps, pc_idx, pc_eps
 
 
-def _idle_draws(m, n_batches, K, pc_m, device):
-    """A stopped seed's dummy draws of an epoch, shaped as :func:`_draw_epoch`'s: bin 0
-    and zero noise, on ``device`` (they are stacked with the training seeds' draws)."""
-    pc_idx = pc_eps = None
-    if pc_m is not None:
-        pc_idx = torch.zeros(n_batches, pc_m, dtype=torch.long, device=device)
-        pc_eps = torch.zeros(n_batches, pc_m, K, device=device)
-    perm = torch.zeros(n_batches, m, dtype=torch.long, device=device)
-    return perm, torch.zeros(n_batches, m, K, device=device), pc_idx, pc_eps
-
-
 def _train_epoch(stack, train: FitData, config, opt, generators, beta, alpha) -> torch.Tensor:
     """One pass over the training bins in random mini-batches; (seed, term) mean loss
-    terms. ``generators[s]`` is None for a seed that no longer trains: it gets dummy
-    batches (bin 0, zero noise) and no gradient."""
+    terms. ``generators[s]`` draws the batches and noise of the stack's seed s."""
     device = train.h.device
     n, m = train.n_bins, min(config.batch_size, train.n_bins)
     n_batches = max(n // m, 1)
     pc_m = None if config.pc_batch is None or beta <= 0 else min(config.pc_batch, n)
     K = stack.template.rank
-    draws = [
-        _draw_epoch(n, m, n_batches, K, pc_m, g, device)
-        if g is not None
-        else _idle_draws(m, n_batches, K, pc_m, device)
-        for g in generators
-    ]
+    draws = [_draw_epoch(n, m, n_batches, K, pc_m, g, device) for g in generators]
     perm = torch.stack([d[0] for d in draws], 1)  # (batch, seed, m)
     eps = torch.stack([d[1] for d in draws], 1)  # (batch, seed, m, latent)
     pc_idx = pc_eps = None
     if pc_m is not None:
         pc_idx = torch.stack([d[2] for d in draws], 1)  # (batch, seed, pc_m)
         pc_eps = torch.stack([d[3] for d in draws], 1)
-    keep = torch.tensor([g is not None for g in generators], device=device)
     sums = torch.zeros(stack.size, len(TERMS), device=device)
     for k in range(n_batches):
         idx = perm[k]  # (seed, m)
@@ -307,8 +315,7 @@ def _train_epoch(stack, train: FitData, config, opt, generators, beta, alpha) ->
             train.h[idx], train.x[idx], eps[k], n, beta, alpha, *pc_args, u=train.u_at(idx)
         )  # (seed, term)
         opt.zero_grad(set_to_none=True)
-        total = terms[:, 0] if stack.size == 1 else torch.where(keep, terms[:, 0], 0.0)
-        total.sum().backward()
+        terms[:, 0].sum().backward()
         opt.step()
         sums += terms.detach()
     return (sums / n_batches).cpu()  # one host sync per epoch
