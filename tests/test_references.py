@@ -486,26 +486,44 @@ def test_smoothing_caution_compares_nlb_behavior_decoding(spikes, tmp_path):
 
 
 # ---------------------------------------------------------------- run_reference, CLI
-def test_cli_reference_chooses_by_the_dataset_and_matches_the_functions(tmp_path):
+def test_cli_reference_chooses_by_the_dataset_and_matches_the_functions(tmp_path, capsys):
     """``disrnn reference``: smoothing for spike counts with held-out units, PCA for
     continuous data (K from --components); the numbers are those of the functions."""
     from disrnn.cli import main
     from disrnn.data.io import save_dataset
 
-    spikes = save_dataset(reference_session(n_trial=20, n_time=30), tmp_path / "spikes.nc")
+    from disrnn.fit.defaults import default_history
+    from disrnn.fit.tensors import valid_bins
+
+    ds = reference_session(n_trial=20, n_time=30)
+    spikes = save_dataset(ds, tmp_path / "spikes.nc")
     assert main(["reference", str(spikes), "--out", str(tmp_path / "s"), "--seed", "1"]) == 0
     m = json.loads((tmp_path / "s" / "metrics.json").read_text())
-    want = smoothing_reference(spikes, seed=1).metrics
+    # scored on the bins of a fit with the default history L (no bins before the window:
+    # a trial's first L bins are left out, as the fit leaves them)
+    L = default_history("spike_counts", BW)
+    assert L > 1 and m["history"] == L
+    test = ds.isel(trial=np.flatnonzero(ds["split"].values == "test"))
+    assert m["n_test_bins"] == int(valid_bins(test, L).sum()) < int(valid_bins(test, 0).sum())
+    want = smoothing_reference(spikes, seed=1, history=L).metrics
     assert m["method"] == "smoothing" and m["session"] == "spikes"
     assert m["co_bps"] == pytest.approx(want["co_bps"]) and m["kernel_sd"] == want["kernel_sd"]
+    argv = ["reference", str(spikes), "--out", str(tmp_path / "s0"), "--history", "0"]
+    assert main([*argv, "--seed", "1"]) == 0
+    m0 = json.loads((tmp_path / "s0" / "metrics.json").read_text())
+    assert m0["history"] == 0
+    assert m0["co_bps"] == pytest.approx(smoothing_reference(spikes, seed=1).metrics["co_bps"])
+    bad = ["reference", str(spikes), "--out", str(tmp_path / "bad"), "--history", "-1"]
+    assert main(bad) == 2  # a bad L: one line, status 2
+    assert "history must be a whole number of bins >= 0, got -1" in capsys.readouterr().err
 
     cont = save_dataset(reference_session(kind="continuous"), tmp_path / "cont.nc")
     assert main(["reference", str(cont), "--out", str(tmp_path / "p")]) == 2  # no K
     argv = ["reference", str(cont), "--out", str(tmp_path / "p"), "--components", "2"]
     assert main([*argv, "--condition", "condition"]) == 0
     m = json.loads((tmp_path / "p" / "metrics.json").read_text())
-    want = pca_reference(cont, 2).metrics
-    assert m["method"] == "pca" and m["n_components"] == 2
+    want = pca_reference(cont, 2, history=1).metrics  # continuous data: L = 1
+    assert m["method"] == "pca" and m["n_components"] == 2 and m["history"] == 1
     for key in ("recon_r2", "condition_accuracy", "condition_chance"):
         assert m[key] == pytest.approx(want[key]), key
     # forced smoothing of continuous data is the function's error, one line, status 2

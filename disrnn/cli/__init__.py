@@ -9,7 +9,7 @@ public function; the Snakemake scripts and a notebook call the same functions.
     disrnn fit DATASET.nc --method NAME --out FITDIR [...]
     disrnn select DATASET.nc --out DIR [--ranks 2,4,6] [--partitions 3,3 4,2] [--seeds N]
     disrnn evaluate FITDIR DATASET.nc --out EVALDIR
-    disrnn reference DATASET.nc --out DIR [--method auto|smoothing|pca] [--components K]
+    disrnn reference DATASET.nc --out DIR [--method auto|smoothing|pca] [--components K] [--history L]
     disrnn report ...
 
 The parsers live by stage: ``data.py`` (simulate, fetch, bin), ``fit.py`` (fit and

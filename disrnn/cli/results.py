@@ -78,6 +78,14 @@ def add_reference(sub) -> None:
         help="trial coord of the conditions (PSTHs, decoding; default: condition)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the folds and classifiers")
+    p.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        metavar="L",
+        help="the fits' history bins, so the reference scores the bins they score "
+        "(default: the L of a fit with default options; 0: every observed bin)",
+    )
     p.set_defaults(func=_run_reference)
 
 
@@ -91,6 +99,7 @@ def _run_reference(args) -> None:
         n_components=args.components,
         seed=args.seed,
         condition=args.condition,
+        history=args.history,
         force=args.force,
     )
     print(out)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from disrnn._outputs import check_output
 from disrnn.evaluation.inputs import load_data
 from disrnn.evaluation.pca import pca_reference
 from disrnn.evaluation.reference_inputs import heldout_units
 from disrnn.evaluation.references import smoothing_reference, write_reference
-from disrnn.fit.tensors import dataset_kind
+from disrnn.fit.defaults import default_history
+from disrnn.fit.tensors import bin_width, dataset_kind
 
 __all__ = ["REFERENCE_METHODS", "choose_reference", "run_reference"]
 
@@ -43,6 +46,7 @@ def run_reference(
     causal_kernel_sds=None,
     alphas=None,
     n_folds: int | None = None,
+    history: int | None = None,
     force: bool = False,
 ) -> Path:
     """Compute a reference of ``dataset`` and write it as an evaluation-style folder.
@@ -60,6 +64,11 @@ def run_reference(
         kernel_sds, causal_kernel_sds, alphas, n_folds: smoothing's cross-validation grid
             (None: the defaults of :func:`~disrnn.evaluation.references.smoothing_reference`;
             ``causal_kernel_sds`` empty: no causal smoothing).
+        history: the fits' history L: the bins a fit with it cannot score (the first L of
+            a trial without history bins before its window) are not scored here either,
+            so the reference and the fits are scored on the same bins. None: the L a fit
+            with the package's defaults takes for this dataset
+            (:func:`disrnn.fit.defaults.default_history`); 0: every observed bin.
         force: replace ``out_dir`` even when it is not a previous evaluation-style folder
             (:func:`disrnn._outputs.check_output`; the dataset is never replaced).
 
@@ -78,6 +87,10 @@ def run_reference(
         raise ValueError(
             f"method must be auto or one of {', '.join(REFERENCE_METHODS)}, got {method!r}"
         )
+    if history is None:
+        history = default_history(dataset_kind(ds), bin_width(ds))
+    if isinstance(history, bool) or not isinstance(history, int | np.integer) or history < 0:
+        raise ValueError(f"history must be a whole number of bins >= 0, got {history!r}")
     source = ds if ds_path is None else ds_path
     if method == "smoothing":
         grid = {
@@ -87,14 +100,18 @@ def run_reference(
             "n_folds": n_folds,
         }
         grid = {k: v for k, v in grid.items() if v is not None}  # None: the package's
-        result = smoothing_reference(source, seed=seed, condition=condition, **grid)
+        result = smoothing_reference(
+            source, seed=seed, condition=condition, history=int(history), **grid
+        )
     else:
         if n_components is None:
             raise ValueError(
                 "the PCA reference needs n_components (K latents; the workflow uses the "
                 "session's DisRNN rank, the sum of fit.groups); give --components K"
             )
-        result = pca_reference(source, int(n_components), seed=seed, condition=condition)
+        result = pca_reference(
+            source, int(n_components), seed=seed, condition=condition, history=int(history)
+        )
     if session is not None:
         result.metrics["session"] = str(session)
     return write_reference(result, out_dir)

@@ -490,7 +490,8 @@ def reference_metrics(session):
 
 def reference_options(wildcards):
     """run_reference options: the references section, the PCA K (the session's DisRNN
-    rank, as FitConfig resolves its groups)."""
+    rank, as FitConfig resolves its groups) and DisRNN's history option (None: the
+    default L), so the reference scores the bins DisRNN's fits score."""
     refs = config["references"]
     opts = fit_options_of(wildcards.session, "DisRNN")
     rank = None  # groups: auto: the selected rank, read by the job from the selection
@@ -502,6 +503,7 @@ def reference_options(wildcards):
         "alphas": refs.get("alphas"),
         "n_folds": refs.get("folds"),
         "n_components": rank,
+        "history": opts.get("history"),
     }
 
 
