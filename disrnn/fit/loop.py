@@ -99,9 +99,10 @@ def train_loops(
     weights and checkpoint. Returns one (history, info) per seat, in order.
 
     The seeds share the epochs: a seed that stops early leaves the stack (its result is
-    fixed), and the others go on without its arithmetic. A killed run resumes every seed from its checkpoint when
-    the unfinished seeds' checkpoints are all at the same epoch; otherwise (a kill
-    between two seeds' writes) the unfinished seeds start afresh, with a warning.
+    fixed), and the others go on without its arithmetic. A killed run resumes every seed
+    from its checkpoint when the unfinished seeds' checkpoints are all at the same epoch;
+    otherwise (a kill between two seeds' writes) the unfinished seeds start afresh, with
+    a warning.
 
     Raises:
         DivergenceError: a non-finite loss of a seed still training (named when S > 1).

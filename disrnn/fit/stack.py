@@ -144,10 +144,11 @@ class SeedStack:
             m.load_state_dict(self.state_dict(s))
 
     def optimizer_state(self, opt: torch.optim.Optimizer, s: int) -> dict:
-        """Seed ``s``'s part of ``opt.state_dict()``: what a lone fit's AdamW would hold."""
+        """Seed ``s``'s part of ``opt.state_dict()``: what a lone fit's AdamW would hold
+        (copies, which the optimiser's later steps leave as they are)."""
         full = opt.state_dict()
         if self.size == 1:
-            return full
+            return copy.deepcopy(full)
         state = {
             i: {k: (v[s].clone() if k != "step" else v.clone()) for k, v in st.items()}
             for i, st in full["state"].items()
