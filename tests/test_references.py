@@ -483,6 +483,13 @@ def test_smoothing_caution_compares_nlb_behavior_decoding(spikes, tmp_path):
     sunk = {"behavior_r2_nlb": {"hand": r2 + 0.1}, "behavior_r2_nlb_smoothed": {"hand": 0.0}}
     (out,) = cautions("d", **sunk)
     assert "behavior_r2_nlb_smoothed.hand" in out
+    # the summary box's comparison line takes the same number as the caution
+    from disrnn.report.summary_box import summary_box
+
+    dis = load_eval(tmp_path / "d" / "toy" / "evals" / "DisRNN" / "seed0")
+    lines = [t for _, t in summary_box({"DisRNN": [dis], "smoothing": [ref]})["lines"]]
+    (line,) = [t for t in lines if t.startswith("behavior_r2_nlb.hand against")]
+    assert "DisRNN 0 (behavior_r2_nlb_smoothed.hand)" in line and "DisRNN lower" in line
 
 
 # ---------------------------------------------------------------- run_reference, CLI

@@ -25,7 +25,7 @@ import math
 
 from disrnn.report.render import fmt
 from disrnn.report.results import REFERENCE_METHOD, EvalResult, mean_sd
-from disrnn.report.tables import OUR_KEYS, REFERENCE_CHECKS
+from disrnn.report.tables import OUR_KEYS, REFERENCE_CHECKS, our_value
 
 __all__ = ["EARLY_EPOCHS", "fit_warnings", "seeds_text", "summary_box"]
 
@@ -150,8 +150,9 @@ def _reference_lines(dis, method: str, pattern: str, ref: list[EvalResult]) -> l
         keys = [pattern]
     for key in keys:
         theirs = _stat(ref, key)
-        ours_key = next((k for k in OUR_KEYS.get(key, (key,)) if _stat(dis, k)[2]), None)
-        if theirs[2] and ours_key:
+        # DisRNN's number of the same kind (whole-trial posterior where it has one)
+        ours_key = our_value(dis, key if key == "condition_accuracy" else pattern, key)[0]
+        if theirs[2] and _stat(dis, ours_key)[2]:
             ours = _stat(dis, ours_key)
             return [
                 f"{key} against the {method} reference: DisRNN {_value(*ours)} ({ours_key}) vs {method} {fmt(theirs[0], 3)} ({_versus(ours[0], theirs[0])})."

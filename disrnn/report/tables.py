@@ -146,14 +146,15 @@ OUR_KEYS = {
 }
 
 
-def _ours(ref: list[EvalResult], pattern: str, key: str) -> tuple[str, float, int]:
-    """(key, mean over seeds, count) of DisRNN's number compared with the reference's
-    ``key``, an instance of ``pattern`` (whose ``{name}`` it fills in)."""
+def our_value(dis: list[EvalResult], pattern: str, key: str) -> tuple[str, float, int]:
+    """(key, mean over seeds, count) of DisRNN's number (over its runs ``dis``) compared
+    with the reference's ``key``, an instance of ``pattern`` (whose ``{name}`` it fills
+    in); count 0 when DisRNN has none of the ``OUR_KEYS`` of ``pattern``."""
     prefix, _, suffix = pattern.partition("{name}")
     name = key[len(prefix) : len(key) - len(suffix)]  # "" for a pattern without {name}
     for ours_pattern in OUR_KEYS.get(pattern, (pattern,)):
         ours_key = ours_pattern.replace("{name}", name)
-        mean, _, n = mean_sd([r.values.get(ours_key) for r in ref])
+        mean, _, n = mean_sd([r.values.get(ours_key) for r in dis])
         if n:
             return ours_key, mean, n
     return key, float("nan"), 0
@@ -184,7 +185,7 @@ def reference_cautions(results: list[EvalResult]) -> list[str]:
         worse = []
         for key in cands:
             theirs, _, n2 = mean_sd([r.values.get(key) for r in by_method[method]])
-            ours_key, ours, n1 = _ours(ref, pattern, key)
+            ours_key, ours, n1 = our_value(ref, pattern, key)
             if n1 and n2 and ours < theirs:
                 worse.append(f"{ours_key} {fmt(ours)} vs {method} {key} {fmt(theirs)}")
         if worse:
