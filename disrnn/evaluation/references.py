@@ -152,13 +152,11 @@ def smoothing_reference(
             smoothing of the true spikes in the PSTH target. max_iter: lbfgs iterations.
 
     Returns:
-        :class:`SmoothingResult`. ``metrics`` keys: ``co_bps`` (NLB co-bps, Poisson,
-        null = training mean count per bin), ``co_bps_null_shift`` (subtract it for NLB's
-        null, :func:`disrnn.evaluation.metrics.null_shift`), ``test_ll_heldout_per_bin_neuron`` (nats per
-        bin per held-out unit, log y! included), ``co_psth_r2`` (:func:`heldout_psth_r2`:
-        the test trials' held-out rates against every trial's PSTHs), ``kernel_sd`` (s), ``glm_alpha``,
-        ``features``, ``fit_seconds``, ``behavior_r2_nlb`` (:meth:`_GLMTask.nlb_behavior`),
-        identity keys and nulls (see ``write_reference``); the ``CAUSAL_KEYS`` of step 4.
+        :class:`SmoothingResult`; ``metrics``: ``co_bps`` (null: the training mean count
+        per bin; NLB's null: minus ``co_bps_null_shift``), ``test_ll_heldout_per_bin_neuron``
+        (nats, log y! included), ``co_psth_r2`` (:func:`heldout_psth_r2`), ``kernel_sd``
+        (s), ``glm_alpha``, ``features``, ``fit_seconds``, ``behavior_r2_nlb``, identity
+        keys and nulls (``write_reference``); the ``CAUSAL_KEYS`` of step 4.
 
     Raises:
         ValueError: not spike counts, no held-out or held-in units, no train/test trials,

@@ -64,11 +64,10 @@ def run_reference(
         kernel_sds, causal_kernel_sds, alphas, n_folds: smoothing's cross-validation grid
             (None: the defaults of :func:`~disrnn.evaluation.references.smoothing_reference`;
             ``causal_kernel_sds`` empty: no causal smoothing).
-        history: the fits' history L: the bins a fit with it cannot score (the first L of
-            a trial without history bins before its window) are not scored here either,
-            so the reference and the fits are scored on the same bins. None: the L a fit
-            with the package's defaults takes for this dataset
-            (:func:`disrnn.fit.defaults.default_history`); 0: every observed bin.
+        history: the fits' L: the bins such a fit cannot score (a trial's first L when no
+            history bins precede its window) are not scored here either. None: the L of a
+            fit with default options (:func:`disrnn.fit.defaults.default_history`); 0:
+            every observed bin.
         force: replace ``out_dir`` even when it is not a previous evaluation-style folder
             (:func:`disrnn._outputs.check_output`; the dataset is never replaced).
 
