@@ -13,6 +13,7 @@ from disrnn.evaluation.decoding import condition_decoding, latent_behavior_r2, r
 from disrnn.evaluation.metrics import ridge_decoding_r2
 from disrnn.evaluation.pca import pca_reference
 from disrnn.evaluation.references import smoothing_reference, write_reference
+from disrnn.report.render import fmt
 from disrnn.report.results import load_eval
 
 BW = 0.02
@@ -297,7 +298,10 @@ def test_write_reference_folder_reads_as_an_evaluation(spikes, tmp_path):
         )
     assert json.loads((out / "cv_scores_causal.json").read_text()) == res.cv_scores_causal
     r = load_eval(out)
-    assert r.method == "smoothing" and r.values["co_bps"] == pytest.approx(m["co_bps"])
+    # reports read NLB's smoothing in the rows of a fit's whole-trial posterior and its
+    # causal twin in the rows of a fit's one-step prediction (like with like)
+    assert r.method == "smoothing" and r.values["co_bps_smoothed"] == pytest.approx(m["co_bps"])
+    assert r.values.get("co_bps") == m.get("co_bps_causal")
     assert r.predicted is not None
 
 
@@ -337,6 +341,14 @@ def test_pca_matches_direct_svd(tmp_path):
     want = ridge_decoding_r2(z[te][ok], ds["hand"].values[te][ok], trial_id)
     assert res.metrics["behavior_r2"]["hand"]["all"] == pytest.approx(want, rel=1e-8)
     assert res.metrics["condition_accuracy"] > 0.8  # the condition sets the latent's phase
+    # with a fit's history L, the condition is decoded from the bins such a fit scores
+    from disrnn.fit.tensors import valid_bins
+
+    late = pca_reference(ds, n_components=2, history=3).metrics
+    zz = np.where(valid_bins(ds, 3)[..., None], got, np.nan)
+    want = condition_decoding(zz, ds["condition"].values, split, seed=0)
+    for key in ("condition_accuracy", "condition_accuracy_time_mean"):
+        assert late[key] == pytest.approx(want[key]), key
     out = write_reference(res, tmp_path / "pca")
     r = load_eval(out)
     assert r.method == "pca" and r.latents.shape == got.shape
@@ -444,7 +456,8 @@ def test_report_shows_references_and_cautions(spikes, tmp_path):
     co_c, high = both.metrics["co_bps_causal"], max(co, both.metrics["co_bps_causal"]) + 0.1
     low = _fake_disrnn(tmp_path / "e", "toy", co_bps=co_c - 0.05, co_bps_smoothed=high)
     (caution,) = reference_cautions([ref2, load_eval(low)])
-    assert "one-step predictions, from which W is read" in caution and "co_bps_causal" in caution
+    assert "one-step predictions, from which W is read" in caution
+    assert f"co_bps {fmt(co_c - 0.05)} vs smoothing co_bps {fmt(co_c)}" in caution
     fine = _fake_disrnn(tmp_path / "f", "toy", co_bps=co_c + 0.05, co_bps_smoothed=high)
     assert reference_cautions([ref2, load_eval(fine)]) == []
 
@@ -488,7 +501,7 @@ def test_smoothing_caution_compares_nlb_behavior_decoding(spikes, tmp_path):
 
     dis = load_eval(tmp_path / "d" / "toy" / "evals" / "DisRNN" / "seed0")
     lines = [t for _, t in summary_box({"DisRNN": [dis], "smoothing": [ref]})["lines"]]
-    (line,) = [t for t in lines if t.startswith("behavior_r2_nlb.hand against")]
+    (line,) = [t for t in lines if t.startswith("behavior_r2_nlb_smoothed.hand against")]
     assert "DisRNN 0 (behavior_r2_nlb_smoothed.hand)" in line and "DisRNN lower" in line
 
 
@@ -498,7 +511,6 @@ def test_cli_reference_chooses_by_the_dataset_and_matches_the_functions(tmp_path
     continuous data (K from --components); the numbers are those of the functions."""
     from disrnn.cli import main
     from disrnn.data.io import save_dataset
-
     from disrnn.fit.defaults import default_history
     from disrnn.fit.tensors import valid_bins
 
@@ -565,3 +577,54 @@ def test_summary_box_gives_disrnns_co_bps_with_nlbs_null(tmp_path):
     assert "every co-bps on these bins is 0.0523 lower" in line
     assert box(co_bps_null_shift=0.0004) == []  # below the numbers' last digit: no line
     assert box() == []  # an evaluation written before the key existed
+
+
+def test_report_rows_compare_the_reference_like_with_like(spikes, tmp_path):
+    """NLB's (acausal) smoothing sits in the rows of a fit's whole-trial posterior and its
+    causal twin in the rows of a fit's one-step prediction: the same cells, the paired
+    differences and the summary box compare like with like."""
+    from helpers.reports import table_cells
+
+    from disrnn.data.io import save_dataset
+    from disrnn.report import render_session_report
+
+    path = save_dataset(spikes, tmp_path / "toy.nc")
+    res = smoothing_reference(path, kernel_sds=[0.05], alphas=[1e-3], causal_kernel_sds=[0.1])
+    m = res.metrics
+    ref = write_reference(res, tmp_path / "toy" / "evals" / "smoothing" / "seed0")
+    dis = _fake_disrnn(tmp_path, "toy", co_bps=0.11, co_bps_smoothed=0.33)
+    text = render_session_report("toy", path, [ref, dis], tmp_path / "toy.html").read_text()
+    cells = table_cells(text, "metrics-table")
+
+    def cell(key, method):
+        (c,) = [c for c in cells if c["row-data-key"] == key and c["data-method"] == method]
+        return float(c["data-mean"])
+
+    assert cell("co_bps", "smoothing") == pytest.approx(m["co_bps_causal"])
+    assert cell("co_bps_smoothed", "smoothing") == pytest.approx(m["co_bps"])
+    assert not [c for c in cells if c["row-data-key"] == "co_bps_causal"]
+    paired = table_cells(text, "paired-table")
+    (d,) = [c for c in paired if c["row-data-key"] == "co_bps_smoothed"]
+    assert float(d["data-mean"]) == pytest.approx(m["co_bps"] - 0.33)
+
+
+def test_summary_box_names_tied_best_baselines(tmp_path):
+    """Post-hoc methods predict exactly as their lrRNN does: the best baseline is a tie,
+    not whichever float rounding favours."""
+    from disrnn.report.summary_box import summary_box
+
+    def run(method, co):
+        d = tmp_path / "toy" / "evals" / method / "seed0"
+        d.mkdir(parents=True)
+        m = {"method": method, "seed": 0, "session": "toy", "co_bps": co}
+        (d / "metrics.json").write_text(json.dumps(m))
+        return [load_eval(d)]
+
+    runs = {"DisRNN": run("DisRNN", 0.3), "lrRNN": run("lrRNN", 0.3228185070)}
+    runs["lrRNN+ICA"] = run("lrRNN+ICA", 0.3228185298)
+    runs["bdRNN"] = run("bdRNN", 0.31)
+    (line,) = [t for _, t in summary_box(runs)["lines"] if t.startswith("co-bps")]
+    assert "best baselines lrRNN, lrRNN+ICA (tied) 0.323 (DisRNN lower by 0.023)" in line
+    runs["lrRNN+ICA"] = run("LINT", 0.2)
+    (line,) = [t for _, t in summary_box(runs)["lines"] if t.startswith("co-bps")]
+    assert "best baseline lrRNN 0.323" in line

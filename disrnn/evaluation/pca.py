@@ -101,7 +101,8 @@ def pca_reference(dataset, n_components: int, seed: int = 0, condition=None, his
     )
     labels = condition_labels(ds, condition)
     if labels is not None:
-        dec = condition_decoding(z, labels, split, seed=seed)
+        # on the bins a fit with history L scores, as the fits' decoding
+        dec = condition_decoding(np.where(ok[..., None], z, np.nan), labels, split, seed=seed)
         m.update(
             {
                 k: dec[k]

@@ -17,24 +17,26 @@ HIGHER, LOWER, NEITHER = "higher is better", "lower is better", "descriptive: no
 #: one entry a line: ``key pattern :: direction :: meaning``, direction ``+`` (higher is
 #: better), ``-`` (lower is better) or ``=`` (descriptive); patterns are tried in order
 _TABLE = r"""
-co_bps :: + :: co-smoothing bits per spike: how much better the held-out units' spikes are predicted from the held-in units (one step ahead, causal) than by each unit's mean rate over the training trials, per spike (NLB's formula; for its null see co_bps_null_shift)
-co_bps_causal :: + :: co-bps of the causal smoothing reference: held-in spikes smoothed over earlier bins only (a half Gaussian), one Poisson GLM per held-out unit; the like-for-like reference of a fit's one-step co_bps
+co_bps :: + :: co-smoothing bits per spike: how much better the held-out units' spikes are predicted from the held-in units (one step ahead, causal) than by each unit's mean rate over the training trials, per spike (NLB's formula; for its null see co_bps_null_shift); the smoothing reference's row: its causal twin, held-in spikes smoothed over earlier bins only, one Poisson GLM per held-out unit
+co_bps_causal :: + :: co-bps of the causal smoothing reference: held-in spikes smoothed over earlier bins only (a half Gaussian), one Poisson GLM per held-out unit; the like-for-like reference of a fit's one-step co_bps (reports show it in the co_bps row)
 co_psth_r2_causal :: + :: co_psth_r2 of the causal smoothing reference
 test_ll_heldout_per_bin_neuron_causal :: + :: held-out log-likelihood per bin and neuron of the causal smoothing reference (nats)
 co_bps_null_shift :: = :: what every co-bps on the same bins loses when its null is each held-out unit's mean over the test bins themselves (NLB's own code) instead of over the training trials: subtract it to compare with NLB's published numbers; it depends on the data only
-co_bps_smoothed :: + :: co-bps of the fit's smoothing posterior (latents from the held-in units of the whole trial, the fit's decoder with the held-out units' rows refitted on the training trials), the number NLB compares
+co_bps_smoothed :: + :: co-bps of the fit's smoothing posterior (latents from the held-in units of the whole trial, the fit's decoder with the held-out units' rows refitted on the training trials), the number NLB compares; the smoothing reference's row: NLB's smoothing baseline (a Gaussian kernel that also sees later bins, one Poisson GLM per held-out unit)
 co_bps_smoothed_all_bins :: + :: co_bps_smoothed on every observed bin, history bins included
 bps :: + :: bits per spike of the one-step prediction over all units, against each unit's mean rate
 bps_heldin :: + :: bits per spike over the held-in units
 test_ll_per_bin_neuron :: + :: test log-likelihood per bin and neuron (nats, log x! included)
 test_ll_per_bin :: + :: test log-likelihood per bin, summed over neurons (nats)
 test_ll_(heldin|heldout)_per_bin_neuron :: + :: test log-likelihood per bin and neuron of the held-in / held-out units (nats)
-test_ll_heldout_smoothed_per_bin_neuron :: + :: held-out log-likelihood per bin and neuron of the smoothing posterior (nats)
+test_ll_heldout_smoothed_per_bin_neuron :: + :: held-out log-likelihood per bin and neuron of the smoothing posterior (nats; the smoothing reference's row: NLB's smoothing baseline)
+recon_r2_same_bin(_heldin|_heldout)? :: + :: the PCA reference's R² of each bin reconstructed from the same bin's K principal components (held-out units: an affine map from them), pooled over units: an upper reference, not a one-step prediction
+recon_r2_same_bin_unit_mean :: + :: mean over units of each unit's recon_r2_same_bin
 recon_r2(_heldin|_heldout)? :: + :: R² of the one-step prediction against the observed activity, pooled over units (variance-weighted)
 recon_r2_unit_mean :: + :: mean over units of each unit's R² of the one-step prediction
 rate_r2_true :: + :: R² of the predicted rates against the true rates (simulations)
-co_psth_r2 :: + :: NLB's PSTH R²: of the held-out units' condition-averaged predicted rates on the test trials against the PSTHs of their smoothed spikes over every trial (a fit: its causal one-step rates); with a few test trials per condition their averages are noisy and every model's is low or negative: compare it with the reference row
-co_psth_r2_smoothed :: + :: co_psth_r2 of the fit's smoothing posterior (whole trial)
+co_psth_r2 :: + :: NLB's PSTH R²: of the held-out units' condition-averaged predicted rates on the test trials against the PSTHs of their smoothed spikes over every trial (a fit: its causal one-step rates; the smoothing reference's row: its causal twin's); with a few test trials per condition their averages are noisy and every model's is low or negative: compare it with the reference row
+co_psth_r2_smoothed :: + :: co_psth_r2 of the fit's smoothing posterior (whole trial; the smoothing reference's row: NLB's smoothing baseline)
 pc :: - :: partial correlation between the latent groups of the test bins' aggregated posterior (nats; 0 = independent groups)
 tc :: - :: total correlation between single latents (nats; 0 = independent latents)
 sigma_q :: = :: sd of the posterior q(z|x) used for PC and TC (a post-hoc fit: its lrRNN's, carried through the latent map)
@@ -52,7 +54,7 @@ behavior_r2\.[^.]+\.all :: + :: cross-validated ridge R² of this behavior varia
 behavior_r2\.[^.]+\.running_sum :: + :: cross-validated ridge R² of this behavior variable from the running sum of all latents over the trial's bins up to each bin (latents that carry a velocity sum to a position, e.g. of the hand)
 behavior_r2\.[^.]+\.g[^.]+ :: = :: cross-validated ridge R² of this behavior variable from one latent group's latents (descriptive: which group carries it)
 behavior_r2_nlb\.[^.]+ :: + :: NLB's decoding R² of this behavior variable: ridge from the predicted rates of all units, fit on the train trials, scored on the test trials
-behavior_r2_nlb_smoothed\.[^.]+ :: + :: NLB's decoding R² of this behavior variable from the smoothing posterior's rates of all units (whole trial); the smoothing reference's behavior_r2_nlb is compared with it
+behavior_r2_nlb_smoothed\.[^.]+ :: + :: NLB's decoding R² of this behavior variable from the smoothing posterior's rates of all units (whole trial); the smoothing reference's row: its own decoding (NLB's smoothed spikes)
 condition_accuracy :: + :: fraction of test trials whose condition a logistic regression decodes from the latents
 condition_accuracy_time_mean :: + :: mean over bins of the per-bin condition decoding accuracy
 condition_chance :: = :: share of the most common condition among the test trials: the accuracy of always guessing it

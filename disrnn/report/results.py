@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from disrnn.data.io import DIMS
+from disrnn.report.reference_keys import as_fit_keys
 
 REFERENCE_METHOD = "DisRNN"
 
@@ -60,16 +61,16 @@ KEY_METRICS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 # Shown in the session report's main tables after the key metrics (when present); every
 # other metric goes to the full tables.
 HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
-    # co-smoothing beside the key co-bps (a fit's causal one-step prediction, NLB's acausal
-    # smoothing): a fit's whole-trial posterior, and the smoothing of past spikes only
-    ("co-bps, smoothing posterior (whole trial)", "co_bps_smoothed"),
-    ("co-bps, smoothing of past spikes only (reference)", "co_bps_causal"),
-    # NLB's PSTH R^2 of the held-out units (the reference's and a fit's one-step rates'),
-    # and of a fit's smoothing posterior
+    # co-smoothing beside the key co-bps (a fit's causal one-step prediction; the
+    # reference's smoothing of past spikes only): a fit's whole-trial posterior (the
+    # reference's NLB smoothing, whose kernel also sees later bins)
+    ("co-bps, whole trial (smoothing posterior; NLB's smoothing)", "co_bps_smoothed"),
+    # NLB's PSTH R^2 of the held-out units, of the same two kinds
     ("held-out PSTH R²", "co_psth_r2"),
-    ("held-out PSTH R², smoothing posterior", "co_psth_r2_smoothed"),
+    ("held-out PSTH R², whole trial", "co_psth_r2_smoothed"),
     ("bits per spike (all units)", "bps"),
     ("reconstruction R²", "recon_r2"),
+    ("reconstruction R², same bin (PCA reference)", "recon_r2_same_bin"),
     ("predicted vs true rates R²", "rate_r2_true"),
     ("TC", "tc"),
     ("component latent R²", "component_latent_r2"),
@@ -149,7 +150,8 @@ class EvalResult:
         path: the evaluation folder.
         metrics: ``metrics.json`` as written.
         values: numeric metrics, flattened (``{"behavior_r2.hand_vel.all": 0.7}``);
-            ``None`` where a metric does not apply.
+            ``None`` where a metric does not apply; a reference's under the fit keys
+            they compare with (:mod:`disrnn.report.reference_keys`).
         session: ``metrics.json``'s ``session`` (``"session"`` when it has none);
         method, seed: from ``metrics.json``, else the fit's ``config.json``, else the
             path ``.../evals/{method}/seed{seed}``.
@@ -306,7 +308,7 @@ def load_eval(eval_dir: str | os.PathLike) -> EvalResult:
     result = EvalResult(
         path=path,
         metrics=metrics,
-        values=values,
+        values=as_fit_keys(str(method), values),
         session=str(session),
         method=str(method),
         seed=None if seed is None else int(seed),

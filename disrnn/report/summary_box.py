@@ -50,7 +50,9 @@ def _value(mean: float, sd: float, n: int) -> str:
 
 def _versus(ours: float, theirs: float) -> str:
     d = ours - theirs
-    return f"DisRNN {'higher' if d > 0 else 'lower' if d < 0 else 'equal'} by {fmt(abs(d), 2)}"
+    if d == 0:
+        return "DisRNN equal"
+    return f"DisRNN {'higher' if d > 0 else 'lower'} by {fmt(abs(d), 2)}"
 
 
 def _group_sizes(r: EvalResult) -> list[str]:
@@ -93,7 +95,7 @@ def _prediction_lines(by_method: dict[str, list[EvalResult]]) -> list[str]:
         m: r for m, r in by_method.items() if m != REFERENCE_METHOD and m not in REFERENCES
     }
     lines = []
-    co = next((k for k in OUR_KEYS["co_bps"] if _stat(dis, k)[2]), None)
+    co = next((k for k in OUR_KEYS["co_bps_smoothed"] if _stat(dis, k)[2]), None)
     key, label = (
         (co, "co-bps of the held-out units")
         if co
@@ -108,7 +110,11 @@ def _prediction_lines(by_method: dict[str, list[EvalResult]]) -> list[str]:
         text = f"{label}: DisRNN {_value(*ours)}"
         if scored:
             best = max(scored, key=lambda m: scored[m][0])
-            text += f"; best baseline {best} {_value(*scored[best])} ({_versus(ours[0], scored[best][0])})"
+            top = scored[best][0]
+            # post-hoc methods predict as their lrRNN does: equal up to float rounding
+            tied = [m for m in scored if abs(scored[m][0] - top) <= 1e-6 * max(1.0, abs(top))]
+            names = f" {best}" if len(tied) == 1 else f"s {', '.join(tied)} (tied)"
+            text += f"; best baseline{names} {_value(*scored[best])} ({_versus(ours[0], top)})"
         else:
             text += "; no baseline method in this run"
         lines.append(text + ".")
