@@ -628,3 +628,21 @@ def test_summary_box_names_tied_best_baselines(tmp_path):
     runs["lrRNN+ICA"] = run("LINT", 0.2)
     (line,) = [t for _, t in summary_box(runs)["lines"] if t.startswith("co-bps")]
     assert "best baseline lrRNN 0.323" in line
+
+
+def test_summary_box_gives_the_chance_of_condition_decoding(tmp_path):
+    from disrnn.report.summary_box import summary_box
+
+    def run(method, **m):
+        d = tmp_path / "toy" / "evals" / method / "seed0"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"method": method, "seed": 0, **m}))
+        return [load_eval(d)]
+
+    runs = {
+        "DisRNN": run("DisRNN", condition_accuracy=0.4, test_ll_per_bin_neuron=0.1),
+        "pca": run("pca", condition_accuracy=0.5, condition_chance=0.6, n_test_trials=5),
+    }
+    (line,) = [t for _, t in summary_box(runs)["lines"] if t.startswith("condition_accuracy")]
+    assert "DisRNN 0.4 (condition_accuracy) vs pca 0.5 (DisRNN lower by 0.1)" in line
+    assert "chance 0.6, the most common condition's share of the 5 test trials" in line

@@ -160,9 +160,12 @@ def _reference_lines(dis, method: str, pattern: str, ref: list[EvalResult]) -> l
         ours_key = our_value(dis, key if key == "condition_accuracy" else pattern, key)[0]
         if theirs[2] and _stat(dis, ours_key)[2]:
             ours = _stat(dis, ours_key)
-            return [
-                f"{key} against the {method} reference: DisRNN {_value(*ours)} ({ours_key}) vs {method} {fmt(theirs[0], 3)} ({_versus(ours[0], theirs[0])})."
-            ]
+            text = f"{key} against the {method} reference: DisRNN {_value(*ours)} ({ours_key}) vs {method} {fmt(theirs[0], 3)} ({_versus(ours[0], theirs[0])})"
+            chance = _stat(ref, "condition_chance")
+            if key == "condition_accuracy" and chance[2]:
+                n = ref[0].metrics.get("n_test_trials")
+                text += f"; chance {fmt(chance[0], 3)}, the most common condition's share of the {n} test trials"
+            return [text + "."]
     return []
 
 
