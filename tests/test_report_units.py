@@ -73,6 +73,7 @@ def test_summary_box_opens_the_report_with_the_comparisons(session):
     assert f"DisRNN {ours}; best baseline bdRNN {theirs} (DisRNN higher by 0.05)" in box
     assert f"smoothing 0.5 (DisRNN lower by {fmt(0.5 - np.mean(dis), 2)})" in box
     assert "DisRNN: 2 seeds (0, 1); unit assignments agree with adjusted Rand index 1" in box
+    assert ", 1 (lowest 1) on the units one group dominates in both seeds." in box
     # the fixture's fits ran to their last epoch and were still improving
     assert "DisRNN seeds 0, 1: the validation loss was still improving at the last epoch" in box
 
@@ -168,6 +169,7 @@ def test_unit_map_sections_show_units_nc(session):
     assert [c["text"] for c in m1[2:4]] == [fmt(v, 3) for v in want]
     assert "&lt;script&gt;" in text and "<script" not in text.lower()
     assert "adjusted Rand index of the unit assignments 1 on average" in text
+    assert "1 (lowest 1) on the units one group dominates in both seeds; groups matched" in text
     # lrRNN has one group: a sentence, no map; bdRNN has no units.nc: a sentence
     lr = text[text.index('id="m-lrRNN-units"') :]
     assert lr.index("One latent group") < lr.index("</section>")

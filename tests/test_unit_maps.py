@@ -113,6 +113,23 @@ def test_seed_agreement_is_label_free_and_matches_sklearn():
     moved = a0 != ag["matched"][2]
     np.testing.assert_allclose(ag["unit_agreement"], np.where(moved, 2 / 3, 1.0))
     assert seed_agreement(maps[:1])["ari_mean"] is None
+    assert ag["ari_dominant_mean"] is None  # no dominant labels: no such ARI
+    # on the units one group dominates (share >= 2/3) in both seeds of a pair
+    dom = [
+        m.assign(dominant=("unit", np.where(m["share"].values.max(1) >= 2 / 3, "x", "mixed")))
+        for m in maps
+    ]
+    ag = seed_agreement(dom)
+    firm = [m["dominant"].values != "mixed" for m in dom]
+    want = []
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        k = firm[i] & firm[j]
+        want.append(
+            adjusted_rand_score(dom[i]["assignment"].values[k], dom[j]["assignment"].values[k])
+        )
+    assert 0 < (firm[0] & firm[2]).sum() < 30
+    assert ag["ari_dominant_mean"] == pytest.approx(np.mean(want))
+    assert ag["ari_dominant_min"] == pytest.approx(np.min(want))
     # every unit in one group in both seeds: sklearn's 1.0 says nothing, so no ARI
     one = share.copy()
     one[:, 0] = 1.0

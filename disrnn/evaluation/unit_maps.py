@@ -323,7 +323,8 @@ def seed_agreement(maps: list[xr.Dataset]) -> dict:
 
     Returns:
         ``n_seeds``; ``ari`` {"s1-s2": ARI} per pair of seeds and ``ari_mean``, ``ari_min``
-        (None with one seed); ``matched`` (seed, unit) each seed's assignment relabelled
+        (None with one seed); ``ari_dominant_mean`` / ``_min``: the same over the units
+        that are not "mixed" in either seed of a pair (None without ``dominant``); ``matched`` (seed, unit) each seed's assignment relabelled
         to the first seed's groups (-1 where unmatched or without variance);
         ``unit_agreement`` (unit,) the fraction of seeds whose matched assignment equals
         the first seed's.
@@ -356,12 +357,23 @@ def seed_agreement(maps: list[xr.Dataset]) -> dict:
         for i, j in itertools.combinations(range(len(maps)), 2)
     }
     vals = [v for v in ari.values() if v is not None]
+    # the same on the units one group dominates in both seeds: a mixed unit's argmax is
+    # close to arbitrary, so the ARI over all units mixes module agreement with it
+    firm_ari = []
+    if all("dominant" in u for u in maps):
+        firm = [np.asarray(u["dominant"].values).astype(str) != MIXED for u in maps]
+        for i, j in itertools.combinations(range(len(maps)), 2):
+            k = firm[i] & firm[j]
+            firm_ari.append(_ari(maps[i]["assignment"].values[k], maps[j]["assignment"].values[k]))
+    firm_ari = [v for v in firm_ari if v is not None]
     return {
         "n_seeds": len(maps),
         "seeds": seeds,
         "ari": ari,
         "ari_mean": float(np.mean(vals)) if vals else None,
         "ari_min": float(np.min(vals)) if vals else None,
+        "ari_dominant_mean": float(np.mean(firm_ari)) if firm_ari else None,
+        "ari_dominant_min": float(np.min(firm_ari)) if firm_ari else None,
         "matched": matched,
         "unit_agreement": (matched == matched[0]).mean(0),
     }

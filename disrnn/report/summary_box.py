@@ -175,6 +175,8 @@ def _seeds_line(dis: list[EvalResult], agreement: dict | None) -> str:
     text = f"DisRNN: {seeds_text(dis)}"
     if agreement is not None and agreement.get("ari_mean") is not None:
         text += f"; unit assignments agree with adjusted Rand index {fmt(agreement['ari_mean'], 2)} on average over pairs of seeds (lowest {fmt(agreement['ari_min'], 2)})"
+        if agreement.get("ari_dominant_mean") is not None:
+            text += f", {fmt(agreement['ari_dominant_mean'], 2)} (lowest {fmt(agreement['ari_dominant_min'], 2)}) on the units one group dominates in both seeds"
     return text + "."
 
 

@@ -92,8 +92,15 @@ def _agreement_text(agreement: dict | None, runs: list[EvalResult]) -> str:
     return (
         f"{drawn} Across {seeds_text(ordered)}: adjusted Rand index of the unit assignments "
         f"{fmt(agreement['ari_mean'], 3)} on average over pairs of seeds, lowest "
-        f"{fmt(agreement['ari_min'], 3)} (1 = the same units in the same groups, 0 = chance); "
-        f"groups matched to seed {runs[0].seed}'s by their unit-share profiles."
+        f"{fmt(agreement['ari_min'], 3)} (1 = the same units in the same groups, 0 = chance)"
+        + (
+            f", {fmt(agreement['ari_dominant_mean'], 3)} (lowest "
+            f"{fmt(agreement['ari_dominant_min'], 3)}) on the units one group dominates in "
+            "both seeds"
+            if agreement.get("ari_dominant_mean") is not None
+            else ""
+        )
+        + f"; groups matched to seed {runs[0].seed}'s by their unit-share profiles."
     )
 
 
