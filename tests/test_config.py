@@ -192,7 +192,7 @@ def test_slurm_profile_dry_run(tmp_path):
 
     The profile holds no job sizes of its own (the config's ``resources:`` is their one
     place); its partition expressions read DISRNN_SLURM_PARTITION (every job) and
-    DISRNN_SLURM_GPU_PARTITION (rule fit). A real cluster run is tests/test_slurm.py.
+    DISRNN_SLURM_GPU_PARTITION (rules fit and select). A real cluster run is tests/test_slurm.py.
     """
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
     assert profile["executor"] == "slurm"
@@ -222,6 +222,8 @@ def test_slurm_profile_dry_run(tmp_path):
     assert f"mem_mb={want['mem_mb']}" in fit_block
     assert "slurm_partition=p-gpu" in fit_block, fit_block
     assert "slurm_partition=p-cpu" in evaluate_block, evaluate_block
+    select_block = next(b for b in blocks if b.startswith("select:"))
+    assert "slurm_partition=p-gpu" in select_block, select_block  # it trains candidates
 
 
 # ----------------------------------------------------------------------- config errors

@@ -43,7 +43,7 @@ from helpers.workflow import (
 pytestmark = pytest.mark.slow
 SESSION = "sim-small"
 #: partition of every job but the training ones (DISRNN_SLURM_PARTITION), and theirs
-#: (DISRNN_SLURM_GPU_PARTITION); neither is the cluster's default
+#: (rules fit and select: DISRNN_SLURM_GPU_PARTITION); neither is the cluster's default
 PARTITION, TRAIN_PARTITION = "jobs", "train"
 RUN_TIMEOUT = 900  # seconds for each run
 #: the plugin's status command: without an accounting database sacct knows no jobs, and
@@ -165,7 +165,8 @@ def test_every_job_ran_through_sbatch_on_its_partition(runs, cluster):
         rule = _rule_of(job["Comment"], planned)
         assert job["JobState"] == "COMPLETED", (jobid, job)
         assert job["WorkDir"] == str(runs.dirs["slurm_run"])
-        assert job["Partition"] == (TRAIN_PARTITION if rule == "fit" else PARTITION), job
+        training = rule in ("fit", "select")
+        assert job["Partition"] == (TRAIN_PARTITION if training else PARTITION), job
     # the config's resources reach sbatch: the small config's fit block
     fit = next(j for j in records.values() if _rule_of(j["Comment"], planned) == "fit")
     want = runs.config["resources"]["fit"]
