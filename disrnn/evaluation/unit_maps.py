@@ -324,8 +324,9 @@ def seed_agreement(maps: list[xr.Dataset]) -> dict:
     Returns:
         ``n_seeds``; ``ari`` {"s1-s2": ARI} per pair of seeds and ``ari_mean``, ``ari_min``
         (None with one seed); ``ari_dominant_mean`` / ``_min``: the same over the units
-        that are not "mixed" in either seed of a pair (None without ``dominant``); ``matched`` (seed, unit) each seed's assignment relabelled
-        to the first seed's groups (-1 where unmatched or without variance);
+        that are not "mixed" in either seed of a pair (None without ``dominant``);
+        ``matched`` (seed, unit) each seed's assignment relabelled to the first seed's
+        groups (-1 where unmatched or without variance);
         ``unit_agreement`` (unit,) the fraction of seeds whose matched assignment equals
         the first seed's.
 
