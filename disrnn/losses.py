@@ -110,6 +110,16 @@ def _from_groups(y: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
     return y.permute(1, 0, 2).reshape(y.shape[1], -1)[:, pos]
 
 
+def _table_times(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """s @ x for tables s (..., i, j) and thin x (..., j, c), computed as (x^T s^T)^T with
+    x's columns padded to a multiple of 4. The same sum; on the CPU's BLAS this order
+    runs 2-5 x faster when c is a few columns (256-bin tables, c = 3-8)."""
+    c = x.shape[-1]
+    if c % 4:
+        x = torch.cat([x, x.new_zeros(*x.shape[:-1], 4 - c % 4)], dim=-1)
+    return (x.mT @ s.mT).mT[..., :c]
+
+
 def _softmax_rows(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax over the last axis of y (..., j) and logsumexp_j y, with one exponential
     of the table: logsumexp_j y = max_j y - log max_j softmax(y) (the largest softmax
@@ -190,11 +200,15 @@ class _PartialCorrelation(torch.autograd.Function):
             return (None,) * 7
         z, mu, log_sigma, ind, s_g, s_all = ctx.saved_tensors
         groups = ctx.groups
-        # p_i = sum_j D_ij mu_j and r_j = sum_i D_ij z_i, each group's columns its own
-        p = s_all @ mu - _from_groups(torch.bmm(s_g, _by_group(mu, groups)), groups)
-        # sum_i D_ij z_i as (z^T D)^T: a product that reads D along its rows
-        r = (z.T @ s_all).T - _from_groups(torch.bmm(_by_group(z, groups).mT, s_g).mT, groups)
-        colsum = (s_all.sum(0)[None, :] - s_g.sum(1)).T @ ind.T  # (j, latent) sum_i D_ij
+        # p_i = sum_j D_ij mu_j and r_j = sum_i D_ij z_i, each group's columns its own;
+        # r's products carry a column of ones, whose row is sum_i D_ij
+        p = _table_times(s_all, mu) - _from_groups(_table_times(s_g, _by_group(mu, groups)), groups)
+        ones = z.new_ones(z.shape[0], 1)
+        zr_all = torch.cat([z, ones], dim=1).T @ s_all  # (latent + 1, j)
+        z_g = torch.cat([_by_group(z, groups), ones.expand(len(groups), -1, -1)], dim=-1)
+        zr_g = torch.bmm(z_g.mT, s_g)  # (group, widest group + 1, j)
+        r = zr_all[:-1].T - _from_groups(zr_g[:, :-1].mT, groups)
+        colsum = (zr_all[-1][None, :] - zr_g[:, -1]).T @ ind.T  # (j, latent) sum_i D_ij
         scale = grad * torch.exp(-2 * log_sigma) / z.shape[0]
         grad_z = p * scale
         grad_mu = (r - mu * colsum) * scale
