@@ -128,6 +128,26 @@ def test_mc_maze_example_matches_the_benchmark():
     assert config["split"]["test_trials"] == {"column": "split", "values": ["val"]}
 
 
+def test_alm_example_matches_the_benchmark():
+    """config/examples/dandi_000006.yaml bins and fits the shared ALM session as
+    ``benchmarks/real.py --sessions alm`` does, so its report shows that table's numbers."""
+    config = yaml.safe_load((ROOT / "config/examples/dandi_000006.yaml").read_text())
+    (session,) = config["sessions"]
+    assert session["dandi"] == {
+        "dandiset": "000006",
+        "path": "sub-anm372904/sub-anm372904_ses-20170619.nwb",
+    }
+    assert (session["trials"], session["align"], session["window"]) == (
+        "trials",
+        "start_time",
+        [0.0, 6.0],
+    )
+    assert config["binning"] == {"bin_width": 0.02, "condition": "type"}
+    assert config["split"] == {"fractions": [0.6, 0.2, 0.2], "seed": 0}
+    assert config["heldout"] == {"fraction": 0.25, "mode": "random"}
+    assert config["fit"] == {"groups": [4, 4]}
+
+
 def test_small_test_config_dry_run(tmp_path):
     res = snakemake("--dry-run", "--configfile", str(SMALL_CONFIG), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
