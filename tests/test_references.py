@@ -644,5 +644,6 @@ def test_summary_box_gives_the_chance_of_condition_decoding(tmp_path):
         "pca": run("pca", condition_accuracy=0.5, condition_chance=0.6, n_test_trials=5),
     }
     (line,) = [t for _, t in summary_box(runs)["lines"] if t.startswith("condition_accuracy")]
-    assert "DisRNN 0.4 (condition_accuracy) vs pca 0.5 (DisRNN lower by 0.1)" in line
+    assert line.startswith("condition_accuracy against PCA (as many components as DisRNN")
+    assert "DisRNN 0.4 (condition_accuracy) vs 0.5 (DisRNN lower by 0.1)" in line
     assert "chance 0.6, the most common condition's share of the 5 test trials" in line

@@ -14,7 +14,7 @@ so it gets rows of its own. metrics.json keeps the names it was written with.
 
 from __future__ import annotations
 
-__all__ = ["REFERENCE_KEYS", "as_fit_keys"]
+__all__ = ["REFERENCE_KEYS", "REFERENCE_NAMES", "as_fit_keys", "reference_name"]
 
 #: reference method -> {its metrics.json key (a trailing "." matches every key under it):
 #: the fit key its number is shown and compared as}
@@ -35,6 +35,32 @@ REFERENCE_KEYS: dict[str, dict[str, str]] = {
         "recon_r2_heldout": "recon_r2_same_bin_heldout",
     },
 }
+
+#: reference method -> {fit key (a trailing "." matches every key under it, "" every
+#: key): what the reference's number shown under that key is}. The smoothing reference's
+#: ``co_bps`` row holds its causal twin, not the NLB smoothing its metrics.json calls
+#: ``co_bps``, so a sentence that quotes the key names which smoothing it compares with
+REFERENCE_NAMES: dict[str, dict[str, str]] = {
+    "smoothing": {
+        "co_bps_smoothed": "NLB's smoothing (a kernel over past and later bins)",
+        "test_ll_heldout_smoothed_per_bin_neuron": "NLB's smoothing",
+        "co_psth_r2_smoothed": "NLB's smoothing",
+        "behavior_r2_nlb_smoothed.": "NLB's smoothing",
+        "co_bps": "the causal smoothing (past bins only)",
+        "test_ll_heldout_per_bin_neuron": "the causal smoothing",
+        "co_psth_r2": "the causal smoothing",
+    },
+    "pca": {"": "PCA (as many components as DisRNN has latents)"},
+}
+
+
+def reference_name(method: str, key: str) -> str:
+    """What ``method``'s number under the fit key ``key`` is (:data:`REFERENCE_NAMES`),
+    else the method's name."""
+    for src, name in REFERENCE_NAMES.get(method, {}).items():
+        if src in ("", key) or (src.endswith(".") and key.startswith(src)):
+            return name
+    return method
 
 
 def as_fit_keys(method: str, values: dict) -> dict:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from disrnn.report.reference_keys import reference_name
 from disrnn.report.render import fmt
 from disrnn.report.results import REFERENCE_METHOD, EvalResult, mean_sd
 from disrnn.report.tables import OUR_KEYS, REFERENCE_CHECKS, our_value
@@ -160,7 +161,7 @@ def _reference_lines(dis, method: str, pattern: str, ref: list[EvalResult]) -> l
         ours_key = our_value(dis, key if key == "condition_accuracy" else pattern, key)[0]
         if theirs[2] and _stat(dis, ours_key)[2]:
             ours = _stat(dis, ours_key)
-            text = f"{key} against the {method} reference: DisRNN {_value(*ours)} ({ours_key}) vs {method} {fmt(theirs[0], 3)} ({_versus(ours[0], theirs[0])})"
+            text = f"{key} against {reference_name(method, key)}: DisRNN {_value(*ours)} ({ours_key}) vs {fmt(theirs[0], 3)} ({_versus(ours[0], theirs[0])})"
             chance = _stat(ref, "condition_chance")
             if key == "condition_accuracy" and chance[2]:
                 n = ref[0].metrics.get("n_test_trials")
