@@ -142,10 +142,11 @@ def test_alm_example_matches_the_benchmark():
         "start_time",
         [0.0, 6.0],
     )
-    assert config["binning"] == {"bin_width": 0.02, "condition": "type"}
+    assert config["binning"] == {"bin_width": 0.02, "min_rate": None, "condition": "type"}
     assert config["split"] == {"fractions": [0.6, 0.2, 0.2], "seed": 0}
     assert config["heldout"] == {"fraction": 0.25, "mode": "random"}
     assert config["fit"] == {"groups": [4, 4]}
+    assert {sum(p) for p in config["select"]["partitions"]} == {6, 8, 10, 12}
 
 
 def test_small_test_config_dry_run(tmp_path):
