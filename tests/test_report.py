@@ -153,6 +153,7 @@ def test_reports_refer_to_no_other_host(fake_results):
 def test_summary_report_table_and_links(fake_results):
     text = (fake_results["reports"] / "index.html").read_text()
     assert re.findall(r'<li><a href="([^"]+)">', text) == ["fake_a.html", "fake_b.html"]
+    assert "2 sessions, " in text
     cells = table_cells(text, "summary-table")
     for session in ("fake_a", "fake_b"):
         for method in FAKE_METHODS:

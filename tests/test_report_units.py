@@ -194,6 +194,7 @@ def test_seed_counts_read_as_counts(session, tmp_path):
     summary = render_summary_report(one, tmp_path / "index.html").read_text()
     seeds = re.findall(r'data-method="DisRNN">.*?<td>([^<]*)</td>', summary, flags=re.S)
     assert seeds == ["1 seed (0)"]
+    assert f"1 session, {len(one)} evaluated fits" in summary  # not "1 sessions"
 
 
 def test_every_metric_row_has_a_glossary_entry_and_hover(session):
