@@ -125,6 +125,32 @@ def test_interval_table_drops_nan_and_outside_trials(tmp_path):
     )
 
 
+def test_alignment_times_within_trials_get_a_hint(tmp_path):
+    """A task column that holds seconds after each trial's start (as in DANDI 000006's
+    files) puts every window outside the recording: the error says so and names the fix;
+    session times that merely miss the recording get no such hint."""
+    rng = np.random.default_rng(4)
+    spikes = [s + 100.0 for s in poisson_spikes(rng, 2, 10.0, 20.0)]  # 100-120 s
+    starts = 100.0 + np.arange(4) * 5.0
+    intervals = {
+        "trials": {
+            "start_time": starts,
+            "stop_time": starts + 4.0,
+            "cue_time": np.array([1.2, 1.5, 1.1, 1.3]),  # within each trial
+            "late_time": starts + 60.0,  # session times, after the recording
+        }
+    }
+    path = write_nwb(tmp_path / "rel.nwb", spike_times=spikes, intervals=intervals)
+    cfg = dict(bin_width=0.1, trials="trials", window=(0.0, 1.0))
+    with pytest.raises(ValueError, match="no trial is left") as err:
+        bin_session(path, BinConfig(align="cue_time", **cfg))
+    assert "span 1.1-1.5 s, all before the recording starts" in str(err.value)
+    assert "align on start_time" in str(err.value)
+    with pytest.raises(ValueError, match="no trial is left") as err:
+        bin_session(path, BinConfig(align="late_time", **cfg))
+    assert "within each trial" not in str(err.value)
+
+
 def test_obs_intervals_become_mask(tmp_path):
     spikes = [np.arange(0.05, 10, 0.1), np.arange(0.05, 10, 0.2)]
     obs = [[[0.0, 10.0]], [[0.0, 4.0], [6.0, 10.0]]]

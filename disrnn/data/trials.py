@@ -45,10 +45,24 @@ def trial_windows(session: Session, config: BinConfig, extent):
         raise ValueError(
             f"no trial is left: {int(nan.sum())} have a NaN alignment and "
             f"{int(outside.sum())} windows leave the recording ({extent[0]:.6g}-"
-            f"{extent[1]:.6g} s); check align and window"
+            f"{extent[1]:.6g} s); check align and window{_relative_hint(align, label, extent)}"
         )
     columns = {k: v[keep_t] for k, v in columns.items()}
     return ids[keep_t], align[keep_t], columns, edges, label, n_rows, dropped
+
+
+def _relative_hint(align: np.ndarray, label: str, extent) -> str:
+    """A clause for the error above when every alignment time lies before the recording
+    starts: a task column may hold times within each trial (seconds after its start),
+    not session times."""
+    t = align[np.isfinite(align)]
+    if not t.size or t.max() >= extent[0]:
+        return ""
+    return (
+        f". The alignment times ({label}) span {t.min():.6g}-{t.max():.6g} s, all before "
+        "the recording starts: they may be times within each trial, not session times; "
+        "then align on start_time and move the window by them"
+    )
 
 
 def _alignment(session: Session, config: BinConfig, extent: tuple[float, float]):
