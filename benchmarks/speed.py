@@ -25,7 +25,9 @@ Parts (each prints a table; the machine's load is printed with it):
   least of 5 repeats. Run it with ``PYTHONPATH=<another checkout>`` to time that
   checkout's estimator with the same script.
 
-Every fit runs with one torch thread, one fit at a time. A benchmark, not a test.
+One fit at a time, with ``--threads`` torch threads (default 1): a stack of S seeds uses
+one per seed up to that many (``disrnn.fit.threads``), so S = 1 always runs on one. A
+benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -170,11 +172,15 @@ def main(argv=None) -> int:
     p.add_argument("--mcmaze-seeds", default="1,3", help="S values of the mcmaze part")
     p.add_argument("--scaling-epochs", type=int, default=10)
     p.add_argument("--workdir", default=None, help="keep the fits here")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
     import torch
 
-    torch.set_num_threads(1)
-    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    torch.set_num_threads(args.threads)
+    print(
+        f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{args.threads} thread(s)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.workdir or tmp)
         t0 = time.perf_counter()

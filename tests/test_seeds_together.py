@@ -10,8 +10,9 @@ import pytest
 import torch
 from helpers.datasets import toy_dataset
 
-from disrnn.fit import fit
+from disrnn.fit import fit, rotation
 from disrnn.fit.config import FitConfig
+from disrnn.fit.threads import stack_threads, threads_for
 from disrnn.fit.train import fit_seeds
 
 SEEDS = [0, 1, 2]
@@ -52,26 +53,62 @@ def _assert_same_fits(a_dirs, b_dirs, atol):
         np.testing.assert_allclose(la["total"], lb["total"], rtol=1e-4)
 
 
-def test_seeds_together_equal_lone_fits(ds, lone, tmp_path):
+@pytest.fixture
+def two_threads():
+    """torch at 2 threads for the test, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_seeds_together_equal_lone_fits(ds, lone, tmp_path, two_threads):
     """Each seed of a batched fit is its lone fit, up to float rounding of the batched
-    products (the arithmetic differs in summation order only; 1e-4 on weights of order
-    1 after ~30 AdamW steps and a rotation search)."""
+    products (the arithmetic differs in summation order only, also on the stack's two
+    threads against the lone fits' one; 1e-4 on weights of order 1 after ~30 AdamW steps
+    and a rotation search)."""
     cfg, lone_dirs = lone
     dirs = fit_seeds(ds, cfg, [tmp_path / f"seed{s}" for s in SEEDS], SEEDS, progress=False)
     _assert_same_fits(lone_dirs, dirs, atol=1e-4)
     info = json.loads((dirs[1] / "fit_info.json").read_text())
     assert info["seeds_together"] == 3 and info["batch_seconds"] >= info["seconds"]
+    assert info["torch_threads"] == 2 and torch.get_num_threads() == 2
     assert json.loads((dirs[2] / "config.json").read_text())["seed"] == 2
     # the seeds really differ (no seed's weights leaked into another's)
     assert not torch.equal(_weights(dirs[0])["A"], _weights(dirs[1])["A"])
     assert not list(tmp_path.glob(".*"))  # no checkpoint left behind
 
 
-def test_one_seed_is_the_lone_fit_exactly(ds, lone, tmp_path):
+def test_one_seed_is_the_lone_fit_exactly(ds, lone, tmp_path, two_threads):
+    """A stack of one seed runs on one thread whatever torch was given: the lone fit."""
     cfg, lone_dirs = lone
     (out,) = fit_seeds(ds, cfg, [tmp_path / "seed1"], [1], progress=False)
     wa, wb = _weights(lone_dirs[1]), _weights(out)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((out / "fit_info.json").read_text())["torch_threads"] == 1
+
+
+def test_stack_threads_one_per_seed_up_to_torch():
+    assert [stack_threads(s, 2) for s in (0, 1, 2, 3, 10)] == [1, 1, 2, 2, 2]
+    assert stack_threads(3, 8) == 3
+
+
+def test_threads_restored_after_the_block(two_threads):
+    with pytest.raises(RuntimeError, match="inside"), threads_for(1) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == 2
+
+
+def test_rotation_searches_use_one_thread_per_fit(monkeypatch, two_threads):
+    seen = []
+    monkeypatch.setattr(rotation, "_pc_rotations", lambda mus, *a: seen.append(
+        torch.get_num_threads()) or [(torch.eye(2), 0.0)] * len(mus))  # fmt: skip
+    g = [torch.Generator().manual_seed(s) for s in range(3)]
+    mu = torch.randn(50, 2)
+    rotation.pc_rotations([mu], [0.0], (1, 1), g[:1])
+    rotation.pc_rotations([mu] * 3, [0.0] * 3, (1, 1), g)
+    assert seen == [1, 2] and torch.get_num_threads() == 2
 
 
 class _Killed(Exception):

@@ -108,6 +108,7 @@ def train_loops(
         DivergenceError: a non-finite loss of a seed still training (named when S > 1).
     """
     from disrnn.fit.stack import SeedStack
+    from disrnn.fit.threads import threads_for
 
     device = train.h.device
     stack = SeedStack([seat.module for seat in seats])
@@ -122,14 +123,9 @@ def train_loops(
             ]
         ).to(device)
     runs = resume(seats, stack, opt, config, device)
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        # small dense ops: one thread is much faster than two contending ones
-        torch.set_num_threads(1)
-    try:
+    # on the CPU: one thread per seed of the stack, up to torch's (disrnn.fit.threads)
+    with threads_for(len(seats) if device.type == "cpu" else torch.get_num_threads()):
         return _loop(seats, stack, train, val, config, progress, on_epoch, opt, val_eps, runs)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _optimizer(stack, config: FitConfig) -> torch.optim.AdamW:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from disrnn.fit.threads import threads_for
 from disrnn.losses import partial_correlation
 
 #: fits with at least this many epochs get the full rotation search of ``pc_rotation``
@@ -88,15 +89,11 @@ def pc_rotations(
     Returns:
         F (R, pc): the rotation, (latent, latent) float32 with z' = R z, and its PC (nats).
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small dense ops: one thread beats two contending ones
-    try:
+    with threads_for(len(mus)):  # one thread per fit, up to torch's (disrnn.fit.threads)
         return _pc_rotations(
             mus, log_sigmas, groups, generators, starts, steps, keep, refine_steps, bins,
             score_bins, lr,
         )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _draws(mu, k, generator, starts, bins, score_bins):

@@ -48,6 +48,7 @@ from disrnn.fit.tensors import (
     prepare,
     silent_units,
 )
+from disrnn.fit.threads import stack_threads
 
 __all__ = ["fit", "fit_seeds", "resolve_device", "restart_seed"]
 
@@ -187,7 +188,9 @@ def _fit(dataset, config, out_dirs, seeds, device, init_from, progress, on_epoch
     dev = resolve_device(device)
     config, train, val = _train_val(ds, config, dev)
     silent = _warn_silent(train)
-    base: dict = {"device": str(dev), "torch_threads": torch.get_num_threads()}
+    # the threads the training ran on: one per seed of the stack on the CPU
+    threads = stack_threads(len(seeds)) if dev.type == "cpu" else torch.get_num_threads()
+    base: dict = {"device": str(dev), "torch_threads": threads}
     if config.method in POSTHOC_METHODS:
         results = [
             posthoc_fit(config, train, val, seed, start, progress)
