@@ -29,10 +29,16 @@ def ds():
 
 @pytest.fixture(scope="module")
 def lone(ds, tmp_path_factory):
-    """Three lone DisRNN fits (rotation init: the pre-fit, the search, the PC phase)."""
+    """Three lone DisRNN fits (rotation init: the pre-fit, the search, the PC phase), with
+    torch at one thread (the tests below give it two)."""
     root = tmp_path_factory.mktemp("lone")
     cfg = FitConfig.create("DisRNN", epochs=8, patience=3, checkpoint_every=2)
-    return cfg, [fit(ds, cfg, root / f"seed{s}", seed=s, progress=False) for s in SEEDS]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return cfg, [fit(ds, cfg, root / f"seed{s}", seed=s, progress=False) for s in SEEDS]
+    finally:
+        torch.set_num_threads(before)
 
 
 def _assert_same_fits(a_dirs, b_dirs, atol):
@@ -80,7 +86,8 @@ def test_seeds_together_equal_lone_fits(ds, lone, tmp_path, two_threads):
 
 
 def test_one_seed_is_the_lone_fit_exactly(ds, lone, tmp_path, two_threads):
-    """A stack of one seed runs on one thread whatever torch was given: the lone fit."""
+    """A fit of one seed runs on one thread whatever torch was given: the lone fit made
+    on one thread, bit for bit."""
     cfg, lone_dirs = lone
     (out,) = fit_seeds(ds, cfg, [tmp_path / "seed1"], [1], progress=False)
     wa, wb = _weights(lone_dirs[1]), _weights(out)

@@ -10,8 +10,10 @@ S times larger, and then threads pay: in five alternating runs, 10 paper-benchma
 took 23.6-33.2 s (median 25.6) with 2 threads against 29.7-36.3 s (median 33.3) with 1,
 most of the gain in the rotation search (median 10.6 s against 16.7 s;
 ``benchmarks/speed.py --threads``, 2026-12-07, this project's 2-core virtual machine,
-whose second core is not always free). So a stack uses one thread per seed, up to the threads torch was given (the
-workflow sets them from the config's ``resources: fit: threads``). A stack's numbers
+whose second core is not always free). So a fit of S seeds
+(``disrnn.fit.train.fit_seeds``, from its pre-fit to its last epoch) runs on one CPU
+thread per seed, up to the threads torch was given (the workflow sets them from the
+config's ``resources: fit: threads``). A stack's numbers
 are reproducible at a given thread count and agree with its seeds' lone fits to float
 rounding (``tests/test_seeds_together.py``).
 """

@@ -48,7 +48,7 @@ from disrnn.fit.tensors import (
     prepare,
     silent_units,
 )
-from disrnn.fit.threads import stack_threads
+from disrnn.fit.threads import threads_for
 
 __all__ = ["fit", "fit_seeds", "resolve_device", "restart_seed"]
 
@@ -174,6 +174,10 @@ def fit_seeds(
     with contextlib.ExitStack() as locks:
         for out_dir in out_dirs:
             locks.enter_context(writer_lock(out_dir, "fit folder"))
+        if resolve_device(device).type == "cpu":
+            # the whole fit, not only its training steps, on one thread per seed: a lone
+            # fit's numbers then do not depend on the threads torch was given
+            locks.enter_context(threads_for(len(seeds)))
         return _fit(dataset, config, out_dirs, seeds, device, init_from, progress, on_epoch)
 
 
@@ -188,9 +192,7 @@ def _fit(dataset, config, out_dirs, seeds, device, init_from, progress, on_epoch
     dev = resolve_device(device)
     config, train, val = _train_val(ds, config, dev)
     silent = _warn_silent(train)
-    # the threads the training ran on: one per seed of the stack on the CPU
-    threads = stack_threads(len(seeds)) if dev.type == "cpu" else torch.get_num_threads()
-    base: dict = {"device": str(dev), "torch_threads": threads}
+    base: dict = {"device": str(dev), "torch_threads": torch.get_num_threads()}
     if config.method in POSTHOC_METHODS:
         results = [
             posthoc_fit(config, train, val, seed, start, progress)
