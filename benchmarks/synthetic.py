@@ -200,6 +200,10 @@ def main(argv=None) -> int:
         help="simulator preset: paper-gaussian, paper-poisson, coupled-gaussian, ...",
     )
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
+    p.add_argument(
+        "--first-seed", type=int, default=0,
+        help="first seed (seeds first..first+n-1): fresh sessions to check a choice on",
+    )  # fmt: skip
     p.add_argument("--methods", default=",".join(METHOD_ORDER), help="comma-separated methods")
     p.add_argument("--epochs", type=int, default=None, help="override the default epochs")
     p.add_argument(
@@ -241,7 +245,7 @@ def main(argv=None) -> int:
     root = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-bench-"))
     t0 = time.perf_counter()
     tasks = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         tasks.append({"seed": seed, "preset": args.preset, "methods": methods,
                       "options": options, "root": str(root), "beta": args.beta,
                       "sim_overrides": sim_overrides,
@@ -252,7 +256,7 @@ def main(argv=None) -> int:
             rows.extend(result)
     wall = time.perf_counter() - t0
     text = (
-        f"preset {args.preset}{_describe(sim_overrides)}, options {options or 'default'}, seeds 0..{args.seeds - 1}, {args.jobs} workers, "
+        f"preset {args.preset}{_describe(sim_overrides)}, options {options or 'default'}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, {args.jobs} workers, "
         f"wall {wall:.0f} s\n\n" + markdown_table(rows, [*methods, "ceiling"], COLUMNS)
     )
     print(text)
