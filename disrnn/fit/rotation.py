@@ -21,14 +21,14 @@ from disrnn.losses import partial_correlation
 #: fits with at least this many epochs get the full rotation search of ``pc_rotation``
 ROTATION_FULL_EPOCHS = 30
 
-#: starts of the full search. 32 starts left 1 of 30 paper-gaussian sessions (seeds 0-29;
-#: seed 10) in a wrong partition: its 4 best starts after 30 steps all lay in that
-#: partition's basin (score PC 0.274, group R^2 of the rotated latents 0.916), while the
-#: true partition's PC is lower (0.209, found by 64 and 128 starts; R^2 0.952). 64 starts
-#: found the true partition on all 30 (every other seed's R^2 within 0.01 of 32 starts'),
-#: at 1.8 x the search's time. 128 starts screened for 10 steps instead of 30 put seed 15 in
-#: a wrong partition whose 1024-bin score happened to be lower: a short screen ranks starts
-#: by noise. (benchmarks/README.md, "The rotation search's starts".)
+#: starts of the full search. With 32 starts, 5 of 60 paper-gaussian sessions (seeds 0-59)
+#: fell into a wrong partition, with 64 starts 1 (seed 44, which needs 256). On seed 10 the
+#: 32 starts' 4 best after 30 steps all lay in one wrong partition's basin (score PC
+#: 0.274, group R^2 of the rotated latents 0.916) while the true partition's PC is lower
+#: (0.209, R^2 0.952): the criterion was right, the search missed it. 64 starts cost
+#: 1.5-1.9 x the search's time. 128 starts screened for 10 steps instead of 30 put another
+#: seed in a wrong partition whose 1024-bin score happened to be lower: a short screen
+#: ranks starts by noise. (benchmarks/README.md, "The rotation search's starts".)
 ROTATION_STARTS = 64
 
 
