@@ -2,13 +2,14 @@
 
     python benchmarks/rotation_starts.py --seeds 0-59 --starts 32,64 --jobs 2
     python benchmarks/rotation_starts.py --seeds 10,44 --starts 64,256 --keep 4,8
+    python benchmarks/rotation_starts.py --seeds 0-29 --starts 128 --steps 10 --keep 8
 
 For each seed s: simulate ``--preset`` with seed s (split as ``benchmarks/synthetic.py``
 does) and run DisRNN's beta = 0 pre-fit with seed s, exactly as a DisRNN fit would, up to
 its rotation search (the search's inputs are taken from ``disrnn.fit.train`` when the
 fit calls it, and the fit is stopped there). Then replay the search on those inputs
 (the training posterior means, sigma_q, the fit's generator state) once per ``--starts``
-value (with the matching ``--keep``; the other settings are the fit's), and score each
+value (with the matching ``--keep`` and ``--steps``; the other settings are the fit's), and score each
 rotation R by the group latent R^2 of the rotated pre-fit latents R mu against the true
 latents (per group, a linear regression with intercept; the better of the two ways to
 match fitted to true groups). A rotation in a wrong partition scores below the others
@@ -100,17 +101,21 @@ def run_seed(task: dict) -> list[dict]:
     inputs = search_inputs(task["preset"], task["seed"])
     mu = inputs["mus"][0].double().numpy()
     rows = []
-    for starts, keep in zip(task["starts"], task["keep"], strict=True):
+    settings = zip(task["starts"], task["keep"], task["steps"], strict=True)
+    for i, (starts, keep, steps) in enumerate(settings):
         generator = torch.Generator()
         generator.set_state(inputs["state"])
         search = {**inputs["search"], "starts": starts, "keep": keep}
+        if steps is not None:
+            search["steps"] = steps
         t0 = time.perf_counter()
         ((rot, pc),) = pc_rotations(
             inputs["mus"], inputs["log_sigmas"], inputs["groups"], [generator], **search
         )
         seconds = time.perf_counter() - t0
         r2 = group_r2(mu, inputs["truth"], rot.double().numpy(), inputs["groups"])
-        rows.append({"seed": task["seed"], "starts": starts, "keep": keep, "pc": pc,
+        rows.append({"setting": i, "seed": task["seed"], "starts": starts, "keep": keep,
+                     "steps": search["steps"], "pc": pc,
                      "r2": r2, "seconds": seconds})  # fmt: skip
     return rows
 
@@ -129,32 +134,39 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0-29", help="'0-59' or '10,44'")
     p.add_argument("--starts", default="32,64", help="search starts to compare")
     p.add_argument("--keep", default=None, help="kept starts per setting (default: 4 each)")
+    p.add_argument("--steps", default=None, help="screen steps per setting (default: the fit's)")
     p.add_argument("--wrong", type=float, default=0.92, help="R^2 below: wrong partition")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
     args = p.parse_args(argv)
     starts = [int(v) for v in args.starts.split(",")]
     keep = [int(v) for v in args.keep.split(",")] if args.keep else [4] * len(starts)
-    if len(keep) != len(starts):
-        p.error(f"--keep needs one value per --starts value, got {args.keep!r}")
-    tasks = [{"preset": args.preset, "seed": s, "starts": starts, "keep": keep}
+    steps = [int(v) for v in args.steps.split(",")] if args.steps else [None] * len(starts)
+    if len(keep) != len(starts) or len(steps) != len(starts):
+        p.error("--keep and --steps need one value per --starts value")
+    tasks = [{"preset": args.preset, "seed": s, "starts": starts, "keep": keep, "steps": steps}
              for s in _seeds(args.seeds)]  # fmt: skip
     t0 = time.perf_counter()
     rows: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for result in pool.map(run_seed, tasks):
             rows += result
-            cells = ", ".join(f"{r['starts']}/{r['keep']}: pc {r['pc']:.3f} R2 {r['r2']:.3f}"
+            cells = ", ".join(f"{r['starts']}x{r['steps']}/{r['keep']}: pc {r['pc']:.3f} R2 {r['r2']:.3f}"
                               for r in result)  # fmt: skip
             print(f"seed {result[0]['seed']}: {cells}", flush=True)
     print(f"\n{args.preset}, seeds {args.seeds}, wall {time.perf_counter() - t0:.0f} s\n")
-    head = f"| starts | keep | wrong partitions (R2 < {args.wrong:.2f}) | min R2 | search s |"
+    head = (
+        f"| starts | steps | keep | wrong partitions (R2 < {args.wrong:.2f}) | min R2 | search s |"
+    )
     print(head)
-    print("|---|---|---|---|---|")
-    for s, k in zip(starts, keep, strict=True):
-        sel = [r for r in rows if r["starts"] == s and r["keep"] == k]
+    print("|---|---|---|---|---|---|")
+    for i in range(len(starts)):
+        sel = [r for r in rows if r["setting"] == i]
         wrong = [r["seed"] for r in sel if r["r2"] < args.wrong]
-        print(f"| {s} | {k} | {len(wrong)} {wrong if wrong else ''} | "
-              f"{min(r['r2'] for r in sel):.3f} | {np.mean([r['seconds'] for r in sel]):.1f} |")  # fmt: skip
+        print(
+            f"| {sel[0]['starts']} | {sel[0]['steps']} | {sel[0]['keep']} | {len(wrong)} "
+            f"{wrong if wrong else ''} | {min(r['r2'] for r in sel):.3f} | "
+            f"{np.mean([r['seconds'] for r in sel]):.1f} |"
+        )
     return 0
 
 
