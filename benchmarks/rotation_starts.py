@@ -3,13 +3,15 @@
     python benchmarks/rotation_starts.py --seeds 0-59 --starts 32,64 --jobs 2
     python benchmarks/rotation_starts.py --seeds 10,44 --starts 64,256 --keep 4,8
     python benchmarks/rotation_starts.py --seeds 0-29 --starts 128 --steps 10 --keep 8
+    python benchmarks/rotation_starts.py --seeds 0-59 --starts 64,64 --screen-bins 256,128 --cache C
 
 For each seed s: simulate ``--preset`` with seed s (split as ``benchmarks/synthetic.py``
 does) and run DisRNN's beta = 0 pre-fit with seed s, exactly as a DisRNN fit would, up to
 its rotation search (the search's inputs are taken from ``disrnn.fit.train`` when the
 fit calls it, and the fit is stopped there). Then replay the search on those inputs
 (the training posterior means, sigma_q, the fit's generator state) once per ``--starts``
-value (with the matching ``--keep`` and ``--steps``; the other settings are the fit's), and score each
+value (with the matching ``--keep``, ``--steps`` and ``--screen-bins``; the other settings
+are the fit's; ``--cache DIR`` keeps each seed's inputs for the next run), and score each
 rotation R by the group latent R^2 of the rotated pre-fit latents R mu against the true
 latents (per group, a linear regression with intercept; the better of the two ways to
 match fitted to true groups). A rotation in a wrong partition scores below the others
@@ -98,16 +100,26 @@ def run_seed(task: dict) -> list[dict]:
     from disrnn.fit.rotation import pc_rotations
 
     torch.set_num_threads(1)
-    inputs = search_inputs(task["preset"], task["seed"])
+    cache = task["cache"] and Path(task["cache"]) / f"{task['preset']}-{task['seed']}.pt"
+    if cache and cache.exists():
+        inputs = torch.load(cache, weights_only=False)
+    else:
+        inputs = search_inputs(task["preset"], task["seed"])
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(inputs, cache.with_suffix(".tmp"))
+            cache.with_suffix(".tmp").replace(cache)
     mu = inputs["mus"][0].double().numpy()
     rows = []
-    settings = zip(task["starts"], task["keep"], task["steps"], strict=True)
-    for i, (starts, keep, steps) in enumerate(settings):
+    settings = zip(task["starts"], task["keep"], task["steps"], task["screen"], strict=True)
+    for i, (starts, keep, steps, screen) in enumerate(settings):
         generator = torch.Generator()
         generator.set_state(inputs["state"])
         search = {**inputs["search"], "starts": starts, "keep": keep}
         if steps is not None:
             search["steps"] = steps
+        if screen is not None:
+            search["screen_bins"] = screen
         t0 = time.perf_counter()
         ((rot, pc),) = pc_rotations(
             inputs["mus"], inputs["log_sigmas"], inputs["groups"], [generator], **search
@@ -115,7 +127,7 @@ def run_seed(task: dict) -> list[dict]:
         seconds = time.perf_counter() - t0
         r2 = group_r2(mu, inputs["truth"], rot.double().numpy(), inputs["groups"])
         rows.append({"setting": i, "seed": task["seed"], "starts": starts, "keep": keep,
-                     "steps": search["steps"], "pc": pc,
+                     "steps": search["steps"], "screen": screen or "all", "pc": pc,
                      "r2": r2, "seconds": seconds})  # fmt: skip
     return rows
 
@@ -135,35 +147,43 @@ def main(argv=None) -> int:
     p.add_argument("--starts", default="32,64", help="search starts to compare")
     p.add_argument("--keep", default=None, help="kept starts per setting (default: 4 each)")
     p.add_argument("--steps", default=None, help="screen steps per setting (default: the fit's)")
+    p.add_argument("--screen-bins", default=None, help="screen bins per setting (default: all)")
+    p.add_argument("--cache", default=None, help="folder keeping each seed's search inputs")
     p.add_argument("--wrong", type=float, default=0.92, help="R^2 below: wrong partition")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
     args = p.parse_args(argv)
     starts = [int(v) for v in args.starts.split(",")]
     keep = [int(v) for v in args.keep.split(",")] if args.keep else [4] * len(starts)
     steps = [int(v) for v in args.steps.split(",")] if args.steps else [None] * len(starts)
-    if len(keep) != len(starts) or len(steps) != len(starts):
-        p.error("--keep and --steps need one value per --starts value")
-    tasks = [{"preset": args.preset, "seed": s, "starts": starts, "keep": keep, "steps": steps}
+    screen = (
+        [int(v) for v in args.screen_bins.split(",")] if args.screen_bins else [None] * len(starts)
+    )
+    if len(keep) != len(starts) or len(steps) != len(starts) or len(screen) != len(starts):
+        p.error("--keep, --steps and --screen-bins need one value per --starts value")
+    tasks = [{"preset": args.preset, "seed": s, "starts": starts, "keep": keep, "steps": steps,
+              "screen": screen, "cache": args.cache}
              for s in _seeds(args.seeds)]  # fmt: skip
     t0 = time.perf_counter()
     rows: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for result in pool.map(run_seed, tasks):
             rows += result
-            cells = ", ".join(f"{r['starts']}x{r['steps']}/{r['keep']}: pc {r['pc']:.3f} R2 {r['r2']:.3f}"
+            cells = ", ".join(f"{r['starts']}x{r['steps']}/{r['keep']} on {r['screen']}: pc {r['pc']:.3f} R2 {r['r2']:.3f}"
                               for r in result)  # fmt: skip
             print(f"seed {result[0]['seed']}: {cells}", flush=True)
     print(f"\n{args.preset}, seeds {args.seeds}, wall {time.perf_counter() - t0:.0f} s\n")
     head = (
-        f"| starts | steps | keep | wrong partitions (R2 < {args.wrong:.2f}) | min R2 | search s |"
+        f"| starts | steps | keep | screen bins | wrong partitions (R2 < {args.wrong:.2f}) | "
+        "min R2 | search s |"
     )
     print(head)
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for i in range(len(starts)):
         sel = [r for r in rows if r["setting"] == i]
         wrong = [r["seed"] for r in sel if r["r2"] < args.wrong]
         print(
-            f"| {sel[0]['starts']} | {sel[0]['steps']} | {sel[0]['keep']} | {len(wrong)} "
+            f"| {sel[0]['starts']} | {sel[0]['steps']} | {sel[0]['keep']} | {sel[0]['screen']} | "
+            f"{len(wrong)} "
             f"{wrong if wrong else ''} | {min(r['r2'] for r in sel):.3f} | "
             f"{np.mean([r['seconds'] for r in sel]):.1f} |"
         )
