@@ -15,6 +15,7 @@ from scipy import stats
 
 from disrnn.fit import fit, load_fit
 from disrnn.fit.config import METHODS, FitConfig
+from disrnn.fit.defaults import DEFAULT_BETA
 from disrnn.models.modules import DisRNN, HistoryKernel
 
 
@@ -247,8 +248,8 @@ def test_config_defaults_per_method():
     d = FitConfig.create("DisRNN", groups=(2, 4), beta=3.0)
     assert FitConfig.from_dict(d.to_dict()) == d
     assert d.resolve("spike_counts").likelihood == "poisson"
-    assert FitConfig.create("DisRNN").resolve("continuous").beta == 5.0
-    assert FitConfig.create("DisRNN").resolve("spike_counts").beta == 0.5
+    assert FitConfig.create("DisRNN").resolve("continuous").beta == DEFAULT_BETA["continuous"]
+    assert FitConfig.create("DisRNN").resolve("spike_counts").beta == DEFAULT_BETA["spike_counts"]
     assert FitConfig.create("DisRNN", beta=5.0).resolve("spike_counts").beta == 5.0
     # PC methods start from the PC-rotated lrRNN; the others from random weights
     assert FitConfig.create("DisRNN").resolve("continuous").init == "rotation"

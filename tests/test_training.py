@@ -14,6 +14,7 @@ from helpers.datasets import toy_dataset
 import disrnn.fit.train as training
 from disrnn.fit import DivergenceError, fit, load_fit
 from disrnn.fit.config import FitConfig
+from disrnn.fit.defaults import DEFAULT_BETA
 
 
 def _weights(path):
@@ -38,7 +39,8 @@ def test_fit_folder_contents(ds, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no checkpoint or temp folder left behind
     meta = json.loads((out / "config.json").read_text())
     assert meta["method"] == "DisRNN" and meta["seed"] == 3 and meta["groups"] == [3, 3]
-    assert meta["beta"] == 5.0 and meta["likelihood"] == "gaussian"  # resolved for continuous
+    beta = DEFAULT_BETA["continuous"]
+    assert meta["beta"] == beta and meta["likelihood"] == "gaussian"  # resolved for continuous
     assert len(meta["dataset"]["activity_sha256"]) == 64
     losses = pd.read_csv(out / "losses.csv")
     assert list(losses.columns) == [
@@ -46,8 +48,8 @@ def test_fit_folder_contents(ds, tmp_path):
     ]  # fmt: skip
     assert set(losses["split"]) == {"train", "val"} and losses["epoch"].max() == 3
     tr = losses[losses.split == "train"]
-    assert (tr.beta == 5.0).all() and (tr.alpha == 0.0).all()
-    np.testing.assert_allclose(tr.total, tr.nll + tr.kl + 5.0 * tr.pc, rtol=1e-5)
+    assert (tr.beta == beta).all() and (tr.alpha == 0.0).all()
+    np.testing.assert_allclose(tr.total, tr.nll + tr.kl + beta * tr.pc, rtol=1e-5)
     info = json.loads((out / "fit_info.json").read_text())
     assert {"seconds", "epochs", "best_epoch", "stop_reason"} <= set(info)
     state = torch.load(out / "weights.pt", weights_only=True)
