@@ -3,9 +3,27 @@
 and config helpers), ``reports.py`` (fake and real evaluation folders for the report
 tests); test modules import them from there, never from each other."""
 
+import os
+
 import pytest
 from dandi_stub import dandi_stub  # noqa: F401  (a stand-in DANDI API server, tests/dandi_stub.py)
 from helpers.datasets import toy_dataset as _toy_dataset
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (README's test command: two workers on a 2-core machine) each
+    worker keeps torch, and the commands it starts, to one thread. With torch's default of
+    one thread per core, the two workers' small ops spun on both cores each: test_cosmoothing.py
+    alone took 131 s of wall and 135 s of CPU on one thread, 140 s of wall and 272 s of CPU
+    on two, and about 600 s beside the other worker. Tests that need more threads set
+    them (test_seeds_together.py); workflow jobs set their own (the rules' ``threads``)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        try:
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(1)
 
 
 @pytest.fixture
