@@ -34,9 +34,10 @@ ROTATION_STARTS = 64
 
 #: starts whose PCs are computed in one vmapped call. Each start's (group + 1, bin, bin)
 #: tables are recomputed every step; 16 starts of 256 bins (12 MiB of tables) stay in
-#: this CPU's 32 MiB L3 cache, all 64 do not: a 30-step screen of 64 starts took 2.25 s
-#: in chunks of 16 against 2.63-2.72 s in one call (4 starts: 2.9-3.0 s, 1: 5.6-6.2 s,
-#: per-call overhead). The same sums per start either way.
+#: this CPU's 32 MiB L3 cache, all 64 do not: on one thread a 30-step screen of 64 starts
+#: took 2.25 s in chunks of 16 against 2.63-2.72 s in one call (4 starts: 2.9-3.0 s, 1:
+#: 5.6-6.2 s, per-call overhead); a 10-seed search on two threads took 20.5 s either way.
+#: The same rotations, bit for bit.
 START_CHUNK = 16
 
 
@@ -93,7 +94,8 @@ def pc_rotations(
 
     Per fit: ``starts`` starts (the identity, then Haar-random rotations) each run
     ``steps`` Adam steps on R = R_0 expm(X - X^T) with the PC of the first
-    ``screen_bins`` (default: all) of ``bins`` random bins; the ``keep`` with the lowest
+    ``screen_bins`` (default: all; 128 of 256 put paper-gaussian sessions in wrong
+    partitions, benchmarks/README.md) of ``bins`` random bins; the ``keep`` with the lowest
     PC run ``refine_steps`` more on all ``bins`` and are compared by the
     PC of up to ``score_bins`` bins with fresh noise. The F x starts descents are one
     batch of (fit, start, latent, latent) parameters: Adam is elementwise and each PC
