@@ -5,39 +5,25 @@ tests); test modules import them from there, never from each other."""
 
 import os
 
-# Under pytest-xdist (README's test command: two workers on a 2-core machine) each worker
-# keeps torch, OpenMP and BLAS, and the commands it starts, to one thread. With one thread
-# per core each, the two workers' small ops spun on both cores: test_cosmoothing.py alone
-# took 131 s of wall and 135 s of CPU on one thread, 140 s of wall and 272 s of CPU on two,
-# and about 600 s beside the other worker. Set before numpy or torch load (the helpers
-# below import numpy); tests that need more threads set them (test_seeds_together.py);
-# workflow jobs get their own from Snakemake (the rules' ``threads``).
-_ONE_THREAD = bool(os.environ.get("PYTEST_XDIST_WORKER"))
-if _ONE_THREAD:
-    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_name] = "1"
-
-import pytest  # noqa: E402
-from dandi_stub import dandi_stub  # noqa: E402, F401  (a stand-in DANDI API server, tests/dandi_stub.py)
-from helpers.datasets import toy_dataset as _toy_dataset  # noqa: E402
+import pytest
+from dandi_stub import dandi_stub  # noqa: F401  (a stand-in DANDI API server, tests/dandi_stub.py)
+from helpers.datasets import toy_dataset as _toy_dataset
 
 
 def pytest_configure(config):
-    """One torch thread per xdist worker (see ``_ONE_THREAD``), and BLAS already loaded
-    held to one."""
-    if not _ONE_THREAD:
-        return
-    try:
-        from threadpoolctl import threadpool_limits  # scikit-learn's dependency
-    except ImportError:
-        pass
-    else:
-        threadpool_limits(1)
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(1)
+    """Under pytest-xdist (README's test command: two workers on a 2-core machine) each
+    worker keeps torch, and the commands it starts, to one thread. With torch's default of
+    one thread per core, the two workers' small ops spun on both cores each: test_cosmoothing.py
+    alone took 131 s of wall and 135 s of CPU on one thread, 140 s of wall and 272 s of CPU
+    on two, and about 600 s beside the other worker. Tests that need more threads set
+    them (test_seeds_together.py); workflow jobs set their own (the rules' ``threads``)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        try:
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(1)
 
 
 @pytest.fixture
