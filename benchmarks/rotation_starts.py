@@ -120,6 +120,9 @@ def run_seed(task: dict) -> list[dict]:
             search["steps"] = steps
         if screen is not None:
             search["screen_bins"] = screen
+        search["rank_on"] = task["rank_on"][i]
+        if task["rank_bins"][i]:
+            search["rank_bins"] = task["rank_bins"][i]
         t0 = time.perf_counter()
         ((rot, pc),) = pc_rotations(
             inputs["mus"], inputs["log_sigmas"], inputs["groups"], [generator], **search
@@ -128,6 +131,7 @@ def run_seed(task: dict) -> list[dict]:
         r2 = group_r2(mu, inputs["truth"], rot.double().numpy(), inputs["groups"])
         rows.append({"setting": i, "seed": task["seed"], "starts": starts, "keep": keep,
                      "steps": search["steps"], "screen": screen or "all", "pc": pc,
+                     "rank_on": f"{search['rank_on']} {search.get('rank_bins') or 'all'}",
                      "r2": r2, "seconds": seconds})  # fmt: skip
     return rows
 
@@ -148,6 +152,8 @@ def main(argv=None) -> int:
     p.add_argument("--keep", default=None, help="kept starts per setting (default: 4 each)")
     p.add_argument("--steps", default=None, help="screen steps per setting (default: the fit's)")
     p.add_argument("--screen-bins", default=None, help="screen bins per setting (default: all)")
+    p.add_argument("--rank-on", default=None, help="'score' or 'fit' per setting (default: score)")
+    p.add_argument("--rank-bins", default=None, help="score bins ranking the screen, per setting")
     p.add_argument("--cache", default=None, help="folder keeping each seed's search inputs")
     p.add_argument("--wrong", type=float, default=0.92, help="R^2 below: wrong partition")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
@@ -158,31 +164,34 @@ def main(argv=None) -> int:
     screen = (
         [int(v) for v in args.screen_bins.split(",")] if args.screen_bins else [None] * len(starts)
     )
-    if len(keep) != len(starts) or len(steps) != len(starts) or len(screen) != len(starts):
-        p.error("--keep, --steps and --screen-bins need one value per --starts value")
+    rank_on = args.rank_on.split(",") if args.rank_on else ["score"] * len(starts)
+    rank_bins = [int(v) for v in args.rank_bins.split(",")] if args.rank_bins else [0] * len(starts)
+    if len({len(keep), len(steps), len(screen), len(rank_on), len(rank_bins), len(starts)}) > 1:
+        p.error("--keep, --steps, --screen-bins and --rank-on need one value per --starts value")
     tasks = [{"preset": args.preset, "seed": s, "starts": starts, "keep": keep, "steps": steps,
-              "screen": screen, "cache": args.cache}
+              "screen": screen, "rank_on": rank_on, "rank_bins": rank_bins, "cache": args.cache}
              for s in _seeds(args.seeds)]  # fmt: skip
     t0 = time.perf_counter()
     rows: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for result in pool.map(run_seed, tasks):
             rows += result
-            cells = ", ".join(f"{r['starts']}x{r['steps']}/{r['keep']} on {r['screen']}: pc {r['pc']:.3f} R2 {r['r2']:.3f}"
+            cells = ", ".join(f"{r['starts']}x{r['steps']}/{r['keep']} on {r['screen']}, by {r['rank_on']}: pc {r['pc']:.3f} R2 {r['r2']:.3f}"
                               for r in result)  # fmt: skip
             print(f"seed {result[0]['seed']}: {cells}", flush=True)
     print(f"\n{args.preset}, seeds {args.seeds}, wall {time.perf_counter() - t0:.0f} s\n")
     head = (
-        f"| starts | steps | keep | screen bins | wrong partitions (R2 < {args.wrong:.2f}) | "
+        f"| starts | steps | keep | screen bins | ranked on | wrong partitions (R2 < {args.wrong:.2f}) | "
         "min R2 | search s |"
     )
     print(head)
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for i in range(len(starts)):
         sel = [r for r in rows if r["setting"] == i]
         wrong = [r["seed"] for r in sel if r["r2"] < args.wrong]
         print(
             f"| {sel[0]['starts']} | {sel[0]['steps']} | {sel[0]['keep']} | {sel[0]['screen']} | "
+            f"{sel[0]['rank_on']} | "
             f"{len(wrong)} "
             f"{wrong if wrong else ''} | {min(r['r2'] for r in sel):.3f} | "
             f"{np.mean([r['seconds'] for r in sel]):.1f} |"

@@ -374,6 +374,8 @@ def test_pc_rotation_unmixes_independent_groups():
     )
     assert pc(mixed @ rot.T) < pc(z) + 0.05 < pc(mixed)
     torch.testing.assert_close(rot @ rot.T, torch.eye(4), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="rank_on must be 'score' or 'fit', got 'val'"):
+        pc_rotation(mixed, log_sigma, (2, 2), gen, rank_on="val")
 
 
 def test_pc_rotations_of_several_fits_equal_lone_searches():

@@ -21,15 +21,15 @@ from disrnn.losses import partial_correlation
 #: fits with at least this many epochs get the full rotation search of ``pc_rotation``
 ROTATION_FULL_EPOCHS = 30
 
-#: starts of the full search. With 32 starts, 5 of 60 paper-gaussian sessions (seeds 0-59)
-#: fell into a wrong partition, with 64 starts 1 (seed 44, which needs 256). On seed 10 the
-#: 32 starts' 4 best after 30 steps all lay in one wrong partition's basin (score PC
-#: 0.274, group R^2 of the rotated latents 0.916) while the true partition's PC is lower
-#: (0.209, R^2 0.952): the criterion was right, the search missed it. 64 starts cost
-#: 1.5-1.9 x the search's time. 128 starts screened for 10 steps instead of 30 put another
-#: seed in a wrong partition whose 1024-bin score happened to be lower: a short screen
-#: ranks starts by noise. (benchmarks/README.md, "The rotation search's starts".)
-ROTATION_STARTS = 64
+#: starts of the full search. Its 4 kept starts are the screen's lowest PCs on the score
+#: bins (fresh bins and noise), not on the 256 bins the screen descended on: ranked on
+#: its own bins, 64 starts put 8 of 120 paper-gaussian sessions (seeds 0-119) in a wrong
+#: partition (32 starts: 5 of seeds 0-59), because a start that fits those bins' noise
+#: scores low there; ranked on the score bins, 32 starts put none of the 120 in a wrong
+#: one (16 starts: 4 of 60), in 0.8-0.95 x the time of 64 ranked the old way. Ranking on
+#: 512 or 256 of the score bins put 2 of 60 in a wrong partition. (benchmarks/README.md,
+#: "The rotation search ranks its starts on fresh bins".)
+ROTATION_STARTS = 32
 
 
 #: starts whose PCs are computed in one vmapped call. Each start's (group + 1, bin, bin)
@@ -88,6 +88,8 @@ def pc_rotations(
     score_bins: int = 1024,
     lr: float = 0.05,
     screen_bins: int | None = None,
+    rank_on: str = "score",
+    rank_bins: int | None = None,
 ) -> list[tuple[torch.Tensor, float]]:
     """For each of F fits, the rotation R (latent, latent) of its latents with the
     lowest exact PC, all searched together.
@@ -96,8 +98,13 @@ def pc_rotations(
     ``steps`` Adam steps on R = R_0 expm(X - X^T) with the PC of the first
     ``screen_bins`` (default: all; 128 of 256 put paper-gaussian sessions in wrong
     partitions, benchmarks/README.md) of ``bins`` random bins; the ``keep`` with the lowest
-    PC run ``refine_steps`` more on all ``bins`` and are compared by the
-    PC of up to ``score_bins`` bins with fresh noise. The F x starts descents are one
+    PC on the score bins (``rank_on="score"``: up to ``score_bins`` bins with fresh
+    noise, the first ``rank_bins`` of them if given; ``"fit"``: the screen's own bins)
+    run ``refine_steps`` more on all ``bins`` and are compared by the PC of the score
+    bins. Ranking on the screen's own bins favours the starts that fit those 256 bins'
+    noise: on paper-gaussian seed 44 a wrong partition's PC there fell to 0.045 after 150
+    steps while on the score bins it stayed at 0.230, level with the true partition's
+    0.233. The F x starts descents are one
     batch of (fit, start, latent, latent) parameters: Adam is elementwise and each PC
     depends on its own rotation only, so every descent is the one it would be alone
     (to float rounding of the batched matrix products).
@@ -111,10 +118,12 @@ def pc_rotations(
     Returns:
         F (R, pc): the rotation, (latent, latent) float32 with z' = R z, and its PC (nats).
     """
+    if rank_on not in ("score", "fit"):
+        raise ValueError(f"rank_on must be 'score' or 'fit', got {rank_on!r}")
     with threads_for(len(mus)):  # one thread per fit, up to torch's (disrnn.fit.threads)
         return _pc_rotations(
             mus, log_sigmas, groups, generators, starts, steps, keep, refine_steps, bins,
-            score_bins, lr, screen_bins or bins,
+            score_bins, lr, screen_bins or bins, rank_on, rank_bins,
         )  # fmt: skip
 
 
@@ -132,7 +141,7 @@ def _draws(mu, k, generator, starts, bins, score_bins):
 
 def _pc_rotations(
     mus, log_sigmas, groups, generators, starts, steps, keep, refine_steps, bins, score_bins, lr,
-    screen_bins,
+    screen_bins, rank_on, rank_bins,
 ):  # fmt: skip
     from torch.func import vmap
 
@@ -178,6 +187,9 @@ def _pc_rotations(
     screen_sets = [(m[:screen_bins], e[:screen_bins]) for m, e in fit_sets]
     firsts = torch.stack([d[2] for d in draws])  # (fit, start, k, k)
     rot1, pc1 = descend(firsts, steps, screen_sets)
+    if rank_on == "score":
+        with torch.no_grad():
+            pc1 = pcs(rot1, [(m[:rank_bins], e[:rank_bins]) for m, e in score_sets])
     # the keep lowest of each fit, in ascending order (a stable sort, as a lone search)
     order = torch.sort(pc1, dim=1, stable=True).indices[:, :keep]  # (fit, keep)
     kept = torch.stack([rot1[f, order[f]] for f in range(len(mus))])
