@@ -4,13 +4,15 @@
     python benchmarks/rotation_starts.py --seeds 10,44 --starts 64,256 --keep 4,8
     python benchmarks/rotation_starts.py --seeds 0-29 --starts 128 --steps 10 --keep 8
     python benchmarks/rotation_starts.py --seeds 0-59 --starts 64,64 --screen-bins 256,128 --cache C
+    python benchmarks/rotation_starts.py --seeds 60-119 --starts 64,32 --rank-on fit,score --cache C
 
 For each seed s: simulate ``--preset`` with seed s (split as ``benchmarks/synthetic.py``
 does) and run DisRNN's beta = 0 pre-fit with seed s, exactly as a DisRNN fit would, up to
 its rotation search (the search's inputs are taken from ``disrnn.fit.train`` when the
 fit calls it, and the fit is stopped there). Then replay the search on those inputs
 (the training posterior means, sigma_q, the fit's generator state) once per ``--starts``
-value (with the matching ``--keep``, ``--steps`` and ``--screen-bins``; the other settings
+value (with the matching ``--keep``, ``--steps``, ``--screen-bins``, ``--rank-on`` and
+``--rank-bins``; the other settings
 are the fit's; ``--cache DIR`` keeps each seed's inputs for the next run), and score each
 rotation R by the group latent R^2 of the rotated pre-fit latents R mu against the true
 latents (per group, a linear regression with intercept; the better of the two ways to
@@ -167,7 +169,10 @@ def main(argv=None) -> int:
     rank_on = args.rank_on.split(",") if args.rank_on else ["score"] * len(starts)
     rank_bins = [int(v) for v in args.rank_bins.split(",")] if args.rank_bins else [0] * len(starts)
     if len({len(keep), len(steps), len(screen), len(rank_on), len(rank_bins), len(starts)}) > 1:
-        p.error("--keep, --steps, --screen-bins and --rank-on need one value per --starts value")
+        p.error(
+            "--keep, --steps, --screen-bins, --rank-on and --rank-bins need one value per "
+            "--starts value"
+        )
     tasks = [{"preset": args.preset, "seed": s, "starts": starts, "keep": keep, "steps": steps,
               "screen": screen, "rank_on": rank_on, "rank_bins": rank_bins, "cache": args.cache}
              for s in _seeds(args.seeds)]  # fmt: skip

@@ -26,7 +26,7 @@ ROTATION_FULL_EPOCHS = 30
 #: its own bins, 64 starts put 8 of 120 paper-gaussian sessions (seeds 0-119) in a wrong
 #: partition (32 starts: 5 of seeds 0-59), because a start that fits those bins' noise
 #: scores low there; ranked on the score bins, 32 starts put none of the 120 in a wrong
-#: one (16 starts: 4 of 60), in 0.8-0.95 x the time of 64 ranked the old way. Ranking on
+#: one (16 starts: 4 of 60), in 0.8-0.96 x the time of 64 ranked the old way. Ranking on
 #: 512 or 256 of the score bins put 2 of 60 in a wrong partition. (benchmarks/README.md,
 #: "The rotation search ranks its starts on fresh bins".)
 ROTATION_STARTS = 32
