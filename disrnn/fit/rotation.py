@@ -100,15 +100,11 @@ def pc_rotations(
     partitions, benchmarks/README.md) of ``bins`` random bins; the ``keep`` with the lowest
     PC on the score bins (``rank_on="score"``: up to ``score_bins`` bins with fresh
     noise, the first ``rank_bins`` of them if given; ``"fit"``: the screen's own bins)
-    run ``refine_steps`` more on all ``bins`` and are compared by the PC of the pick
-    bins, a second independent draw of ``score_bins`` bins with fresh noise. Ranking on the
-    screen's own bins favours the starts that fit those 256 bins' noise: on
-    paper-gaussian seed 44 a wrong partition's PC there fell to 0.045 after 150 steps
-    while on the score bins it stayed at 0.230, level with the true partition's 0.233.
-    Picking on the ranking's bins chose by their noise again: on the ALM session (45,590
-    training bins) seed 2's rotation had PC 0.312 on fresh bins against 0.271 for the
-    search before; picked on the second draw, seeds 0-2 had 0.239, 0.235, 0.308 against
-    0.266, 0.268, 0.312. The F x starts descents are one
+    run ``refine_steps`` more on all ``bins`` and are compared by the PC of the score
+    bins. Ranking on the screen's own bins favours the starts that fit those 256 bins'
+    noise: on paper-gaussian seed 44 a wrong partition's PC there fell to 0.045 after 150
+    steps while on the score bins it stayed at 0.230, level with the true partition's
+    0.233. The F x starts descents are one
     batch of (fit, start, latent, latent) parameters: Adam is elementwise and each PC
     depends on its own rotation only, so every descent is the one it would be alone
     (to float rounding of the batched matrix products).
@@ -133,16 +129,14 @@ def pc_rotations(
 
 def _draws(mu, k, generator, starts, bins, score_bins):
     """One fit's random draws, in a lone search's order: fit bins and noise, score
-    bins and noise, the starts (identity first), then pick bins and noise."""
+    bins and noise, then the starts (identity first)."""
     n = mu.shape[0]
     idx = torch.randperm(n, generator=generator)[:bins]
     fit = (mu[idx], torch.randn(len(idx), k, generator=generator))
     idx = torch.randperm(n, generator=generator)[:score_bins]
     score = (mu[idx], torch.randn(len(idx), k, generator=generator))
     firsts = [torch.eye(k)] + [_orthogonal(k, generator) for _ in range(starts - 1)]
-    idx = torch.randperm(n, generator=generator)[:score_bins]
-    pick = (mu[idx], torch.randn(len(idx), k, generator=generator))
-    return fit, score, torch.stack(firsts), pick
+    return fit, score, torch.stack(firsts)
 
 
 def _pc_rotations(
@@ -201,9 +195,7 @@ def _pc_rotations(
     kept = torch.stack([rot1[f, order[f]] for f in range(len(mus))])
     rot2, _ = descend(kept, refine_steps, fit_sets)
     with torch.no_grad():
-        # on bins and noise that neither descended nor ranked: a pick on the ranking's
-        # own bins would choose by their noise a second time
-        scores = pcs(rot2, [d[3] for d in draws])  # (fit, keep)
+        scores = pcs(rot2, score_sets)  # (fit, keep)
     out = []
     for f in range(len(mus)):
         j = int(torch.argmin(scores[f]))  # the first of equal scores, as a lone search
