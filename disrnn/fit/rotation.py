@@ -172,7 +172,7 @@ def _pc_rotations(
         ])  # fmt: skip
 
     def descend(rot0, n_steps, sets):
-        """(fit, start, k, k) -> rotations after n_steps and their PCs (fit, start)."""
+        """(fit, start, k, k) -> the rotations after n_steps of descent on ``sets``."""
         x = torch.zeros(rot0.shape, requires_grad=True)
         opt = torch.optim.Adam([x], lr=lr)
         for _ in range(n_steps):
@@ -181,19 +181,21 @@ def _pc_rotations(
             pc.sum().backward()
             opt.step()
         with torch.no_grad():
-            rot = rot0 @ torch.linalg.matrix_exp(x - x.mT)
-            return rot, pcs(rot, sets)
+            return rot0 @ torch.linalg.matrix_exp(x - x.mT)
 
     screen_sets = [(m[:screen_bins], e[:screen_bins]) for m, e in fit_sets]
     firsts = torch.stack([d[2] for d in draws])  # (fit, start, k, k)
-    rot1, pc1 = descend(firsts, steps, screen_sets)
+    rot1 = descend(firsts, steps, screen_sets)
     if rank_on == "score":
-        with torch.no_grad():
-            pc1 = pcs(rot1, [(m[:rank_bins], e[:rank_bins]) for m, e in score_sets])
+        rank_sets = [(m[:rank_bins], e[:rank_bins]) for m, e in score_sets]
+    else:
+        rank_sets = screen_sets
+    with torch.no_grad():
+        pc1 = pcs(rot1, rank_sets)  # (fit, start)
     # the keep lowest of each fit, in ascending order (a stable sort, as a lone search)
     order = torch.sort(pc1, dim=1, stable=True).indices[:, :keep]  # (fit, keep)
     kept = torch.stack([rot1[f, order[f]] for f in range(len(mus))])
-    rot2, _ = descend(kept, refine_steps, fit_sets)
+    rot2 = descend(kept, refine_steps, fit_sets)
     with torch.no_grad():
         scores = pcs(rot2, score_sets)  # (fit, keep)
     out = []
