@@ -5,6 +5,7 @@
     python benchmarks/speed.py --parts mcmaze --seeds 1
     python benchmarks/speed.py --parts scaling
     python benchmarks/speed.py --parts pc
+    python benchmarks/speed.py --parts history --histories 10,20,40
 
 Parts (each prints a table; the machine's load is printed with it):
 
@@ -24,6 +25,10 @@ Parts (each prints a table; the machine's load is printed with it):
   256 bins and 3 + 3 latents of sd 1 and 3 (sigma_q 0.4): milliseconds per start, the
   least of 5 repeats. Run it with ``PYTHONPATH=<another checkout>`` to time that
   checkout's estimator with the same script.
+- ``history``: the memory a fit's history takes. One DisRNN 3 + 3 fit of 2 epochs per
+  phase on a spike session of MC_Maze's units (182 units, 400 trials x 140 bins, 60/20/20;
+  ``lorenz-thomas`` resized) for each L of ``--histories`` (200 ms of 5 ms bins is L = 40),
+  each in a fresh process: its wall seconds and peak resident memory (``ru_maxrss``).
 
 One fit at a time, with ``--threads`` torch threads (default 1): a stack of S seeds uses
 one per seed up to that many (``disrnn.fit.threads``), so S = 1 always runs on one. A
@@ -165,12 +170,43 @@ def part_pc() -> None:
     print(markdown_table(["latent sd", "S", "ms per call", "ms per start"], rows))
 
 
+def _history_fit(task: tuple) -> tuple[float, float]:
+    """(wall s, peak resident GB) of one short fit, run in a fresh worker process."""
+    import resource
+
+    import torch
+
+    history, threads, workdir = task
+    torch.set_num_threads(threads)
+    ds = simulated("lorenz-thomas", 0, split="60/20/20", n_units=182, n_trials=400,
+                   trial_length=140)  # fmt: skip
+    opts = {"groups": [3, 3], "epochs": 2, "patience": 2, "history": history}
+    r = timed_fit(ds, [0], opts, Path(workdir))
+    return r["wall"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def part_history(histories, threads, workdir) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    rows = []
+    for L in histories:
+        spawn = multiprocessing.get_context("spawn")  # a fresh process: its own peak
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            wall, peak = pool.submit(_history_fit, (L, threads, str(workdir / f"L{L}"))).result()
+        rows.append([L, f"{wall:.1f}", f"{peak:.2f}"])
+        print(f"history L={L}: wall {wall:.1f} s, peak {peak:.2f} GB", flush=True)
+    print("\nOne DisRNN fit of 2 epochs per phase, 182 units, 400 trials x 140 bins\n")
+    print(markdown_table(["L", "wall s", "peak resident GB"], rows))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="paper,mcmaze,scaling,pc")
+    p.add_argument("--parts", default="paper,mcmaze,scaling,pc,history")
     p.add_argument("--seeds", default="1,3,10", help="S values of the paper part")
     p.add_argument("--mcmaze-seeds", default="1,3", help="S values of the mcmaze part")
     p.add_argument("--scaling-epochs", type=int, default=10)
+    p.add_argument("--histories", default="10,20,40", help="L values of the history part")
     p.add_argument("--workdir", default=None, help="keep the fits here")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
@@ -193,8 +229,11 @@ def main(argv=None) -> int:
                 part_scaling(args.scaling_epochs, workdir / "scaling")
             elif part == "pc":
                 part_pc()
+            elif part == "history":
+                histories = [int(v) for v in args.histories.split(",")]
+                part_history(histories, args.threads, workdir / "history")
             else:
-                p.error(f"unknown part {part!r}; valid: paper, mcmaze, scaling, pc")
+                p.error(f"unknown part {part!r}; valid: paper, mcmaze, scaling, pc, history")
         print(f"\nwall {time.perf_counter() - t0:.0f} s, load average {os.getloadavg()}")
     return 0
 

@@ -12,7 +12,7 @@ import xarray as xr
 from helpers.datasets import toy_dataset
 
 from disrnn.fit import FitConfig, fit, load_fit
-from disrnn.fit.tensors import first_bin, trial_arrays, valid_bins
+from disrnn.fit.tensors import first_bin, lagged_stack, trial_arrays, valid_bins
 
 P = 6  # bins moved before the window
 
@@ -59,7 +59,9 @@ def test_history_arrays_equal_those_of_the_full_trial(spikes):
     L = 4
     full = trial_arrays(spikes, L)  # window bins L.. of the full trial
     part = trial_arrays(_split_off_history(spikes, P), L)  # window bins 0.. = full bins P..
-    np.testing.assert_array_equal(part["lagged"], full["lagged"][:, P - L :])
+    np.testing.assert_array_equal(
+        lagged_stack(part["th"], L), lagged_stack(full["th"], L)[:, P - L :]
+    )
     np.testing.assert_array_equal(part["x"], full["x"][:, P - L :])
     assert part["start"] == 0 and full["start"] == L
 

@@ -48,15 +48,49 @@ def test_history_kernel_against_explicit_loop():
 
 
 def test_history_features_of_dataset_against_loop(gaussian_ds):
-    from disrnn.fit.tensors import trial_arrays
+    from disrnn.fit.tensors import lagged_stack, trial_arrays
 
     L = 3
     arr = trial_arrays(gaussian_ds, L)
+    lagged = lagged_stack(arr["th"], L)
     x = gaussian_ds["activity"].values
     tr, t = 2, 7  # arrays index t - L
     for lag in range(1, L + 1):
-        np.testing.assert_allclose(arr["lagged"][tr, t - L, lag - 1], np.tanh(x[tr, t - lag]))
+        np.testing.assert_allclose(lagged[tr, t - L, lag - 1], np.tanh(x[tr, t - lag]))
     np.testing.assert_allclose(arr["x"][tr, t - L], x[tr, t])
+    assert lagged.shape[:2] == arr["x"].shape[:2]
+
+
+def test_history_bins_gather_the_split_history_stack(gaussian_ds):
+    """prepare()'s lazy (bin, L, unit) history equals tanh(x_{t-l}) of each valid bin of the
+    split, read off the activity with explicit loops, and its kernel-weighted features
+    equal the sum over lags."""
+    from disrnn.fit.tensors import HistoryBins, check_split, history_frame, prepare, valid_bins
+
+    L = 4
+    data = prepare(gaussian_ds, L, "train", "cpu", learned_kernel=True)
+    assert isinstance(data.h, HistoryBins) and data.h.shape[1:] == (L, gaussian_ds.sizes["unit"])
+    frame, _, p = history_frame(gaussian_ds, L)  # window bin t is frame bin t + p
+    ok = valid_bins(gaussian_ds, L) & (check_split(gaussian_ds) == "train")[:, None]
+    want = np.array([
+        [np.tanh(frame[tr, t + p - lag]) for lag in range(1, L + 1)]
+        for tr, t in zip(*np.nonzero(ok), strict=True)
+    ])  # fmt: skip
+    assert len(data.h) == len(want) == data.n_bins
+    idx = torch.tensor([0, 5, len(want) - 1, 3])
+    np.testing.assert_allclose(data.h[idx].numpy(), want[idx.numpy()], rtol=1e-6)
+    np.testing.assert_allclose(data.h[2:9].numpy(), want[2:9], rtol=1e-6)
+    psi = torch.tensor([0.4, 0.3, 0.2, 0.1])
+    np.testing.assert_allclose(
+        data.h.weighted(psi, chunk=7).numpy(), np.einsum("l,bln->bn", psi.numpy(), want),
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip
+    fixed = prepare(gaussian_ds, L, "train", "cpu", learned_kernel=False)
+    from disrnn.models.modules import fixed_kernel
+
+    np.testing.assert_allclose(
+        fixed.h.numpy(), np.einsum("l,bln->bn", fixed_kernel(L).numpy(), want), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("likelihood,link", [("gaussian", "softplus"), ("poisson", "softplus"),

@@ -26,7 +26,7 @@ from disrnn.data.io import DIMS
 from disrnn.fit.config import FitConfig
 from disrnn.fit.defaults import rule_of_thumb_log_sigma
 from disrnn.fit.objective import TERMS, nll_terms
-from disrnn.fit.tensors import first_bin, history_frame, trial_arrays
+from disrnn.fit.tensors import first_bin, history_frame, lagged_stack, trial_arrays
 from disrnn.models.modules import DisRNN
 
 log = logging.getLogger(__name__)
@@ -177,9 +177,14 @@ class Fit:
             )
         check_input(self.uses_input, "input" in ds, f"the fit {self.path}")
         arr = trial_arrays(ds, self.history)
-        lagged = torch.from_numpy(arr["lagged"])  # (trial, time - s0, L, unit)
+        th, L = arr["th"], self.history
+        # (trial, time - s0, unit); the (trial, time - s0, L, unit) stack is L frames in
+        # size, so it is built for 16 trials at a time
         with torch.no_grad():
-            h = self.module.kernel(lagged)  # (trial, time - s0, unit)
+            h = torch.cat([
+                self.module.kernel(torch.from_numpy(lagged_stack(th[i : i + 16], L)))
+                for i in range(0, max(th.shape[0], 1), 16)  # a 0-trial dataset: one empty stack
+            ])  # fmt: skip
         return arr, h
 
     def _pad(self, values: np.ndarray, ds: xr.Dataset, dim: str, coords: dict) -> xr.DataArray:

@@ -141,9 +141,12 @@ class DisRNN(nn.Module):
         """(latent, unit) encoder weights; held-out columns are zero."""
         return self.B_raw * self.input_mask
 
-    def features(self, h: torch.Tensor) -> torch.Tensor:
+    def features(self, h) -> torch.Tensor:
         """History features h_t: (bin, unit) as given (fixed kernel, precomputed), or the
-        learned kernel applied to (bin, L, unit) tanh of the L previous bins."""
+        learned kernel applied to (bin, L, unit) tanh of the L previous bins: a tensor, or
+        a lazy stack with ``weighted(psi)`` (``disrnn.fit.tensors.HistoryBins``)."""
+        if not isinstance(h, torch.Tensor):
+            return h.weighted(self.kernel.psi)
         return self.kernel(h) if h.dim() == 3 else h
 
     def encode(self, h: torch.Tensor) -> torch.Tensor:
