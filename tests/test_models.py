@@ -85,6 +85,12 @@ def test_history_bins_gather_the_split_history_stack(gaussian_ds):
         data.h.weighted(psi, chunk=7).numpy(), np.einsum("l,bln->bn", psi.numpy(), want),
         rtol=1e-5, atol=1e-6,
     )  # fmt: skip
+    # a frame that is not row-major (a transposed array's reshape) gathers the same rows
+    th = data.h._rev.flip(0)
+    column_major = th.T.contiguous().T
+    assert torch.equal(column_major, th) and not column_major.is_contiguous()
+    odd = HistoryBins(column_major, len(th) - data.h._start, L)
+    np.testing.assert_array_equal(odd[idx].numpy(), data.h[idx].numpy())
     fixed = prepare(gaussian_ds, L, "train", "cpu", learned_kernel=False)
     from disrnn.models.modules import fixed_kernel
 

@@ -329,7 +329,9 @@ class HistoryBins:
 
     def __init__(self, th: torch.Tensor, pos: torch.Tensor, history: int):
         self.history = int(history)
-        self._rev = th.flip(0)  # row r of th is row R - 1 - r here (a copy)
+        # row r of th is row R - 1 - r here; row-major, which the strided view assumes
+        # (flip keeps a non-contiguous input's strides)
+        self._rev = th.flip(0).contiguous()
         self._start = th.shape[0] - pos  # rows R - pos .. R - pos + L - 1: pos - 1 .. pos - L
         n_rows, n_unit = self._rev.shape
         self._windows = self._rev.as_strided(
