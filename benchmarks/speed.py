@@ -6,6 +6,7 @@
     python benchmarks/speed.py --parts scaling
     python benchmarks/speed.py --parts pc
     python benchmarks/speed.py --parts history --histories 10,20,40
+    python benchmarks/speed.py --parts posterior
 
 Parts (each prints a table; the machine's load is printed with it):
 
@@ -29,6 +30,12 @@ Parts (each prints a table; the machine's load is printed with it):
   phase on a spike session of MC_Maze's units (182 units, 400 trials x 140 bins, 60/20/20;
   ``lorenz-thomas`` resized) for each L of ``--histories`` (200 ms of 5 ms bins is L = 40),
   each in a fresh process: its wall seconds and peak resident memory (``ru_maxrss``).
+- ``posterior``: the smoothing posterior's encoder (``disrnn.models.smoothing.
+  SmoothingEncoder`` with the defaults of ``disrnn.evaluation.smoothing_config``: a kernel
+  of 1 s each side, the context GRU of 64 units) on one batch of 16 trials of 6.2 s (ALM's
+  6 s window and 0.2 s of history bins) and 49 held-in units, 8 latents, at bins of 20,
+  10 and 5 ms: milliseconds per forward and backward pass, the least of 3 repeats, with
+  the GRU stepping every ``CONTEXT_BIN_SECONDS`` (the default) and every bin.
 
 One fit at a time, with ``--threads`` torch threads (default 1): a stack of S seeds uses
 one per seed up to that many (``disrnn.fit.threads``), so S = 1 always runs on one. A
@@ -200,9 +207,45 @@ def part_history(histories, threads, workdir) -> None:
     print(markdown_table(["L", "wall s", "peak resident GB"], rows))
 
 
+def part_posterior() -> None:
+    import torch
+
+    from disrnn.evaluation.smoothing_config import (
+        CONTEXT_BIN_SECONDS,
+        CONTEXT_UNITS,
+        INIT_SHORT_WEIGHT,
+        INIT_TAU_SECONDS,
+        context_stride,
+        default_lags,
+    )
+    from disrnn.models.smoothing import SmoothingEncoder
+
+    rows = []
+    for bw in (0.02, 0.01, 0.005):
+        n_time, lags = round(6.2 / bw), default_lags(bw)
+        gen = torch.Generator().manual_seed(0)
+        f, obs = torch.rand(16, n_time, 49, generator=gen), torch.ones(16, n_time)
+        for context_bin in (CONTEXT_BIN_SECONDS, bw):
+            r = context_stride(context_bin, bw)
+            enc = SmoothingEncoder(49, 8, lags, True, generator=gen, context=CONTEXT_UNITS,
+                                   tau_short=INIT_TAU_SECONDS / bw, short_weight=INIT_SHORT_WEIGHT,
+                                   context_stride=r)  # fmt: skip
+            best = np.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                enc.coords(f, obs).square().sum().backward()
+                best = min(best, time.perf_counter() - t0)
+            rows.append([bw * 1e3, n_time, 2 * lags + 1, r, f"{best * 1e3:.0f}"])
+            print(f"posterior {bw * 1e3:g} ms, stride {r}: {best * 1e3:.0f} ms", flush=True)
+            if r == 1:
+                break
+    print("\nSmoothing posterior encoder, forward + backward, 16 trials of 6.2 s, 49 units\n")
+    print(markdown_table(["bin ms", "bins", "kernel lags", "GRU stride", "ms per batch"], rows))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="paper,mcmaze,scaling,pc,history")
+    p.add_argument("--parts", default="paper,mcmaze,scaling,pc,history,posterior")
     p.add_argument("--seeds", default="1,3,10", help="S values of the paper part")
     p.add_argument("--mcmaze-seeds", default="1,3", help="S values of the mcmaze part")
     p.add_argument("--scaling-epochs", type=int, default=10)
@@ -232,8 +275,11 @@ def main(argv=None) -> int:
             elif part == "history":
                 histories = [int(v) for v in args.histories.split(",")]
                 part_history(histories, args.threads, workdir / "history")
+            elif part == "posterior":
+                part_posterior()
             else:
-                p.error(f"unknown part {part!r}; valid: paper, mcmaze, scaling, pc, history")
+                valid = "paper, mcmaze, scaling, pc, history, posterior"
+                p.error(f"unknown part {part!r}; valid: {valid}")
         print(f"\nwall {time.perf_counter() - t0:.0f} s, load average {os.getloadavg()}")
     return 0
 

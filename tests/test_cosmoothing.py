@@ -216,10 +216,10 @@ def test_heldout_readout_starts_at_the_fits_decoder_rows(toy):
         SmoothingConfig(readout="free")
 
 
-def test_acausal_conv_against_a_loop():
+@pytest.mark.parametrize("lf", [3, 12])  # 12: a kernel wider than the trial
+def test_acausal_conv_against_a_loop(lf):
     g = torch.Generator().manual_seed(0)
     p = torch.randn(3, 9, 4, generator=g, dtype=torch.float64)  # (trial, time, channel)
-    lf = 3
     phi = torch.rand(4, 2 * lf + 1, generator=g, dtype=torch.float64)  # index l + Lf
     expected = torch.zeros_like(p)
     for c in range(4):
@@ -227,11 +227,13 @@ def test_acausal_conv_against_a_loop():
             for lag in range(-lf, lf + 1):
                 if 0 <= t - lag < 9:  # zero padding at the trial's edges
                     expected[:, t, c] += phi[c, lag + lf] * p[:, t - lag, c]
-    np.testing.assert_allclose(acausal_conv(p, phi).numpy(), expected.numpy())
+    # by FFT: float64 rounding
+    np.testing.assert_allclose(acausal_conv(p, phi).numpy(), expected.numpy(), atol=1e-12)
     # a shared kernel (one row) is broadcast over channels
     np.testing.assert_allclose(
         acausal_conv(p, phi[0]).numpy(),
         acausal_conv(p, phi[:1].expand(4, -1)).numpy(),
+        atol=1e-12,
     )
     # no information crosses trials
     q = p.clone()
@@ -492,10 +494,65 @@ def test_context_weights_come_from_the_generator_alone():
         assert wa.abs().max() <= 1 / np.sqrt(6)
 
 
+def test_context_stride_steps_over_block_means_and_interpolates_back():
+    """With stride r the GRU reads each block's mean of [f obs, obs] (bins past the trial's
+    end as unobserved zeros) and E h is interpolated linearly to the bins, block j's value
+    at the centre of its r bins (t = j r + (r - 1) / 2), held flat beyond the first and
+    last centres. Checked against an explicit loop for r = 3 on 10 bins (4 blocks, the
+    last one of a single bin)."""
+    g = torch.Generator().manual_seed(3)
+    B, b = torch.randn(2, 4, generator=g), torch.randn(2, generator=g)
+    plain = SmoothingEncoder(4, 2, 3, True, B, b)
+    ctx = SmoothingEncoder(
+        4, 2, 3, True, B, b, torch.Generator().manual_seed(0), context=5, context_stride=3
+    )
+    with torch.no_grad():
+        ctx.context_out.weight.normal_(generator=torch.Generator().manual_seed(2))
+        ctx.context_out.bias.normal_(generator=torch.Generator().manual_seed(4))
+        f, obs = torch.randn(2, 10, 4, generator=g), torch.ones(2, 10)
+        obs[1, 4] = 0.0
+        got = ctx.coords(f, obs) - plain.coords(f, obs)  # (trial, time, latent)
+        x = torch.cat([f * obs[..., None], obs[..., None]], dim=-1)
+        blocks = torch.zeros(2, 4, 5)
+        for j in range(4):
+            for t in range(3 * j, min(3 * j + 3, 10)):
+                blocks[:, j] += x[:, t] / 3.0
+        e = ctx.context_out(ctx.gru(blocks)[0])  # (trial, block, latent)
+        want = torch.zeros(2, 10, 2)
+        for t in range(10):
+            pos = min(max((t - 1.0) / 3.0, 0.0), 3.0)  # block coordinate of bin t
+            j0 = int(np.floor(pos))
+            j1, w = min(j0 + 1, 3), pos - j0
+            want[:, t] = (1 - w) * e[:, j0] + w * e[:, j1]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="context_stride must be an integer >= 1, got 0"):
+        SmoothingEncoder(4, 2, 3, context=5, context_stride=0)
+
+
+def test_context_stride_comes_from_the_bin_width():
+    """r = round(context_bin / bin width), at least 1 (1 when the width is unknown); the
+    posterior builds its encoder with it."""
+    from disrnn.evaluation.smoothing_config import SmoothingConfig, context_stride
+
+    assert context_stride(0.02, 0.02) == 1
+    assert context_stride(0.02, 0.005) == 4
+    assert context_stride(0.02, 0.001) == 20
+    assert context_stride(0.02, 0.05) == 1
+    assert context_stride(0.02, None) == 1
+    with pytest.raises(ValueError, match="context_bin must be a positive number of seconds"):
+        SmoothingConfig(context_bin=0)
+
+
 def test_posterior_trains_its_context_path(toy):
     """The default posterior has a context GRU of ``CONTEXT_UNITS`` units and trains its
-    readout E; ``context=0`` fits the kernel alone; a negative width is refused."""
-    from disrnn.evaluation.smoothing_config import CONTEXT_UNITS, SmoothingConfig
+    readout E; ``context=0`` fits the kernel alone; a negative width is refused; its GRU
+    steps over blocks of ``context_stride`` bins."""
+    from disrnn.evaluation.smoothing_config import (
+        CONTEXT_BIN_SECONDS,
+        CONTEXT_UNITS,
+        SmoothingConfig,
+        context_stride,
+    )
 
     ds, fit = toy
     post = fit_smoothing_posterior(fit, ds, seed=0, dropout=0.1, **SETTINGS)
@@ -503,5 +560,11 @@ def test_posterior_trains_its_context_path(toy):
     assert post.encoder.context_out.weight.abs().max() > 1e-3
     plain = fit_smoothing_posterior(fit, ds, seed=0, dropout=0.1, context=0, **SETTINGS)
     assert plain.encoder.gru is None
+    bw = float(ds.attrs["bin_width"])
+    assert post.encoder.context_stride == context_stride(CONTEXT_BIN_SECONDS, bw)
+    coarse = fit_smoothing_posterior(
+        fit, ds, seed=0, dropout=0.1, context_bin=2 * bw, epochs=2, patience=2, lags=5
+    )
+    assert coarse.encoder.context_stride == 2
     with pytest.raises(ValueError, match="context must be an integer >= 0, got -1"):
         SmoothingConfig(context=-1)

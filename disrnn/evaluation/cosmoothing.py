@@ -6,7 +6,8 @@ posterior latents live in the fit's own latent space and groups::
 
     f_t   = tanh(x^in_t)                                      (held-in unit,)
     z^s_t = b_s + sum_{l=-Lf..Lf} phi_{k,l} (B_s f_{t-l})_k   (latent,)
-            + E [h>_t ; h<_t]      (a bidirectional GRU over the trial, ``CONTEXT_UNITS``)
+            + E [h>_t ; h<_t]      (a bidirectional GRU over the trial, ``CONTEXT_UNITS``,
+                                    one step per ``CONTEXT_BIN_SECONDS``)
     r_t   = link(A z^s_t + a (+ u_t))                         (unit,) expected counts
 
 For a linear decoder the held-out units' rows of A, a are by default trained with the
@@ -71,7 +72,12 @@ from disrnn.evaluation.posterior_data import (
     coordinated_dropout,
     posterior_tensors,
 )
-from disrnn.evaluation.smoothing_config import LAG_SECONDS, SmoothingConfig, default_lags
+from disrnn.evaluation.smoothing_config import (
+    LAG_SECONDS,
+    SmoothingConfig,
+    context_stride,
+    default_lags,
+)
 from disrnn.fit.objective import nll_terms
 from disrnn.fit.tensors import bin_width, valid_bins
 from disrnn.models.smoothing import HeldoutReadout, SmoothingEncoder, svd_basis
@@ -270,6 +276,7 @@ def _fit_one(fit, ds, data, cfg: SmoothingConfig, heldout, split, seed) -> Smoot
         int(heldin.sum()), decoder.rank, cfg.lags, cfg.kernel == "per-latent", B0, b0, gen,
         tau_short=cfg.tau_short / bw if bw else 1.0, short_weight=cfg.short_weight,
         basis=basis, context=cfg.context, offset=offset,
+        context_stride=context_stride(cfg.context_bin, bw),
     )  # fmt: skip
     readout = _readout(fit, heldout, basis, offset, cfg)
     best, best_epoch, history = _train(enc, readout, decoder, data, split, heldin, cfg, gen)

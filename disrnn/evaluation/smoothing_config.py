@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "CONTEXT_BIN_SECONDS",
     "CONTEXT_UNITS",
     "DROPOUTS",
     "INIT_SHORT_WEIGHT",
@@ -17,6 +18,7 @@ __all__ = [
     "LR",
     "READOUT",
     "SmoothingConfig",
+    "context_stride",
     "default_lags",
 ]
 
@@ -87,6 +89,17 @@ DROPOUTS = (0.1, 0.3)
 CONTEXT_UNITS = 64
 #: the posterior's AdamW learning rate (see ``CONTEXT_UNITS``; the kernel alone had 1e-2)
 LR = 5e-3
+#: seconds per step of the context GRU: at bins finer than this it steps over blocks of
+#: r = round(CONTEXT_BIN_SECONDS / bin width) bins (:func:`context_stride`), so its
+#: sequential steps, which dominate the posterior's time, do not multiply as the bins
+#: shrink. The GRU's width and learning rate were chosen at 20 ms bins, where r = 1. On
+#: the ALM session at NLB's 5 ms bins (lrRNN rank 8, seed 0; NLB's smoothing 0.426 on
+#: those bins; throwaway scripts calling :func:`fit_smoothing_posterior`, one thread) a
+#: GRU stepping every bin took 1,732 s for both dropout fractions and scored co-bps 0.517;
+#: stepping every 4 bins (r = 4) 542 s and 0.551, with a lower val NLL (1.4877 against
+#: 1.4954): 1,240 steps a trial train worse, not only slower. (lrRNN seed 0 at 20 ms
+#: bins: 0.556.)
+CONTEXT_BIN_SECONDS = 0.02
 
 
 def default_lags(bin_width: float | None) -> int:
@@ -94,6 +107,14 @@ def default_lags(bin_width: float | None) -> int:
     if bin_width is None or not (math.isfinite(float(bin_width)) and bin_width > 0):
         return 10
     return max(1, round(LAG_SECONDS / float(bin_width)))
+
+
+def context_stride(context_bin: float, bin_width: float | None) -> int:
+    """r = max(1, round(context_bin / bin_width)) bins per step of the context GRU (1 when
+    the bin width is unknown)."""
+    if bin_width is None or not (math.isfinite(float(bin_width)) and bin_width > 0):
+        return 1
+    return max(1, round(float(context_bin) / float(bin_width)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +138,8 @@ class SmoothingConfig:
     decay: :class:`disrnn.models.smoothing.HeldoutReadout`) or ``fixed`` (the fit's A, a
     for every unit). ``READOUT`` says why ``refit`` is the default. context: H, units
     per direction of the encoder's bidirectional GRU over the whole trial (0: the kernel
-    alone; ``CONTEXT_UNITS``).
+    alone; ``CONTEXT_UNITS``); context_bin: seconds per step of that GRU, which steps
+    over blocks of :func:`context_stride` bins (``CONTEXT_BIN_SECONDS``).
     """
 
     lags: int | None = None
@@ -134,6 +156,7 @@ class SmoothingConfig:
     short_weight: float = INIT_SHORT_WEIGHT
     readout: str = READOUT
     context: int = CONTEXT_UNITS
+    context_bin: float = CONTEXT_BIN_SECONDS
 
     def __post_init__(self):
         for name in ("lags", "epochs", "patience", "batch_trials", "context"):
@@ -143,6 +166,11 @@ class SmoothingConfig:
             low = 0 if name in ("lags", "context") else 1
             if not isinstance(v, int | np.integer) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        if not (isinstance(self.context_bin, int | float) and math.isfinite(self.context_bin)
+                and self.context_bin > 0):  # fmt: skip
+            raise ValueError(
+                f"context_bin must be a positive number of seconds, got {self.context_bin!r}"
+            )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if not self.weight_decay >= 0:
