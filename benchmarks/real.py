@@ -4,14 +4,15 @@
     python benchmarks/real.py --sessions alm --methods DisRNN,lrRNN --seeds 3
     python benchmarks/real.py --continuous --sessions alm    # 50 ms, unit-max rescaled
     python benchmarks/real.py --sessions alm-small --methods DisRNN --beta 2 --fit epochs=300
+    python benchmarks/real.py --sessions alm --methods lrRNN,DisRNN --seeds 1 --bin-width 0.005
 
 Sessions (``../shared/data/``, see its README): ``alm`` (DANDI 000006, mouse ALM, trials
 aligned on ``start_time``, 0..6 s), ``alm-small`` (the same file cut to the shape of a
 small NLB session: a seeded 100 trials, 3.8..4.5 s, re-split 60/20/20), ``alm-late``
 (the shape of the paper's M1 recording for ``--continuous``: a seeded 168 trials, the
 late delay 5.3..6.0 s) and ``mtl`` (DANDI 000207, human MTL, ``recognition_table``
-aligned on ``fixcross_time``, -0.5..1.5 s). Binning: 20 ms bins
-(``--continuous``: 50 ms with counts divided by each unit's train maximum, fitted with
+aligned on ``fixcross_time``, -0.5..1.5 s). Binning: 20 ms bins (``--bin-width``: others,
+e.g. NLB's 5 ms; ``--continuous``: 50 ms with counts divided by each unit's train maximum, fitted with
 the Gaussian likelihood, the paper's M1 preprocessing), a seeded 25 % of units held out,
 trials split 60/20/20 (seed 0), ``disrnn bin``'s default history bins before each window.
 
@@ -122,8 +123,9 @@ def parse_options(pairs: list[str]) -> dict:
     return out
 
 
-def bin_dataset(name: str, continuous: bool, out: Path) -> Path:
-    """Bin one shared session (see the module docstring) to ``out``; returns the path."""
+def bin_dataset(name: str, continuous: bool, out: Path, width: float | None = None) -> Path:
+    """Bin one shared session (see the module docstring) to ``out``; returns the path.
+    width: the bin width in seconds (None: 20 ms, 50 ms when ``continuous``)."""
     from disrnn.data.binning import BinConfig, bin_session
     from disrnn.data.io import save_dataset
 
@@ -132,7 +134,7 @@ def bin_dataset(name: str, continuous: bool, out: Path) -> Path:
     if not path.exists():
         raise SystemExit(f"{path} not found: the real sessions live in ../shared/data/")
     cfg = BinConfig(
-        bin_width=0.05 if continuous else 0.02,
+        bin_width=width or (0.05 if continuous else 0.02),
         heldout_fraction=0.25,
         heldout="random",
         split=(0.6, 0.2, 0.2),
@@ -252,7 +254,8 @@ def run_session(name: str, args, work: Path) -> str:
     from disrnn.fit.tensors import bin_width
 
     columns = CONT_COLUMNS if args.continuous else SPIKE_COLUMNS
-    ds_path = bin_dataset(name, args.continuous, work / f"{name}.nc")
+    tag = "" if args.bin_width is None else f"-{args.bin_width * 1e3:g}ms"
+    ds_path = bin_dataset(name, args.continuous, work / f"{name}{tag}.nc", args.bin_width)
     import xarray as xr
 
     ds = xr.load_dataset(ds_path)
@@ -260,7 +263,7 @@ def run_session(name: str, args, work: Path) -> str:
     L = FitConfig.create("DisRNN").resolve(kind, bin_width(ds)).history
     methods = [m for m in args.methods.split(",") if m]
     tasks = [
-        {"dataset": str(ds_path), "root": str(work / name), "method": m, "seed": s,
+        {"dataset": str(ds_path), "root": str(work / f"{name}{tag}"), "method": m, "seed": s,
          "groups": args.groups, "continuous": args.continuous,
          "options": {**args.fit, **({} if args.beta is None or not m.startswith("DisRNN")
                                      else {"beta": args.beta})},
@@ -307,6 +310,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
     p.add_argument("--groups", default="4,4", help="group sizes of multi-group methods")
     p.add_argument("--continuous", action="store_true", help="50 ms, unit-max, Gaussian")
+    p.add_argument(
+        "--bin-width", type=float, default=None, help="seconds (default 0.02; 0.05 continuous)"
+    )
     p.add_argument("--beta", type=float, default=None, help="beta of the PC methods")
     p.add_argument(
         "--fit",
@@ -321,6 +327,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.groups = [int(g) for g in args.groups.split(",")]
     args.fit = parse_options(args.fit)
+    if args.bin_width is not None and not args.bin_width > 0:
+        p.error(f"--bin-width must be a positive number of seconds, got {args.bin_width}")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-real-"))
     work.mkdir(parents=True, exist_ok=True)
     out = [run_session(name, args, work) for name in args.sessions.split(",")]
