@@ -89,17 +89,23 @@ DROPOUTS = (0.1, 0.3)
 CONTEXT_UNITS = 64
 #: the posterior's AdamW learning rate (see ``CONTEXT_UNITS``; the kernel alone had 1e-2)
 LR = 5e-3
-#: seconds per step of the context GRU: at bins finer than this it steps over blocks of
-#: r = round(CONTEXT_BIN_SECONDS / bin width) bins (:func:`context_stride`), so its
-#: sequential steps, which dominate the posterior's time, do not multiply as the bins
-#: shrink. The GRU's width and learning rate were chosen at 20 ms bins, where r = 1. On
-#: the ALM session at NLB's 5 ms bins (lrRNN rank 8, seed 0; NLB's smoothing 0.426 on
-#: those bins; throwaway scripts calling :func:`fit_smoothing_posterior`, one thread) a
-#: GRU stepping every bin took 1,732 s for both dropout fractions and scored co-bps 0.517;
-#: stepping every 4 bins (r = 4) 542 s and 0.551, with a lower val NLL (1.4877 against
-#: 1.4954): 1,240 steps a trial train worse, not only slower. (lrRNN seed 0 at 20 ms
-#: bins: 0.556.)
-CONTEXT_BIN_SECONDS = 0.02
+#: seconds per step of the context GRU: it steps over blocks of r = round(
+#: CONTEXT_BIN_SECONDS / bin width) bins (:func:`context_stride`), so its sequential
+#: steps, which dominate the posterior's time, do not multiply as the bins shrink, and
+#: the context it carries is slow. On the ALM session at NLB's 5 ms bins (lrRNN rank 8,
+#: seed 0; NLB's smoothing 0.426 on those bins; throwaway scripts calling
+#: :func:`fit_smoothing_posterior`, one thread) a GRU stepping every bin took 1,732 s for
+#: both dropout fractions and scored co-bps 0.517; stepping every 20 ms 542 s and 0.551,
+#: at a lower val NLL (1.4877 against 1.4954): 1,240 steps a trial train worse, not only
+#: slower. At 20 ms bins (DisRNN 4 + 4, ``benchmarks/real.py``'s fits; test co-bps, the
+#: chosen dropout's val NLL) every 20 / 40 / 60 / 80 ms: ALM seed 0 0.557 / 0.567 / n/a /
+#: 0.566 in 188 / 93 / - / 56 s (val 3.9861 at 40 ms, 3.9847 at 80); alm-small seeds 0-2
+#: 0.292 / 0.311 / 0.316 / 0.321 on average; their val NLLs at 20 / 40 / 60 / 80 ms
+#: 3.6368 / 3.6229 / 3.6289 / 3.6313, 3.6234 / 3.6131 / 3.6131 / 3.6217 and 3.6315 /
+#: 3.6256 / 3.6236 / 3.6266. 40 ms is below 20 ms on every seed; the val loss does not
+#: separate 40-80 ms clearly, so 40 ms: the smallest change from the 20 ms at which the
+#: GRU's width and learning rate were chosen, at half its time.
+CONTEXT_BIN_SECONDS = 0.04
 
 
 def default_lags(bin_width: float | None) -> int:
