@@ -98,7 +98,9 @@ LR = 5e-3
 #: both dropout fractions and scored co-bps 0.517; stepping every 20 ms 542 s and 0.551,
 #: at a lower val NLL (1.4877 against 1.4954): 1,240 steps a trial train worse, not only
 #: slower. At 20 ms bins (DisRNN 4 + 4, ``benchmarks/real.py``'s fits; test co-bps, the
-#: chosen dropout's val NLL) every 20 / 40 / 60 / 80 ms: ALM seed 0 0.557 / 0.567 / n/a /
+#: chosen dropout's val NLL; ``python benchmarks/posterior_init.py --sessions alm-small
+#: --seeds 3 --methods DisRNN --inits svd --posterior context_bin=0.04`` reprints the
+#: co-bps) every 20 / 40 / 60 / 80 ms: ALM seed 0 0.557 / 0.567 / n/a /
 #: 0.566 in 188 / 93 / - / 56 s (val 3.9861 at 40 ms, 3.9847 at 80); alm-small seeds 0-2
 #: 0.292 / 0.311 / 0.316 / 0.321 on average; their val NLLs at 20 / 40 / 60 / 80 ms
 #: 3.6368 / 3.6229 / 3.6289 / 3.6313, 3.6234 / 3.6131 / 3.6131 / 3.6217 and 3.6315 /
