@@ -2,6 +2,8 @@
 
     python benchmarks/posterior_init.py                       # alm, alm-small; seeds 0-1
     python benchmarks/posterior_init.py --sessions alm-small --seeds 3 --workdir W
+    python benchmarks/posterior_init.py --sessions alm --seeds 1 --methods lrRNN --inits svd \
+        --bin-width 0.005 --posterior context_bin=0.005     # the GRU at every 5 ms bin
 
 Bins each session as ``benchmarks/real.py`` does (``alm``: 254 trials x 6 s; ``alm-small``:
 100 trials x 0.7 s, the shape of a small NLB session), fits lrRNN and DisRNN (4 + 4) per
@@ -63,6 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--inits", default=",".join(INITS))
     p.add_argument("--workdir", default=None)
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--bin-width", type=float, default=None, help="seconds (default 0.02)")
     p.add_argument("--posterior", nargs="*", default=[], metavar="KEY=VALUE",
                    help="SmoothingConfig fields set on top of every start, e.g. context=128")  # fmt: skip
     args = p.parse_args(argv)
@@ -75,17 +78,19 @@ def main(argv=None) -> int:
     from disrnn.evaluation.cosmoothing import cosmoothing_metrics, fit_smoothing_posterior
     from disrnn.fit import fit, load_fit
     from disrnn.fit.config import FitConfig
+    from disrnn.fit.tensors import bin_width
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-posterior-"))
     inits = args.inits.split(",")
     for name in args.sessions.split(","):
-        root = work / name
+        root = work / (name if args.bin_width is None else f"{name}-{args.bin_width * 1e3:g}ms")
         root.mkdir(parents=True, exist_ok=True)
         ds_path = root / "ds.nc"
         if not ds_path.exists():
-            bin_dataset(name, False, ds_path)
+            bin_dataset(name, False, ds_path, args.bin_width)
         ds = xr.load_dataset(ds_path)
-        smooth = reference_rows(ds_path, False, 8, 10)[0]["co_bps"]
+        L = FitConfig.create("DisRNN").resolve("spike_counts", bin_width(ds)).history
+        smooth = reference_rows(ds_path, False, 8, L)[0]["co_bps"]
         scores = {i: [] for i in inits}
         for seed in range(args.seeds):
             for method in args.methods.split(","):
