@@ -130,6 +130,46 @@ def test_spike_counts_default_to_a_learned_history_of_about_200_ms():
         FitConfig.create("DisRNN", sigma_scale=-1.0)
 
 
+def test_the_kl_weight_is_the_bin_width_over_20_ms_for_spike_counts():
+    """The KL is paid per second of recording: weight bin width / 0.02 s for spikes."""
+    weight = [
+        FitConfig.create("lrRNN").resolve("spike_counts", bw).kl_weight
+        for bw in (0.005, 0.02, 0.05)
+    ]
+    np.testing.assert_allclose(weight, [0.25, 1.0, 2.5])
+    assert FitConfig.create("lrRNN").resolve("spike_counts", None).kl_weight == 1.0
+    assert FitConfig.create("DisRNN").resolve("continuous", 0.005).kl_weight == 1.0
+    assert FitConfig.create("lrRNN", kl_weight=0.7).resolve("spike_counts", 0.005).kl_weight == 0.7
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="kl_weight"):
+            FitConfig.create("lrRNN", kl_weight=bad)
+    # a config written before the option: every fit then had weight 1
+    old = FitConfig.create("lrRNN").to_dict()
+    del old["kl_weight"]
+    assert FitConfig.from_dict(old).kl_weight == 1.0
+
+
+def test_a_5_ms_fit_weighs_its_kl_by_a_quarter_alone_and_in_a_stack(spikes, tmp_path):
+    """losses.csv: total = NLL + 0.25 KL at 5 ms bins (lrRNN: beta = 0), for a lone fit
+    and for two seeds trained as one stack; a DisRNN refuses a start of another weight."""
+    import pandas as pd
+
+    from disrnn.fit.train import fit_seeds
+
+    fine = spikes.assign_attrs(bin_width=0.005)
+    cfg = FitConfig.create("lrRNN", groups=(4,), epochs=2, history=4)
+    lone = fit(fine, cfg, tmp_path / "lone", progress=False)
+    stack = fit_seeds(fine, cfg, [tmp_path / "s0", tmp_path / "s1"], [0, 1], progress=False)
+    for out in (lone, *stack):
+        assert load_fit(out).config.kl_weight == 0.25
+        loss = pd.read_csv(out / "losses.csv")
+        np.testing.assert_allclose(loss.total, loss.nll + 0.25 * loss.kl, rtol=1e-5)
+        assert (loss.kl > 0).all()
+    dis = FitConfig.create("DisRNN", groups=(2, 2), epochs=1, history=4, kl_weight=1.0)
+    with pytest.raises(ValueError, match="kl_weight"):
+        fit(fine, dis, tmp_path / "dis", init_from=lone, progress=False)
+
+
 def test_a_default_spike_fit_records_its_resolved_history(spikes, tmp_path):
     f = load_fit(fit(spikes, FitConfig.create("lrRNN", epochs=1), tmp_path / "f", progress=False))
     assert f.history == 10 and f.config.kernel == "learned"  # toy bins are 20 ms

@@ -21,6 +21,7 @@ def _fit_options():
     """(FitConfig field, argparse keywords) of ``disrnn fit``'s model options; defaults
     and choices come from :mod:`disrnn.fit.config` (never typed here)."""
     from disrnn.fit import config as fc
+    from disrnn.fit.defaults import KL_REFERENCE_BIN_SECONDS as kl_bin
 
     def default(name):
         return f"default {getattr(fc.FitConfig, name)}"
@@ -37,6 +38,8 @@ def _fit_options():
         ("history", {"type": int, "help": f"history length L in bins ({default('history')})"}),
         ("kernel", {"choices": fc.KERNELS, "help": f"history kernel for L > 1 ({default('kernel')})"}),
         ("sigma", {"choices": fc.SIGMAS, "help": f"encoder sd: rule of thumb or learned ({default('sigma')})"}),
+        ("kl_weight", {"type": float, "help": "weight of the KL term (default: bin width / "
+                       f"{kl_bin} s for spike counts, 1 for continuous data)"}),
         ("hidden", {"type": int, "help": f"hidden units of MLP encoder/decoder ({default('hidden')})"}),
         ("epochs", {"type": int, "help": f"maximum passes over the training bins (default: about "
                     f"{fc.TARGET_STEPS} optimizer steps)"}),

@@ -47,6 +47,7 @@ from disrnn.fit.defaults import (
     SIGMA_SCALE,
     TARGET_STEPS,
     default_history,
+    default_kl_weight,
 )
 
 
@@ -166,6 +167,7 @@ class FitConfig:
         sigma: encoder sd, ``fixed`` = sigma_scale * N_tot^(-1/(K+4)) or ``learned``
             (initialised there).
         sigma_scale: factor on the rule-of-thumb sigma_q (None: ``SIGMA_SCALE`` by kind).
+        kl_weight: weight of the KL term (None: by kind and bin width, ``default_kl_weight``).
         encoder, decoder: ``linear`` or ``mlp`` (one hidden layer of ``hidden`` tanh units).
         posthoc: None, ``ica`` or ``lint``: transform of a fitted lrRNN (no training).
         epochs, batch_size, lr, weight_decay, patience, schedule: AdamW training;
@@ -202,6 +204,7 @@ class FitConfig:
     kernel: str | None = None
     sigma: str = "fixed"
     sigma_scale: float | None = None
+    kl_weight: float | None = None
     encoder: str = "linear"
     decoder: str = "linear"
     hidden: int = 64
@@ -311,7 +314,8 @@ class FitConfig:
         _choice("link", self.link, LINKS)
         if self.kernel is not None:
             _choice("kernel", self.kernel, KERNELS)
-        for name, of in (("sigma_scale", "sigma_q"), ("finetune_lr_scale", "lr")):
+        factors = (("sigma_scale", "sigma_q"), ("finetune_lr_scale", "lr"), ("kl_weight", "KL"))
+        for name, of in factors:
             if getattr(self, name) is not None:
                 f = _nonneg(name, getattr(self, name))
                 if f == 0:
@@ -341,13 +345,10 @@ class FitConfig:
         if w > 1:
             raise ValueError(f"warmup is a fraction of the epochs in [0, 1], got {w!r}")
         object.__setattr__(self, "warmup", w)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
-            raise ValueError(f"lr must be a positive number such as 1e-3, got {self.lr!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(
-                f"lr must be a positive number such as 1e-3, got {self.lr!r}"
-                + (" (did you write 1-3 instead of 1e-3?)" if self.lr < 0 else "")
-            )
+        lr, number = self.lr, not isinstance(self.lr, bool) and isinstance(self.lr, int | float)
+        if not (number and math.isfinite(lr) and lr > 0):
+            hint = " (did you write 1-3 instead of 1e-3?)" if number and lr < 0 else ""
+            raise ValueError(f"lr must be a positive number such as 1e-3, got {lr!r}{hint}")
         object.__setattr__(self, "lr", float(self.lr))
 
     # ----------------------------------------------------------------------- helpers
@@ -363,7 +364,8 @@ class FitConfig:
         spike counts get L = round(SPIKE_HISTORY_SECONDS / bin_width) bins (at least 1;
         1 when the bin width is unknown), continuous data L = 1; ``kernel`` None:
         ``learned`` for spike counts with L > 1, else ``fixed``; ``sigma_scale`` None:
-        ``SIGMA_SCALE[kind]``; ``finetune_lr_scale`` / ``finetune_patience`` None:
+        ``SIGMA_SCALE[kind]``; ``kl_weight`` None: ``default_kl_weight(kind, bin_width)``;
+        ``finetune_lr_scale`` / ``finetune_patience`` None:
         ``FINETUNE_LR_SCALE[kind]`` / ``FINETUNE_PATIENCE[kind]``.
 
         Args:
@@ -390,13 +392,14 @@ class FitConfig:
         if kernel is None:
             kernel = "learned" if kind == "spike_counts" and history > 1 else "fixed"
         scale = SIGMA_SCALE[kind] if self.sigma_scale is None else self.sigma_scale
+        kl = default_kl_weight(kind, bin_width) if self.kl_weight is None else self.kl_weight
         ft = self.finetune_lr_scale
         ft = FINETUNE_LR_SCALE[kind] if ft is None else ft
         ft_patience = self.finetune_patience
         ft_patience = FINETUNE_PATIENCE[kind] if ft_patience is None else ft_patience
         return dataclasses.replace(
             self, likelihood=likelihood, beta=beta, init=init, history=history, kernel=kernel,
-            sigma_scale=scale, finetune_lr_scale=ft, finetune_patience=ft_patience,
+            sigma_scale=scale, kl_weight=kl, finetune_lr_scale=ft, finetune_patience=ft_patience,
         )  # fmt: skip
 
     def resolve_steps(self, n_bins: int) -> FitConfig:
@@ -419,12 +422,13 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> FitConfig:
-        """Inverse of :meth:`to_dict` (unknown keys raise ``ValueError``)."""
+        """Inverse of :meth:`to_dict` (unknown keys raise ``ValueError``); a dict without
+        ``kl_weight`` was written before that option, when every fit's KL had weight 1."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown FitConfig key(s) {sorted(unknown)} in config")
-        return cls(**{**data, "groups": tuple(data.get("groups", (3, 3)))})
+        return cls(**{"kl_weight": 1.0, **data, "groups": tuple(data.get("groups", (3, 3)))})
 
 
 def _as_groups(groups: Any) -> tuple[int, ...]:

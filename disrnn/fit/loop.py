@@ -111,7 +111,7 @@ def train_loops(
     from disrnn.fit.threads import threads_for
 
     device = train.h.device
-    stack = SeedStack([seat.module for seat in seats])
+    stack = SeedStack([seat.module for seat in seats], config.kl_weight)
     opt = _optimizer(stack, config)
     K = stack.template.rank
     val_eps = None
@@ -148,7 +148,7 @@ def _shrink(stack, opt, keep: list[int], config: FitConfig):
 
     stack.write_back()
     states = [stack.optimizer_state(opt, p) for p in keep]
-    smaller = SeedStack([stack.modules[p] for p in keep])
+    smaller = SeedStack([stack.modules[p] for p in keep], stack.kl_weight)
     new_opt = _optimizer(smaller, config)
     smaller.load_optimizer_states(new_opt, states)
     return smaller, new_opt

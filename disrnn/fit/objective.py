@@ -1,13 +1,14 @@
 """The objective of a fit, written once: training, validation and restart selection all
 call :func:`loss_terms`.
 
-    total = mean_i [sum_n NLL(x_in | z_i) + KL_i] + beta PC + alpha BD,
+    total = mean_i [sum_n NLL(x_in | z_i) + w_KL KL_i] + beta PC + alpha BD,
     z_i = mu_i + sigma_q eps_i
 
 NLL is the observation model's negative log-likelihood (:func:`nll_terms`), KL that of
 q(z_i | x_<i) from N(0, I), PC the partial correlation between the latent groups of the
 aggregated posterior and BD the off-block-diagonal penalty on J = B A (linear encoder
-and decoder only). The pure loss functions are in ``disrnn.losses``.
+and decoder only). w_KL is ``FitConfig.kl_weight`` (bin width / 20 ms for spike counts,
+``disrnn.fit.defaults.default_kl_weight``). The pure loss functions are in ``disrnn.losses``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def loss_terms(
     pc_eps: torch.Tensor | None = None,
     u: torch.Tensor | None = None,
     pc_idx: torch.Tensor | None = None,
+    kl_weight: float = 1.0,
 ) -> torch.Tensor:
     """Loss terms of one batch of bins, stacked as (total, nll, kl, pc, bd) (the formula
     of the module docstring).
@@ -65,6 +67,7 @@ def loss_terms(
             separate batch to estimate PC on (default: the likelihood batch).
         u: (batch, unit) known input added to the decoder's pre-activation, or None.
         pc_idx: (bins,) index of the batch's bins PC is estimated on (default: all).
+        kl_weight: w_KL (the ``kl`` term returned is unweighted).
     """
     mu = module.encode(module.features(h))
     log_sigma = module.log_sigma
@@ -83,15 +86,17 @@ def loss_terms(
         pc = partial_correlation(z, mu, log_sigma, module.groups, n_total)
     linear = module.encoder_kind == "linear" and module.decoder_kind == "linear"
     bd = offblock_penalty(module.B @ module.A, module.groups) if alpha > 0 and linear else zero
-    total = nll + kl + beta * pc + alpha * bd
+    total = nll + kl_weight * kl + beta * pc + alpha * bd
     return torch.stack([total, nll, kl, pc, bd])
 
 
 @torch.no_grad()
-def selection_objective(module: DisRNN, data: FitData, beta: float, seed: int) -> dict:
+def selection_objective(
+    module: DisRNN, data: FitData, beta: float, seed: int, kl_weight: float = 1.0
+) -> dict:
     """The objective restarts are compared by, on ``data`` (the validation bins).
 
-    objective = mean_i [sum_n NLL(x_in | z_i) + KL_i] + beta PC (:func:`loss_terms`
+    objective = mean_i [sum_n NLL(x_in | z_i) + w_KL KL_i] + beta PC (:func:`loss_terms`
     without BD) with noise from ``seed``; PC is that of the exact aggregated posterior
     of (up to ``SELECTION_PC_BINS`` of) the bins, q(z) = 1/M sum_j q(z | x_j) (no
     importance weights).
@@ -107,6 +112,8 @@ def selection_objective(module: DisRNN, data: FitData, beta: float, seed: int) -
         idx = torch.randperm(n, generator=gen)[:SELECTION_PC_BINS].to(data.h.device)
     pc_beta = beta if idx is not None else 0.0
     n_pc = 0 if idx is None else len(idx)
-    terms = loss_terms(module, data.h, data.x, eps, n_pc, pc_beta, 0.0, u=data.u, pc_idx=idx)
+    terms = loss_terms(
+        module, data.h, data.x, eps, n_pc, pc_beta, 0.0, u=data.u, pc_idx=idx, kl_weight=kl_weight
+    )
     _, nll, kl, pc, _ = (float(t) for t in terms)
-    return {"objective": nll + kl + beta * pc, "nll": nll, "kl": kl, "pc": pc}
+    return {"objective": nll + kl_weight * kl + beta * pc, "nll": nll, "kl": kl, "pc": pc}

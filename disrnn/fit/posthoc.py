@@ -107,10 +107,11 @@ def load_start(module, config: FitConfig, train: FitData, init_from) -> dict:
 
     Raises:
         ValueError: ``init_from`` is not an lrRNN of rank ``config.rank`` with this
-        config's history, kernel, likelihood and link, or disagrees on a known input.
+        config's history, kernel, likelihood, link, sigma_q and KL weight, or disagrees on
+        a known input.
     """
     base = _checked_base(config, train, init_from)
-    for key in ("history", "kernel", "likelihood", "link", "sigma_scale"):
+    for key in ("history", "kernel", "likelihood", "link", "sigma_scale", "kl_weight"):
         mine, theirs = getattr(config, key), getattr(base.config, key)
         if mine != theirs:
             raise ValueError(

@@ -36,12 +36,14 @@ __all__ = ["SeedStack"]
 class _Objective(nn.Module):
     """``forward`` = the loss terms of ``net`` (what the stack vmaps)."""
 
-    def __init__(self, net: DisRNN):
+    def __init__(self, net: DisRNN, kl_weight: float):
         super().__init__()
         self.net = net
+        self.kl_weight = kl_weight
 
     def forward(self, h, x, eps, n_total, beta, alpha, pc_h, pc_eps, u):
-        return loss_terms(self.net, h, x, eps, n_total, beta, alpha, pc_h, pc_eps, u=u)
+        args = (self.net, h, x, eps, n_total, beta, alpha, pc_h, pc_eps)
+        return loss_terms(*args, u=u, kl_weight=self.kl_weight)
 
 
 _PREFIX = "net."
@@ -54,20 +56,22 @@ class SeedStack:
         modules: S DisRNN networks of one config (same shapes, same device). With S > 1
             their parameters are copied into stacked tensors: train through the stack,
             then :meth:`write_back` before using the modules again.
+        kl_weight: the objective's weight of the KL term (``FitConfig.kl_weight``).
     """
 
-    def __init__(self, modules: list[DisRNN]):
+    def __init__(self, modules: list[DisRNN], kl_weight: float = 1.0):
         if not modules:
             raise ValueError("a seed stack needs at least one network")
         self.modules = list(modules)
         self.size = len(modules)
+        self.kl_weight = float(kl_weight)
         if self.size == 1:
             self._params = list(modules[0].parameters())
             return
         from torch.func import functional_call, stack_module_state, vmap
 
         self._keys = list(modules[0].state_dict())  # a network's state-dict keys
-        wrapped = [_Objective(m) for m in modules]
+        wrapped = [_Objective(m, self.kl_weight) for m in modules]
         self._stacked, self._buffers = stack_module_state(wrapped)  # name -> (seed, ...)
         self._params = list(self._stacked.values())
         base = copy.deepcopy(wrapped[0]).to("meta")
@@ -104,9 +108,8 @@ class SeedStack:
             m = self.modules[0]
             first = (None if t is None else t[0] for t in (pc_h, pc_eps, u))
             pc_h0, pc_eps0, u0 = first
-            return loss_terms(m, h[0], x[0], eps[0], n_total, beta, alpha, pc_h0, pc_eps0, u=u0)[
-                None
-            ]
+            args = (m, h[0], x[0], eps[0], n_total, beta, alpha, pc_h0, pc_eps0)
+            return loss_terms(*args, u=u0, kl_weight=self.kl_weight)[None]
         key = (pc_h is None, u is None)
         if key not in self._vmaps:
             opt = [None if t is None else 0 for t in (pc_h, pc_eps, u)]

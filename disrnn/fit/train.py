@@ -322,7 +322,9 @@ class _Run:
             for s, (module, history, info) in enumerate(self.one(r)):
                 seed = self.seeds[s]
                 if config.restarts > 1:
-                    score = selection_objective(module, select_on, config.beta, seed)
+                    score = selection_objective(
+                        module, select_on, config.beta, seed, config.kl_weight
+                    )
                 else:
                     score = {"objective": float("nan")}
                 runs[s].append({"restart": r, "seed": restart_seed(seed, r), **score, **info})
