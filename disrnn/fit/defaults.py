@@ -3,7 +3,8 @@
 :meth:`disrnn.fit.config.FitConfig.resolve` and ``resolve_steps`` fill in what a config
 leaves as None from these: the PC weight beta and the initialisation by data kind, the
 history length of spike-count fits, the encoder sd (a factor on the kernel-density rule
-of thumb), the weight of the KL term and the number of epochs. Evaluation reads the same rule of thumb. No torch.
+of thumb), the weight of the KL term and the number of epochs. Evaluation reads the same
+rule of thumb. No torch.
 """
 
 from __future__ import annotations
