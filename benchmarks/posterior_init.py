@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     from disrnn.evaluation.cosmoothing import cosmoothing_metrics, fit_smoothing_posterior
     from disrnn.fit import fit, load_fit
     from disrnn.fit.config import FitConfig
+    from disrnn.fit.defaults import default_history
     from disrnn.fit.tensors import bin_width
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="disrnn-posterior-"))
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
         if not ds_path.exists():
             bin_dataset(name, False, ds_path, args.bin_width)
         ds = xr.load_dataset(ds_path)
-        L = FitConfig.create("DisRNN").resolve("spike_counts", bin_width(ds)).history
+        L = default_history("spike_counts", bin_width(ds))
         smooth = reference_rows(ds_path, False, 8, L)[0]["co_bps"]
         scores = {i: [] for i in inits}
         for seed in range(args.seeds):
